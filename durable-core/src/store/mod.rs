@@ -1,0 +1,77 @@
+//! Persistence: the [`Store`] trait and the in-memory [`MemoryStore`].
+//!
+//! The trait speaks in transitions, not key-value plumbing: create an execution, load it,
+//! commit one transition conditionally on its sequence number, claim it to run it, and
+//! query what is due. Every method that writes says what is durable when it returns.
+//!
+//! A store must not assume that one engine owns every execution: claims are leases with
+//! an expiry, commits are conditional, and wake-ups are queries. Stores that are owned by
+//! one process (the in-memory and sled stores) keep leases in memory with a
+//! [`LeaseTable`], since a lease cannot outlive the process that holds the store.
+
+mod lease;
+mod memory;
+
+use async_trait::async_trait;
+
+pub use lease::LeaseTable;
+pub use memory::MemoryStore;
+
+use crate::error::StoreError;
+use crate::record::{Commit, Created, ExecutionRecord, HistoryEntry, ListFilter};
+use crate::time::Timestamp;
+
+/// Where executions live.
+///
+/// Implementations must pass the store conformance suite (`tests/store_conformance.rs`).
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Creates `record` with its encoded `input`, unless an execution with the same id
+    /// exists, in which case nothing is written and the existing record is returned.
+    ///
+    /// Durable: when this returns `Ok(Created::New)`, the execution survives a crash.
+    async fn create(&self, record: ExecutionRecord, input: Vec<u8>)
+        -> Result<Created, StoreError>;
+
+    /// The execution's record, `None` if there is none.
+    async fn load(&self, id: &str) -> Result<Option<ExecutionRecord>, StoreError>;
+
+    /// The execution's encoded input, `None` if there is no such execution.
+    async fn load_input(&self, id: &str) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Applies one transition atomically: the new record, its history entries, and the
+    /// timer index change implied by the old and new `wake_at`; refused with
+    /// [`StoreError::Conflict`] (and nothing written) unless the stored `seq` equals
+    /// `commit.expected_seq`.
+    ///
+    /// Durable: when this returns `Ok`, the whole transition survives a crash. Concurrent
+    /// commits may share one flush.
+    async fn commit(&self, commit: Commit) -> Result<(), StoreError>;
+
+    /// Claims the execution for `owner` until `until`, unless another owner holds an
+    /// unexpired lease on it. Returns whether the claim was granted; claiming again as
+    /// the same owner renews it. Leases need not be durable.
+    async fn claim(
+        &self,
+        id: &str,
+        owner: u128,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> Result<bool, StoreError>;
+
+    /// Gives up `owner`'s lease on the execution, if it holds one.
+    async fn release(&self, id: &str, owner: u128) -> Result<(), StoreError>;
+
+    /// Executions whose `wake_at` is at or before `now`, earliest first, at most `limit`.
+    async fn due(&self, now: Timestamp, limit: usize)
+        -> Result<Vec<(Timestamp, String)>, StoreError>;
+
+    /// The earliest `wake_at` of any execution, if any.
+    async fn next_wake(&self) -> Result<Option<Timestamp>, StoreError>;
+
+    /// Executions that pass `filter`, in id order.
+    async fn list(&self, filter: &ListFilter) -> Result<Vec<ExecutionRecord>, StoreError>;
+
+    /// The execution's retained history entries, oldest first.
+    async fn history(&self, id: &str) -> Result<Vec<HistoryEntry>, StoreError>;
+}

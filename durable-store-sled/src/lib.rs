@@ -1,0 +1,1 @@
+//! The embedded sled store for durable-core.
