@@ -3,6 +3,16 @@
 #![deny(missing_docs)]
 
 mod codec;
+mod ctx;
+mod engine;
+mod retry;
+mod workflow;
+#[doc(hidden)]
+pub mod __private {
+    //! Not public API: the contract between `#[durable]`'s generated code and the engine.
+    pub use crate::private::*;
+}
+mod private;
 mod error;
 mod record;
 mod store;

@@ -1,0 +1,59 @@
+//! The [`Workflow`] trait that `#[durable]` implements.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::codec::Codec;
+use crate::ctx::Ctx;
+use crate::private::{Entry, Interrupt};
+
+/// The boxed state machine a workflow runs as.
+#[doc(hidden)]
+pub type Machine<O> = Pin<Box<dyn Future<Output = Result<O, Interrupt>> + Send + 'static>>;
+
+/// A workflow: an `async fn` rewritten by `#[durable]` into a resumable state machine.
+///
+/// `#[durable]` on `async fn process_order(ctx: Ctx, order: Order) -> Receipt` defines a
+/// unit struct `process_order` implementing this trait; pass it to
+/// [`EngineBuilder::register`](crate::EngineBuilder::register) and
+/// [`Engine::start`](crate::Engine::start). Implementing it by hand is not supported: the
+/// hidden items are the macro's contract with the engine and change without notice.
+pub trait Workflow: Send + Sync + 'static {
+    /// The arguments after the context: the single argument's type, a tuple of them when
+    /// there are several, `()` when there are none.
+    type Input: Serialize + DeserializeOwned + Send + 'static;
+    /// The return type.
+    type Output: Serialize + DeserializeOwned + Send + 'static;
+    /// The registered name: the function's name unless `#[durable(name = "...")]` says
+    /// otherwise. Stored with every execution, so renaming it strands executions.
+    const NAME: &'static str;
+    /// Structural fingerprint of the code: durable points, their live locals, and the
+    /// function's tokens. An execution resumes only on code with the same fingerprint.
+    const FINGERPRINT: u64;
+    /// The codec for frames, inputs, outputs and outcomes.
+    const CODEC: Codec;
+    /// The durable points, indexed by point id.
+    #[doc(hidden)]
+    const POINTS: &'static [PointInfo];
+
+    /// Runs the state machine from `entry` until it returns, suspends or fails.
+    #[doc(hidden)]
+    fn __machine(ctx: Ctx, entry: Entry) -> Machine<Self::Output>;
+}
+
+/// What the macro knows about one durable point.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy)]
+pub struct PointInfo {
+    /// The point id.
+    pub id: u32,
+    /// The awaited expression's text, e.g. `ctx.step("charge", ..)`.
+    pub label: &'static str,
+    /// Source line of the `.await`.
+    pub line: u32,
+    /// The live locals saved in the frame, in frame order.
+    pub locals: &'static [&'static str],
+}
