@@ -1,8 +1,27 @@
-//! The `#[durable]` attribute.
+//! The `#[durable]` attribute of the `durable` workspace.
+//!
+//! Use it through `durable_core`, which re-exports it. The phases, one module each:
+//! [`args`] (attribute arguments) → [`ast`] (the workflow signature, durable points) →
+//! [`check`] (spanned errors) → [`lower`] (control-flow graph and liveness) →
+//! [`expand`] (tokens); errors are collected in a [`ctxt::Ctxt`].
+
+mod args;
+mod ast;
+mod check;
+mod ctxt;
+mod expand;
+mod lower;
+
 use proc_macro::TokenStream;
 
-/// Rewrites an `async fn` into a durable workflow.
+/// Rewrites an `async fn` into a durable workflow: a unit struct of the same name that
+/// implements `durable_core::Workflow`, whose state machine saves the live locals at
+/// every durable point (`ctx.<operation>(..).await`) and resumes from them.
+///
+/// Arguments: `name = "..."` (the registered name; the fn name by default),
+/// `codec = json` (frames and values as JSON; `bincode` by default),
+/// `crate = path` (where `durable_core` is, for crates that rename it).
 #[proc_macro_attribute]
-pub fn durable(_args: TokenStream, item: TokenStream) -> TokenStream {
-    item
+pub fn durable(args: TokenStream, item: TokenStream) -> TokenStream {
+    expand::durable(args.into(), item.into()).into()
 }

@@ -1,0 +1,204 @@
+//! The workflow as the macro sees it: the signature split into context, parameters and
+//! output, and the recogniser for durable points.
+
+use proc_macro2::Span;
+use syn::spanned::Spanned;
+use syn::visit::{self, Visit};
+use syn::{
+    Attribute, Block, Expr, ExprAwait, FnArg, Ident, ItemFn, Pat, ReturnType, Stmt, Type,
+    Visibility,
+};
+
+/// The parsed `#[durable] async fn`.
+pub struct Workflow {
+    /// The function as written, re-emitted on error.
+    pub item: ItemFn,
+    /// The function name, which becomes the workflow struct's name.
+    pub ident: Ident,
+    /// The function's visibility, given to the struct.
+    pub vis: Visibility,
+    /// The context parameter, when the first parameter is one.
+    pub ctx: Option<CtxParam>,
+    /// The other parameters.
+    pub params: Vec<Param>,
+    /// The declared return type (`()` when there is none).
+    pub output: Type,
+    /// The body.
+    pub body: Block,
+}
+
+/// The context parameter (`ctx: Ctx`).
+pub struct CtxParam {
+    /// Its name; `None` for `_`.
+    pub ident: Option<Ident>,
+    /// `mut ctx`.
+    pub mutability: Option<syn::Token![mut]>,
+    /// The whole parameter, for errors.
+    pub span: Span,
+}
+
+/// A parameter after the context.
+pub struct Param {
+    /// Its pattern, bound in block 0.
+    pub pat: Pat,
+    /// Its type, part of `Workflow::Input`.
+    pub ty: Type,
+}
+
+impl Workflow {
+    // Input: `async fn name(ctx: Ctx, a: A, ..) -> R { body }` as parsed by syn.
+    // Output: the signature split up; nothing is validated here (see `check`).
+    pub fn from_item(item: ItemFn) -> Self {
+        let mut ctx = None;
+        let mut params = Vec::new();
+        for (i, arg) in item.sig.inputs.iter().enumerate() {
+            let FnArg::Typed(pt) = arg else { continue };
+            if i == 0 && is_ctx_type(&pt.ty) {
+                let (ident, mutability) = match &*pt.pat {
+                    Pat::Ident(pi) if pi.subpat.is_none() && pi.by_ref.is_none() => {
+                        (Some(pi.ident.clone()), pi.mutability)
+                    }
+                    _ => (None, None),
+                };
+                ctx = Some(CtxParam {
+                    ident,
+                    mutability,
+                    span: pt.span(),
+                });
+                continue;
+            }
+            params.push(Param {
+                pat: (*pt.pat).clone(),
+                ty: (*pt.ty).clone(),
+            });
+        }
+        let output = match &item.sig.output {
+            ReturnType::Default => syn::parse_quote!(()),
+            ReturnType::Type(_, ty) => (**ty).clone(),
+        };
+        Workflow {
+            ident: item.sig.ident.clone(),
+            vis: item.vis.clone(),
+            ctx,
+            params,
+            output,
+            body: (*item.block).clone(),
+            item,
+        }
+    }
+
+    /// The recogniser for this workflow's durable points.
+    pub fn points(&self) -> Points<'_> {
+        Points {
+            ctx: self.ctx.as_ref().and_then(|c| c.ident.as_ref()),
+        }
+    }
+
+    /// `#[doc]` attributes: given to the struct.
+    pub fn doc_attrs(&self) -> impl Iterator<Item = &Attribute> {
+        self.item.attrs.iter().filter(|a| a.path().is_ident("doc"))
+    }
+}
+
+/// Whether `ty`'s last path segment is `Ctx`.
+pub fn is_ctx_type(ty: &Type) -> bool {
+    match ty {
+        Type::Path(tp) => tp.qself.is_none() && tp.path.segments.last().is_some_and(|s| s.ident == "Ctx"),
+        Type::Group(g) => is_ctx_type(&g.elem),
+        Type::Paren(p) => is_ctx_type(&p.elem),
+        _ => false,
+    }
+}
+
+/// Recognises durable points: `.await`s on a method-call chain rooted at the context
+/// parameter (`ctx.step(..).retry(..).await`).
+#[derive(Clone, Copy)]
+pub struct Points<'a> {
+    ctx: Option<&'a Ident>,
+}
+
+    /// `e` itself is a durable point.
+    pub fn point<'e>(&self, e: &'e Expr) -> Option<&'e ExprAwait> {
+        match e {
+            Expr::Await(aw) if matches!(&*aw.base, Expr::MethodCall(_)) && self.rooted(&aw.base) => {
+                Some(aw)
+            }
+            _ => None,
+        }
+    }
+
+    fn rooted(&self, e: &Expr) -> bool {
+        match e {
+            Expr::MethodCall(m) => self.rooted(&m.receiver),
+            Expr::Paren(p) => self.rooted(&p.expr),
+            Expr::Group(g) => self.rooted(&g.expr),
+            Expr::Path(p) => {
+                p.qself.is_none()
+                    && p.attrs.is_empty()
+                    && self.ctx.is_some_and(|ctx| p.path.is_ident(ctx))
+            }
+            _ => false,
+        }
+    }
+
+    /// The `.await` of the first durable point in `e` that the lowering sees (it does not
+    /// look into closures, `async` blocks, nested items or macro invocations).
+    pub fn first_in_expr(&self, e: &Expr) -> Option<Span> {
+        let mut finder = Finder {
+            points: *self,
+            found: None,
+        };
+        finder.visit_expr(e);
+        finder.found
+    }
+
+    /// [`Points::first_in_expr`] for a block.
+    pub fn first_in_block(&self, b: &Block) -> Option<Span> {
+        let mut finder = Finder {
+            points: *self,
+            found: None,
+        };
+        finder.visit_block(b);
+        finder.found
+    }
+
+    /// `e` contains a durable point that the lowering sees.
+    pub fn in_expr(&self, e: &Expr) -> bool {
+        self.first_in_expr(e).is_some()
+    }
+
+    /// `b` contains a durable point that the lowering sees.
+    pub fn in_block(&self, b: &Block) -> bool {
+        self.first_in_block(b).is_some()
+    }
+}
+
+struct Finder<'a> {
+    points: Points<'a>,
+    found: Option<Span>,
+}
+
+impl<'ast> Visit<'ast> for Finder<'_> {
+    fn visit_expr(&mut self, e: &'ast Expr) {
+        if self.found.is_some() {
+            return;
+        }
+        if let Some(aw) = self.points.point(e) {
+            // A point inside the operand chain is found first: it is evaluated first.
+            visit::visit_expr(self, &aw.base);
+            if self.found.is_none() {
+                self.found = Some(aw.await_token.span);
+            }
+            return;
+        }
+        match e {
+            // Not lowered: `check` reports points in these.
+            Expr::Closure(_) | Expr::Async(_) | Expr::Const(_) | Expr::Macro(_) => {}
+            _ => visit::visit_expr(self, e),
+        }
+    }
+
+    fn visit_item(&mut self, _: &'ast syn::Item) {}
+
+    fn visit_stmt_macro(&mut self, _: &'ast syn::StmtMacro) {}
+}
