@@ -108,7 +108,9 @@ async fn process_order(ctx: Ctx, order: Order) -> Result<Receipt, OrderError> {
 
     println!("[{}] creating the shipment", order.id);
     let shipment = ctx
-        .step("create-shipment", || services::ship(&order.id, &reservation))
+        .step("create-shipment", || {
+            services::ship(&order.id, &reservation)
+        })
         .await?;
 
     Ok(Receipt {

@@ -106,7 +106,11 @@ fn sigkill_at_every_label_recovers_the_crash_free_result() {
         // at-least-once attempt; at-most-once attempts never run twice.
         for step in ["a", "loop-0", "loop-1", "loop-2", "last"] {
             let expected = if *label == format!("in-{step}") { 2 } else { 1 };
-            assert_eq!(count(&format!("effect {step}#1")), expected, "{label}: {step}");
+            assert_eq!(
+                count(&format!("effect {step}#1")),
+                expected,
+                "{label}: {step}"
+            );
             assert_eq!(count(&format!("effect {step}#2")), 0, "{label}: {step}");
         }
         assert_eq!(count("effect b#1"), 1, "{label}: at-most-once attempt 1");
@@ -120,7 +124,11 @@ fn sigkill_at_every_label_recovers_the_crash_free_result() {
             if !line.starts_with("mark ") {
                 continue;
             }
-            let expected = if (boundary..*crash_index).contains(&i) { 2 } else { 1 };
+            let expected = if (boundary..*crash_index).contains(&i) {
+                2
+            } else {
+                1
+            };
             assert_eq!(count(line), expected, "{label}: {line}");
         }
         std::fs::remove_dir_all(&dir).unwrap();

@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use durable_core::{
-    durable, Ctx, Engine, EngineBuilder, Error, Event, MemoryStore, RetryPolicy, Status,
-    StepError, Store, TestClock, Timestamp,
+    durable, Ctx, Engine, EngineBuilder, Error, Event, MemoryStore, RetryPolicy, Status, StepError,
+    Store, TestClock, Timestamp,
 };
 use durable_store_sled::SledStore;
 use serde::{Deserialize, Serialize};
@@ -184,7 +184,10 @@ async fn retries_back_off_exponentially_on_the_engine_clock() {
         .collect();
     assert_eq!(
         retry_times,
-        vec![Timestamp::from_millis(60_000), Timestamp::from_millis(180_000)]
+        vec![
+            Timestamp::from_millis(60_000),
+            Timestamp::from_millis(180_000)
+        ]
     );
 
     // Exhausted: a typed error the workflow returns.
