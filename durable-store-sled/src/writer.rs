@@ -1,0 +1,357 @@
+//! The single writer thread and its group commit.
+//!
+//! Invariants:
+//! - Every write to the tree goes through this thread, so a request's check (does the id
+//!   exist, is the stored `seq` the expected one) and its write cannot be interleaved with
+//!   another write: there is no other writer.
+//! - The thread takes every request already queued (up to [`MAX_GROUP`]), checks each one
+//!   against the tree *and* against the requests accepted before it in the same group,
+//!   writes all accepted ones with one atomic `apply_batch`, then flushes (fsync) once.
+//!   A request whose answer is `Ok` was therefore durable before the answer was sent, and
+//!   waited for exactly one flush after it was applied.
+//! - A refused request wrote nothing. A refusal that depends only on what was already in
+//!   the tree is answered at once; one that depends on a request accepted earlier in the
+//!   group is answered after the group's flush, since it is true only if that write lands.
+//! - If the batch or the flush fails, every request of the group that was waiting for it
+//!   gets [`StoreError::Backend`]: its write may or may not have reached the disk.
+
+use std::collections::HashMap;
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+
+use durable_core::{Commit, Created, ExecutionRecord, StoreError};
+use tokio::sync::oneshot;
+
+use crate::keys;
+
+/// Most requests written with one batch and one flush, so a flood of requests cannot
+/// grow a batch (and the wait of its first request) without bound.
+const MAX_GROUP: usize = 1024;
+
+/// The answer channel of a request.
+type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
+
+/// A write for the writer thread, encoded by the caller so that encoding runs on the
+/// callers' threads, in parallel, and the writer only checks and writes.
+pub(crate) enum Request {
+    Create {
+        record: ExecutionRecord,
+        encoded: Vec<u8>,
+        input: Vec<u8>,
+        reply: Reply<Created>,
+    },
+    Commit {
+        record: ExecutionRecord,
+        encoded: Vec<u8>,
+        expected_seq: u64,
+        history: Vec<(u64, Vec<u8>)>,
+        prune_history_below: u64,
+        reply: Reply<()>,
+    },
+}
+
+impl Request {
+    pub(crate) fn create(
+        record: ExecutionRecord,
+        input: Vec<u8>,
+    ) -> Result<(Self, oneshot::Receiver<Result<Created, StoreError>>), StoreError> {
+        let (reply, answer) = oneshot::channel();
+        let encoded = keys::encode(&record)?;
+        let request = Request::Create {
+            record,
+            encoded,
+            input,
+            reply,
+        };
+        Ok((request, answer))
+    }
+
+    pub(crate) fn commit(
+        commit: Commit,
+    ) -> Result<(Self, oneshot::Receiver<Result<(), StoreError>>), StoreError> {
+        let (reply, answer) = oneshot::channel();
+        let encoded = keys::encode(&commit.record)?;
+        let history = commit
+            .history
+            .iter()
+            .map(|entry| Ok((entry.number, keys::encode(entry)?)))
+            .collect::<Result<_, StoreError>>()?;
+        let request = Request::Commit {
+            record: commit.record,
+            encoded,
+            expected_seq: commit.expected_seq,
+            history,
+            prune_history_below: commit.prune_history_below,
+            reply,
+        };
+        Ok((request, answer))
+    }
+}
+
+/// The error a caller sees when the writer thread is gone without answering, which only
+/// a panic inside it can cause.
+pub(crate) fn writer_gone() -> StoreError {
+    StoreError::backend(std::io::Error::other(
+        "the sled store's writer thread stopped unexpectedly",
+    ))
+}
+
+/// The handle on the writer thread. Dropping it lets the thread finish every queued
+/// request, flush, and exit, and waits for that.
+pub(crate) struct Writer {
+    requests: Option<mpsc::Sender<Request>>,
+    stopped: Option<oneshot::Receiver<Result<(), StoreError>>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Writer {
+    pub(crate) fn spawn(db: sled::Db) -> Result<Self, StoreError> {
+        let (requests, queue) = mpsc::channel();
+        let (stopped_tx, stopped) = oneshot::channel();
+        let thread = std::thread::Builder::new()
+            .name("durable-sled-writer".into())
+            .spawn(move || {
+                run(&db, &queue);
+                // Every group was flushed already; this covers nothing but is cheap, and
+                // makes `close` report a disk that stopped accepting writes.
+                let _ = stopped_tx.send(db.flush().map(drop).map_err(StoreError::backend));
+            })
+            .map_err(StoreError::backend)?;
+        Ok(Writer {
+            requests: Some(requests),
+            stopped: Some(stopped),
+            thread: Some(thread),
+        })
+    }
+
+    pub(crate) fn send(&self, request: Request) -> Result<(), StoreError> {
+        self.requests
+            .as_ref()
+            .ok_or(StoreError::Closed)?
+            .send(request)
+            .map_err(|_| writer_gone())
+    }
+
+    /// Tells the thread to stop once the queue is empty; the receiver answers with the
+    /// last flush's result when it has.
+    pub(crate) fn stop(&mut self) -> Option<oneshot::Receiver<Result<(), StoreError>>> {
+        self.requests = None;
+        self.stopped.take()
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        self.requests = None;
+        if let Some(thread) = self.thread.take() {
+            if thread.join().is_err() {
+                tracing::error!("the sled store's writer thread panicked");
+            }
+        }
+    }
+}
+
+fn run(db: &sled::Db, queue: &mpsc::Receiver<Request>) {
+    // `recv` keeps returning queued requests after the sender is dropped, so stopping
+    // never loses one.
+    while let Ok(first) = queue.recv() {
+        let mut group = Vec::with_capacity(16);
+        group.push(first);
+        group.extend(std::iter::from_fn(|| queue.try_recv().ok()).take(MAX_GROUP - 1));
+        write_group(db, group);
+    }
+}
+
+/// What the group has accepted so far for one execution: the state later requests of the
+/// same group must be checked against, since it is not in the tree yet.
+struct Staged {
+    record: ExecutionRecord,
+    /// Numbers of the history entries this group inserts, so a later prune in the group
+    /// can take them out again.
+    history: Vec<u64>,
+}
+
+/// An answer that waits for the group's flush.
+enum Waiting {
+    Create(Reply<Created>, Created),
+    Commit(Reply<()>, Result<(), StoreError>),
+}
+
+impl Waiting {
+    fn send(self) {
+        // A caller that stopped waiting (its future was dropped) needs no answer.
+        match self {
+            Waiting::Create(reply, created) => drop(reply.send(Ok(created))),
+            Waiting::Commit(reply, result) => drop(reply.send(result)),
+        }
+    }
+
+    fn fail(self, error: &sled::Error) {
+        let error = StoreError::backend(error.clone());
+        match self {
+            Waiting::Create(reply, _) => drop(reply.send(Err(error))),
+            Waiting::Commit(reply, _) => drop(reply.send(Err(error))),
+        }
+    }
+}
+
+/// Checks, writes with one batch and flushes once, then answers: see the module docs.
+fn write_group(db: &sled::Db, group: Vec<Request>) {
+    let size = group.len();
+    let mut batch = sled::Batch::default();
+    let mut staged: HashMap<String, Staged> = HashMap::new();
+    let mut waiting = Vec::with_capacity(size);
+    for request in group {
+        match request {
+            Request::Create {
+                record,
+                encoded,
+                input,
+                reply,
+            } => {
+                if let Some(earlier) = staged.get(&record.id) {
+                    let existing = Created::Existing(earlier.record.clone());
+                    waiting.push(Waiting::Create(reply, existing));
+                    continue;
+                }
+                let key = keys::execution(&record.id);
+                match load(db, &key) {
+                    Err(e) => drop(reply.send(Err(e))),
+                    Ok(Some(existing)) => drop(reply.send(Ok(Created::Existing(existing)))),
+                    Ok(None) => {
+                        batch.insert(key, encoded);
+                        batch.insert(keys::input(&record.id), input);
+                        if let Some(at) = record.wake_at {
+                            batch.insert(keys::timer(at, &record.id), &[]);
+                        }
+                        waiting.push(Waiting::Create(reply, Created::New));
+                        staged.insert(
+                            record.id.clone(),
+                            Staged {
+                                record,
+                                history: Vec::new(),
+                            },
+                        );
+                    }
+                }
+            }
+            Request::Commit {
+                record,
+                encoded,
+                expected_seq,
+                history,
+                prune_history_below: prune,
+                reply,
+            } => {
+                let id = &record.id;
+                let key = keys::execution(id);
+                let (found, old_wake, from_group) = match staged.get(id) {
+                    Some(earlier) => (Some(earlier.record.seq), earlier.record.wake_at, true),
+                    None => match load(db, &key) {
+                        Ok(stored) => (
+                            stored.as_ref().map(|r| r.seq),
+                            stored.and_then(|r| r.wake_at),
+                            false,
+                        ),
+                        Err(e) => {
+                            drop(reply.send(Err(e)));
+                            continue;
+                        }
+                    },
+                };
+                if found != Some(expected_seq) {
+                    let conflict = Err(StoreError::Conflict {
+                        id: id.clone(),
+                        expected: expected_seq,
+                        found,
+                    });
+                    if from_group {
+                        waiting.push(Waiting::Commit(reply, conflict));
+                    } else {
+                        drop(reply.send(conflict));
+                    }
+                    continue;
+                }
+                // The one fallible read comes before the first change to the batch, so a
+                // failing request leaves the batch as it found it.
+                let prefix = keys::history_prefix(id);
+                let pruned = if prune > 0 {
+                    let below = keys::history_key(prefix.clone(), prune);
+                    match db
+                        .range(prefix.as_slice()..below.as_slice())
+                        .keys()
+                        .collect::<Result<Vec<_>, _>>()
+                    {
+                        Ok(pruned) => pruned,
+                        Err(e) => {
+                            drop(reply.send(Err(StoreError::backend(e))));
+                            continue;
+                        }
+                    }
+                } else {
+                    Vec::new()
+                };
+
+                if let Some(at) = old_wake {
+                    batch.remove(keys::timer(at, id));
+                }
+                // After the removal: a batch keeps the last write to a key, so an
+                // unchanged `wake_at` ends up inserted.
+                if let Some(at) = record.wake_at {
+                    batch.insert(keys::timer(at, id), &[]);
+                }
+                let mut staged_history = staged
+                    .remove(id)
+                    .map(|earlier| earlier.history)
+                    .unwrap_or_default();
+                staged_history.retain(|&number| {
+                    let keep = number >= prune;
+                    if !keep {
+                        batch.remove(keys::history_key(prefix.clone(), number));
+                    }
+                    keep
+                });
+                for key in pruned {
+                    batch.remove(key);
+                }
+                for (number, bytes) in history {
+                    // Entries below the prune line would be dropped in the same breath.
+                    if number >= prune {
+                        batch.insert(keys::history_key(prefix.clone(), number), bytes);
+                        staged_history.push(number);
+                    }
+                }
+                batch.insert(key, encoded);
+                waiting.push(Waiting::Commit(reply, Ok(())));
+                staged.insert(
+                    id.clone(),
+                    Staged {
+                        record,
+                        history: staged_history,
+                    },
+                );
+            }
+        }
+    }
+    if waiting.is_empty() {
+        return;
+    }
+    match db.apply_batch(batch).and_then(|()| db.flush()) {
+        Ok(_) => {
+            tracing::trace!(requests = size, answers = waiting.len(), "group committed");
+            waiting.into_iter().for_each(Waiting::send);
+        }
+        Err(e) => {
+            tracing::error!(error = %e, requests = size, "group commit failed");
+            waiting.into_iter().for_each(|w| w.fail(&e));
+        }
+    }
+}
+
+/// The record stored under `key`, decoded.
+pub(crate) fn load(tree: &sled::Tree, key: &[u8]) -> Result<Option<ExecutionRecord>, StoreError> {
+    match tree.get(key).map_err(StoreError::backend)? {
+        Some(bytes) => keys::decode(key, &bytes).map(Some),
+        None => Ok(None),
+    }
+}
