@@ -295,6 +295,8 @@ impl<'a> FrameReader<'a> {
     }
 
     /// Decodes the next value.
+    // Not an `Iterator`: each call decodes a different type, chosen by the caller.
+    #[allow(clippy::should_implement_trait)]
     pub fn next<T: DeserializeOwned>(&mut self) -> Result<T, CodecError> {
         let raw = self.next_raw()?;
         self.codec.decode_raw(raw)

@@ -197,6 +197,8 @@ pub struct Commit {
 
 /// What [`Store::create`](crate::Store::create) found.
 #[derive(Clone, Debug, PartialEq, Eq)]
+// Returned once per start, never stored in bulk: a `Box` would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 pub enum Created {
     /// The execution was created.
     New,
