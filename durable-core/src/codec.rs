@@ -95,17 +95,15 @@ impl Codec {
         match self {
             Codec::Bincode => {
                 let config = bincode::config::standard().with_limit::<DECODE_LIMIT>();
-                let (value, used) = bincode::serde::decode_from_slice(bytes, config).map_err(
-                    |e| CodecError::Decode {
-                        message: e.to_string(),
-                    },
-                )?;
+                let (value, used) =
+                    bincode::serde::decode_from_slice(bytes, config).map_err(|e| {
+                        CodecError::Decode {
+                            message: e.to_string(),
+                        }
+                    })?;
                 if used != bytes.len() {
                     return Err(CodecError::Decode {
-                        message: format!(
-                            "{} trailing bytes after the value",
-                            bytes.len() - used
-                        ),
+                        message: format!("{} trailing bytes after the value", bytes.len() - used),
                     });
                 }
                 Ok(value)
@@ -138,7 +136,9 @@ pub fn value_to_json(bytes: &[u8]) -> Result<serde_json::Value, CodecError> {
     let (codec, payload) = split_header(bytes, VALUE_TAG)?;
     match codec {
         Codec::Json => codec.decode_raw(payload),
-        Codec::Bincode => Err(CodecError::NotSelfDescribing { codec: codec.name() }),
+        Codec::Bincode => Err(CodecError::NotSelfDescribing {
+            codec: codec.name(),
+        }),
     }
 }
 

@@ -11,8 +11,7 @@ mod time;
 pub use codec::{decode_value, value_to_json, Codec, FrameReader, FrameWriter, FORMAT_VERSION};
 pub use error::{CodecError, Error, StepError, StoreError};
 pub use record::{
-    Commit, Created, Event, ExecutionRecord, HistoryEntry, ListFilter, PointState, Position,
-    Status,
+    Commit, Created, Event, ExecutionRecord, HistoryEntry, ListFilter, PointState, Position, Status,
 };
 pub use store::{LeaseTable, MemoryStore, Store};
 pub use time::{Clock, Sleep, SystemClock, TestClock, Timestamp};

@@ -42,11 +42,7 @@ impl MemoryStore {
 
 #[async_trait]
 impl Store for MemoryStore {
-    async fn create(
-        &self,
-        record: ExecutionRecord,
-        input: Vec<u8>,
-    ) -> Result<Created, StoreError> {
+    async fn create(&self, record: ExecutionRecord, input: Vec<u8>) -> Result<Created, StoreError> {
         let mut state = self.state();
         if let Some(existing) = state.executions.get(&record.id) {
             return Ok(Created::Existing(existing.clone()));
