@@ -355,3 +355,159 @@ pub(crate) fn load(tree: &sled::Tree, key: &[u8]) -> Result<Option<ExecutionReco
         None => Ok(None),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use durable_core::{Event, HistoryEntry, Status, Timestamp};
+
+    use super::*;
+
+    fn record(id: &str, seq: u64, wake_at: Option<u64>) -> ExecutionRecord {
+        ExecutionRecord {
+            id: id.into(),
+            workflow: "w".into(),
+            fingerprint: 7,
+            seq,
+            status: Status::Running,
+            position: None,
+            wake_at: wake_at.map(Timestamp::from_millis),
+            output: None,
+            message: None,
+            history_next: 0,
+            created_at: Timestamp::EPOCH,
+            updated_at: Timestamp::from_millis(seq),
+        }
+    }
+
+    fn entry(number: u64) -> HistoryEntry {
+        HistoryEntry {
+            number,
+            at: Timestamp::from_millis(number),
+            point: None,
+            event: Event::Completed,
+        }
+    }
+
+    fn commit(
+        record: ExecutionRecord,
+        expected_seq: u64,
+        history: &[u64],
+        prune_history_below: u64,
+    ) -> (Request, oneshot::Receiver<Result<(), StoreError>>) {
+        Request::commit(Commit {
+            record,
+            expected_seq,
+            history: history.iter().copied().map(entry).collect(),
+            prune_history_below,
+        })
+        .unwrap()
+    }
+
+    fn history(db: &sled::Db, id: &str) -> Vec<u64> {
+        db.scan_prefix(keys::history_prefix(id))
+            .map(|e| {
+                let (k, v) = e.unwrap();
+                keys::decode::<HistoryEntry>(&k, &v).unwrap().number
+            })
+            .collect()
+    }
+
+    fn timers(db: &sled::Db) -> Vec<(Timestamp, String)> {
+        db.scan_prefix(keys::TIMER)
+            .keys()
+            .map(|k| keys::parse_timer(&k.unwrap()).unwrap())
+            .collect()
+    }
+
+    fn temporary() -> sled::Db {
+        sled::Config::new().temporary(true).open().unwrap()
+    }
+
+    #[test]
+    fn requests_of_one_group_see_the_ones_accepted_before_them() {
+        let db = temporary();
+        let (first, mut created) =
+            Request::create(record("a", 0, Some(50)), b"in".to_vec()).unwrap();
+        let (twin, mut twin_created) =
+            Request::create(record("a", 0, None), b"other".to_vec()).unwrap();
+        let (c1, mut r1) = commit(record("a", 1, Some(40)), 0, &[0, 1], 0);
+        let (c2, mut r2) = commit(record("a", 2, None), 1, &[2], 0);
+        let (stale, mut r_stale) = commit(record("a", 1, None), 0, &[], 0);
+        let (missing, mut r_missing) = commit(record("b", 1, None), 0, &[], 0);
+        write_group(&db, vec![first, twin, c1, c2, stale, missing]);
+
+        assert_eq!(created.try_recv().unwrap().unwrap(), Created::New);
+        assert_eq!(
+            twin_created.try_recv().unwrap().unwrap(),
+            Created::Existing(record("a", 0, Some(50)))
+        );
+        r1.try_recv().unwrap().unwrap();
+        r2.try_recv().unwrap().unwrap();
+        assert!(matches!(
+            r_stale.try_recv().unwrap(),
+            Err(StoreError::Conflict {
+                expected: 0,
+                found: Some(2),
+                ..
+            })
+        ));
+        assert!(matches!(
+            r_missing.try_recv().unwrap(),
+            Err(StoreError::Conflict { found: None, .. })
+        ));
+        assert_eq!(
+            load(&db, &keys::execution("a")).unwrap(),
+            Some(record("a", 2, None))
+        );
+        assert_eq!(db.get(keys::input("a")).unwrap().unwrap(), b"in".as_slice());
+        assert_eq!(history(&db, "a"), [0, 1, 2]);
+        assert_eq!(timers(&db), [], "both timers of the group were taken out");
+        assert_eq!(db.get(keys::execution("b")).unwrap(), None);
+    }
+
+    #[test]
+    fn a_prune_removes_entries_of_the_tree_and_of_its_own_group() {
+        let db = temporary();
+        let (create, _) = Request::create(record("a", 0, None), Vec::new()).unwrap();
+        let (c1, _) = commit(record("a", 1, None), 0, &[0, 1, 2], 0);
+        write_group(&db, vec![create, c1]);
+        assert_eq!(history(&db, "a"), [0, 1, 2]);
+
+        let (c2, mut r2) = commit(record("a", 2, Some(9)), 1, &[3, 4], 0);
+        let (c3, mut r3) = commit(record("a", 3, Some(9)), 2, &[5, 6], 4);
+        write_group(&db, vec![c2, c3]);
+        r2.try_recv().unwrap().unwrap();
+        r3.try_recv().unwrap().unwrap();
+        assert_eq!(history(&db, "a"), [4, 5, 6]);
+        assert_eq!(timers(&db), [(Timestamp::from_millis(9), "a".to_owned())]);
+
+        let (c4, _) = commit(record("a", 4, None), 3, &[7, 8], 8);
+        write_group(&db, vec![c4]);
+        assert_eq!(
+            history(&db, "a"),
+            [8],
+            "entries below the line are not written"
+        );
+    }
+
+    #[test]
+    fn a_corrupt_record_refuses_its_request_only() {
+        let db = temporary();
+        db.insert(keys::execution("bad"), b"garbage".as_slice())
+            .unwrap();
+        let (bad, mut r_bad) = commit(record("bad", 1, None), 0, &[], 0);
+        let (bad_create, mut r_bad_create) =
+            Request::create(record("bad", 0, None), Vec::new()).unwrap();
+        let (good, mut r_good) = Request::create(record("good", 0, None), Vec::new()).unwrap();
+        write_group(&db, vec![bad, bad_create, good]);
+        assert!(matches!(
+            r_bad.try_recv().unwrap(),
+            Err(StoreError::Corrupt { .. })
+        ));
+        assert!(matches!(
+            r_bad_create.try_recv().unwrap(),
+            Err(StoreError::Corrupt { .. })
+        ));
+        assert_eq!(r_good.try_recv().unwrap().unwrap(), Created::New);
+    }
+}
