@@ -6,15 +6,22 @@
 //!   is closed or dropped. That is why leases can live in memory ([`LeaseTable`]): no other
 //!   process can hold one on the same data.
 //! - Every write (`create`, `commit`) is one atomic sled batch made by the single writer
-//!   thread (see `writer`), and is answered only after the flush that made it durable.
-//!   Concurrent writes share that flush.
+//!   thread (see `writer`), and is answered only after the fsync that made it durable.
+//!   Concurrent writes share that fsync.
 //! - Reads go to the tree directly from the calling thread. They see a write as soon as
-//!   its batch is applied, which can be a moment before its flush has completed and before
-//!   its caller got its answer. A commit based on such a read is flushed with or after the
+//!   its batch is applied, which can be a moment before its fsync has completed and before
+//!   its caller got its answer. A commit based on such a read is synced with or after the
 //!   write it read (sled's log is written in order), never before it.
 //! - After [`close`](SledStore::close) every method returns [`StoreError::Closed`].
 //!
-//! The key layout and record formats are described in `keys`.
+//! Directory layout: `durable.lock` (empty; held with an OS file lock while open) and
+//! `sled/` (sled's own files; `sled/db` is its log, which the writer fsyncs). The key
+//! layout and record formats inside sled are described in `keys`.
+//!
+//! Known limit: sled writes a single log item larger than about 128 KiB (a quarter of its
+//! 512 KiB segment) to a separate file under `sled/blobs/` and does not fsync it, so a
+//! power cut (not a process crash) can lose a transition whose record, input or history
+//! entry is that large even after it was acknowledged.
 
 use std::fs::{File, TryLockError};
 use std::path::{Path, PathBuf};
@@ -28,12 +35,14 @@ use durable_core::{
 };
 
 use crate::keys;
-use crate::writer::{self, Request, Writer};
+use crate::writer::{self, Disk, Request, Writer};
 
 /// The file in the store's directory that marks it as open.
 const LOCK_FILE: &str = "durable.lock";
 /// The subdirectory that holds sled's own files.
 const DATA_DIR: &str = "sled";
+/// sled's log file in its directory (sled 0.34), which the writer fsyncs.
+const SLED_LOG: &str = "db";
 
 /// A durable [`Store`] in a local directory, on sled.
 ///
@@ -41,7 +50,7 @@ const DATA_DIR: &str = "sled";
 /// commits of many executions share one fsync (group commit). Only one `SledStore` can
 /// have a directory open at a time, in this process or any other.
 ///
-/// Dropping the store finishes every write already asked for, flushes, and releases the
+/// Dropping the store finishes every write already asked for, syncs, and releases the
 /// directory; [`close`](SledStore::close) does the same without blocking the runtime.
 pub struct SledStore {
     path: PathBuf,
@@ -50,11 +59,24 @@ pub struct SledStore {
 }
 
 /// Everything that lives while the store is open; dropped in field order, so the
-/// directory lock is released only after the writer has stopped and sled has closed.
+/// directory lock is released only after the writer has stopped and sled has closed, and
+/// a temporary directory is removed last.
 struct Open {
     writer: Writer,
     db: sled::Db,
-    _lock: Option<File>,
+    _lock: File,
+    _temporary: Option<RemoveDir>,
+}
+
+/// Removes a temporary store's directory when dropped.
+struct RemoveDir(PathBuf);
+
+impl Drop for RemoveDir {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_dir_all(&self.0) {
+            tracing::warn!(path = %self.0.display(), error = %e, "cannot remove a temporary store");
+        }
+    }
 }
 
 const _: fn() = || {
@@ -79,6 +101,35 @@ impl SledStore {
     pub fn open(path: impl AsRef<Path>) -> Result<SledStore, StoreError> {
         let path = path.as_ref();
         std::fs::create_dir_all(path).map_err(|e| io_error(e, "cannot create", path))?;
+        Self::open_dir(path.to_path_buf(), None)
+    }
+
+    /// A store in a fresh directory under the system's temporary directory, removed when
+    /// the store is closed or dropped: for tests and benchmarks.
+    ///
+    /// Apart from its place and its end it is a store like any [`open`](SledStore::open)
+    /// one: it fsyncs the same way, so a benchmark on it measures the real cost of a
+    /// commit.
+    pub fn temporary() -> Result<SledStore, StoreError> {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let base = std::env::temp_dir();
+        // `create_dir` fails on a directory that exists, so a leftover of an earlier process
+        // with the same pid is skipped rather than reused.
+        let path = loop {
+            let n = NEXT.fetch_add(1, Ordering::Relaxed);
+            let path = base.join(format!("durable-sled-{}-{n}", std::process::id()));
+            match std::fs::create_dir(&path) {
+                Ok(()) => break path,
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(io_error(e, "cannot create", &path)),
+            }
+        };
+        Self::open_dir(path.clone(), Some(RemoveDir(path)))
+    }
+
+    /// Opens the store in the existing directory `path`. A `temporary` directory is
+    /// removed when the store closes, or right away if it cannot be opened.
+    fn open_dir(path: PathBuf, temporary: Option<RemoveDir>) -> Result<SledStore, StoreError> {
         let lock_path = path.join(LOCK_FILE);
         let lock = File::options()
             .read(true)
@@ -96,48 +147,29 @@ impl SledStore {
             }
             Err(TryLockError::Error(e)) => return Err(io_error(e, "cannot lock", &lock_path)),
         }
+        let data = path.join(DATA_DIR);
         let db = sled::Config::new()
-            .path(path.join(DATA_DIR))
+            .path(&data)
             .open()
             .map_err(StoreError::backend)?;
-        Self::start(path.to_path_buf(), db, Some(lock))
-    }
-
-    /// A store in a fresh directory under the system's temporary directory, deleted when
-    /// the store is closed or dropped: for tests and benchmarks.
-    ///
-    /// Writes are flushed like those of [`open`](SledStore::open), so it performs like a
-    /// real store.
-    pub fn temporary() -> Result<SledStore, StoreError> {
-        static NEXT: AtomicU64 = AtomicU64::new(0);
-        let base = std::env::temp_dir();
-        // `create_dir` fails on a directory that exists, so a leftover of an earlier process
-        // with the same pid is skipped rather than reused.
-        let path = loop {
-            let n = NEXT.fetch_add(1, Ordering::Relaxed);
-            let path = base.join(format!("durable-sled-{}-{n}", std::process::id()));
-            match std::fs::create_dir(&path) {
-                Ok(()) => break path,
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-                Err(e) => return Err(io_error(e, "cannot create", &path)),
-            }
-        };
-        let db = sled::Config::new()
-            .path(&path)
-            .temporary(true)
-            .open()
-            .map_err(StoreError::backend)?;
-        Self::start(path, db, None)
-    }
-
-    fn start(path: PathBuf, db: sled::Db, lock: Option<File>) -> Result<SledStore, StoreError> {
-        let writer = Writer::spawn(db.clone())?;
+        let log_path = data.join(SLED_LOG);
+        // Write access because some systems refuse to fsync a file opened read-only.
+        let log = File::options()
+            .read(true)
+            .write(true)
+            .open(&log_path)
+            .map_err(|e| io_error(e, "cannot open", &log_path))?;
+        let writer = Writer::spawn(Disk {
+            db: db.clone(),
+            log,
+        })?;
         Ok(SledStore {
             path,
             open: RwLock::new(Some(Open {
                 writer,
                 db,
                 _lock: lock,
+                _temporary: temporary,
             })),
             leases: LeaseTable::new(),
         })
@@ -148,12 +180,12 @@ impl SledStore {
         &self.path
     }
 
-    /// Finishes every write already asked for, flushes, and releases the directory, which
+    /// Finishes every write already asked for, syncs, and releases the directory, which
     /// can then be opened again. Every later call on this store returns
     /// [`StoreError::Closed`]; closing again does nothing.
     ///
     /// Durable: when this returns `Ok`, everything the store acknowledged survives a crash
-    /// (as it already did when acknowledged); an `Err` reports that the last flush failed.
+    /// (as it already did when acknowledged); an `Err` reports that the last sync failed.
     pub async fn close(&self) -> Result<(), StoreError> {
         let taken = self.open.write().unwrap_or_else(|e| e.into_inner()).take();
         let Some(mut open) = taken else {
@@ -200,7 +232,7 @@ impl SledStore {
 #[async_trait]
 impl Store for SledStore {
     /// Durable: when this returns `Ok(Created::New)`, the record and its input have been
-    /// flushed to disk (fsync) and survive a crash.
+    /// written and fsynced, and survive a crash or a power cut.
     async fn create(&self, record: ExecutionRecord, input: Vec<u8>) -> Result<Created, StoreError> {
         let (request, answer) = Request::create(record, input)?;
         self.send(request)?;
@@ -219,8 +251,8 @@ impl Store for SledStore {
     }
 
     /// Durable: when this returns `Ok`, the record, its history entries and its timer
-    /// index change have been flushed to disk (fsync) in one atomic batch and survive a
-    /// crash. Commits of other executions made at the same time share the flush.
+    /// index change have been written in one atomic batch and fsynced, and survive a crash
+    /// or a power cut. Commits of other executions made at the same time share the fsync.
     async fn commit(&self, commit: Commit) -> Result<(), StoreError> {
         let (request, answer) = Request::commit(commit)?;
         self.send(request)?;

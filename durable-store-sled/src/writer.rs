@@ -6,16 +6,18 @@
 //!   another write: there is no other writer.
 //! - The thread takes every request already queued (up to [`MAX_GROUP`]), checks each one
 //!   against the tree *and* against the requests accepted before it in the same group,
-//!   writes all accepted ones with one atomic `apply_batch`, then flushes (fsync) once.
-//!   A request whose answer is `Ok` was therefore durable before the answer was sent, and
-//!   waited for exactly one flush after it was applied.
+//!   writes all accepted ones with one atomic `apply_batch`, then makes them durable once
+//!   (see [`Disk::sync`]). A request whose answer is `Ok` was therefore durable before the
+//!   answer was sent, and waited for exactly one sync after it was applied.
 //! - A refused request wrote nothing. A refusal that depends only on what was already in
 //!   the tree is answered at once; one that depends on a request accepted earlier in the
-//!   group is answered after the group's flush, since it is true only if that write lands.
-//! - If the batch or the flush fails, every request of the group that was waiting for it
+//!   group is answered after the group's sync, since it is true only if that write lands.
+//! - If the batch or the sync fails, every request of the group that was waiting for it
 //!   gets [`StoreError::Backend`]: its write may or may not have reached the disk.
 
 use std::collections::HashMap;
+use std::fs::File;
+use std::io;
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 
@@ -24,7 +26,7 @@ use tokio::sync::oneshot;
 
 use crate::keys;
 
-/// Most requests written with one batch and one flush, so a flood of requests cannot
+/// Most requests written with one batch and one sync, so a flood of requests cannot
 /// grow a batch (and the wait of its first request) without bound.
 const MAX_GROUP: usize = 1024;
 
@@ -96,8 +98,28 @@ pub(crate) fn writer_gone() -> StoreError {
     ))
 }
 
+/// What the writer writes to: the database and sled's log file.
+pub(crate) struct Disk {
+    pub(crate) db: sled::Db,
+    /// sled's log file, `db` in sled's directory, opened separately to fsync it.
+    pub(crate) log: File,
+}
+
+impl Disk {
+    /// Makes every applied write durable.
+    ///
+    /// `sled::Db::flush` alone is not enough: on Linux, sled 0.34 ends a flush with
+    /// `sync_file_range`, which neither flushes the drive's write cache nor writes the
+    /// file's size, so a power cut can lose a write it reported flushed (sled issue #1452).
+    /// `fdatasync` on the log file does both, once the flush has written the data.
+    fn sync(&self) -> io::Result<()> {
+        self.db.flush()?;
+        self.log.sync_data()
+    }
+}
+
 /// The handle on the writer thread. Dropping it lets the thread finish every queued
-/// request, flush, and exit, and waits for that.
+/// request, sync, and exit, and waits for that.
 pub(crate) struct Writer {
     requests: Option<mpsc::Sender<Request>>,
     stopped: Option<oneshot::Receiver<Result<(), StoreError>>>,
@@ -105,16 +127,16 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
-    pub(crate) fn spawn(db: sled::Db) -> Result<Self, StoreError> {
+    pub(crate) fn spawn(disk: Disk) -> Result<Self, StoreError> {
         let (requests, queue) = mpsc::channel();
         let (stopped_tx, stopped) = oneshot::channel();
         let thread = std::thread::Builder::new()
             .name("durable-sled-writer".into())
             .spawn(move || {
-                run(&db, &queue);
-                // Every group was flushed already; this covers nothing but is cheap, and
+                run(&disk, &queue);
+                // Every group was synced already; this covers nothing but is cheap, and
                 // makes `close` report a disk that stopped accepting writes.
-                let _ = stopped_tx.send(db.flush().map(drop).map_err(StoreError::backend));
+                let _ = stopped_tx.send(disk.sync().map_err(StoreError::backend));
             })
             .map_err(StoreError::backend)?;
         Ok(Writer {
@@ -133,7 +155,7 @@ impl Writer {
     }
 
     /// Tells the thread to stop once the queue is empty; the receiver answers with the
-    /// last flush's result when it has.
+    /// last sync's result when it has.
     pub(crate) fn stop(&mut self) -> Option<oneshot::Receiver<Result<(), StoreError>>> {
         self.requests = None;
         self.stopped.take()
@@ -151,14 +173,14 @@ impl Drop for Writer {
     }
 }
 
-fn run(db: &sled::Db, queue: &mpsc::Receiver<Request>) {
+fn run(disk: &Disk, queue: &mpsc::Receiver<Request>) {
     // `recv` keeps returning queued requests after the sender is dropped, so stopping
     // never loses one.
     while let Ok(first) = queue.recv() {
         let mut group = Vec::with_capacity(16);
         group.push(first);
         group.extend(std::iter::from_fn(|| queue.try_recv().ok()).take(MAX_GROUP - 1));
-        write_group(db, group);
+        write_group(disk, group);
     }
 }
 
@@ -171,7 +193,7 @@ struct Staged {
     history: Vec<u64>,
 }
 
-/// An answer that waits for the group's flush.
+/// An answer that waits for the group's sync.
 enum Waiting {
     Create(Reply<Created>, Created),
     Commit(Reply<()>, Result<(), StoreError>),
@@ -186,8 +208,8 @@ impl Waiting {
         }
     }
 
-    fn fail(self, error: &sled::Error) {
-        let error = StoreError::backend(error.clone());
+    fn fail(self, error: &io::Error) {
+        let error = StoreError::backend(io::Error::new(error.kind(), error.to_string()));
         match self {
             Waiting::Create(reply, _) => drop(reply.send(Err(error))),
             Waiting::Commit(reply, _) => drop(reply.send(Err(error))),
@@ -195,8 +217,9 @@ impl Waiting {
     }
 }
 
-/// Checks, writes with one batch and flushes once, then answers: see the module docs.
-fn write_group(db: &sled::Db, group: Vec<Request>) {
+/// Checks, writes with one batch and syncs once, then answers: see the module docs.
+fn write_group(disk: &Disk, group: Vec<Request>) {
+    let db = &disk.db;
     let size = group.len();
     let mut batch = sled::Batch::default();
     let mut staged: HashMap<String, Staged> = HashMap::new();
@@ -336,8 +359,9 @@ fn write_group(db: &sled::Db, group: Vec<Request>) {
     if waiting.is_empty() {
         return;
     }
-    match db.apply_batch(batch).and_then(|()| db.flush()) {
-        Ok(_) => {
+    let written = db.apply_batch(batch).map_err(io::Error::from);
+    match written.and_then(|()| disk.sync()) {
+        Ok(()) => {
             tracing::trace!(requests = size, answers = waiting.len(), "group committed");
             waiting.into_iter().for_each(Waiting::send);
         }
@@ -419,13 +443,29 @@ mod tests {
             .collect()
     }
 
-    fn temporary() -> sled::Db {
-        sled::Config::new().temporary(true).open().unwrap()
+    /// A database in a fresh directory, which sled removes when it is dropped.
+    fn temporary() -> Disk {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("durable-writer-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let db = sled::Config::new()
+            .path(&dir)
+            .temporary(true)
+            .open()
+            .unwrap();
+        let log = File::options()
+            .read(true)
+            .write(true)
+            .open(dir.join("db"))
+            .unwrap();
+        Disk { db, log }
     }
 
     #[test]
     fn requests_of_one_group_see_the_ones_accepted_before_them() {
-        let db = temporary();
+        let disk = temporary();
+        let db = &disk.db;
         let (first, mut created) =
             Request::create(record("a", 0, Some(50)), b"in".to_vec()).unwrap();
         let (twin, mut twin_created) =
@@ -434,7 +474,7 @@ mod tests {
         let (c2, mut r2) = commit(record("a", 2, None), 1, &[2], 0);
         let (stale, mut r_stale) = commit(record("a", 1, None), 0, &[], 0);
         let (missing, mut r_missing) = commit(record("b", 1, None), 0, &[], 0);
-        write_group(&db, vec![first, twin, c1, c2, stale, missing]);
+        write_group(&disk, vec![first, twin, c1, c2, stale, missing]);
 
         assert_eq!(created.try_recv().unwrap().unwrap(), Created::New);
         assert_eq!(
@@ -456,35 +496,36 @@ mod tests {
             Err(StoreError::Conflict { found: None, .. })
         ));
         assert_eq!(
-            load(&db, &keys::execution("a")).unwrap(),
+            load(db, &keys::execution("a")).unwrap(),
             Some(record("a", 2, None))
         );
         assert_eq!(db.get(keys::input("a")).unwrap().unwrap(), b"in".as_slice());
-        assert_eq!(history(&db, "a"), [0, 1, 2]);
-        assert_eq!(timers(&db), [], "both timers of the group were taken out");
+        assert_eq!(history(db, "a"), [0, 1, 2]);
+        assert_eq!(timers(db), [], "both timers of the group were taken out");
         assert_eq!(db.get(keys::execution("b")).unwrap(), None);
     }
 
     #[test]
     fn a_prune_removes_entries_of_the_tree_and_of_its_own_group() {
-        let db = temporary();
+        let disk = temporary();
+        let db = &disk.db;
         let (create, _) = Request::create(record("a", 0, None), Vec::new()).unwrap();
         let (c1, _) = commit(record("a", 1, None), 0, &[0, 1, 2], 0);
-        write_group(&db, vec![create, c1]);
-        assert_eq!(history(&db, "a"), [0, 1, 2]);
+        write_group(&disk, vec![create, c1]);
+        assert_eq!(history(db, "a"), [0, 1, 2]);
 
         let (c2, mut r2) = commit(record("a", 2, Some(9)), 1, &[3, 4], 0);
         let (c3, mut r3) = commit(record("a", 3, Some(9)), 2, &[5, 6], 4);
-        write_group(&db, vec![c2, c3]);
+        write_group(&disk, vec![c2, c3]);
         r2.try_recv().unwrap().unwrap();
         r3.try_recv().unwrap().unwrap();
-        assert_eq!(history(&db, "a"), [4, 5, 6]);
-        assert_eq!(timers(&db), [(Timestamp::from_millis(9), "a".to_owned())]);
+        assert_eq!(history(db, "a"), [4, 5, 6]);
+        assert_eq!(timers(db), [(Timestamp::from_millis(9), "a".to_owned())]);
 
         let (c4, _) = commit(record("a", 4, None), 3, &[7, 8], 8);
-        write_group(&db, vec![c4]);
+        write_group(&disk, vec![c4]);
         assert_eq!(
-            history(&db, "a"),
+            history(db, "a"),
             [8],
             "entries below the line are not written"
         );
@@ -492,14 +533,15 @@ mod tests {
 
     #[test]
     fn a_corrupt_record_refuses_its_request_only() {
-        let db = temporary();
+        let disk = temporary();
+        let db = &disk.db;
         db.insert(keys::execution("bad"), b"garbage".as_slice())
             .unwrap();
         let (bad, mut r_bad) = commit(record("bad", 1, None), 0, &[], 0);
         let (bad_create, mut r_bad_create) =
             Request::create(record("bad", 0, None), Vec::new()).unwrap();
         let (good, mut r_good) = Request::create(record("good", 0, None), Vec::new()).unwrap();
-        write_group(&db, vec![bad, bad_create, good]);
+        write_group(&disk, vec![bad, bad_create, good]);
         assert!(matches!(
             r_bad.try_recv().unwrap(),
             Err(StoreError::Corrupt { .. })
