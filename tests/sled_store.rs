@@ -137,6 +137,39 @@ async fn a_directory_opens_once_at_a_time() {
     SledStore::open(dir.path()).expect("dropping releases the directory");
 }
 
+/// Set in the child process of `another_process_cannot_open_an_open_directory`.
+const CHILD_DIR: &str = "DURABLE_SLED_TEST_LOCKED_DIR";
+
+#[tokio::test]
+async fn another_process_cannot_open_an_open_directory() {
+    if let Some(dir) = std::env::var_os(CHILD_DIR) {
+        match SledStore::open(&dir) {
+            Err(StoreError::Locked { .. }) => return,
+            other => panic!("child: expected StoreError::Locked, got {other:?}"),
+        }
+    }
+    let dir = TempDir::new();
+    let store = SledStore::open(dir.path()).unwrap();
+    // Runs this same test in a child process, which then takes the branch above.
+    let child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "another_process_cannot_open_an_open_directory",
+            "--nocapture",
+        ])
+        .env(CHILD_DIR, dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        child.status.success(),
+        "{}",
+        String::from_utf8_lossy(&child.stdout)
+    );
+    let ran = String::from_utf8_lossy(&child.stdout);
+    assert!(ran.contains("1 passed"), "the child ran no test: {ran}");
+    store.close().await.unwrap();
+}
+
 #[tokio::test]
 async fn a_closed_store_refuses_every_call() {
     let store = SledStore::temporary().unwrap();

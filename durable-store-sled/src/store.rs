@@ -10,8 +10,9 @@
 //!   Concurrent writes share that fsync.
 //! - Reads go to the tree directly from the calling thread. They see a write as soon as
 //!   its batch is applied, which can be a moment before its fsync has completed and before
-//!   its caller got its answer. A commit based on such a read is synced with or after the
-//!   write it read (sled's log is written in order), never before it.
+//!   its caller got its answer. The writer applies a group only after the previous group's
+//!   fsync has returned, so a commit based on such a read cannot become durable without
+//!   the write it read.
 //! - After [`close`](SledStore::close) every method returns [`StoreError::Closed`].
 //!
 //! Directory layout: `durable.lock` (empty; held with an OS file lock while open) and
