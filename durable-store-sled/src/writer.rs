@@ -218,148 +218,44 @@ impl Waiting {
 }
 
 /// Checks, writes with one batch and syncs once, then answers: see the module docs.
-fn write_group(disk: &Disk, group: Vec<Request>) {
-    let db = &disk.db;
-    let size = group.len();
-    let mut batch = sled::Batch::default();
-    let mut staged: HashMap<String, Staged> = HashMap::new();
-    let mut waiting = Vec::with_capacity(size);
-    for request in group {
+fn write_group(disk: &Disk, requests: Vec<Request>) {
+    let size = requests.len();
+    let mut group = Group {
+        db: &disk.db,
+        batch: sled::Batch::default(),
+        staged: HashMap::new(),
+        waiting: Vec::with_capacity(size),
+    };
+    for request in requests {
         match request {
             Request::Create {
                 record,
                 encoded,
                 input,
                 reply,
-            } => {
-                if let Some(earlier) = staged.get(&record.id) {
-                    let existing = Created::Existing(earlier.record.clone());
-                    waiting.push(Waiting::Create(reply, existing));
-                    continue;
-                }
-                let key = keys::execution(&record.id);
-                match load(db, &key) {
-                    Err(e) => drop(reply.send(Err(e))),
-                    Ok(Some(existing)) => drop(reply.send(Ok(Created::Existing(existing)))),
-                    Ok(None) => {
-                        batch.insert(key, encoded);
-                        batch.insert(keys::input(&record.id), input);
-                        if let Some(at) = record.wake_at {
-                            batch.insert(keys::timer(at, &record.id), &[]);
-                        }
-                        waiting.push(Waiting::Create(reply, Created::New));
-                        staged.insert(
-                            record.id.clone(),
-                            Staged {
-                                record,
-                                history: Vec::new(),
-                            },
-                        );
-                    }
-                }
-            }
+            } => group.create(record, encoded, input, reply),
             Request::Commit {
                 record,
                 encoded,
                 expected_seq,
                 history,
-                prune_history_below: prune,
+                prune_history_below,
                 reply,
-            } => {
-                let id = &record.id;
-                let key = keys::execution(id);
-                let (found, old_wake, from_group) = match staged.get(id) {
-                    Some(earlier) => (Some(earlier.record.seq), earlier.record.wake_at, true),
-                    None => match load(db, &key) {
-                        Ok(stored) => (
-                            stored.as_ref().map(|r| r.seq),
-                            stored.and_then(|r| r.wake_at),
-                            false,
-                        ),
-                        Err(e) => {
-                            drop(reply.send(Err(e)));
-                            continue;
-                        }
-                    },
-                };
-                if found != Some(expected_seq) {
-                    let conflict = Err(StoreError::Conflict {
-                        id: id.clone(),
-                        expected: expected_seq,
-                        found,
-                    });
-                    if from_group {
-                        waiting.push(Waiting::Commit(reply, conflict));
-                    } else {
-                        drop(reply.send(conflict));
-                    }
-                    continue;
-                }
-                // The one fallible read comes before the first change to the batch, so a
-                // failing request leaves the batch as it found it.
-                let prefix = keys::history_prefix(id);
-                let pruned = if prune > 0 {
-                    let below = keys::history_key(prefix.clone(), prune);
-                    match db
-                        .range(prefix.as_slice()..below.as_slice())
-                        .keys()
-                        .collect::<Result<Vec<_>, _>>()
-                    {
-                        Ok(pruned) => pruned,
-                        Err(e) => {
-                            drop(reply.send(Err(StoreError::backend(e))));
-                            continue;
-                        }
-                    }
-                } else {
-                    Vec::new()
-                };
-
-                if let Some(at) = old_wake {
-                    batch.remove(keys::timer(at, id));
-                }
-                // After the removal: a batch keeps the last write to a key, so an
-                // unchanged `wake_at` ends up inserted.
-                if let Some(at) = record.wake_at {
-                    batch.insert(keys::timer(at, id), &[]);
-                }
-                let mut staged_history = staged
-                    .remove(id)
-                    .map(|earlier| earlier.history)
-                    .unwrap_or_default();
-                staged_history.retain(|&number| {
-                    let keep = number >= prune;
-                    if !keep {
-                        batch.remove(keys::history_key(prefix.clone(), number));
-                    }
-                    keep
-                });
-                for key in pruned {
-                    batch.remove(key);
-                }
-                for (number, bytes) in history {
-                    // Entries below the prune line would be dropped in the same breath.
-                    if number >= prune {
-                        batch.insert(keys::history_key(prefix.clone(), number), bytes);
-                        staged_history.push(number);
-                    }
-                }
-                batch.insert(key, encoded);
-                waiting.push(Waiting::Commit(reply, Ok(())));
-                staged.insert(
-                    id.clone(),
-                    Staged {
-                        record,
-                        history: staged_history,
-                    },
-                );
-            }
+            } => group.commit(
+                record,
+                encoded,
+                expected_seq,
+                history,
+                prune_history_below,
+                reply,
+            ),
         }
     }
+    let Group { batch, waiting, .. } = group;
     if waiting.is_empty() {
         return;
     }
-    let written = db.apply_batch(batch).map_err(io::Error::from);
+    let written = disk.db.apply_batch(batch).map_err(io::Error::from);
     match written.and_then(|()| disk.sync()) {
         Ok(()) => {
             tracing::trace!(requests = size, answers = waiting.len(), "group committed");
@@ -369,6 +265,138 @@ fn write_group(disk: &Disk, group: Vec<Request>) {
             tracing::error!(error = %e, requests = size, "group commit failed");
             waiting.into_iter().for_each(|w| w.fail(&e));
         }
+    }
+}
+
+/// One group being checked and staged.
+///
+/// A request either changes `batch` and `staged` and waits for the sync, or is refused
+/// and changes neither; every fallible read happens before the first change.
+struct Group<'a> {
+    db: &'a sled::Db,
+    batch: sled::Batch,
+    staged: HashMap<String, Staged>,
+    waiting: Vec<Waiting>,
+}
+
+impl Group<'_> {
+    fn create(
+        &mut self,
+        record: ExecutionRecord,
+        encoded: Vec<u8>,
+        input: Vec<u8>,
+        reply: Reply<Created>,
+    ) {
+        if let Some(earlier) = self.staged.get(&record.id) {
+            let existing = Created::Existing(earlier.record.clone());
+            self.waiting.push(Waiting::Create(reply, existing));
+            return;
+        }
+        let key = keys::execution(&record.id);
+        match load(self.db, &key) {
+            Err(e) => drop(reply.send(Err(e))),
+            Ok(Some(existing)) => drop(reply.send(Ok(Created::Existing(existing)))),
+            Ok(None) => {
+                self.batch.insert(key, encoded);
+                self.batch.insert(keys::input(&record.id), input);
+                if let Some(at) = record.wake_at {
+                    self.batch.insert(keys::timer(at, &record.id), &[]);
+                }
+                self.waiting.push(Waiting::Create(reply, Created::New));
+                let staged = Staged {
+                    record,
+                    history: Vec::new(),
+                };
+                self.staged.insert(staged.record.id.clone(), staged);
+            }
+        }
+    }
+
+    fn commit(
+        &mut self,
+        record: ExecutionRecord,
+        encoded: Vec<u8>,
+        expected_seq: u64,
+        history: Vec<(u64, Vec<u8>)>,
+        prune: u64,
+        reply: Reply<()>,
+    ) {
+        let id = &record.id;
+        let key = keys::execution(id);
+        let (found, old_wake, from_group) = match self.staged.get(id) {
+            Some(earlier) => (Some(earlier.record.seq), earlier.record.wake_at, true),
+            None => match load(self.db, &key) {
+                Ok(stored) => (
+                    stored.as_ref().map(|r| r.seq),
+                    stored.and_then(|r| r.wake_at),
+                    false,
+                ),
+                Err(e) => return drop(reply.send(Err(e))),
+            },
+        };
+        if found != Some(expected_seq) {
+            let conflict = Err(StoreError::Conflict {
+                id: id.clone(),
+                expected: expected_seq,
+                found,
+            });
+            if from_group {
+                self.waiting.push(Waiting::Commit(reply, conflict));
+            } else {
+                drop(reply.send(conflict));
+            }
+            return;
+        }
+        let prefix = keys::history_prefix(id);
+        let pruned = if prune > 0 {
+            let below = keys::history_key(prefix.clone(), prune);
+            let range = self.db.range(prefix.as_slice()..below.as_slice());
+            match range.keys().collect::<Result<Vec<_>, _>>() {
+                Ok(pruned) => pruned,
+                Err(e) => return drop(reply.send(Err(StoreError::backend(e)))),
+            }
+        } else {
+            Vec::new()
+        };
+
+        let batch = &mut self.batch;
+        if let Some(at) = old_wake {
+            batch.remove(keys::timer(at, id));
+        }
+        // After the removal: a batch keeps the last write to a key, so an unchanged
+        // `wake_at` ends up inserted.
+        if let Some(at) = record.wake_at {
+            batch.insert(keys::timer(at, id), &[]);
+        }
+        let mut staged_history = self
+            .staged
+            .remove(id)
+            .map(|earlier| earlier.history)
+            .unwrap_or_default();
+        staged_history.retain(|&number| {
+            let keep = number >= prune;
+            if !keep {
+                batch.remove(keys::history_key(prefix.clone(), number));
+            }
+            keep
+        });
+        for key in pruned {
+            batch.remove(key);
+        }
+        for (number, bytes) in history {
+            // Entries below the prune line would be dropped in the same breath.
+            if number >= prune {
+                batch.insert(keys::history_key(prefix.clone(), number), bytes);
+                staged_history.push(number);
+            }
+        }
+        batch.insert(key, encoded);
+        self.waiting.push(Waiting::Commit(reply, Ok(())));
+        let staged = Staged {
+            record,
+            history: staged_history,
+        };
+        self.staged.insert(staged.record.id.clone(), staged);
     }
 }
 
