@@ -1,1 +1,187 @@
-fn main() {}
+//! Step throughput and resume time on the sled store, beside the raw sled limits
+//! measured in the same run.
+//!
+//! `cargo bench --bench steps` prints:
+//! - raw sled: insert + flush per record, and per batch of 64 records;
+//! - one execution of 1,000 no-op steps;
+//! - 200 concurrent executions of 10 no-op steps (group commit);
+//! - time to resume an execution after 10 and after 10,000 completed steps.
+
+use std::time::{Duration, Instant};
+
+use durable_core::{durable, Ctx, Engine, EngineBuilder, RetryPolicy, TestClock, Timestamp};
+use durable_store_sled::SledStore;
+
+#[durable]
+async fn noop_steps(ctx: Ctx, steps: u32) -> u32 {
+    let mut done = 0;
+    for _ in 0..steps {
+        ctx.step_infallible("noop", || async {}).await;
+        done += 1;
+    }
+    done
+}
+
+/// Runs `steps` no-op steps, then a step that fails once and retries an hour later.
+#[durable]
+async fn steps_then_wait(ctx: Ctx, steps: u32) -> u32 {
+    let mut done = 0;
+    for _ in 0..steps {
+        ctx.step_infallible("noop", || async {}).await;
+        done += 1;
+    }
+    let waited = ctx
+        .step_with_attempt("wait", |attempt| async move {
+            if attempt == 1 {
+                Err(())
+            } else {
+                Ok(attempt)
+            }
+        })
+        .retry(
+            RetryPolicy::fixed(Duration::from_secs(3600))
+                .max_attempts(2)
+                .jitter(0.0),
+        )
+        .await;
+    done + waited.unwrap_or(0)
+}
+
+fn scratch(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("durable-bench-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn raw_sled(records: usize, batch: usize) -> f64 {
+    let dir = scratch(&format!("raw-{batch}"));
+    let db = sled::open(&dir).expect("sled opens");
+    let value = vec![7u8; 100];
+    let start = Instant::now();
+    let mut i = 0usize;
+    while i < records {
+        let mut b = sled::Batch::default();
+        for _ in 0..batch {
+            b.insert(&(i as u64).to_be_bytes(), value.as_slice());
+            i += 1;
+        }
+        db.apply_batch(b).expect("batch applies");
+        db.flush().expect("flush");
+    }
+    let rate = records as f64 / start.elapsed().as_secs_f64();
+    drop(db);
+    let _ = std::fs::remove_dir_all(&dir);
+    rate
+}
+
+async fn one_execution(steps: u32) -> f64 {
+    let dir = scratch("one");
+    let engine = Engine::builder(SledStore::open(&dir).expect("store opens"))
+        .register(noop_steps)
+        .open()
+        .await
+        .expect("engine opens");
+    let start = Instant::now();
+    let done = engine
+        .start(noop_steps, "one", steps)
+        .await
+        .expect("starts")
+        .result()
+        .await
+        .expect("finishes");
+    let elapsed = start.elapsed();
+    assert_eq!(done, steps);
+    engine.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+    f64::from(steps) / elapsed.as_secs_f64()
+}
+
+async fn concurrent(executions: u32, steps: u32) -> f64 {
+    let dir = scratch("many");
+    let engine = Engine::builder(SledStore::open(&dir).expect("store opens"))
+        .register(noop_steps)
+        .max_concurrent(executions as usize)
+        .open()
+        .await
+        .expect("engine opens");
+    let start = Instant::now();
+    let mut handles = Vec::new();
+    for i in 0..executions {
+        let engine = engine.clone();
+        handles.push(tokio::spawn(async move {
+            engine
+                .start(noop_steps, format!("exec-{i}"), steps)
+                .await
+                .expect("starts")
+                .result()
+                .await
+                .expect("finishes")
+        }));
+    }
+    for h in handles {
+        assert_eq!(h.await.expect("task"), steps);
+    }
+    let elapsed = start.elapsed();
+    engine.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+    f64::from(executions * steps) / elapsed.as_secs_f64()
+}
+
+/// Median time from the wake-up of a suspended execution with `history` completed steps
+/// to its completion.
+async fn resume_time(history: u32, samples: u32) -> Duration {
+    let dir = scratch(&format!("resume-{history}"));
+    let clock = TestClock::new(Timestamp::from_millis(1_000_000_000));
+    let engine = EngineBuilder::new(SledStore::open(&dir).expect("store opens"))
+        .register(steps_then_wait)
+        .clock(clock.clone())
+        .open()
+        .await
+        .expect("engine opens");
+    let mut times = Vec::new();
+    for s in 0..samples {
+        let id = format!("resume-{history}-{s}");
+        let handle = engine
+            .start(steps_then_wait, id.clone(), history)
+            .await
+            .expect("starts");
+        // Wait until it has committed its wait.
+        loop {
+            let record = engine.execution(&id).await.expect("loads").expect("exists");
+            if record.status == durable_core::Status::Suspended {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        let start = Instant::now();
+        clock.advance(Duration::from_secs(3600));
+        let out = handle.result().await.expect("finishes");
+        times.push(start.elapsed());
+        assert_eq!(out, history + 2);
+    }
+    engine.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+    times.sort();
+    times[times.len() / 2]
+}
+
+#[tokio::main]
+async fn main() {
+    let flush_per_record = raw_sled(1_000, 1);
+    let flush_per_batch = raw_sled(64 * 200, 64);
+    println!("raw sled, insert + flush per record:      {flush_per_record:>10.0} records/s");
+    println!("raw sled, insert + flush per batch of 64: {flush_per_batch:>10.0} records/s");
+
+    let one = one_execution(1_000).await;
+    println!(
+        "one execution, 1,000 no-op steps:        {one:>10.0} steps/s  ({:.0} % of flush-per-record)",
+        100.0 * one / flush_per_record
+    );
+    let many = concurrent(200, 10).await;
+    println!("200 concurrent executions x 10 steps:    {many:>10.0} steps/s");
+
+    let short = resume_time(10, 9).await;
+    let long = resume_time(10_000, 3).await;
+    println!("resume after 10 completed steps:         {short:>10.2?} (median)");
+    println!("resume after 10,000 completed steps:     {long:>10.2?} (median)");
+}

@@ -95,17 +95,15 @@ impl Codec {
         match self {
             Codec::Bincode => {
                 let config = bincode::config::standard().with_limit::<DECODE_LIMIT>();
-                let (value, used) = bincode::serde::decode_from_slice(bytes, config).map_err(
-                    |e| CodecError::Decode {
-                        message: e.to_string(),
-                    },
-                )?;
+                let (value, used) =
+                    bincode::serde::decode_from_slice(bytes, config).map_err(|e| {
+                        CodecError::Decode {
+                            message: e.to_string(),
+                        }
+                    })?;
                 if used != bytes.len() {
                     return Err(CodecError::Decode {
-                        message: format!(
-                            "{} trailing bytes after the value",
-                            bytes.len() - used
-                        ),
+                        message: format!("{} trailing bytes after the value", bytes.len() - used),
                     });
                 }
                 Ok(value)
@@ -138,7 +136,9 @@ pub fn value_to_json(bytes: &[u8]) -> Result<serde_json::Value, CodecError> {
     let (codec, payload) = split_header(bytes, VALUE_TAG)?;
     match codec {
         Codec::Json => codec.decode_raw(payload),
-        Codec::Bincode => Err(CodecError::NotSelfDescribing { codec: codec.name() }),
+        Codec::Bincode => Err(CodecError::NotSelfDescribing {
+            codec: codec.name(),
+        }),
     }
 }
 
@@ -295,7 +295,7 @@ impl<'a> FrameReader<'a> {
     }
 
     /// Decodes the next value.
-    pub fn next<T: DeserializeOwned>(&mut self) -> Result<T, CodecError> {
+    pub fn read<T: DeserializeOwned>(&mut self) -> Result<T, CodecError> {
         let raw = self.next_raw()?;
         self.codec.decode_raw(raw)
     }
@@ -330,9 +330,9 @@ mod tests {
             let mut r = FrameReader::new(&bytes).unwrap();
             assert_eq!(r.point(), 7);
             assert_eq!(r.len(), 3);
-            assert_eq!(r.next::<u64>().unwrap(), 42);
-            assert_eq!(r.next::<String>().unwrap(), "hello");
-            assert_eq!(r.next::<Vec<u8>>().unwrap(), vec![1, 2, 3]);
+            assert_eq!(r.read::<u64>().unwrap(), 42);
+            assert_eq!(r.read::<String>().unwrap(), "hello");
+            assert_eq!(r.read::<Vec<u8>>().unwrap(), vec![1, 2, 3]);
             r.finish().unwrap();
         }
     }
@@ -345,8 +345,8 @@ mod tests {
         let bytes = w.finish();
         for cut in 0..bytes.len() {
             let result = FrameReader::new(&bytes[..cut]).and_then(|mut r| {
-                r.next::<String>()?;
-                r.next::<u32>()?;
+                r.read::<String>()?;
+                r.read::<u32>()?;
                 r.finish()
             });
             assert!(result.is_err(), "cut at {cut} decoded");

@@ -221,7 +221,10 @@ impl fmt::Display for Error {
             Error::Store(e) => write!(f, "{e}"),
             Error::Codec(e) => write!(f, "{e}"),
             Error::NotRegistered { workflow } => {
-                write!(f, "workflow {workflow:?} is not registered with this engine")
+                write!(
+                    f,
+                    "workflow {workflow:?} is not registered with this engine"
+                )
             }
             Error::IdConflict { id, reason } => write!(
                 f,

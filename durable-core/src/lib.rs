@@ -1,28 +1,75 @@
 //! Durable execution for Rust: workflows written as plain `async fn`s that survive
 //! crashes, restarts and deploys, without replay.
+//!
+//! `#[durable]` rewrites an `async fn` into a state machine whose live locals are saved
+//! at every durable point (every `.await` on the context: `ctx.step(..).await`). The
+//! [`Engine`] runs it one transition at a time and commits each transition atomically to
+//! a [`Store`]; resuming decodes one frame and jumps to the saved point.
+//!
+//! # Example
+//!
+//! ```
+//! use durable_core::{durable, Ctx, Engine, MemoryStore, RetryPolicy, StepError};
+//!
+//! #[durable]
+//! async fn welcome(ctx: Ctx, user: String) -> Result<u32, StepError<String>> {
+//!     let id = ctx.step("create-account", || async { Ok::<u32, String>(42) }).await?;
+//!     ctx.step("send-email", || async { Ok::<(), String>(()) })
+//!         .retry(RetryPolicy::exponential().max_attempts(5))
+//!         .await?;
+//!     println!("welcomed {user}");
+//!     Ok(id)
+//! }
+//!
+//! # #[tokio::main] async fn main() -> Result<(), durable_core::Error> {
+//! let engine = Engine::builder(MemoryStore::new()).register(welcome).open().await?;
+//! let handle = engine.start(welcome, "welcome-ada", "ada".to_string()).await?;
+//! assert_eq!(handle.result().await?, Ok(42));
+//! # engine.shutdown().await;
+//! # Ok(()) }
+//! ```
+//!
+//! # What may cross a durable point
+//!
+//! A local that is still used after a durable point is saved in the frame, so it must be
+//! `Serialize + DeserializeOwned + Send + 'static`: owned data, not borrows, guards or
+//! connections. Code between points runs at least once per committed transition; a
+//! step's recorded outcome is never recomputed.
+//!
+//! # Crates
+//!
+//! `durable-core` holds the engine, the [`MemoryStore`] and the macro; the embedded
+//! durable default store is `durable-store-sled`.
 #![deny(missing_docs)]
 
 mod codec;
 mod ctx;
 mod engine;
+mod error;
+mod private;
+mod record;
 mod retry;
+mod step;
+mod store;
+mod time;
 mod workflow;
+
 #[doc(hidden)]
 pub mod __private {
     //! Not public API: the contract between `#[durable]`'s generated code and the engine.
     pub use crate::private::*;
 }
-mod private;
-mod error;
-mod record;
-mod store;
-mod time;
 
 pub use codec::{decode_value, value_to_json, Codec, FrameReader, FrameWriter, FORMAT_VERSION};
+pub use ctx::Ctx;
+pub use durable_macros::durable;
+pub use engine::{Engine, EngineBuilder, Handle, MAX_ID_LEN};
 pub use error::{CodecError, Error, StepError, StoreError};
 pub use record::{
-    Commit, Created, Event, ExecutionRecord, HistoryEntry, ListFilter, PointState, Position,
-    Status,
+    Commit, Created, Event, ExecutionRecord, HistoryEntry, ListFilter, PointState, Position, Status,
 };
+pub use retry::RetryPolicy;
+pub use step::{InfallibleStep, Step};
 pub use store::{LeaseTable, MemoryStore, Store};
 pub use time::{Clock, Sleep, SystemClock, TestClock, Timestamp};
+pub use workflow::Workflow;

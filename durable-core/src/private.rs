@@ -22,8 +22,8 @@ use std::ops::{ControlFlow, Range, RangeFrom, RangeInclusive};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-pub use crate::codec::{FrameReader, FrameWriter};
 use crate::codec::decode_value;
+pub use crate::codec::{FrameReader, FrameWriter};
 pub use crate::ctx::{Ctx, PointRun};
 use crate::error::{CodecError, StoreError};
 pub use crate::workflow::{Machine, PointInfo};
@@ -139,9 +139,9 @@ pub fn decode_slot<T: DeserializeOwned>(
     slot: &mut Slot<T>,
     local: &str,
 ) -> Result<(), Interrupt> {
-    let value = reader
-        .next()
-        .map_err(|e| Interrupt::codec(&format!("cannot decode local `{local}` from the frame"), e))?;
+    let value = reader.read().map_err(|e| {
+        Interrupt::codec(&format!("cannot decode local `{local}` from the frame"), e)
+    })?;
     slot.put(value);
     Ok(())
 }
@@ -415,6 +415,8 @@ impl<T: IntoIterator> ViaCollect for &ForSource<T> {
 }
 
 #[cfg(test)]
+// The explicit borrows are the autoref-specialization trick under test.
+#[allow(clippy::needless_borrow, clippy::reversed_empty_ranges)]
 mod tests {
     use super::*;
 

@@ -201,7 +201,7 @@ pub enum Created {
     /// The execution was created.
     New,
     /// An execution with this id already exists; nothing was written.
-    Existing(ExecutionRecord),
+    Existing(Box<ExecutionRecord>),
 }
 
 /// Which executions [`Store::list`](crate::Store::list) returns.

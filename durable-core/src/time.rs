@@ -166,7 +166,9 @@ impl TestClock {
 
     fn move_to(state: &mut TestClockState, to: Timestamp) {
         state.now = to;
-        let later = state.waiters.split_off(&(Timestamp(to.0.saturating_add(1)), 0));
+        let later = state
+            .waiters
+            .split_off(&(Timestamp(to.0.saturating_add(1)), 0));
         let due = std::mem::replace(&mut state.waiters, later);
         for (_, tx) in due {
             let _ = tx.send(());
@@ -216,7 +218,10 @@ mod tests {
     fn timestamp_arithmetic_saturates() {
         let t = Timestamp::from_millis(u64::MAX - 1);
         assert_eq!(t.checked_add(Duration::from_millis(5)), None);
-        assert_eq!(t.saturating_add(Duration::from_secs(1)).as_millis(), u64::MAX);
+        assert_eq!(
+            t.saturating_add(Duration::from_secs(1)).as_millis(),
+            u64::MAX
+        );
         assert_eq!(
             Timestamp::from_millis(10).saturating_duration_since(Timestamp::from_millis(20)),
             Duration::ZERO

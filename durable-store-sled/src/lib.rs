@@ -1,1 +1,31 @@
-//! The embedded sled store for durable-core.
+//! The embedded [`Store`](durable_core::Store) for durable-core: executions, their history
+//! and their timers in one local directory, on sled, with every transition one atomic,
+//! fsynced write that concurrent executions share (group commit).
+//!
+//! # Example
+//!
+//! ```
+//! use durable_core::{ListFilter, Store};
+//! use durable_store_sled::SledStore;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), durable_core::StoreError> {
+//! // `SledStore::open("data/durable")` in a real program.
+//! let store = SledStore::temporary()?;
+//! assert!(store.load("order-17").await?.is_none());
+//! assert!(store.list(&ListFilter::default()).await?.is_empty());
+//! store.close().await?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Features
+//!
+//! None: the crate has one configuration.
+#![deny(missing_docs)]
+
+mod keys;
+mod store;
+mod writer;
+
+pub use store::SledStore;

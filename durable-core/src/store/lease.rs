@@ -51,9 +51,15 @@ mod tests {
         assert!(table.claim("a", 1, t(0), t(100)));
         assert!(!table.claim("a", 2, t(50), t(150)));
         assert!(table.claim("a", 1, t(60), t(160)), "the holder renews");
-        assert!(table.claim("a", 2, t(161), t(200)), "an expired lease is taken over");
+        assert!(
+            table.claim("a", 2, t(161), t(200)),
+            "an expired lease is taken over"
+        );
         table.release("a", 1);
-        assert!(!table.claim("a", 3, t(170), t(300)), "release by a non-holder is a no-op");
+        assert!(
+            !table.claim("a", 3, t(170), t(300)),
+            "release by a non-holder is a no-op"
+        );
         table.release("a", 2);
         assert!(table.claim("a", 3, t(170), t(300)));
     }

@@ -42,14 +42,10 @@ impl MemoryStore {
 
 #[async_trait]
 impl Store for MemoryStore {
-    async fn create(
-        &self,
-        record: ExecutionRecord,
-        input: Vec<u8>,
-    ) -> Result<Created, StoreError> {
+    async fn create(&self, record: ExecutionRecord, input: Vec<u8>) -> Result<Created, StoreError> {
         let mut state = self.state();
         if let Some(existing) = state.executions.get(&record.id) {
-            return Ok(Created::Existing(existing.clone()));
+            return Ok(Created::Existing(Box::new(existing.clone())));
         }
         if let Some(at) = record.wake_at {
             state.timers.insert((at, record.id.clone()));

@@ -30,8 +30,7 @@ pub trait Store: Send + Sync + 'static {
     /// exists, in which case nothing is written and the existing record is returned.
     ///
     /// Durable: when this returns `Ok(Created::New)`, the execution survives a crash.
-    async fn create(&self, record: ExecutionRecord, input: Vec<u8>)
-        -> Result<Created, StoreError>;
+    async fn create(&self, record: ExecutionRecord, input: Vec<u8>) -> Result<Created, StoreError>;
 
     /// The execution's record, `None` if there is none.
     async fn load(&self, id: &str) -> Result<Option<ExecutionRecord>, StoreError>;
@@ -63,8 +62,11 @@ pub trait Store: Send + Sync + 'static {
     async fn release(&self, id: &str, owner: u128) -> Result<(), StoreError>;
 
     /// Executions whose `wake_at` is at or before `now`, earliest first, at most `limit`.
-    async fn due(&self, now: Timestamp, limit: usize)
-        -> Result<Vec<(Timestamp, String)>, StoreError>;
+    async fn due(
+        &self,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<(Timestamp, String)>, StoreError>;
 
     /// The earliest `wake_at` of any execution, if any.
     async fn next_wake(&self) -> Result<Option<Timestamp>, StoreError>;

@@ -1,0 +1,119 @@
+//! The ready queue and the dispatcher that turns queued ids into activations, at most
+//! `max_concurrent` at a time.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use tokio::task::AbortHandle;
+
+use super::{activation, Shared};
+
+/// Executions waiting to run and running.
+///
+/// Invariant: an id is in `ready` at most once and only if it is in `active`; an id in
+/// `active` with `again == true` is running and must run once more when it ends.
+#[derive(Default)]
+pub(super) struct Queue {
+    ready: VecDeque<String>,
+    active: HashMap<String, Active>,
+}
+
+#[derive(Default)]
+struct Active {
+    again: bool,
+    task: Option<AbortHandle>,
+}
+
+impl Queue {
+    /// Returns whether the dispatcher has a new id to take.
+    pub fn enqueue(&mut self, id: &str) -> bool {
+        match self.active.get_mut(id) {
+            Some(active) => {
+                if active.task.is_some() {
+                    active.again = true;
+                }
+                false
+            }
+            None => {
+                self.active.insert(id.to_owned(), Active::default());
+                self.ready.push_back(id.to_owned());
+                true
+            }
+        }
+    }
+
+    pub fn is_active(&self, id: &str) -> bool {
+        self.active.contains_key(id)
+    }
+
+    fn pop(&mut self) -> Option<String> {
+        self.ready.pop_front()
+    }
+
+    fn started(&mut self, id: &str, task: AbortHandle) {
+        if let Some(active) = self.active.get_mut(id) {
+            active.task = Some(task);
+        }
+    }
+
+    /// Records that `id`'s activation ended; returns whether it must run again.
+    fn finished(&mut self, id: &str) -> bool {
+        match self.active.remove(id) {
+            Some(Active { again: true, .. }) => {
+                self.active.insert(id.to_owned(), Active::default());
+                self.ready.push_back(id.to_owned());
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Activations running now.
+    pub fn running(&self) -> usize {
+        self.active.values().filter(|a| a.task.is_some()).count()
+    }
+
+    pub fn abort_all(&mut self) {
+        for active in self.active.values() {
+            if let Some(task) = &active.task {
+                task.abort();
+            }
+        }
+        self.active.clear();
+        self.ready.clear();
+    }
+}
+
+/// Takes ids off the queue and runs them, each holding a concurrency permit.
+pub(super) async fn dispatch(shared: Arc<Shared>) {
+    loop {
+        let Ok(permit) = shared.permits.clone().acquire_owned().await else {
+            return;
+        };
+        let id = loop {
+            let changed = shared.queue_changed.notified();
+            if shared.is_shutting_down() {
+                return;
+            }
+            if let Some(id) = shared.queue().pop() {
+                break id;
+            }
+            changed.await;
+        };
+        let task_shared = shared.clone();
+        let task_id = id.clone();
+        // Hold the queue lock across spawn so `started` cannot run after `finished`.
+        let mut queue = shared.queue();
+        let task = tokio::spawn(async move {
+            activation::activate(&task_shared, &task_id).await;
+            drop(permit);
+            let again = task_shared.queue().finished(&task_id);
+            if again {
+                task_shared.queue_changed.notify_one();
+            }
+            task_shared.timers_changed.notify_one();
+            task_shared.idle.notify_waiters();
+        });
+        queue.started(&id, task.abort_handle());
+    }
+}

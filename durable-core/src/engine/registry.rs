@@ -1,0 +1,71 @@
+//! Registered workflow versions, by name and fingerprint.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+
+use crate::codec::Codec;
+use crate::ctx::Ctx;
+use crate::private::{Entry, Interrupt};
+use crate::workflow::{PointInfo, Workflow};
+
+/// A type-erased state machine: runs to the encoded output (value envelope).
+pub(crate) type RunFn =
+    fn(Ctx, Entry) -> Pin<Box<dyn Future<Output = Result<Vec<u8>, Interrupt>> + Send>>;
+
+/// One registered version of a workflow.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Version {
+    pub fingerprint: u64,
+    pub codec: Codec,
+    pub run: RunFn,
+    #[allow(dead_code)] // read by `describe`, which a later change adds
+    pub points: &'static [PointInfo],
+}
+
+#[derive(Default, Debug)]
+pub(crate) struct Registry {
+    versions: HashMap<&'static str, Vec<Version>>,
+}
+
+fn run_erased<W: Workflow>(
+    ctx: Ctx,
+    entry: Entry,
+) -> Pin<Box<dyn Future<Output = Result<Vec<u8>, Interrupt>> + Send>> {
+    Box::pin(async move {
+        let output = W::__machine(ctx, entry).await?;
+        W::CODEC
+            .encode_value(&output)
+            .map_err(|e| Interrupt::codec("cannot encode the workflow's output", e))
+    })
+}
+
+impl Registry {
+    pub fn register<W: Workflow>(&mut self) {
+        let versions = self.versions.entry(W::NAME).or_default();
+        if versions.iter().any(|v| v.fingerprint == W::FINGERPRINT) {
+            return;
+        }
+        versions.push(Version {
+            fingerprint: W::FINGERPRINT,
+            codec: W::CODEC,
+            run: run_erased::<W>,
+            points: W::POINTS,
+        });
+    }
+
+    pub fn find(&self, workflow: &str, fingerprint: u64) -> Option<&Version> {
+        self.versions
+            .get(workflow)?
+            .iter()
+            .find(|v| v.fingerprint == fingerprint)
+    }
+
+    /// The fingerprints registered for `workflow`.
+    pub fn fingerprints(&self, workflow: &str) -> Vec<u64> {
+        self.versions
+            .get(workflow)
+            .map(|vs| vs.iter().map(|v| v.fingerprint).collect())
+            .unwrap_or_default()
+    }
+}

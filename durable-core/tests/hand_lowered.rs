@@ -1,0 +1,260 @@
+//! The engine driven by a hand-written state machine, exactly as `#[durable]` lowers one:
+//! this pins the contract in `__private` independently of the macro.
+//!
+//! The workflow, as a user would write it:
+//! ```ignore
+//! async fn count(ctx: Ctx, n: u32) -> Result<u64, StepError<String>> {
+//!     let mut total = 0u64;
+//!     for i in 0..n {
+//!         total += ctx.step("add", || async move { Ok::<u64, String>(i as u64) }).await?;
+//!     }
+//!     Ok(total)
+//! }
+//! ```
+
+// `(&ForSource::new(..)).durable_iter()`: the borrow is what selects the trait.
+#![allow(clippy::needless_borrow)]
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use durable_core::__private::{self as p, Entered, Entry, Machine, PointInfo, Slot};
+use durable_core::{
+    Codec, Ctx, Engine, Event, MemoryStore, RetryPolicy, Status, StepError, Store, TestClock,
+    Timestamp, Workflow,
+};
+
+static BODY_RUNS: AtomicU32 = AtomicU32::new(0);
+static FLAKY_FAILURES: AtomicU32 = AtomicU32::new(0);
+
+#[allow(non_camel_case_types)]
+#[derive(Clone, Copy, Debug, Default)]
+struct count;
+
+impl Workflow for count {
+    type Input = u32;
+    type Output = Result<u64, StepError<String>>;
+    const NAME: &'static str = "count";
+    const FINGERPRINT: u64 = 1;
+    const CODEC: Codec = Codec::Bincode;
+    const POINTS: &'static [PointInfo] = &[PointInfo {
+        id: 0,
+        label: "ctx.step(\"add\", ..)",
+        line: 1,
+        locals: &["n", "total", "i", "iter"],
+    }];
+
+    fn __machine(ctx: Ctx, entry: Entry) -> Machine<Self::Output> {
+        p::machine(async move {
+            let __ctx = ctx;
+            let mut s_n = Slot::new();
+            let mut s_total = Slot::new();
+            let mut s_iter = Slot::new();
+            let mut s_i = Slot::new();
+            let (mut block, input, frame) = match entry {
+                Entry::Start { input } => (0u32, Some(input), None),
+                Entry::Resume { frame } => (u32::MAX, None, Some(frame)),
+            };
+            let out: Result<u64, StepError<String>> = 'machine: loop {
+                match block {
+                    0 => {
+                        let n: u32 = p::decode_input(input.as_deref().unwrap_or_default())?;
+                        let total = 0u64;
+                        s_iter.put({
+                            // Which trait applies depends on the type.
+                            #[allow(unused_imports)]
+                            use p::{ViaCollect as _, ViaRange as _};
+                            (&p::ForSource::new(0..n)).durable_iter()
+                        });
+                        s_n.put(n);
+                        s_total.put(total);
+                        block = 1;
+                    }
+                    1 => {
+                        let mut it = s_iter.take();
+                        let next = Iterator::next(&mut it);
+                        s_iter.put(it);
+                        match next {
+                            Some(i) => {
+                                s_i.put(i);
+                                block = 2;
+                            }
+                            None => block = 3,
+                        }
+                    }
+                    2 => {
+                        let entered = p::enter(&__ctx, 0, |w| {
+                            p::encode_slot(w, &s_n, "n")?;
+                            p::encode_slot(w, &s_total, "total")?;
+                            p::encode_slot(w, &s_i, "i")?;
+                            p::encode_slot(w, &s_iter, "iter")?;
+                            Ok(())
+                        })?;
+                        let i = s_i.take();
+                        let mut total = s_total.take();
+                        let v = match entered {
+                            Entered::Recorded(b) => p::recorded(&b)?,
+                            Entered::Run(r) => {
+                                p::run(
+                                    __ctx.step("add", || async move {
+                                        BODY_RUNS.fetch_add(1, Ordering::SeqCst);
+                                        Ok::<u64, String>(i as u64)
+                                    }),
+                                    r,
+                                )
+                                .await?
+                            }
+                        };
+                        total += match p::Try::branch(v) {
+                            std::ops::ControlFlow::Continue(v) => v,
+                            std::ops::ControlFlow::Break(r) => {
+                                break 'machine p::FromResidual::from_residual(r)
+                            }
+                        };
+                        s_total.put(total);
+                        block = 1;
+                    }
+                    3 => {
+                        let total = s_total.take();
+                        break 'machine Ok(total);
+                    }
+                    u32::MAX => {
+                        let bytes = frame.as_deref().unwrap_or_default();
+                        let mut r = p::frame_reader(bytes)?;
+                        match r.point() {
+                            0 => {
+                                p::decode_slot(&mut r, &mut s_n, "n")?;
+                                p::decode_slot(&mut r, &mut s_total, "total")?;
+                                p::decode_slot(&mut r, &mut s_i, "i")?;
+                                p::decode_slot(&mut r, &mut s_iter, "iter")?;
+                                p::frame_done(r)?;
+                                block = 2;
+                            }
+                            other => return Err(p::unknown_point(other)),
+                        }
+                    }
+                    other => return Err(p::unknown_point(other)),
+                }
+            };
+            let _ = &s_n;
+            Ok(out)
+        })
+    }
+}
+
+/// A workflow whose single step fails twice before it succeeds, with a one-hour delay.
+#[allow(non_camel_case_types)]
+#[derive(Clone, Copy, Debug, Default)]
+struct flaky;
+
+impl Workflow for flaky {
+    type Input = ();
+    type Output = Result<u32, StepError<String>>;
+    const NAME: &'static str = "flaky";
+    const FINGERPRINT: u64 = 7;
+    const CODEC: Codec = Codec::Json;
+    const POINTS: &'static [PointInfo] = &[];
+
+    fn __machine(ctx: Ctx, entry: Entry) -> Machine<Self::Output> {
+        p::machine(async move {
+            let point = |ctx: Ctx| async move {
+                let entered = p::enter(&ctx, 0, |_| Ok(()))?;
+                match entered {
+                    Entered::Recorded(b) => p::recorded(&b),
+                    Entered::Run(r) => {
+                        p::run(
+                            ctx.step_with_attempt("flaky", |attempt| async move {
+                                if attempt < 3 {
+                                    FLAKY_FAILURES.fetch_add(1, Ordering::SeqCst);
+                                    Err(format!("attempt {attempt} failed"))
+                                } else {
+                                    Ok(attempt)
+                                }
+                            })
+                            .retry(
+                                RetryPolicy::fixed(Duration::from_secs(3600))
+                                    .max_attempts(5)
+                                    .jitter(0.0),
+                            ),
+                            r,
+                        )
+                        .await
+                    }
+                }
+            };
+            match entry {
+                Entry::Start { .. } | Entry::Resume { .. } => point(ctx).await,
+            }
+        })
+    }
+}
+
+#[tokio::test]
+async fn hand_lowered_loop_runs_and_resumes_at_every_point() {
+    for suspend in [false, true] {
+        BODY_RUNS.store(0, Ordering::SeqCst);
+        let engine = Engine::builder(MemoryStore::new())
+            .register(count)
+            .suspend_after_every_point(suspend)
+            .open()
+            .await
+            .unwrap();
+        let handle = engine.start(count, "c", 5).await.unwrap();
+        assert_eq!(handle.result().await.unwrap(), Ok(10));
+        assert_eq!(BODY_RUNS.load(Ordering::SeqCst), 5, "suspend={suspend}");
+        // Idempotent start: same id and input finds the finished execution.
+        let again = engine.start(count, "c", 5).await.unwrap();
+        assert_eq!(again.result().await.unwrap(), Ok(10));
+        assert_eq!(BODY_RUNS.load(Ordering::SeqCst), 5);
+        // Same id, different input: a clear error.
+        let err = engine.start(count, "c", 6).await.unwrap_err();
+        assert!(err.to_string().contains("different input"), "{err}");
+        engine.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn retries_suspend_until_the_clock_reaches_the_wake_up_time() {
+    let clock = TestClock::new(Timestamp::from_millis(1_000_000));
+    let store = Arc::new(MemoryStore::new());
+    let engine = durable_core::EngineBuilder::with_store(store.clone())
+        .register(flaky)
+        .clock(clock.clone())
+        .open()
+        .await
+        .unwrap();
+    let handle = engine.start(flaky, "f", ()).await.unwrap();
+    // Wait until the first failure is committed and the execution has left memory.
+    loop {
+        let record = store.load("f").await.unwrap().unwrap();
+        if record.status == Status::Suspended {
+            assert_eq!(
+                record.wake_at,
+                Some(Timestamp::from_millis(1_000_000 + 3_600_000))
+            );
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(FLAKY_FAILURES.load(Ordering::SeqCst), 1);
+    clock.advance(Duration::from_secs(3600));
+    loop {
+        if clock.next_deadline().is_some()
+            && store.load("f").await.unwrap().unwrap().history_next >= 2
+        {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    clock.advance(Duration::from_secs(3600));
+    assert_eq!(handle.result().await.unwrap(), Ok(3));
+    let history = engine.history("f").await.unwrap();
+    let failed = history
+        .iter()
+        .filter(|h| matches!(h.event, Event::StepFailed { .. }))
+        .count();
+    assert_eq!(failed, 2);
+    assert!(matches!(history.last().unwrap().event, Event::Completed));
+    engine.shutdown().await;
+}

@@ -1,0 +1,347 @@
+//! [`SledStore`]: the [`Store`] on one sled database in one directory.
+//!
+//! Invariants:
+//! - One process, one store per directory: `open` takes an exclusive lock on
+//!   `<dir>/durable.lock` before it opens sled in `<dir>/sled`, and keeps it until the store
+//!   is closed or dropped. That is why leases can live in memory ([`LeaseTable`]): no other
+//!   process can hold one on the same data.
+//! - Every write (`create`, `commit`) is one atomic sled batch made by the single writer
+//!   thread (see `writer`), and is answered only after the fsync that made it durable.
+//!   Concurrent writes share that fsync.
+//! - Reads go to the tree directly from the calling thread. They see a write as soon as
+//!   its batch is applied, which can be a moment before its fsync has completed and before
+//!   its caller got its answer. The writer applies a group only after the previous group's
+//!   fsync has returned, so a commit based on such a read cannot become durable without
+//!   the write it read.
+//! - After [`close`](SledStore::close) every method returns [`StoreError::Closed`].
+//!
+//! Directory layout: `durable.lock` (empty; held with an OS file lock while open) and
+//! `sled/` (sled's own files; `sled/db` is its log, which the writer fsyncs). The key
+//! layout and record formats inside sled are described in `keys`.
+//!
+//! Known limit: sled writes a single log item larger than about 128 KiB (a quarter of its
+//! 512 KiB segment) to a separate file under `sled/blobs/` and does not fsync it, so a
+//! power cut (not a process crash) can lose a transition whose record, input or history
+//! entry is that large even after it was acknowledged.
+
+use std::fs::{File, TryLockError};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{RwLock, RwLockReadGuard};
+
+use async_trait::async_trait;
+use durable_core::{
+    Commit, Created, ExecutionRecord, HistoryEntry, LeaseTable, ListFilter, Store, StoreError,
+    Timestamp,
+};
+
+use crate::keys;
+use crate::writer::{self, Disk, Request, Writer};
+
+/// The file in the store's directory that marks it as open.
+const LOCK_FILE: &str = "durable.lock";
+/// The subdirectory that holds sled's own files.
+const DATA_DIR: &str = "sled";
+/// sled's log file in its directory (sled 0.34), which the writer fsyncs.
+const SLED_LOG: &str = "db";
+
+/// A durable [`Store`] in a local directory, on sled.
+///
+/// Commits are conditional and atomic, and are fsynced before they return; concurrent
+/// commits of many executions share one fsync (group commit). Only one `SledStore` can
+/// have a directory open at a time, in this process or any other.
+///
+/// Dropping the store finishes every write already asked for, syncs, and releases the
+/// directory; [`close`](SledStore::close) does the same without blocking the runtime.
+pub struct SledStore {
+    path: PathBuf,
+    open: RwLock<Option<Open>>,
+    leases: LeaseTable,
+}
+
+/// Everything that lives while the store is open; dropped in field order, so the
+/// directory lock is released only after the writer has stopped and sled has closed, and
+/// a temporary directory is removed last.
+struct Open {
+    writer: Writer,
+    db: sled::Db,
+    _lock: File,
+    _temporary: Option<RemoveDir>,
+}
+
+/// Removes a temporary store's directory when dropped.
+struct RemoveDir(PathBuf);
+
+impl Drop for RemoveDir {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_dir_all(&self.0) {
+            tracing::warn!(path = %self.0.display(), error = %e, "cannot remove a temporary store");
+        }
+    }
+}
+
+const _: fn() = || {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<SledStore>();
+};
+
+impl std::fmt::Debug for SledStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SledStore")
+            .field("path", &self.path)
+            .field("open", &self.read().is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl SledStore {
+    /// Opens the store in directory `path`, creating the directory if needed.
+    ///
+    /// Fails with [`StoreError::Locked`] if a store is already open on `path`, in this
+    /// process or another one.
+    pub fn open(path: impl AsRef<Path>) -> Result<SledStore, StoreError> {
+        let path = path.as_ref();
+        std::fs::create_dir_all(path).map_err(|e| io_error(e, "cannot create", path))?;
+        Self::open_dir(path.to_path_buf(), None)
+    }
+
+    /// A store in a fresh directory under the system's temporary directory, removed when
+    /// the store is closed or dropped: for tests and benchmarks.
+    ///
+    /// Apart from its place and its end it is a store like any [`open`](SledStore::open)
+    /// one: it fsyncs the same way, so a benchmark on it measures the real cost of a
+    /// commit.
+    pub fn temporary() -> Result<SledStore, StoreError> {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let base = std::env::temp_dir();
+        // `create_dir` fails on a directory that exists, so a leftover of an earlier process
+        // with the same pid is skipped rather than reused.
+        let path = loop {
+            let n = NEXT.fetch_add(1, Ordering::Relaxed);
+            let path = base.join(format!("durable-sled-{}-{n}", std::process::id()));
+            match std::fs::create_dir(&path) {
+                Ok(()) => break path,
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(io_error(e, "cannot create", &path)),
+            }
+        };
+        Self::open_dir(path.clone(), Some(RemoveDir(path)))
+    }
+
+    /// Opens the store in the existing directory `path`. A `temporary` directory is
+    /// removed when the store closes, or right away if it cannot be opened.
+    fn open_dir(path: PathBuf, temporary: Option<RemoveDir>) -> Result<SledStore, StoreError> {
+        let lock_path = path.join(LOCK_FILE);
+        let lock = File::options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&lock_path)
+            .map_err(|e| io_error(e, "cannot open", &lock_path))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => {
+                return Err(StoreError::Locked {
+                    path: path.display().to_string(),
+                })
+            }
+            Err(TryLockError::Error(e)) => return Err(io_error(e, "cannot lock", &lock_path)),
+        }
+        let data = path.join(DATA_DIR);
+        let db = sled::Config::new()
+            .path(&data)
+            .open()
+            .map_err(StoreError::backend)?;
+        let log_path = data.join(SLED_LOG);
+        // Write access because some systems refuse to fsync a file opened read-only.
+        let log = File::options()
+            .read(true)
+            .write(true)
+            .open(&log_path)
+            .map_err(|e| io_error(e, "cannot open", &log_path))?;
+        let writer = Writer::spawn(Disk {
+            db: db.clone(),
+            log,
+        })?;
+        Ok(SledStore {
+            path,
+            open: RwLock::new(Some(Open {
+                writer,
+                db,
+                _lock: lock,
+                _temporary: temporary,
+            })),
+            leases: LeaseTable::new(),
+        })
+    }
+
+    /// The directory the store lives in.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Finishes every write already asked for, syncs, and releases the directory, which
+    /// can then be opened again. Every later call on this store returns
+    /// [`StoreError::Closed`]; closing again does nothing.
+    ///
+    /// Durable: when this returns `Ok`, everything the store acknowledged survives a crash
+    /// (as it already did when acknowledged); an `Err` reports that the last sync failed.
+    pub async fn close(&self) -> Result<(), StoreError> {
+        let taken = self.open.write().unwrap_or_else(|e| e.into_inner()).take();
+        let Some(mut open) = taken else {
+            return Ok(());
+        };
+        let result = match open.writer.stop() {
+            Some(stopped) => stopped.await.unwrap_or_else(|_| Err(writer::writer_gone())),
+            None => Ok(()),
+        };
+        // The writer has answered, so joining it here waits only for its thread to exit.
+        drop(open);
+        result
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, Option<Open>> {
+        // Nothing panics while holding the write guard, which only swaps the option.
+        self.open.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs `f` on the open database.
+    fn with_db<T>(
+        &self,
+        f: impl FnOnce(&sled::Db) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let open = self.read();
+        f(&open.as_ref().ok_or(StoreError::Closed)?.db)
+    }
+
+    /// Hands `request` to the writer; holding the read guard while sending means `close`
+    /// cannot stop the writer between the check and the send.
+    fn send(&self, request: Request) -> Result<(), StoreError> {
+        let open = self.read();
+        open.as_ref()
+            .ok_or(StoreError::Closed)?
+            .writer
+            .send(request)
+    }
+
+    fn check_open(&self) -> Result<(), StoreError> {
+        self.with_db(|_| Ok(()))
+    }
+}
+
+#[async_trait]
+impl Store for SledStore {
+    /// Durable: when this returns `Ok(Created::New)`, the record and its input have been
+    /// written and fsynced, and survive a crash or a power cut.
+    async fn create(&self, record: ExecutionRecord, input: Vec<u8>) -> Result<Created, StoreError> {
+        let (request, answer) = Request::create(record, input)?;
+        self.send(request)?;
+        answer.await.unwrap_or_else(|_| Err(writer::writer_gone()))
+    }
+
+    async fn load(&self, id: &str) -> Result<Option<ExecutionRecord>, StoreError> {
+        self.with_db(|db| writer::load(db, &keys::execution(id)))
+    }
+
+    async fn load_input(&self, id: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.with_db(|db| {
+            let input = db.get(keys::input(id)).map_err(StoreError::backend)?;
+            Ok(input.map(|bytes| bytes.to_vec()))
+        })
+    }
+
+    /// Durable: when this returns `Ok`, the record, its history entries and its timer
+    /// index change have been written in one atomic batch and fsynced, and survive a crash
+    /// or a power cut. Commits of other executions made at the same time share the fsync.
+    async fn commit(&self, commit: Commit) -> Result<(), StoreError> {
+        let (request, answer) = Request::commit(commit)?;
+        self.send(request)?;
+        answer.await.unwrap_or_else(|_| Err(writer::writer_gone()))
+    }
+
+    /// Leases are kept in memory: the directory lock makes this process the only one
+    /// that can hold any.
+    async fn claim(
+        &self,
+        id: &str,
+        owner: u128,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> Result<bool, StoreError> {
+        self.check_open()?;
+        Ok(self.leases.claim(id, owner, now, until))
+    }
+
+    async fn release(&self, id: &str, owner: u128) -> Result<(), StoreError> {
+        self.check_open()?;
+        self.leases.release(id, owner);
+        Ok(())
+    }
+
+    async fn due(
+        &self,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<(Timestamp, String)>, StoreError> {
+        self.with_db(|db| {
+            let mut due = Vec::new();
+            for key in db.scan_prefix(keys::TIMER).keys() {
+                if due.len() >= limit {
+                    break;
+                }
+                let (at, id) = keys::parse_timer(&key.map_err(StoreError::backend)?)?;
+                if at > now {
+                    break;
+                }
+                due.push((at, id));
+            }
+            Ok(due)
+        })
+    }
+
+    async fn next_wake(&self) -> Result<Option<Timestamp>, StoreError> {
+        self.with_db(|db| match db.scan_prefix(keys::TIMER).keys().next() {
+            Some(key) => Ok(Some(
+                keys::parse_timer(&key.map_err(StoreError::backend)?)?.0,
+            )),
+            None => Ok(None),
+        })
+    }
+
+    async fn list(&self, filter: &ListFilter) -> Result<Vec<ExecutionRecord>, StoreError> {
+        let limit = filter.limit.unwrap_or(usize::MAX);
+        self.with_db(|db| {
+            let mut records = Vec::new();
+            for entry in db.scan_prefix(keys::EXECUTION) {
+                if records.len() >= limit {
+                    break;
+                }
+                let (key, bytes) = entry.map_err(StoreError::backend)?;
+                let record: ExecutionRecord = keys::decode(&key, &bytes)?;
+                if filter.matches(&record) {
+                    records.push(record);
+                }
+            }
+            Ok(records)
+        })
+    }
+
+    async fn history(&self, id: &str) -> Result<Vec<HistoryEntry>, StoreError> {
+        self.with_db(|db| {
+            db.scan_prefix(keys::history_prefix(id))
+                .map(|entry| {
+                    let (key, bytes) = entry.map_err(StoreError::backend)?;
+                    keys::decode(&key, &bytes)
+                })
+                .collect()
+        })
+    }
+}
+
+fn io_error(error: std::io::Error, doing: &str, path: &Path) -> StoreError {
+    StoreError::backend(std::io::Error::new(
+        error.kind(),
+        format!("{doing} {}: {error}", path.display()),
+    ))
+}

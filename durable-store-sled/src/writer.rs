@@ -1,0 +1,583 @@
+//! The single writer thread and its group commit.
+//!
+//! Invariants:
+//! - Every write to the tree goes through this thread, so a request's check (does the id
+//!   exist, is the stored `seq` the expected one) and its write cannot be interleaved with
+//!   another write: there is no other writer.
+//! - The thread takes every request already queued (up to [`MAX_GROUP`]), checks each one
+//!   against the tree *and* against the requests accepted before it in the same group,
+//!   writes all accepted ones with one atomic `apply_batch`, then makes them durable once
+//!   (see [`Disk::sync`]). A request whose answer is `Ok` was therefore durable before the
+//!   answer was sent, and waited for exactly one sync after it was applied.
+//! - A refused request wrote nothing. A refusal that depends only on what was already in
+//!   the tree is answered at once; one that depends on a request accepted earlier in the
+//!   group is answered after the group's sync, since it is true only if that write lands.
+//! - If the batch or the sync fails, every request of the group that was waiting for it
+//!   gets [`StoreError::Backend`]: its write may or may not have reached the disk.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io;
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+
+use durable_core::{Commit, Created, ExecutionRecord, StoreError};
+use tokio::sync::oneshot;
+
+use crate::keys;
+
+/// Most requests written with one batch and one sync, so a flood of requests cannot
+/// grow a batch (and the wait of its first request) without bound.
+const MAX_GROUP: usize = 1024;
+
+/// The answer channel of a request.
+type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
+
+/// A write for the writer thread, encoded by the caller so that encoding runs on the
+/// callers' threads, in parallel, and the writer only checks and writes.
+pub(crate) enum Request {
+    Create {
+        record: ExecutionRecord,
+        encoded: Vec<u8>,
+        input: Vec<u8>,
+        reply: Reply<Created>,
+    },
+    Commit {
+        record: ExecutionRecord,
+        encoded: Vec<u8>,
+        expected_seq: u64,
+        history: Vec<(u64, Vec<u8>)>,
+        prune_history_below: u64,
+        reply: Reply<()>,
+    },
+}
+
+impl Request {
+    pub(crate) fn create(
+        record: ExecutionRecord,
+        input: Vec<u8>,
+    ) -> Result<(Self, oneshot::Receiver<Result<Created, StoreError>>), StoreError> {
+        let (reply, answer) = oneshot::channel();
+        let encoded = keys::encode(&record)?;
+        let request = Request::Create {
+            record,
+            encoded,
+            input,
+            reply,
+        };
+        Ok((request, answer))
+    }
+
+    pub(crate) fn commit(
+        commit: Commit,
+    ) -> Result<(Self, oneshot::Receiver<Result<(), StoreError>>), StoreError> {
+        let (reply, answer) = oneshot::channel();
+        let encoded = keys::encode(&commit.record)?;
+        let history = commit
+            .history
+            .iter()
+            .map(|entry| Ok((entry.number, keys::encode(entry)?)))
+            .collect::<Result<_, StoreError>>()?;
+        let request = Request::Commit {
+            record: commit.record,
+            encoded,
+            expected_seq: commit.expected_seq,
+            history,
+            prune_history_below: commit.prune_history_below,
+            reply,
+        };
+        Ok((request, answer))
+    }
+}
+
+/// The error a caller sees when the writer thread is gone without answering, which only
+/// a panic inside it can cause.
+pub(crate) fn writer_gone() -> StoreError {
+    StoreError::backend(std::io::Error::other(
+        "the sled store's writer thread stopped unexpectedly",
+    ))
+}
+
+/// What the writer writes to: the database and sled's log file.
+pub(crate) struct Disk {
+    pub(crate) db: sled::Db,
+    /// sled's log file, `db` in sled's directory, opened separately to fsync it.
+    pub(crate) log: File,
+}
+
+impl Disk {
+    /// Makes every applied write durable.
+    ///
+    /// `sled::Db::flush` alone is not enough: on Linux, sled 0.34 ends a flush with
+    /// `sync_file_range`, which neither flushes the drive's write cache nor writes the
+    /// file's size, so a power cut can lose a write it reported flushed (sled issue #1452).
+    /// `fdatasync` on the log file does both, once the flush has written the data.
+    fn sync(&self) -> io::Result<()> {
+        self.db.flush()?;
+        self.log.sync_data()
+    }
+}
+
+/// The handle on the writer thread. Dropping it lets the thread finish every queued
+/// request, sync, and exit, and waits for that.
+pub(crate) struct Writer {
+    requests: Option<mpsc::Sender<Request>>,
+    stopped: Option<oneshot::Receiver<Result<(), StoreError>>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Writer {
+    pub(crate) fn spawn(disk: Disk) -> Result<Self, StoreError> {
+        let (requests, queue) = mpsc::channel();
+        let (stopped_tx, stopped) = oneshot::channel();
+        let thread = std::thread::Builder::new()
+            .name("durable-sled-writer".into())
+            .spawn(move || {
+                run(&disk, &queue);
+                // Every group was synced already; this covers nothing but is cheap, and
+                // makes `close` report a disk that stopped accepting writes.
+                let _ = stopped_tx.send(disk.sync().map_err(StoreError::backend));
+            })
+            .map_err(StoreError::backend)?;
+        Ok(Writer {
+            requests: Some(requests),
+            stopped: Some(stopped),
+            thread: Some(thread),
+        })
+    }
+
+    pub(crate) fn send(&self, request: Request) -> Result<(), StoreError> {
+        self.requests
+            .as_ref()
+            .ok_or(StoreError::Closed)?
+            .send(request)
+            .map_err(|_| writer_gone())
+    }
+
+    /// Tells the thread to stop once the queue is empty; the receiver answers with the
+    /// last sync's result when it has.
+    pub(crate) fn stop(&mut self) -> Option<oneshot::Receiver<Result<(), StoreError>>> {
+        self.requests = None;
+        self.stopped.take()
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        self.requests = None;
+        if let Some(thread) = self.thread.take() {
+            if thread.join().is_err() {
+                tracing::error!("the sled store's writer thread panicked");
+            }
+        }
+    }
+}
+
+fn run(disk: &Disk, queue: &mpsc::Receiver<Request>) {
+    // `recv` keeps returning queued requests after the sender is dropped, so stopping
+    // never loses one.
+    while let Ok(first) = queue.recv() {
+        let mut group = Vec::with_capacity(16);
+        group.push(first);
+        group.extend(std::iter::from_fn(|| queue.try_recv().ok()).take(MAX_GROUP - 1));
+        write_group(disk, group);
+    }
+}
+
+/// What the group has accepted so far for one execution: the state later requests of the
+/// same group must be checked against, since it is not in the tree yet.
+struct Staged {
+    record: ExecutionRecord,
+    /// Numbers of the history entries this group inserts, so a later prune in the group
+    /// can take them out again.
+    history: Vec<u64>,
+}
+
+/// An answer that waits for the group's sync.
+enum Waiting {
+    Create(Reply<Created>, Created),
+    Commit(Reply<()>, Result<(), StoreError>),
+}
+
+impl Waiting {
+    fn send(self) {
+        // A caller that stopped waiting (its future was dropped) needs no answer.
+        match self {
+            Waiting::Create(reply, created) => drop(reply.send(Ok(created))),
+            Waiting::Commit(reply, result) => drop(reply.send(result)),
+        }
+    }
+
+    fn fail(self, error: &io::Error) {
+        let error = StoreError::backend(io::Error::new(error.kind(), error.to_string()));
+        match self {
+            Waiting::Create(reply, _) => drop(reply.send(Err(error))),
+            Waiting::Commit(reply, _) => drop(reply.send(Err(error))),
+        }
+    }
+}
+
+/// Checks, writes with one batch and syncs once, then answers: see the module docs.
+fn write_group(disk: &Disk, requests: Vec<Request>) {
+    let size = requests.len();
+    let mut group = Group {
+        db: &disk.db,
+        batch: sled::Batch::default(),
+        staged: HashMap::new(),
+        waiting: Vec::with_capacity(size),
+    };
+    for request in requests {
+        match request {
+            Request::Create {
+                record,
+                encoded,
+                input,
+                reply,
+            } => group.create(record, encoded, input, reply),
+            Request::Commit {
+                record,
+                encoded,
+                expected_seq,
+                history,
+                prune_history_below,
+                reply,
+            } => group.commit(
+                record,
+                encoded,
+                expected_seq,
+                history,
+                prune_history_below,
+                reply,
+            ),
+        }
+    }
+    let Group { batch, waiting, .. } = group;
+    if waiting.is_empty() {
+        return;
+    }
+    let written = disk.db.apply_batch(batch).map_err(io::Error::from);
+    match written.and_then(|()| disk.sync()) {
+        Ok(()) => {
+            tracing::trace!(requests = size, answers = waiting.len(), "group committed");
+            waiting.into_iter().for_each(Waiting::send);
+        }
+        Err(e) => {
+            tracing::error!(error = %e, requests = size, "group commit failed");
+            waiting.into_iter().for_each(|w| w.fail(&e));
+        }
+    }
+}
+
+/// One group being checked and staged.
+///
+/// A request either changes `batch` and `staged` and waits for the sync, or is refused
+/// and changes neither; every fallible read happens before the first change.
+struct Group<'a> {
+    db: &'a sled::Db,
+    batch: sled::Batch,
+    staged: HashMap<String, Staged>,
+    waiting: Vec<Waiting>,
+}
+
+impl Group<'_> {
+    fn create(
+        &mut self,
+        record: ExecutionRecord,
+        encoded: Vec<u8>,
+        input: Vec<u8>,
+        reply: Reply<Created>,
+    ) {
+        if let Some(earlier) = self.staged.get(&record.id) {
+            let existing = Created::Existing(Box::new(earlier.record.clone()));
+            self.waiting.push(Waiting::Create(reply, existing));
+            return;
+        }
+        let key = keys::execution(&record.id);
+        match load(self.db, &key) {
+            Err(e) => drop(reply.send(Err(e))),
+            Ok(Some(existing)) => drop(reply.send(Ok(Created::Existing(Box::new(existing))))),
+            Ok(None) => {
+                self.batch.insert(key, encoded);
+                self.batch.insert(keys::input(&record.id), input);
+                if let Some(at) = record.wake_at {
+                    self.batch.insert(keys::timer(at, &record.id), &[]);
+                }
+                self.waiting.push(Waiting::Create(reply, Created::New));
+                let staged = Staged {
+                    record,
+                    history: Vec::new(),
+                };
+                self.staged.insert(staged.record.id.clone(), staged);
+            }
+        }
+    }
+
+    fn commit(
+        &mut self,
+        record: ExecutionRecord,
+        encoded: Vec<u8>,
+        expected_seq: u64,
+        history: Vec<(u64, Vec<u8>)>,
+        prune: u64,
+        reply: Reply<()>,
+    ) {
+        let id = &record.id;
+        let key = keys::execution(id);
+        let (found, old_wake, from_group) = match self.staged.get(id) {
+            Some(earlier) => (Some(earlier.record.seq), earlier.record.wake_at, true),
+            None => match load(self.db, &key) {
+                Ok(stored) => (
+                    stored.as_ref().map(|r| r.seq),
+                    stored.and_then(|r| r.wake_at),
+                    false,
+                ),
+                Err(e) => return drop(reply.send(Err(e))),
+            },
+        };
+        if found != Some(expected_seq) {
+            let conflict = Err(StoreError::Conflict {
+                id: id.clone(),
+                expected: expected_seq,
+                found,
+            });
+            if from_group {
+                self.waiting.push(Waiting::Commit(reply, conflict));
+            } else {
+                drop(reply.send(conflict));
+            }
+            return;
+        }
+        let prefix = keys::history_prefix(id);
+        let pruned = if prune > 0 {
+            let below = keys::history_key(prefix.clone(), prune);
+            let range = self.db.range(prefix.as_slice()..below.as_slice());
+            match range.keys().collect::<Result<Vec<_>, _>>() {
+                Ok(pruned) => pruned,
+                Err(e) => return drop(reply.send(Err(StoreError::backend(e)))),
+            }
+        } else {
+            Vec::new()
+        };
+
+        let batch = &mut self.batch;
+        if let Some(at) = old_wake {
+            batch.remove(keys::timer(at, id));
+        }
+        // After the removal: a batch keeps the last write to a key, so an unchanged
+        // `wake_at` ends up inserted.
+        if let Some(at) = record.wake_at {
+            batch.insert(keys::timer(at, id), &[]);
+        }
+        let mut staged_history = self
+            .staged
+            .remove(id)
+            .map(|earlier| earlier.history)
+            .unwrap_or_default();
+        staged_history.retain(|&number| {
+            let keep = number >= prune;
+            if !keep {
+                batch.remove(keys::history_key(prefix.clone(), number));
+            }
+            keep
+        });
+        for key in pruned {
+            batch.remove(key);
+        }
+        for (number, bytes) in history {
+            // Entries below the prune line would be dropped in the same breath.
+            if number >= prune {
+                batch.insert(keys::history_key(prefix.clone(), number), bytes);
+                staged_history.push(number);
+            }
+        }
+        batch.insert(key, encoded);
+        self.waiting.push(Waiting::Commit(reply, Ok(())));
+        let staged = Staged {
+            record,
+            history: staged_history,
+        };
+        self.staged.insert(staged.record.id.clone(), staged);
+    }
+}
+
+/// The record stored under `key`, decoded.
+pub(crate) fn load(tree: &sled::Tree, key: &[u8]) -> Result<Option<ExecutionRecord>, StoreError> {
+    match tree.get(key).map_err(StoreError::backend)? {
+        Some(bytes) => keys::decode(key, &bytes).map(Some),
+        None => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use durable_core::{Event, HistoryEntry, Status, Timestamp};
+
+    use super::*;
+
+    fn record(id: &str, seq: u64, wake_at: Option<u64>) -> ExecutionRecord {
+        ExecutionRecord {
+            id: id.into(),
+            workflow: "w".into(),
+            fingerprint: 7,
+            seq,
+            status: Status::Running,
+            position: None,
+            wake_at: wake_at.map(Timestamp::from_millis),
+            output: None,
+            message: None,
+            history_next: 0,
+            created_at: Timestamp::EPOCH,
+            updated_at: Timestamp::from_millis(seq),
+        }
+    }
+
+    fn entry(number: u64) -> HistoryEntry {
+        HistoryEntry {
+            number,
+            at: Timestamp::from_millis(number),
+            point: None,
+            event: Event::Completed,
+        }
+    }
+
+    fn commit(
+        record: ExecutionRecord,
+        expected_seq: u64,
+        history: &[u64],
+        prune_history_below: u64,
+    ) -> (Request, oneshot::Receiver<Result<(), StoreError>>) {
+        Request::commit(Commit {
+            record,
+            expected_seq,
+            history: history.iter().copied().map(entry).collect(),
+            prune_history_below,
+        })
+        .unwrap()
+    }
+
+    fn history(db: &sled::Db, id: &str) -> Vec<u64> {
+        db.scan_prefix(keys::history_prefix(id))
+            .map(|e| {
+                let (k, v) = e.unwrap();
+                keys::decode::<HistoryEntry>(&k, &v).unwrap().number
+            })
+            .collect()
+    }
+
+    fn timers(db: &sled::Db) -> Vec<(Timestamp, String)> {
+        db.scan_prefix(keys::TIMER)
+            .keys()
+            .map(|k| keys::parse_timer(&k.unwrap()).unwrap())
+            .collect()
+    }
+
+    /// A database in a fresh directory, which sled removes when it is dropped.
+    fn temporary() -> Disk {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("durable-writer-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let db = sled::Config::new()
+            .path(&dir)
+            .temporary(true)
+            .open()
+            .unwrap();
+        let log = File::options()
+            .read(true)
+            .write(true)
+            .open(dir.join("db"))
+            .unwrap();
+        Disk { db, log }
+    }
+
+    #[test]
+    fn requests_of_one_group_see_the_ones_accepted_before_them() {
+        let disk = temporary();
+        let db = &disk.db;
+        let (first, mut created) =
+            Request::create(record("a", 0, Some(50)), b"in".to_vec()).unwrap();
+        let (twin, mut twin_created) =
+            Request::create(record("a", 0, None), b"other".to_vec()).unwrap();
+        let (c1, mut r1) = commit(record("a", 1, Some(40)), 0, &[0, 1], 0);
+        let (c2, mut r2) = commit(record("a", 2, None), 1, &[2], 0);
+        let (stale, mut r_stale) = commit(record("a", 1, None), 0, &[], 0);
+        let (missing, mut r_missing) = commit(record("b", 1, None), 0, &[], 0);
+        write_group(&disk, vec![first, twin, c1, c2, stale, missing]);
+
+        assert_eq!(created.try_recv().unwrap().unwrap(), Created::New);
+        assert_eq!(
+            twin_created.try_recv().unwrap().unwrap(),
+            Created::Existing(Box::new(record("a", 0, Some(50))))
+        );
+        r1.try_recv().unwrap().unwrap();
+        r2.try_recv().unwrap().unwrap();
+        assert!(matches!(
+            r_stale.try_recv().unwrap(),
+            Err(StoreError::Conflict {
+                expected: 0,
+                found: Some(2),
+                ..
+            })
+        ));
+        assert!(matches!(
+            r_missing.try_recv().unwrap(),
+            Err(StoreError::Conflict { found: None, .. })
+        ));
+        assert_eq!(
+            load(db, &keys::execution("a")).unwrap(),
+            Some(record("a", 2, None))
+        );
+        assert_eq!(db.get(keys::input("a")).unwrap().unwrap(), b"in".as_slice());
+        assert_eq!(history(db, "a"), [0, 1, 2]);
+        assert_eq!(timers(db), [], "both timers of the group were taken out");
+        assert_eq!(db.get(keys::execution("b")).unwrap(), None);
+    }
+
+    #[test]
+    fn a_prune_removes_entries_of_the_tree_and_of_its_own_group() {
+        let disk = temporary();
+        let db = &disk.db;
+        let (create, _) = Request::create(record("a", 0, None), Vec::new()).unwrap();
+        let (c1, _) = commit(record("a", 1, None), 0, &[0, 1, 2], 0);
+        write_group(&disk, vec![create, c1]);
+        assert_eq!(history(db, "a"), [0, 1, 2]);
+
+        let (c2, mut r2) = commit(record("a", 2, Some(9)), 1, &[3, 4], 0);
+        let (c3, mut r3) = commit(record("a", 3, Some(9)), 2, &[5, 6], 4);
+        write_group(&disk, vec![c2, c3]);
+        r2.try_recv().unwrap().unwrap();
+        r3.try_recv().unwrap().unwrap();
+        assert_eq!(history(db, "a"), [4, 5, 6]);
+        assert_eq!(timers(db), [(Timestamp::from_millis(9), "a".to_owned())]);
+
+        let (c4, _) = commit(record("a", 4, None), 3, &[7, 8], 8);
+        write_group(&disk, vec![c4]);
+        assert_eq!(
+            history(db, "a"),
+            [8],
+            "entries below the line are not written"
+        );
+    }
+
+    #[test]
+    fn a_corrupt_record_refuses_its_request_only() {
+        let disk = temporary();
+        let db = &disk.db;
+        db.insert(keys::execution("bad"), b"garbage".as_slice())
+            .unwrap();
+        let (bad, mut r_bad) = commit(record("bad", 1, None), 0, &[], 0);
+        let (bad_create, mut r_bad_create) =
+            Request::create(record("bad", 0, None), Vec::new()).unwrap();
+        let (good, mut r_good) = Request::create(record("good", 0, None), Vec::new()).unwrap();
+        write_group(&disk, vec![bad, bad_create, good]);
+        assert!(matches!(
+            r_bad.try_recv().unwrap(),
+            Err(StoreError::Corrupt { .. })
+        ));
+        assert!(matches!(
+            r_bad_create.try_recv().unwrap(),
+            Err(StoreError::Corrupt { .. })
+        ));
+        assert_eq!(r_good.try_recv().unwrap().unwrap(), Created::New);
+    }
+}
