@@ -5,7 +5,7 @@ use proc_macro2::Span;
 use syn::spanned::Spanned;
 use syn::visit::{self, Visit};
 use syn::{
-    Attribute, Block, Expr, ExprAwait, FnArg, Ident, ItemFn, Pat, ReturnType, Stmt, Type,
+    Attribute, Block, Expr, ExprAwait, FnArg, Ident, ItemFn, Pat, ReturnType, Type,
     Visibility,
 };
 
@@ -35,6 +35,8 @@ pub struct CtxParam {
     pub mutability: Option<syn::Token![mut]>,
     /// The whole parameter, for errors.
     pub span: Span,
+    /// Its type as written.
+    pub ty: Type,
 }
 
 /// A parameter after the context.
@@ -64,6 +66,7 @@ impl Workflow {
                     ident,
                     mutability,
                     span: pt.span(),
+                    ty: (*pt.ty).clone(),
                 });
                 continue;
             }
@@ -117,6 +120,7 @@ pub struct Points<'a> {
     ctx: Option<&'a Ident>,
 }
 
+impl Points<'_> {
     /// `e` itself is a durable point.
     pub fn point<'e>(&self, e: &'e Expr) -> Option<&'e ExprAwait> {
         match e {
@@ -193,7 +197,7 @@ impl<'ast> Visit<'ast> for Finder<'_> {
         }
         match e {
             // Not lowered: `check` reports points in these.
-            Expr::Closure(_) | Expr::Async(_) | Expr::Const(_) | Expr::Macro(_) => {}
+            Expr::Closure(_) | Expr::Async(_) | Expr::Const(_) | Expr::Unsafe(_) | Expr::Macro(_) => {}
             _ => visit::visit_expr(self, e),
         }
     }

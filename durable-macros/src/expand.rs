@@ -149,6 +149,12 @@ impl<'a> Expander<'a> {
         let points = self.points_info();
         let machine = self.machine();
         let Names { ctx, entry, .. } = &self.n;
+        // The user's own spelling of the context type: it must name `Ctx` (and its
+        // import is used).
+        let ctx_check = self.wf.ctx.as_ref().map(|c| {
+            let ty = &c.ty;
+            quote!(let #ctx: #ty = #ctx;)
+        });
         quote! {
             #(#docs)*
             #(#cfgs)*
@@ -201,6 +207,7 @@ impl<'a> Expander<'a> {
                         #ctx: #krate::Ctx,
                         #entry: #p::Entry,
                     ) -> #p::Machine<<Self as #krate::Workflow>::Output> {
+                        #ctx_check
                         #machine
                     }
                 }
@@ -614,4 +621,9 @@ impl Fnv {
             }
         }
     }
+}
+
+#[cfg(test)]
+pub(crate) fn expand_for_test(args: TokenStream, item: TokenStream) -> String {
+    durable(args, item).to_string()
 }

@@ -11,6 +11,8 @@ mod check;
 mod ctxt;
 mod expand;
 mod lower;
+#[cfg(test)]
+mod tests;
 
 use proc_macro::TokenStream;
 

@@ -654,7 +654,7 @@ impl Lowerer<'_> {
         let Some((mut kids, conditional)) = eval_children(&mut e) else {
             self.cx.error_at(
                 first,
-                "`#[durable]` cannot lower a durable `.await` here; move it into its own statement: `let value = ctx.step(..).await;`",
+                "a durable `.await` must be the first thing evaluated in its expression; move it into its own statement: `let value = ctx.step(..).await;`",
             );
             return e;
         };
@@ -1382,13 +1382,14 @@ fn is_pure(e: &Expr) -> bool {
     }
 }
 
-/// The operands of `e` in evaluation order, and the operands evaluated only
-/// conditionally (`a && b`: `b`). `None`: an expression that is not lowered through
-/// its operands.
+/// The operands of `e` through which a durable `.await` is lowered, in evaluation
+/// order (only pure operands may precede the one holding the point), and the operands
+/// evaluated only conditionally (`a && b`: `b`). `None`: an expression whose operands
+/// cannot hold a point (function-call arguments, tuple, array and struct fields: the
+/// point would not be the first thing evaluated).
 fn eval_children(e: &mut Expr) -> Option<(Vec<&mut Expr>, Vec<&Expr>)> {
     use syn::BinOp;
     let kids: Vec<&mut Expr> = match e {
-        Expr::Array(a) => a.elems.iter_mut().collect(),
         Expr::Assign(a) => vec![&mut *a.right, &mut *a.left],
         Expr::Await(a) => vec![&mut *a.base],
         Expr::Binary(b) => match b.op {
@@ -1406,7 +1407,6 @@ fn eval_children(e: &mut Expr) -> Option<(Vec<&mut Expr>, Vec<&Expr>)> {
             _ => vec![&mut *b.left, &mut *b.right],
         },
         Expr::Break(b) => b.expr.iter_mut().map(|e| &mut **e).collect(),
-        Expr::Call(c) => std::iter::once(&mut *c.func).chain(c.args.iter_mut()).collect(),
         Expr::Cast(c) => vec![&mut *c.expr],
         Expr::Field(f) => vec![&mut *f.base],
         Expr::ForLoop(f) => vec![&mut *f.expr],
@@ -1419,16 +1419,8 @@ fn eval_children(e: &mut Expr) -> Option<(Vec<&mut Expr>, Vec<&Expr>)> {
         Expr::Paren(p) => vec![&mut *p.expr],
         Expr::Range(r) => r.start.iter_mut().chain(r.end.iter_mut()).map(|e| &mut **e).collect(),
         Expr::Reference(r) => vec![&mut *r.expr],
-        Expr::Repeat(r) => vec![&mut *r.expr],
         Expr::Return(r) => r.expr.iter_mut().map(|e| &mut **e).collect(),
-        Expr::Struct(s) => s
-            .fields
-            .iter_mut()
-            .map(|f| &mut f.expr)
-            .chain(s.rest.iter_mut().map(|e| &mut **e))
-            .collect(),
         Expr::Try(t) => vec![&mut *t.expr],
-        Expr::Tuple(t) => t.elems.iter_mut().collect(),
         Expr::Unary(u) => vec![&mut *u.expr],
         _ => return None,
     };
