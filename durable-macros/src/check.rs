@@ -14,10 +14,15 @@ use crate::ast::{Points, Workflow};
 use crate::ctxt::Ctxt;
 
 // Input: the parsed workflow.
-// Output: errors in `cx` for every rule it breaks; nothing when it can be lowered.
-pub fn check(cx: &Ctxt, wf: &Workflow) {
+// Output: errors in `cx` for every rule its signature breaks.
+pub fn check_signature(cx: &Ctxt, wf: &Workflow) {
     signature(cx, wf);
     attributes(cx, wf);
+}
+
+// Input: the parsed workflow.
+// Output: errors in `cx` for durable points where the lowering does not look.
+pub fn check_body(cx: &Ctxt, wf: &Workflow) {
     let mut misplaced = Misplaced {
         cx,
         points: wf.points(),
@@ -209,9 +214,7 @@ impl<'ast> Visit<'ast> for Misplaced<'_> {
                     spans,
                     "the `else` block of `let ... else` cannot await a durable operation; use a `match` instead",
                 );
-                if !self.cx.has_errors() {
-                    self.visit_expr(diverge);
-                }
+                self.visit_expr(diverge);
             }
         }
     }

@@ -45,9 +45,9 @@ impl Ctxt {
             .push(err);
     }
 
-    /// Whether an error was recorded so far.
-    pub fn has_errors(&self) -> bool {
-        self.errors.borrow().as_ref().is_some_and(|e| !e.is_empty())
+    /// How many errors were recorded so far.
+    pub fn count(&self) -> usize {
+        self.errors.borrow().as_ref().map_or(0, Vec::len)
     }
 
     /// Consumes the context: all collected errors combined into one.

@@ -36,13 +36,34 @@ pub fn durable(args: TokenStream, item: TokenStream) -> TokenStream {
         }
     };
     let wf = Workflow::from_item(item_fn);
-    check::check(&cx, &wf);
+    check::check_signature(&cx, &wf);
+    let signature_ok = cx.count() == 0;
+    check::check_body(&cx, &wf);
     let krate = args.krate();
     let cfg = lower::lower(&cx, &wf, &krate);
-    if let Err(err) = cx.check() {
-        return fallback(Err(err), item);
+    match cx.check() {
+        Ok(()) => Expander::new(&wf, &args, &cfg, Mode::Machine).expand(),
+        // The workflow type still exists and the body still type-checks (with its
+        // durable `.await`s neutralised), so the mistake is reported once, not again
+        // at every use of the workflow.
+        Err(err) if signature_ok => {
+            let errors = err.to_compile_error();
+            let fallback = Expander::new(&wf, &args, &cfg, Mode::Fallback).expand();
+            quote!(#errors #fallback)
+        }
+        Err(err) => fallback(Err(err), item),
     }
-    Expander::new(&wf, &args, &cfg).expand()
+}
+
+/// What `__machine` does.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// The lowered state machine.
+    Machine,
+    /// After an error in the body: nothing (`unimplemented!`), beside the user's fn with
+    /// its durable `.await`s replaced by values of the right type, for IDEs and so the
+    /// error does not cascade.
+    Fallback,
 }
 
 fn fallback(result: syn::Result<()>, item: TokenStream) -> TokenStream {
@@ -90,6 +111,7 @@ impl Names {
 }
 
 struct Expander<'a> {
+    mode: Mode,
     wf: &'a Workflow,
     args: &'a Args,
     cfg: &'a Cfg,
@@ -99,9 +121,10 @@ struct Expander<'a> {
 }
 
 impl<'a> Expander<'a> {
-    fn new(wf: &'a Workflow, args: &'a Args, cfg: &'a Cfg) -> Self {
+    fn new(wf: &'a Workflow, args: &'a Args, cfg: &'a Cfg, mode: Mode) -> Self {
         let krate = args.krate();
         Expander {
+            mode,
             wf,
             args,
             cfg,
@@ -145,9 +168,14 @@ impl<'a> Expander<'a> {
             CodecArg::Bincode => quote!(#krate::Codec::Bincode),
             CodecArg::Json => quote!(#krate::Codec::Json),
         };
-        let fingerprint = Literal::u64_suffixed(self.fingerprint());
-        let points = self.points_info();
-        let machine = self.machine();
+        let (fingerprint, points, machine) = match self.mode {
+            Mode::Machine => (
+                Literal::u64_suffixed(self.fingerprint()),
+                self.points_info(),
+                self.machine(),
+            ),
+            Mode::Fallback => (Literal::u64_suffixed(0), Vec::new(), self.neutralised()),
+        };
         let Names { ctx, entry, .. } = &self.n;
         // The user's own spelling of the context type: it must name `Ctx` (and its
         // import is used).
@@ -212,6 +240,55 @@ impl<'a> Expander<'a> {
                     }
                 }
             };
+        }
+    }
+
+    // Input: the user's fn, after an error.
+    // Output: the fn nested in `__machine`, every durable point `op.await` replaced by
+    // `__durable_fallback(op)` (a value of the operation's output type), and
+    // `unimplemented!()`.
+    fn neutralised(&self) -> TokenStream {
+        struct Neutralise<'a> {
+            points: crate::ast::Points<'a>,
+            helper: syn::Ident,
+        }
+        impl syn::visit_mut::VisitMut for Neutralise<'_> {
+            fn visit_expr_mut(&mut self, e: &mut syn::Expr) {
+                syn::visit_mut::visit_expr_mut(self, e);
+                if let Some(aw) = self.points.point(e) {
+                    let op = &aw.base;
+                    let helper = &self.helper;
+                    *e = syn::parse_quote!(#helper(#op));
+                }
+            }
+            fn visit_macro_mut(&mut self, m: &mut syn::Macro) {
+                if let Some(mut args) = check::macro_args(&m.tokens) {
+                    for arg in args.iter_mut() {
+                        self.visit_expr_mut(arg);
+                    }
+                    m.tokens = args.into_token_stream();
+                }
+            }
+            fn visit_item_mut(&mut self, _: &mut syn::Item) {}
+        }
+        let helper = mixed("__durable_fallback");
+        let mut item = self.wf.item.clone();
+        item.attrs.retain(|a| !a.path().is_ident("doc"));
+        syn::visit_mut::VisitMut::visit_block_mut(
+            &mut Neutralise {
+                points: self.wf.points(),
+                helper: helper.clone(),
+            },
+            &mut item.block,
+        );
+        let p = &self.p;
+        quote! {
+            fn #helper<O: #p::Operation>(_: O) -> O::Output {
+                ::core::unreachable!()
+            }
+            #[allow(dead_code, unused, clippy::all)]
+            #item
+            ::core::unimplemented!("`#[durable]` failed to expand")
         }
     }
 

@@ -10,7 +10,8 @@ use crate::lower::{self, Cfg};
 fn lowered(item: TokenStream) -> (Cfg, Result<(), String>) {
     let cx = Ctxt::new();
     let wf = Workflow::from_item(syn::parse2(item).expect("test input parses"));
-    crate::check::check(&cx, &wf);
+    crate::check::check_signature(&cx, &wf);
+    crate::check::check_body(&cx, &wf);
     let cfg = lower::lower(&cx, &wf, &quote!(::durable_core));
     let result = cx.check().map_err(|e| {
         e.into_iter()
