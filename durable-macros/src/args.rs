@@ -90,7 +90,9 @@ pub fn parse(cx: &Ctxt, tokens: TokenStream) -> Args {
             let key = quote!(#path).to_string().replace(' ', "");
             cx.error_spanned_by(
                 &meta.path,
-                format!("unknown `#[durable]` argument `{key}`; expected `name`, `codec` or `crate`"),
+                format!(
+                    "unknown `#[durable]` argument `{key}`; expected `name`, `codec` or `crate`"
+                ),
             );
             // Skip the value so the remaining arguments are still checked.
             if meta.input.peek(syn::Token![=]) {

@@ -5,8 +5,7 @@ use proc_macro2::Span;
 use syn::spanned::Spanned;
 use syn::visit::{self, Visit};
 use syn::{
-    Attribute, Block, Expr, ExprAwait, FnArg, Ident, ItemFn, Pat, ReturnType, Type,
-    Visibility,
+    Attribute, Block, Expr, ExprAwait, FnArg, Ident, ItemFn, Pat, ReturnType, Type, Visibility,
 };
 
 /// The parsed `#[durable] async fn`.
@@ -106,7 +105,9 @@ impl Workflow {
 /// Whether `ty`'s last path segment is `Ctx`.
 pub fn is_ctx_type(ty: &Type) -> bool {
     match ty {
-        Type::Path(tp) => tp.qself.is_none() && tp.path.segments.last().is_some_and(|s| s.ident == "Ctx"),
+        Type::Path(tp) => {
+            tp.qself.is_none() && tp.path.segments.last().is_some_and(|s| s.ident == "Ctx")
+        }
         Type::Group(g) => is_ctx_type(&g.elem),
         Type::Paren(p) => is_ctx_type(&p.elem),
         _ => false,
@@ -124,7 +125,9 @@ impl Points<'_> {
     /// `e` itself is a durable point.
     pub fn point<'e>(&self, e: &'e Expr) -> Option<&'e ExprAwait> {
         match e {
-            Expr::Await(aw) if matches!(&*aw.base, Expr::MethodCall(_)) && self.rooted(&aw.base) => {
+            Expr::Await(aw)
+                if matches!(&*aw.base, Expr::MethodCall(_)) && self.rooted(&aw.base) =>
+            {
                 Some(aw)
             }
             _ => None,
@@ -197,7 +200,11 @@ impl<'ast> Visit<'ast> for Finder<'_> {
         }
         match e {
             // Not lowered: `check` reports points in these.
-            Expr::Closure(_) | Expr::Async(_) | Expr::Const(_) | Expr::Unsafe(_) | Expr::Macro(_) => {}
+            Expr::Closure(_)
+            | Expr::Async(_)
+            | Expr::Const(_)
+            | Expr::Unsafe(_)
+            | Expr::Macro(_) => {}
             _ => visit::visit_expr(self, e),
         }
     }

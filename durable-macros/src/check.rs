@@ -55,7 +55,10 @@ fn signature(cx: &Ctxt, wf: &Workflow) {
     }
     for arg in &sig.inputs {
         if let FnArg::Receiver(r) = arg {
-            cx.error_spanned_by(r, "a `#[durable]` workflow is a free `async fn`; it cannot take `self`");
+            cx.error_spanned_by(
+                r,
+                "a `#[durable]` workflow is a free `async fn`; it cannot take `self`",
+            );
         }
     }
     match &wf.ctx {
@@ -90,22 +93,29 @@ fn signature(cx: &Ctxt, wf: &Workflow) {
                 );
             }
             if i > 0 || wf.ctx.is_none() {
-                owned(cx, &pt.ty, "workflow inputs are stored with the execution, so they must be owned types");
+                owned(
+                    cx,
+                    &pt.ty,
+                    "workflow inputs are stored with the execution, so they must be owned types",
+                );
             }
         }
     }
     if let syn::ReturnType::Type(_, ty) = &sig.output {
-        owned(cx, ty, "the workflow output is stored with the execution, so it must be an owned type");
+        owned(
+            cx,
+            ty,
+            "the workflow output is stored with the execution, so it must be an owned type",
+        );
     }
 }
 
 fn owned(cx: &Ctxt, ty: &Type, why: &str) {
     match ty {
         Type::Reference(r) => cx.error_spanned_by(r, why),
-        Type::ImplTrait(t) => cx.error_spanned_by(
-            t,
-            "`impl Trait` cannot be stored: name the concrete type",
-        ),
+        Type::ImplTrait(t) => {
+            cx.error_spanned_by(t, "`impl Trait` cannot be stored: name the concrete type")
+        }
         _ => {}
     }
 }
@@ -113,9 +123,11 @@ fn owned(cx: &Ctxt, ty: &Type, why: &str) {
 fn attributes(cx: &Ctxt, wf: &Workflow) {
     for attr in &wf.item.attrs {
         let path = attr.path();
-        let known = ["doc", "cfg", "cfg_attr", "allow", "warn", "deny", "forbid", "expect"]
-            .iter()
-            .any(|k| path.is_ident(k));
+        let known = [
+            "doc", "cfg", "cfg_attr", "allow", "warn", "deny", "forbid", "expect",
+        ]
+        .iter()
+        .any(|k| path.is_ident(k));
         if !known {
             cx.error_spanned_by(
                 path,
@@ -225,7 +237,11 @@ impl<'ast> Visit<'ast> for Misplaced<'_> {
 /// The arguments of a macro invocation, when they parse as comma-separated expressions
 /// (`format!`, `vec!`, `assert_eq!`, ..).
 pub fn macro_args(tokens: &TokenStream) -> Option<Punctuated<Expr, syn::Token![,]>> {
-    syn::parse::Parser::parse2(Punctuated::<Expr, syn::Token![,]>::parse_terminated, tokens.clone()).ok()
+    syn::parse::Parser::parse2(
+        Punctuated::<Expr, syn::Token![,]>::parse_terminated,
+        tokens.clone(),
+    )
+    .ok()
 }
 
 /// Every durable point under the node `walk` visits, closures and blocks included

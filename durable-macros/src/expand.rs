@@ -20,7 +20,10 @@ use crate::args::{self, Args, CodecArg};
 use crate::ast::Workflow;
 use crate::check;
 use crate::ctxt::Ctxt;
-use crate::lower::{self, machine_label, mixed, slot_ident, value_ident, BlockId, BlockKind, Cfg, Code, GotoId, PointId, RegionId, Tail};
+use crate::lower::{
+    self, machine_label, mixed, slot_ident, value_ident, BlockId, BlockKind, Cfg, Code, GotoId,
+    PointId, RegionId, Tail,
+};
 
 // Input: the attribute's arguments and the item it is on.
 // Output: the workflow struct and impl; on any error, the `compile_error!`s and the
@@ -31,7 +34,10 @@ pub fn durable(args: TokenStream, item: TokenStream) -> TokenStream {
     let item_fn = match syn::parse2::<syn::ItemFn>(item.clone()) {
         Ok(f) => f,
         Err(_) => {
-            cx.error_at(Span::call_site(), "`#[durable]` can only be applied to an `async fn`");
+            cx.error_at(
+                Span::call_site(),
+                "`#[durable]` can only be applied to an `async fn`",
+            );
             return fallback(cx.check(), item);
         }
     };
@@ -609,7 +615,11 @@ impl<'a> Expander<'a> {
 }
 
 fn located_slot(b: usize, span: Span) -> syn::Ident {
-    format_ident!("__durable_s{}", b, span = Span::mixed_site().located_at(span))
+    format_ident!(
+        "__durable_s{}",
+        b,
+        span = Span::mixed_site().located_at(span)
+    )
 }
 
 /// Builds nested brace groups from `open`/`close` events.
@@ -698,9 +708,4 @@ impl Fnv {
             }
         }
     }
-}
-
-#[cfg(test)]
-pub(crate) fn expand_for_test(args: TokenStream, item: TokenStream) -> String {
-    durable(args, item).to_string()
 }

@@ -54,16 +54,18 @@ pub struct Binding {
     pub ident: Ident,
     /// The kind.
     pub kind: BindingKind,
+    /// The name shown for a generated binding (`for i` for a loop's iterator).
+    pub label: Option<String>,
 }
 
 impl Binding {
     /// Its name as the user reads it (in frames and messages).
     pub fn name(&self) -> String {
-        let s = self.ident.to_string();
-        match self.kind {
-            BindingKind::Iter => "(for loop)".to_owned(),
-            _ => s.strip_prefix("r#").map(str::to_owned).unwrap_or(s),
+        if let Some(label) = &self.label {
+            return label.clone();
         }
+        let s = self.ident.to_string();
+        s.strip_prefix("r#").map(str::to_owned).unwrap_or(s)
     }
 
     fn saveable(&self) -> bool {
@@ -211,7 +213,10 @@ impl Cfg {
         self.live_in[goto.target]
             .iter()
             .copied()
-            .filter(|b| from.defs.contains(b) || (from.uses.contains(b) && self.live_in[goto.from].contains(b)))
+            .filter(|b| {
+                from.defs.contains(b)
+                    || (from.uses.contains(b) && self.live_in[goto.from].contains(b))
+            })
             .collect()
     }
 
@@ -375,10 +380,18 @@ impl Lowerer<'_> {
     }
 
     fn visible(&self) -> Vec<BindingId> {
-        self.scopes.iter().flat_map(|s| s.bindings.iter().copied()).collect()
+        self.scopes
+            .iter()
+            .flat_map(|s| s.bindings.iter().copied())
+            .collect()
     }
 
-    fn new_goto(&mut self, target: BlockId, dest: Option<BindingId>, value: Option<Expr>) -> GotoId {
+    fn new_goto(
+        &mut self,
+        target: BlockId,
+        dest: Option<BindingId>,
+        value: Option<Expr>,
+    ) -> GotoId {
         let from = self.cur_block();
         let id = self.cfg.gotos.len();
         if let Some(d) = dest {
@@ -416,7 +429,11 @@ impl Lowerer<'_> {
 
     fn declare(&mut self, ident: Ident, kind: BindingKind) -> BindingId {
         let id = self.cfg.bindings.len();
-        self.cfg.bindings.push(Binding { ident, kind });
+        self.cfg.bindings.push(Binding {
+            ident,
+            kind,
+            label: None,
+        });
         if let Some(scope) = self.scopes.last_mut() {
             scope.bindings.push(id);
         }
@@ -469,6 +486,7 @@ impl Lowerer<'_> {
         self.cfg.bindings.push(Binding {
             ident: format_ident!("__durable_t{}", id, span = Span::mixed_site()),
             kind: BindingKind::Dest,
+            label: None,
         });
         id
     }
@@ -547,7 +565,7 @@ impl Lowerer<'_> {
         let value = self.lower_value(&init.expr);
         let mut local = local.clone();
         if let Some(init) = &mut local.init {
-            init.expr = Box::new(value);
+            *init.expr = value;
         }
         self.emit_stmt(Stmt::Local(local));
     }
@@ -576,7 +594,8 @@ impl Lowerer<'_> {
         match e {
             Expr::Block(b) => p.in_block(&b.block),
             Expr::If(i) => {
-                p.in_block(&i.then_branch) || i.else_branch.as_ref().is_some_and(|(_, e)| p.in_expr(e))
+                p.in_block(&i.then_branch)
+                    || i.else_branch.as_ref().is_some_and(|(_, e)| p.in_expr(e))
             }
             Expr::Match(m) => m.arms.iter().any(|a| p.in_expr(&a.body)),
             Expr::Loop(l) => p.in_block(&l.body),
@@ -819,7 +838,8 @@ impl Lowerer<'_> {
             match &mut pat {
                 Pat::Guard(g) => {
                     self.bind_pat(&g.pat, false);
-                    let guard = std::mem::replace(&mut *g.guard, Expr::Verbatim(TokenStream::new()));
+                    let guard =
+                        std::mem::replace(&mut *g.guard, Expr::Verbatim(TokenStream::new()));
                     *g.guard = self.verbatim_expr(guard);
                 }
                 other => self.bind_pat(other, false),
@@ -863,7 +883,9 @@ impl Lowerer<'_> {
         self.start_block(exit);
         if !frame.is_some_and(|f| f.broken) {
             // No `break` leaves this loop: the exit block is never reached.
-            self.emit(Code::Stmt(Box::new(syn::parse_quote!(::core::unreachable!();))));
+            self.emit(Code::Stmt(Box::new(
+                syn::parse_quote!(::core::unreachable!();),
+            )));
         }
     }
 
@@ -929,7 +951,9 @@ impl Lowerer<'_> {
             };
         };
         self.emit(Code::Stmt(Box::new(init)));
-        self.declare(it.clone(), BindingKind::Iter);
+        let it_binding = self.declare(it.clone(), BindingKind::Iter);
+        let pat_text = f.pat.to_token_stream().to_string();
+        self.cfg.bindings[it_binding].label = Some(format!("for {pat_text}"));
         let header = self.new_block(BlockKind::Plain);
         let exit = self.new_block(BlockKind::Plain);
         self.goto(header);
@@ -963,7 +987,10 @@ impl Lowerer<'_> {
             Tail::Match {
                 scrut: Box::new(syn::parse_quote!(::core::iter::Iterator::next(&mut #it))),
                 arms: vec![
-                    (syn::parse_quote!(::core::option::Option::Some(#pat)), some_r),
+                    (
+                        syn::parse_quote!(::core::option::Option::Some(#pat)),
+                        some_r,
+                    ),
                     (syn::parse_quote!(::core::option::Option::None), none_r),
                 ],
             },
@@ -1205,7 +1232,9 @@ impl VisitMut for Verbatim<'_, '_> {
                     v.in_loop(f.label.as_ref(), false, |v| v.visit_block_mut(&mut f.body));
                 });
             }
-            Expr::Loop(l) => self.in_loop(l.label.as_ref(), false, |v| v.visit_block_mut(&mut l.body)),
+            Expr::Loop(l) => {
+                self.in_loop(l.label.as_ref(), false, |v| v.visit_block_mut(&mut l.body))
+            }
             Expr::Block(b) if b.label.is_some() => {
                 self.in_loop(b.label.as_ref(), true, |v| v.visit_block_mut(&mut b.block))
             }
@@ -1307,9 +1336,7 @@ pub fn format_names(lit: &str) -> Vec<String> {
 
 fn is_ident(s: &str) -> bool {
     let mut chars = s.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_alphabetic() || c == '_')
+    chars.next().is_some_and(|c| c.is_alphabetic() || c == '_')
         && chars.all(|c| c.is_alphanumeric() || c == '_')
         && s != "_"
 }
@@ -1415,9 +1442,16 @@ fn eval_children(e: &mut Expr) -> Option<(Vec<&mut Expr>, Vec<&Expr>)> {
         Expr::Index(i) => vec![&mut *i.expr, &mut *i.index],
         Expr::Let(l) => vec![&mut *l.expr],
         Expr::Match(m) => vec![&mut *m.expr],
-        Expr::MethodCall(m) => std::iter::once(&mut *m.receiver).chain(m.args.iter_mut()).collect(),
+        Expr::MethodCall(m) => std::iter::once(&mut *m.receiver)
+            .chain(m.args.iter_mut())
+            .collect(),
         Expr::Paren(p) => vec![&mut *p.expr],
-        Expr::Range(r) => r.start.iter_mut().chain(r.end.iter_mut()).map(|e| &mut **e).collect(),
+        Expr::Range(r) => r
+            .start
+            .iter_mut()
+            .chain(r.end.iter_mut())
+            .map(|e| &mut **e)
+            .collect(),
         Expr::Reference(r) => vec![&mut *r.expr],
         Expr::Return(r) => r.expr.iter_mut().map(|e| &mut **e).collect(),
         Expr::Try(t) => vec![&mut *t.expr],
@@ -1509,7 +1543,7 @@ fn check_slots(cx: &Ctxt, cfg: &Cfg) {
                 .visible
                 .iter()
                 .rev()
-                .find(|&&v| cfg.bindings[v].ident == binding.ident.to_string())
+                .find(|&&v| cfg.bindings[v].ident == binding.ident)
                 == Some(&b);
             if !nameable && reported.insert(b) {
                 let name = binding.name();
@@ -1539,7 +1573,11 @@ impl Cfg {
     }
 
     /// Replaces jump markers in `tokens` with `f(goto)`.
-    pub fn expand_markers(&self, tokens: TokenStream, f: &dyn Fn(GotoId) -> TokenStream) -> TokenStream {
+    pub fn expand_markers(
+        &self,
+        tokens: TokenStream,
+        f: &dyn Fn(GotoId) -> TokenStream,
+    ) -> TokenStream {
         let mut out = TokenStream::new();
         let mut iter = tokens.into_iter().peekable();
         while let Some(tt) = iter.next() {
@@ -1561,7 +1599,8 @@ impl Cfg {
                     }
                 }
                 TokenTree::Group(g) => {
-                    let mut ng = proc_macro2::Group::new(g.delimiter(), self.expand_markers(g.stream(), f));
+                    let mut ng =
+                        proc_macro2::Group::new(g.delimiter(), self.expand_markers(g.stream(), f));
                     ng.set_span(g.span());
                     out.extend([TokenTree::Group(ng)]);
                 }
@@ -1571,4 +1610,3 @@ impl Cfg {
         out
     }
 }
-

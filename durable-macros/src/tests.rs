@@ -40,7 +40,12 @@ fn errors(item: TokenStream) -> String {
 /// The locals saved at each point, by name.
 fn frames(cfg: &Cfg) -> Vec<Vec<String>> {
     (0..cfg.points.len())
-        .map(|p| cfg.frame(p).into_iter().map(|b| cfg.bindings[b].name()).collect())
+        .map(|p| {
+            cfg.frame(p)
+                .into_iter()
+                .map(|b| cfg.bindings[b].name())
+                .collect()
+        })
         .collect()
 }
 
@@ -57,7 +62,9 @@ pub fn expansion(args: TokenStream, item: TokenStream) -> String {
             use std::io::Write;
             child.stdin.take()?.write_all(text.as_bytes()).ok()?;
             let out = child.wait_with_output().ok()?;
-            out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+            out.status
+                .success()
+                .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
         });
     formatted.unwrap_or(text)
 }
@@ -80,5 +87,325 @@ fn live_locals_at_each_point() {
             Ok(Receipt { order_id: order.id, payment, inventory })
         }
     });
-    assert_eq!(frames(&cfg), vec![vec!["order"], vec!["order", "inventory"]]);
+    assert_eq!(
+        frames(&cfg),
+        vec![vec!["order"], vec!["order", "inventory"]]
+    );
+}
+
+/// The emitted fingerprint of a workflow.
+fn fingerprint(item: TokenStream) -> String {
+    let text = crate::expand::durable(TokenStream::new(), item).to_string();
+    let at = text.find("FINGERPRINT : u64 =").expect("a fingerprint");
+    text[at..].split(';').next().unwrap().to_owned()
+}
+
+#[test]
+fn shadowing_creates_separate_slots() {
+    let cfg = cfg(quote! {
+        async fn f(ctx: Ctx) -> String {
+            let x = 1u32;
+            ctx.a().await;
+            let y = x + 1;
+            let x = "s".to_string();
+            ctx.b().await;
+            format!("{x}{y}")
+        }
+    });
+    assert_eq!(frames(&cfg), vec![vec!["x"], vec!["y", "x"]]);
+    assert_ne!(cfg.frame(0)[0], cfg.frame(1)[1], "two bindings, two slots");
+}
+
+#[test]
+fn format_string_names_and_macro_identifiers_are_uses() {
+    let cfg = cfg(quote! {
+        async fn f(ctx: Ctx) {
+            let named = 1;
+            let width = 2;
+            let a = 3;
+            let b = 4;
+            let unused = 5;
+            ctx.p().await;
+            println!("{named:>width$}");
+            let v = vec![a, b];
+        }
+    });
+    assert_eq!(frames(&cfg), vec![vec!["named", "width", "a", "b"]]);
+}
+
+#[test]
+fn field_and_method_names_are_not_uses() {
+    let cfg = cfg(quote! {
+        async fn f(ctx: Ctx, o: Order) -> u32 {
+            let id = 7;
+            let len = 3;
+            ctx.p().await;
+            assert!(o.id > 0);
+            o.len()
+        }
+    });
+    assert_eq!(frames(&cfg), vec![vec!["o"]]);
+}
+
+#[test]
+fn dead_locals_are_not_saved_and_closure_captures_are() {
+    let cfg = cfg(quote! {
+        async fn f(ctx: Ctx, n: u32) -> u32 {
+            let a = n + 1;
+            let b = a * 2;
+            let c = 5;
+            ctx.p().await;
+            let add = |n: u32| n + b;
+            let shadowed = |c: u32| c;
+            add(1) + shadowed(2)
+        }
+    });
+    assert_eq!(frames(&cfg), vec![vec!["b"]]);
+}
+
+#[test]
+fn uppercase_pattern_identifiers_are_not_bindings() {
+    let cfg = cfg(quote! {
+        async fn f(ctx: Ctx, v: Option<u32>) -> u32 {
+            let None = v else { return 0 };
+            ctx.p().await;
+            match v { None => 1, Some(x) => x }
+        }
+    });
+    assert_eq!(frames(&cfg), vec![vec!["v"]]);
+}
+
+#[test]
+fn operation_arguments_count_as_live_at_their_point() {
+    let cfg = cfg(quote! {
+        async fn f(ctx: Ctx, order: Order) -> u32 {
+            let items = order.items;
+            ctx.step("reserve", || reserve(&items)).await
+        }
+    });
+    assert_eq!(frames(&cfg), vec![vec!["items"]]);
+    assert_eq!(cfg.points[0].label, "ctx.step(\"reserve\", ..)");
+}
+
+#[test]
+fn loops_save_the_iterator_pattern_and_carried_locals() {
+    let cfg = cfg(quote! {
+        async fn f(ctx: Ctx, n: u32) -> u64 {
+            let mut total = 0u64;
+            let unused_after = 1;
+            for i in 0..n {
+                total += ctx.step("add", move || add(i)).await?;
+            }
+            let mut k = 0;
+            while k < 3 {
+                k += ctx.p().await;
+            }
+            total
+        }
+    });
+    assert_eq!(
+        frames(&cfg),
+        vec![vec!["total", "for i", "i"], vec!["total", "k"]]
+    );
+}
+
+#[test]
+fn branches_save_only_what_is_live_on_them() {
+    let cfg = cfg(quote! {
+        async fn f(ctx: Ctx, n: u32) -> u32 {
+            let a = 1;
+            let b = 2;
+            let r = if n > 0 {
+                ctx.p(a).await
+            } else {
+                match n {
+                    0 => { let z = b; ctx.q().await + z }
+                    _ => b,
+                }
+            };
+            r
+        }
+    });
+    // `b` is only used on the else branch, which jumps before `p`; `a` is dead after `p`.
+    assert_eq!(frames(&cfg), vec![vec!["a"], vec!["z"]]);
+}
+
+#[test]
+fn uninitialised_local_crossing_a_point_is_an_error() {
+    let e = errors(quote! {
+        async fn f(ctx: Ctx) -> u32 {
+            let x;
+            ctx.p().await;
+            x = 1;
+            x
+        }
+    });
+    assert!(e.contains("give `x` an initial value"), "{e}");
+    // Not crossing: fine.
+    cfg(quote! {
+        async fn f(ctx: Ctx) -> u32 {
+            ctx.p().await;
+            let x;
+            x = 1;
+            x
+        }
+    });
+}
+
+#[test]
+fn shadowed_local_that_must_be_saved_is_an_error() {
+    let e = errors(quote! {
+        async fn f(ctx: Ctx) -> u32 {
+            let x = 1u32;
+            {
+                let x = "s";
+                ctx.p(x).await;
+            }
+            x
+        }
+    });
+    assert!(e.contains("shadows it; rename one of them"), "{e}");
+}
+
+#[test]
+fn misplaced_points_are_all_reported_at_once() {
+    let e = errors(quote! {
+        async fn f(ctx: Ctx, v: Option<u32>) -> u32 {
+            let c = || ctx.a().await;
+            let b = async { ctx.b().await };
+            println!("{}", ctx.c().await);
+            let two = ctx.d().await + ctx.e().await;
+            let call = double(ctx.f().await);
+            let cond = v.is_some() && ctx.g().await;
+            let x = match v { Some(x) if ctx.h().await => x, _ => 0 };
+            let Some(y) = v else { ctx.i().await; return 0 };
+            unsafe { ctx.j().await };
+            0
+        }
+    });
+    for needle in [
+        "not inside a closure",
+        "not inside an `async` block",
+        "out of the macro invocation",
+        "only one durable `.await` can be lowered per expression",
+        "must be the first thing evaluated",
+        "use an `if` instead of `&&`/`||`",
+        "a `match` guard cannot await",
+        "`let ... else` cannot await",
+        "out of the `unsafe` block",
+    ] {
+        assert!(e.contains(needle), "missing {needle:?} in:\n{e}");
+    }
+}
+
+#[test]
+fn signature_errors() {
+    let e = errors(quote! {
+        fn f<T>(&self, x: &str) -> impl Sized {}
+    });
+    for needle in [
+        "requires an `async fn`",
+        "cannot be generic",
+        "cannot take `self`",
+        "must be owned",
+        "`impl Trait` cannot be stored",
+    ] {
+        assert!(e.contains(needle), "missing {needle:?} in:\n{e}");
+    }
+    let e = errors(quote!(
+        async fn f(n: u32) {}
+    ));
+    assert!(
+        e.contains("the first parameter of a `#[durable]` fn must be the context"),
+        "{e}"
+    );
+}
+
+#[test]
+fn attribute_arguments() {
+    let cx = Ctxt::new();
+    let args = crate::args::parse(
+        &cx,
+        quote!(name = "orders", codec = json, crate = ::my::path),
+    );
+    assert!(cx.check().is_ok());
+    assert_eq!(args.name.unwrap().value(), "orders");
+    assert_eq!(args.codec, crate::args::CodecArg::Json);
+    assert_eq!(
+        args.krate.map(|p| quote!(#p).to_string()),
+        Some(":: my :: path".into())
+    );
+
+    let cx = Ctxt::new();
+    crate::args::parse(&cx, quote!(nme = "x", codec = yaml, name = ""));
+    let e = cx.check().unwrap_err();
+    let all: Vec<String> = e.into_iter().map(|e| e.to_string()).collect();
+    assert_eq!(all.len(), 3, "{all:?}");
+    assert!(all[0].contains("unknown `#[durable]` argument `nme`"));
+    assert!(all[1].contains("unknown codec `yaml`"));
+    assert!(all[2].contains("cannot be empty"));
+}
+
+#[test]
+fn fingerprint_ignores_whitespace_and_sees_code_and_frames() {
+    let a = fingerprint(quote! {
+        async fn f(ctx: Ctx, n: u32) -> u32 { let a = n; ctx.p().await; a }
+    });
+    let b: TokenStream =
+        "async fn f(ctx: Ctx, n: u32) -> u32 {\n    let a = n;\n\n    ctx.p().await;\n    a\n}"
+            .parse()
+            .unwrap();
+    assert_eq!(a, fingerprint(b));
+    let c = fingerprint(quote! {
+        async fn f(ctx: Ctx, n: u32) -> u32 { let a = n; ctx.p().await; a + 1 }
+    });
+    assert_ne!(a, c);
+}
+
+#[test]
+fn expansions_are_valid_rust() {
+    let shapes = [
+        quote! {
+            pub async fn order(ctx: Ctx, order: Order) -> Result<Receipt, E> {
+                let inventory = ctx.step("reserve", || reserve(&order.items)).await?;
+                let payment = ctx.step("charge", || charge(order.amount)).retry(p()).await?;
+                Ok(Receipt { order_id: order.id, payment, inventory })
+            }
+        },
+        quote! {
+            async fn shapes(ctx: Ctx, n: u32) -> u32 {
+                let v = 'b: {
+                    for i in 0..n {
+                        if ctx.p(i).await? > 3 { break 'b i; }
+                        if i == 2 { continue; }
+                    }
+                    0
+                };
+                let w = loop {
+                    match ctx.q().await {
+                        Some(x) if x > v => break x,
+                        Some(_) => continue,
+                        None => return 0,
+                    }
+                };
+                while let Some(x) = ctx.r().await { if x { break } }
+                v + w
+            }
+        },
+        quote! {
+            async fn nothing(_ctx: Ctx) {}
+        },
+    ];
+    for shape in shapes {
+        let out = crate::expand::durable(TokenStream::new(), shape.clone());
+        let text = out.to_string();
+        assert!(
+            !text.contains("compile_error"),
+            "{}",
+            expansion(TokenStream::new(), shape)
+        );
+        if let Err(e) = syn::parse2::<syn::File>(out) {
+            panic!("{e}:\n{}", expansion(TokenStream::new(), shape));
+        }
+    }
 }
