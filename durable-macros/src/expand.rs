@@ -42,8 +42,9 @@ pub fn durable(args: TokenStream, item: TokenStream) -> TokenStream {
         }
     };
     let wf = Workflow::from_item(item_fn);
+    let before = cx.count();
     check::check_signature(&cx, &wf);
-    let signature_ok = cx.count() == 0;
+    let signature_ok = cx.count() == before;
     check::check_body(&cx, &wf);
     let krate = args.krate();
     let cfg = lower::lower(&cx, &wf, &krate);
