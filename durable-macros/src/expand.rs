@@ -224,8 +224,9 @@ impl<'a> Expander<'a> {
                     // - irrefutable_let_patterns, unreachable_patterns: `while let`
                     //   with an irrefutable pattern becomes an `if let` with an `else`;
                     // - clippy::never_loop, clippy::diverging_sub_expression,
-                    //   clippy::let_unit_value: shapes of the generated state machine,
-                    //   not of the user's code.
+                    //   clippy::let_unit_value, clippy::unnecessary_semicolon: shapes of
+                    //   the generated state machine (a rewritten `x?;` is a `match`
+                    //   statement), not of the user's code.
                     #[allow(
                         unused_mut,
                         unreachable_code,
@@ -235,7 +236,8 @@ impl<'a> Expander<'a> {
                         unreachable_patterns,
                         clippy::never_loop,
                         clippy::diverging_sub_expression,
-                        clippy::let_unit_value
+                        clippy::let_unit_value,
+                        clippy::unnecessary_semicolon
                     )]
                     #(#lints)*
                     fn __machine(

@@ -943,7 +943,14 @@ impl Lowerer<'_> {
         let iterable = self.verbatim_expr(iterable);
         let p = self.private.clone();
         let it_id = self.cfg.bindings.len();
-        let it = format_ident!("__durable_i{}", it_id, span = Span::mixed_site());
+        // Located at the iterable, so an iterable whose items cannot be saved is the
+        // error's location.
+        let at = f.expr.span();
+        let it = format_ident!(
+            "__durable_i{}",
+            it_id,
+            span = Span::mixed_site().located_at(at)
+        );
         let init: Stmt = syn::parse_quote! {
             let #it = {
                 use #p::{ViaRange as _, ViaCollect as _};
