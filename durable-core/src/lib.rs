@@ -52,6 +52,7 @@ mod retry;
 mod step;
 mod store;
 mod time;
+mod wait;
 mod workflow;
 
 #[doc(hidden)]
@@ -71,5 +72,6 @@ pub use record::{
 pub use retry::RetryPolicy;
 pub use step::{InfallibleStep, Step};
 pub use store::{LeaseTable, MemoryStore, Store};
-pub use time::{Clock, Sleep, SystemClock, TestClock, Timestamp};
+pub use time::{Clock, SleepFuture, SystemClock, TestClock, Timestamp};
+pub use wait::{ConditionError, SleepOp, WaitError, WaitForCondition, MAX_WAIT};
 pub use workflow::Workflow;

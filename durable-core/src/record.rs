@@ -113,6 +113,18 @@ pub enum PointState {
         /// The attempt that was started.
         attempt: u32,
     },
+    /// A durable wait (`ctx.sleep`) until `until`.
+    Waiting {
+        /// When the wait ends.
+        until: Timestamp,
+    },
+    /// A condition wait: check `attempt` runs next (at `wake_at`) on `state`.
+    Polling {
+        /// The check to run next, counting from 1.
+        attempt: u32,
+        /// The state the last check returned (value envelope).
+        state: Vec<u8>,
+    },
 }
 
 /// One entry of an execution's operation history.
@@ -167,6 +179,29 @@ pub enum Event {
         attempt: u32,
         /// When the next attempt runs, `None` if the step gave up.
         retry_at: Option<Timestamp>,
+    },
+    /// A durable wait began.
+    WaitStarted {
+        /// The wait's name.
+        name: String,
+        /// When it ends.
+        until: Timestamp,
+    },
+    /// A durable wait ended.
+    WaitFinished {
+        /// The wait's name.
+        name: String,
+    },
+    /// A condition check ran.
+    ConditionChecked {
+        /// The wait's name.
+        name: String,
+        /// The check, from 1.
+        attempt: u32,
+        /// The state it returned, as JSON.
+        state: String,
+        /// When the next check runs, `None` if the wait ended.
+        next_check: Option<Timestamp>,
     },
     /// The workflow returned.
     Completed,

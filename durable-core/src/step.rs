@@ -222,10 +222,10 @@ where
                 }
                 interrupted + 1
             }
-            Some(PointState::Completed { .. }) => {
-                return Err(Interrupt::Failed(
-                    "a completed step was asked to run again".into(),
-                ))
+            Some(other) => {
+                return Err(Interrupt::Failed(format!(
+                    "step `{name}` resumed in a state that is not a step's: {other:?}"
+                )))
             }
         };
         loop {

@@ -73,7 +73,7 @@ impl fmt::Display for Timestamp {
 }
 
 /// A boxed future that a [`Clock`] returns from [`Clock::sleep_until`].
-pub type Sleep = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
+pub type SleepFuture = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 
 /// The engine's source of time.
 ///
@@ -85,7 +85,15 @@ pub trait Clock: Send + Sync + 'static {
     fn now(&self) -> Timestamp;
 
     /// A future that completes once `now() >= deadline`.
-    fn sleep_until(&self, deadline: Timestamp) -> Sleep;
+    fn sleep_until(&self, deadline: Timestamp) -> SleepFuture;
+
+    /// Called by the engine when it has nothing to do until `deadline`, its earliest
+    /// timer. A test clock in auto-advance mode jumps there and returns `true`; real
+    /// clocks return `false` (the default) and the engine simply waits.
+    fn skip_idle_to(&self, deadline: Timestamp) -> bool {
+        let _ = deadline;
+        false
+    }
 }
 
 /// The wall clock, with waits on the tokio timer.
@@ -97,7 +105,7 @@ impl Clock for SystemClock {
         Timestamp::from_system_time(SystemTime::now())
     }
 
-    fn sleep_until(&self, deadline: Timestamp) -> Sleep {
+    fn sleep_until(&self, deadline: Timestamp) -> SleepFuture {
         let wait = deadline.saturating_duration_since(self.now());
         Box::pin(tokio::time::sleep(wait))
     }
@@ -109,6 +117,10 @@ impl Clock for SystemClock {
 /// [`set`](TestClock::set) wake every waiter whose deadline has been reached, so a test
 /// of a workflow that retries after an hour finishes as soon as it advances the clock by
 /// an hour, without waiting in real time.
+///
+/// In auto-advance mode ([`TestClock::auto_advance`]) the clock also jumps by itself to
+/// the engine's next timer whenever the engine is idle, so a workflow that sleeps for a
+/// year runs to its end in milliseconds while every recorded time is the virtual one.
 #[derive(Clone, Debug)]
 pub struct TestClock {
     inner: Arc<Mutex<TestClockState>>,
@@ -119,6 +131,7 @@ struct TestClockState {
     now: Timestamp,
     next_waiter: u64,
     waiters: BTreeMap<(Timestamp, u64), oneshot::Sender<()>>,
+    auto_advance: bool,
 }
 
 impl TestClock {
@@ -129,8 +142,16 @@ impl TestClock {
                 now: start,
                 next_waiter: 0,
                 waiters: BTreeMap::new(),
+                auto_advance: false,
             })),
         }
+    }
+
+    /// Turns auto-advance on or off (for every clone): when on, the engine moves the
+    /// clock to its next timer whenever it has nothing else to do.
+    pub fn auto_advance(self, on: bool) -> Self {
+        self.lock().auto_advance = on;
+        self
     }
 
     /// A clock standing at the current wall-clock time.
@@ -181,7 +202,16 @@ impl Clock for TestClock {
         self.lock().now
     }
 
-    fn sleep_until(&self, deadline: Timestamp) -> Sleep {
+    fn skip_idle_to(&self, deadline: Timestamp) -> bool {
+        let mut state = self.lock();
+        if !state.auto_advance || deadline <= state.now {
+            return false;
+        }
+        Self::move_to(&mut state, deadline);
+        true
+    }
+
+    fn sleep_until(&self, deadline: Timestamp) -> SleepFuture {
         let mut state = self.lock();
         if deadline <= state.now {
             return Box::pin(std::future::ready(()));
@@ -212,6 +242,18 @@ mod tests {
         assert!(!late.is_finished());
         clock.set(Timestamp::from_millis(5_000));
         late.await.unwrap();
+    }
+
+    #[test]
+    fn only_an_auto_advancing_clock_skips() {
+        let manual = TestClock::new(Timestamp::EPOCH);
+        assert!(!manual.skip_idle_to(Timestamp::from_millis(10)));
+        assert_eq!(manual.now(), Timestamp::EPOCH);
+        let auto = TestClock::new(Timestamp::EPOCH).auto_advance(true);
+        assert!(auto.skip_idle_to(Timestamp::from_millis(10)));
+        assert_eq!(auto.now(), Timestamp::from_millis(10));
+        assert!(!auto.skip_idle_to(Timestamp::from_millis(5)), "never backwards");
+        assert!(!SystemClock.skip_idle_to(Timestamp::EPOCH));
     }
 
     #[test]

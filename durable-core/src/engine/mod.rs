@@ -101,6 +101,11 @@ impl Shared {
         self.queue().is_active(id)
     }
 
+    /// Whether no execution is queued or running.
+    pub fn is_idle(&self) -> bool {
+        self.queue().is_idle()
+    }
+
     fn waiter(&self, id: &str) -> Arc<Notify> {
         let mut waiters = self.waiters.lock().unwrap_or_else(|e| e.into_inner());
         waiters.entry(id.to_owned()).or_default().clone()

@@ -46,6 +46,10 @@ impl Queue {
         self.active.contains_key(id)
     }
 
+    pub fn is_idle(&self) -> bool {
+        self.active.is_empty()
+    }
+
     fn pop(&mut self) -> Option<String> {
         self.ready.pop_front()
     }

@@ -30,6 +30,11 @@ pub(super) async fn run(shared: Arc<Shared>) {
                 continue;
             }
         };
+        if let Some(at) = next.filter(|at| *at > now) {
+            if shared.is_idle() && shared.clock.skip_idle_to(at) {
+                continue;
+            }
+        }
         // A wake-up at or before `now` belongs to an execution that is queued or running:
         // its activation's end signals `changed`.
         let sleep = next
