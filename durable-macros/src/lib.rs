@@ -1,9 +1,9 @@
 //! The `#[durable]` attribute of the `durable` workspace.
 //!
 //! Use it through `durable_core`, which re-exports it. The phases, one module each:
-//! [`args`] (attribute arguments) → [`ast`] (the workflow signature, durable points) →
-//! [`check`] (spanned errors) → [`lower`] (control-flow graph and liveness) →
-//! [`expand`] (tokens); errors are collected in a [`ctxt::Ctxt`].
+//! `args` (attribute arguments) → `ast` (the workflow signature, durable points) →
+//! `check` (spanned errors) → `lower` (control-flow graph and liveness) → `expand`
+//! (tokens); errors are collected in a `ctxt::Ctxt`.
 
 mod args;
 mod ast;

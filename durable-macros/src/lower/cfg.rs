@@ -1,0 +1,294 @@
+//! The control-flow graph the lowering builds and the expansion reads.
+
+use std::collections::BTreeSet;
+
+use proc_macro2::{Span, TokenStream, TokenTree};
+use quote::format_ident;
+use syn::{Expr, Ident, Lifetime, Pat, Stmt};
+
+pub type BlockId = usize;
+pub type BindingId = usize;
+pub type RegionId = usize;
+pub type GotoId = usize;
+pub type PointId = usize;
+
+/// What a binding is, which decides whether it can live in a slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BindingKind {
+    /// A user's local with a value where it is declared.
+    User,
+    /// A user's `let x;`: may not cross a block boundary.
+    Uninit,
+    /// The context parameter: never saved, re-bound in every block that names it.
+    Ctx,
+    /// The saveable iterator of a lowered `for` loop.
+    Iter,
+    /// The destination of an `if`/`match`/`loop`/block used as a value: it only ever
+    /// lives in its slot, written just before a jump and taken just after it.
+    Dest,
+    /// A binding inside a statement that is kept verbatim: never crosses a boundary.
+    Internal,
+}
+
+/// One binding.
+#[derive(Clone, Debug)]
+pub struct Binding {
+    /// The identifier emitted for it (the user's own for user locals).
+    pub ident: Ident,
+    /// The kind.
+    pub kind: BindingKind,
+    /// The name shown for a generated binding (`for i` for a loop's iterator).
+    pub label: Option<String>,
+}
+
+impl Binding {
+    /// Its name as the user reads it (in frames and messages).
+    pub fn name(&self) -> String {
+        if let Some(label) = &self.label {
+            return label.clone();
+        }
+        let s = self.ident.to_string();
+        s.strip_prefix("r#").map(str::to_owned).unwrap_or(s)
+    }
+
+    pub(super) fn saveable(&self) -> bool {
+        matches!(
+            self.kind,
+            BindingKind::User | BindingKind::Uninit | BindingKind::Iter
+        )
+    }
+}
+
+/// What starts a block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BlockKind {
+    /// Block 0: decodes the input.
+    Entry,
+    /// A durable point's block: the resume target of that point.
+    Point(PointId),
+    /// A join, a loop header or a loop exit.
+    Plain,
+}
+
+/// A basic block of the state machine.
+pub struct Block {
+    /// What starts it.
+    pub kind: BlockKind,
+    /// Its code.
+    pub root: RegionId,
+    /// The scopes open where it starts, outermost first, each with the bindings
+    /// declared in it by then.
+    pub start: Vec<Vec<BindingId>>,
+    /// Start order: the emitted block number. `None`: never started (unreachable).
+    pub seq: Option<u32>,
+    /// Bindings its code mentions.
+    pub uses: BTreeSet<BindingId>,
+    /// Bindings its code declares.
+    pub defs: BTreeSet<BindingId>,
+    /// Its jumps.
+    pub gotos: Vec<GotoId>,
+    /// Whether it names the context parameter.
+    pub mentions_ctx: bool,
+}
+
+/// A straight-line run of code inside a block, ending in a tail.
+pub struct Region {
+    /// The block it belongs to.
+    pub block: BlockId,
+    /// Its code, in order.
+    pub code: Vec<Code>,
+    /// How it ends. `None` only while it is being built.
+    pub tail: Option<Tail>,
+}
+
+/// One piece of region code.
+pub enum Code {
+    /// A statement kept verbatim (rewritten: `?`, `return`, jumps).
+    Stmt(Box<Stmt>),
+    /// `slot.put(value);` for a destination binding.
+    Put(BindingId, Box<Expr>),
+    /// Opens a lexical scope (`{`).
+    Open,
+    /// Closes the innermost open scope (`}`).
+    Close,
+    /// Block 0: decode the input and bind the parameters.
+    Input,
+    /// A point block: `let __durable_v = <recorded outcome or run the operation>;`.
+    PointValue(PointId),
+}
+
+/// How a region ends.
+pub enum Tail {
+    /// Jump to a block.
+    Goto(GotoId),
+    /// Branch; both regions belong to the same block.
+    If {
+        cond: Box<Expr>,
+        then_r: RegionId,
+        else_r: RegionId,
+    },
+    /// Branch on patterns (guards included in the patterns).
+    Match {
+        scrut: Box<Expr>,
+        arms: Vec<(Pat, RegionId)>,
+    },
+    /// Leave the machine with the workflow's value.
+    Finish(Box<Expr>),
+    /// The code before always diverges.
+    Diverged,
+}
+
+/// A jump from one block to another.
+pub struct Goto {
+    /// The block it leaves.
+    pub from: BlockId,
+    /// The block it enters.
+    pub target: BlockId,
+    /// Every binding in scope where it is, outer to inner: only the last of each name
+    /// can be named there.
+    pub visible: Vec<BindingId>,
+    /// The loop or block value it writes (a `break` with a value).
+    pub dest: Option<BindingId>,
+    /// That value.
+    pub value: Option<Expr>,
+}
+
+/// A durable point.
+pub struct Point {
+    /// Its block.
+    pub block: BlockId,
+    /// The operation (the expression before `.await`), rewritten.
+    pub op: Expr,
+    /// The `.await`.
+    pub await_span: Span,
+    /// `ctx.step("charge", ..)`.
+    pub label: String,
+    /// Source line of the `.await`.
+    pub line: u32,
+}
+
+/// The lowered workflow.
+#[derive(Default)]
+pub struct Cfg {
+    pub blocks: Vec<Block>,
+    pub regions: Vec<Region>,
+    pub bindings: Vec<Binding>,
+    pub points: Vec<Point>,
+    pub gotos: Vec<Goto>,
+    /// Items declared in the lowered body, hoisted before the machine loop.
+    pub items: Vec<syn::Item>,
+    /// Destinations that are written somewhere (only those get a slot).
+    pub written: BTreeSet<BindingId>,
+    /// Bindings live at the start of each block (saveable bindings only).
+    pub live_in: Vec<BTreeSet<BindingId>>,
+}
+
+impl Cfg {
+    /// Bindings a block takes from their slots where it starts.
+    pub fn taken(&self, b: BlockId) -> impl Iterator<Item = BindingId> + '_ {
+        self.live_in[b].intersection(&self.blocks[b].uses).copied()
+    }
+
+    /// Bindings a jump puts into their slots.
+    pub fn puts(&self, g: GotoId) -> Vec<BindingId> {
+        let goto = &self.gotos[g];
+        let from = &self.blocks[goto.from];
+        self.live_in[goto.target]
+            .iter()
+            .copied()
+            .filter(|b| {
+                from.defs.contains(b)
+                    || (from.uses.contains(b) && self.live_in[goto.from].contains(b))
+            })
+            .collect()
+    }
+
+    /// The locals saved at a point, in frame order.
+    pub fn frame(&self, p: PointId) -> Vec<BindingId> {
+        self.live_in[self.points[p].block].iter().copied().collect()
+    }
+
+    /// Every binding that needs a slot, in declaration order.
+    pub fn slots(&self) -> BTreeSet<BindingId> {
+        let mut all: BTreeSet<BindingId> = self.live_in.iter().flatten().copied().collect();
+        all.extend(self.written.iter().copied());
+        all
+    }
+
+    /// Blocks in emission order (start order); unstarted blocks are left out.
+    pub fn emission_order(&self) -> Vec<BlockId> {
+        let mut order: Vec<BlockId> = (0..self.blocks.len())
+            .filter(|&b| self.blocks[b].seq.is_some())
+            .collect();
+        order.sort_by_key(|&b| self.blocks[b].seq);
+        order
+    }
+}
+
+/// Identifiers the machine declares; `Span::mixed_site()` so user code cannot see them.
+pub fn mixed(name: &str) -> Ident {
+    Ident::new(name, Span::mixed_site())
+}
+
+/// The machine loop's label.
+pub fn machine_label() -> Lifetime {
+    Lifetime::new("'__durable_machine", Span::mixed_site())
+}
+
+/// The slot of binding `b`.
+pub fn slot_ident(b: BindingId) -> Ident {
+    format_ident!("__durable_s{}", b, span = Span::mixed_site())
+}
+
+/// The value a point block's operation produced.
+pub fn value_ident() -> Ident {
+    mixed("__durable_v")
+}
+
+pub(super) const GOTO_MARKER: &str = "__durable_goto";
+
+/// The block and point numbers of a lowered CFG, for tests and expansion.
+impl Cfg {
+    /// The emitted number of a block.
+    pub fn number(&self, b: BlockId) -> u32 {
+        self.blocks[b].seq.unwrap_or(u32::MAX - 1)
+    }
+
+    /// Replaces jump markers in `tokens` with `f(goto)`.
+    pub fn expand_markers(
+        &self,
+        tokens: TokenStream,
+        f: &dyn Fn(GotoId) -> TokenStream,
+    ) -> TokenStream {
+        let mut out = TokenStream::new();
+        let mut iter = tokens.into_iter().peekable();
+        while let Some(tt) = iter.next() {
+            match tt {
+                TokenTree::Ident(i) if i == GOTO_MARKER => {
+                    let bang = iter.next();
+                    let group = iter.next();
+                    let id = match &group {
+                        Some(TokenTree::Group(g)) => g.stream().to_string().parse::<usize>().ok(),
+                        _ => None,
+                    };
+                    match id {
+                        Some(id) => out.extend(f(id)),
+                        None => {
+                            out.extend([TokenTree::Ident(i)]);
+                            out.extend(bang);
+                            out.extend(group);
+                        }
+                    }
+                }
+                TokenTree::Group(g) => {
+                    let mut ng =
+                        proc_macro2::Group::new(g.delimiter(), self.expand_markers(g.stream(), f));
+                    ng.set_span(g.span());
+                    out.extend([TokenTree::Group(ng)]);
+                }
+                other => out.extend([other]),
+            }
+        }
+        out
+    }
+}
