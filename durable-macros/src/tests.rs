@@ -409,3 +409,151 @@ fn expansions_are_valid_rust() {
         }
     }
 }
+
+#[test]
+fn odd_inputs_expand_without_panicking() {
+    let inputs = [
+        quote!(
+            async fn empty(_: Ctx) {}
+        ),
+        quote!(
+            async fn only_items(ctx: Ctx) {
+                fn f() {}
+                struct S;
+            }
+        ),
+        quote!(
+            async fn mutable(mut ctx: Ctx) -> u8 {
+                ctx = ctx.clone();
+                ctx.p().await
+            }
+        ),
+        quote!(
+            async fn raw(ctx: Ctx, r#type: u8) -> u8 {
+                ctx.p().await;
+                r#type
+            }
+        ),
+        quote!(
+            async fn forever(ctx: Ctx) {
+                loop {
+                    ctx.sleep(d()).await;
+                }
+            }
+        ),
+        quote!(
+            async fn forever_value(ctx: Ctx) -> u32 {
+                let x = loop {
+                    ctx.p().await;
+                };
+                x
+            }
+        ),
+        quote!(
+            async fn nested(ctx: Ctx) {
+                #[durable]
+                async fn inner(ctx: Ctx) {
+                    ctx.p().await;
+                }
+                ctx.q().await;
+            }
+        ),
+        quote!(
+            async fn labels(ctx: Ctx) {
+                'a: loop {
+                    'b: {
+                        ctx.p().await;
+                        break 'b;
+                    }
+                    break 'a;
+                }
+            }
+        ),
+        quote!(
+            async fn unit_if(ctx: Ctx, c: bool) {
+                if c {
+                    ctx.p().await;
+                }
+            }
+        ),
+        quote!(
+            async fn tail_match(ctx: Ctx, c: u8) -> u8 {
+                match c {
+                    0 => ctx.p().await,
+                    n => n,
+                }
+            }
+        ),
+        quote!(
+            async fn diverging_arm(ctx: Ctx, c: u8) -> u8 {
+                let v = match c {
+                    0 => return 1,
+                    _ => ctx.p().await,
+                };
+                v
+            }
+        ),
+        quote!(
+            async fn else_if(ctx: Ctx, c: u8) -> u8 {
+                if c == 0 {
+                    1
+                } else if c == 1 {
+                    ctx.p().await
+                } else {
+                    3
+                }
+            }
+        ),
+        quote!(
+            async fn while_let_tail(ctx: Ctx, mut v: Vec<u8>) {
+                while let Some(x) = v.pop() {
+                    ctx.p(x).await;
+                }
+            }
+        ),
+        quote!(
+            async fn cast_index(ctx: Ctx, v: Vec<u8>) -> u64 {
+                ctx.p().await[0] as u64 + v.len() as u64
+            }
+        ),
+        quote!(
+            async fn range(ctx: Ctx) -> u8 {
+                let mut t = 0;
+                for i in 0..ctx.p().await {
+                    t += i;
+                }
+                t
+            }
+        ),
+        quote!(
+            async fn no_ctx_use(ctx: Ctx, x: u8) -> u8 {
+                let c = ctx;
+                x
+            }
+        ),
+        quote!(
+            async fn where_clause(ctx: Ctx)
+            where
+                u8: Copy,
+            {
+            }
+        ),
+        quote!(
+            fn not_even_async() {}
+        ),
+        quote!(
+            async fn weird_ctx((a, b): Ctx) {}
+        ),
+        quote!(
+            struct NotAFunction;
+        ),
+    ];
+    for input in inputs {
+        let out = crate::expand::durable(TokenStream::new(), input.clone());
+        assert!(
+            syn::parse2::<syn::File>(out.clone()).is_ok(),
+            "{input}\n=>\n{}",
+            expansion(TokenStream::new(), input.clone())
+        );
+    }
+}

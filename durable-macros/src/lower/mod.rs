@@ -347,6 +347,15 @@ impl Lowerer<'_> {
         if self.is_control(e) {
             return self.lower_control(e, Out::Discard);
         }
+        if let Some(aw) = self.points.point(e) {
+            // `ctx.op(..).await;`: the outcome is dropped through a call spanned at the
+            // `.await`, so an unused `#[must_use]` outcome is reported there, as it would
+            // be without the macro.
+            let v = self.lower_point(aw);
+            let drop: Stmt =
+                syn::parse_quote_spanned!(aw.await_token.span=> ::core::convert::identity(#v););
+            return self.emit_stmt(drop);
+        }
         let value = self.lower_value(e);
         self.emit_stmt(Stmt::Expr(value, semi));
     }

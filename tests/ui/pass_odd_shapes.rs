@@ -1,0 +1,64 @@
+//! Shapes at the edges of the transform that must compile without warnings.
+#![deny(warnings)]
+
+use std::time::Duration;
+
+use durable_core::{durable, Ctx};
+
+/// An endless loop is just a state.
+#[durable]
+pub async fn forever(ctx: Ctx) {
+    loop {
+        let _ = ctx.sleep(Duration::from_secs(60)).await;
+    }
+}
+
+/// An endless loop as the tail of a fn with a value.
+#[durable]
+pub async fn forever_with_output(ctx: Ctx, n: u32) -> u32 {
+    let mut i = n;
+    loop {
+        let _ = ctx.sleep(Duration::from_secs(1)).await;
+        i += 1;
+        if i > 10 {
+            return i;
+        }
+    }
+}
+
+/// `mut ctx`, raw identifiers, a nested workflow, labeled blocks.
+#[durable]
+pub async fn odd(mut ctx: Ctx, r#type: u8) -> u8 {
+    #[durable]
+    async fn inner(ctx: Ctx) -> u8 {
+        ctx.step_infallible("inner", || async { 1u8 }).await
+    }
+    let _ = inner;
+    ctx = ctx.clone();
+    let r#match = ctx.step_infallible("a", || async { 2u8 }).await;
+    let v = 'b: {
+        if r#type > 3 {
+            break 'b ctx.step_infallible("b", || async { 3u8 }).await;
+        }
+        r#match
+    };
+    let w = match r#type {
+        0 => return 1,
+        1 => ctx.step_infallible("c", || async { 4u8 }).await,
+        n => n,
+    };
+    v + w
+}
+
+/// `if` without `else` as the unit tail; `while let` over a local.
+#[durable]
+pub async fn unit_tail(ctx: Ctx, mut items: Vec<u8>) {
+    while let Some(x) = items.pop() {
+        ctx.step_infallible("x", move || async move { x }).await;
+    }
+    if items.is_empty() {
+        ctx.step_infallible("done", || async {}).await;
+    }
+}
+
+fn main() {}
