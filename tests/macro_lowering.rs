@@ -32,7 +32,10 @@ where
         outputs.push(out);
     }
     let last = outputs.pop().unwrap();
-    assert_eq!(outputs[0], last, "suspending at every point changed the result");
+    assert_eq!(
+        outputs[0], last,
+        "suspending at every point changed the result"
+    );
     last
 }
 
@@ -85,7 +88,10 @@ async fn values_of_control_flow(ctx: Ctx, n: u32) -> Result<u32, StepError<Strin
     };
     let e = 'found: {
         for k in 0..n {
-            if ctx.step_infallible("search", move || async move { k == 1 }).await {
+            if ctx
+                .step_infallible("search", move || async move { k == 1 })
+                .await
+            {
                 break 'found k + 500;
             }
         }
@@ -97,9 +103,15 @@ async fn values_of_control_flow(ctx: Ctx, n: u32) -> Result<u32, StepError<Strin
 #[tokio::test]
 async fn if_match_block_loop_and_labeled_block_as_values() {
     // n = 3: a = 30, m = 0 → b = 101, c = 15, d = 3000, e = 501.
-    assert_eq!(run(values_of_control_flow, 3).await, Ok(30 + 101 + 15 + 3000 + 501));
+    assert_eq!(
+        run(values_of_control_flow, 3).await,
+        Ok(30 + 101 + 15 + 3000 + 501)
+    );
     // n = 2: a = 3, m = 2 → b = 15, e = 501.
-    assert_eq!(run(values_of_control_flow, 2).await, Ok(3 + 15 + 15 + 3000 + 501));
+    assert_eq!(
+        run(values_of_control_flow, 2).await,
+        Ok(3 + 15 + 15 + 3000 + 501)
+    );
     // n = 1: a = 0, m = 1 → b = 2, e = 9.
     assert_eq!(run(values_of_control_flow, 1).await, Ok(2 + 15 + 3000 + 9));
 }
@@ -146,7 +158,10 @@ async fn question_marks_in_macros(ctx: Ctx, text: String) -> Result<String, Stri
     let prefix = ctx
         .step_infallible("prefix", || async { "n=".to_string() })
         .await;
-    let message = format!("{prefix}{}", text.parse::<u32>().map_err(|e| e.to_string())?);
+    let message = format!(
+        "{prefix}{}",
+        text.parse::<u32>().map_err(|e| e.to_string())?
+    );
     let again = ctx.step_infallible("again", || async { 1u8 }).await;
     assert!(again == 1, "{}", text.len());
     Ok(message)
@@ -154,7 +169,10 @@ async fn question_marks_in_macros(ctx: Ctx, text: String) -> Result<String, Stri
 
 #[tokio::test]
 async fn question_mark_inside_macro_arguments() {
-    assert_eq!(run(question_marks_in_macros, "42".into()).await, Ok("n=42".into()));
+    assert_eq!(
+        run(question_marks_in_macros, "42".into()).await,
+        Ok("n=42".into())
+    );
     assert!(run(question_marks_in_macros, "x".into()).await.is_err());
 }
 
@@ -177,16 +195,22 @@ pub async fn many_shapes(
     }
     const HELPER_OFFSET: u32 = 1000;
 
-    let sum = ctx.step_infallible("sum", move || async move { a + b }).await;
+    let sum = ctx
+        .step_infallible("sum", move || async move { a + b })
+        .await;
     let sum = helper(sum);
     let len = ctx
-        .step_infallible("words", || async { vec!["x".to_string(), "yy".to_string()] })
+        .step_infallible("words", || async {
+            vec!["x".to_string(), "yy".to_string()]
+        })
         .await
         .iter()
         .map(String::len)
         .sum::<usize>();
     let negated = !ctx.step_infallible("flag", || async { false }).await;
-    let widened = ctx.step_infallible("cast", move || async move { left * right }).await as u64;
+    let widened = ctx
+        .step_infallible("cast", move || async move { left * right })
+        .await as u64;
     let Some(first) = ctx
         .step_infallible("first", || async move { words.first().cloned() })
         .await
@@ -225,7 +249,10 @@ async fn while_let_on_a_point(ctx: Ctx, n: u32) -> Vec<u32> {
         seen.push(v);
     }
     let mut count = 0;
-    while ctx.step_infallible("cond", move || async move { count < 2 }).await {
+    while ctx
+        .step_infallible("cond", move || async move { count < 2 })
+        .await
+    {
         count += 1;
     }
     seen.push(count);
@@ -274,7 +301,9 @@ async fn locals_used_only_in_format_strings_are_saved() {
 async fn for_loops_with_patterns(ctx: Ctx, pairs: Vec<(String, u32)>) -> Vec<String> {
     let mut out = Vec::new();
     for (i, (name, score)) in pairs.into_iter().enumerate() {
-        let bonus = ctx.step_infallible("bonus", move || async move { score * 2 }).await;
+        let bonus = ctx
+            .step_infallible("bonus", move || async move { score * 2 })
+            .await;
         out.push(format!("{i}:{name}:{bonus}"));
     }
     for k in (0..3u8).rev() {

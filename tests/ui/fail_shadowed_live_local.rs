@@ -5,7 +5,8 @@ async fn shadowed(ctx: Ctx) -> u32 {
     let x = 1u32;
     {
         let x = "inner";
-        ctx.step_infallible("a", move || async move { x.len() }).await;
+        ctx.step_infallible("a", move || async move { x.len() })
+            .await;
     }
     x
 }
