@@ -133,6 +133,7 @@ async fn pay(ctx: Ctx, succeed_on: u32) -> Result<u32, StepError<PayError>> {
             RetryPolicy::exponential()
                 .max_attempts(4)
                 .initial_delay(Duration::from_secs(60))
+                .max_delay(Duration::from_secs(3600))
                 .jitter(0.0),
         )
         .retry_if(|e: &PayError| matches!(e, PayError::Transient(_)))

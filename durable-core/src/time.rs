@@ -159,6 +159,11 @@ impl TestClock {
         Self::new(SystemClock.now())
     }
 
+    /// The clock's current time (the same as [`Clock::now`], without importing the trait).
+    pub fn now(&self) -> Timestamp {
+        self.lock().now
+    }
+
     /// Moves the clock forward by `by` and wakes every waiter that is now due.
     pub fn advance(&self, by: Duration) {
         let mut state = self.lock();
@@ -199,7 +204,7 @@ impl TestClock {
 
 impl Clock for TestClock {
     fn now(&self) -> Timestamp {
-        self.lock().now
+        TestClock::now(self)
     }
 
     fn skip_idle_to(&self, deadline: Timestamp) -> bool {

@@ -232,6 +232,11 @@ impl SledStore {
 
 #[async_trait]
 impl Store for SledStore {
+    /// See [`SledStore::close`].
+    async fn close(&self) -> Result<(), StoreError> {
+        SledStore::close(self).await
+    }
+
     /// Durable: when this returns `Ok(Created::New)`, the record and its input have been
     /// written and fsynced, and survive a crash or a power cut.
     async fn create(&self, record: ExecutionRecord, input: Vec<u8>) -> Result<Created, StoreError> {

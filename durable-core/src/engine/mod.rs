@@ -407,9 +407,10 @@ impl Engine {
     }
 
     /// Stops the engine gracefully: no new activations start, running ones stop at their
-    /// next durable point (after its commit), timers stop. Executions that have not
-    /// stopped within the shutdown timeout are dropped mid-transition; their last commit
-    /// stands, so nothing is half-committed, and a later engine resumes them.
+    /// next durable point (after its commit), timers stop, and the store is closed (so a
+    /// sled directory can be opened again). Executions that have not stopped within the
+    /// shutdown timeout are dropped mid-transition; their last commit stands, so nothing
+    /// is half-committed, and a later engine resumes them.
     pub async fn shutdown(&self) {
         let shared = &self.shared;
         shared.shutting_down.store(true, Ordering::Release);
@@ -435,6 +436,9 @@ impl Engine {
         .await;
         if drained.is_err() {
             shared.queue().abort_all();
+        }
+        if let Err(e) = shared.store.close().await {
+            tracing::error!(error = %e, "closing the store failed");
         }
     }
 }
@@ -511,13 +515,19 @@ impl<W: Workflow> Handle<W> {
                         message: record.message.unwrap_or_default(),
                     })
                 }
-                Status::Parked => {
+                // A parked execution whose version this engine has is resumed by it.
+                Status::Parked
+                    if shared
+                        .registry
+                        .find(&record.workflow, record.fingerprint)
+                        .is_none() =>
+                {
                     return Err(Error::Parked {
                         id: self.id.clone(),
                         message: record.message.unwrap_or_default(),
                     })
                 }
-                Status::Running | Status::Suspended => {}
+                Status::Running | Status::Suspended | Status::Parked => {}
             }
             if shared.is_shutting_down() {
                 return Err(Error::ShutDown);

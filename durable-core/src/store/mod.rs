@@ -76,4 +76,14 @@ pub trait Store: Send + Sync + 'static {
 
     /// The execution's retained history entries, oldest first.
     async fn history(&self, id: &str) -> Result<Vec<HistoryEntry>, StoreError>;
+
+    /// Finishes every write already asked for and releases what the store holds (files,
+    /// locks, connections), so that it can be opened again; later calls may fail with
+    /// [`StoreError::Closed`]. [`Engine::shutdown`](crate::Engine::shutdown) calls it.
+    /// The default does nothing.
+    ///
+    /// Durable: when this returns `Ok`, every acknowledged write survives a crash.
+    async fn close(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
