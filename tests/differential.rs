@@ -310,7 +310,7 @@ differential!(if_and_if_let, inputs = [0u32, 1, 2, 3], |ctx,
 > {
     let mut acc = 0i64;
     if ctx
-        .step_infallible("cond", || async move { n % 2 == 0 })
+        .step_infallible("cond", || async move { n.is_multiple_of(2) })
         .await
     {
         acc += ctx.step("even", || ok(10i64)).await?;
@@ -403,7 +403,7 @@ differential!(loops_of_every_kind, inputs = [0u32, 3], |ctx,
     }
     for word in vec!["a".to_string(), "bb".to_string()] {
         let len = ctx
-            .step_infallible("for-vec", || async move { word.len() as u64 })
+            .step_infallible("for-vec", || async { word.len() as u64 })
             .await;
         note(format!("{word}:{len}"));
         out.push(len);
@@ -502,6 +502,7 @@ differential!(
     inputs = [1u32, 4],
     |ctx, n: u32| -> Result<(u32, usize, bool), AppError> {
         let mut x = 1;
+        note(format!("x starts at {x}"));
         x = ctx.step("assign", || ok(n)).await?;
         x += ctx.step("add-assign", || ok(2u32)).await?;
         ctx.step("statement", || ok(())).await?;

@@ -257,7 +257,10 @@ mod tests {
         let auto = TestClock::new(Timestamp::EPOCH).auto_advance(true);
         assert!(auto.skip_idle_to(Timestamp::from_millis(10)));
         assert_eq!(auto.now(), Timestamp::from_millis(10));
-        assert!(!auto.skip_idle_to(Timestamp::from_millis(5)), "never backwards");
+        assert!(
+            !auto.skip_idle_to(Timestamp::from_millis(5)),
+            "never backwards"
+        );
         assert!(!SystemClock.skip_idle_to(Timestamp::EPOCH));
     }
 

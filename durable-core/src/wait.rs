@@ -341,7 +341,9 @@ where
                 run.complete(&outcome, vec![event]).await?;
                 return Ok(outcome);
             }
-            let next_check = run.now().saturating_add(policy.jittered_delay_after(attempt));
+            let next_check = run
+                .now()
+                .saturating_add(policy.jittered_delay_after(attempt));
             let encoded = run.ctx().codec().encode_value(&state).map_err(|e| {
                 Interrupt::Failed(format!("cannot save the state of wait `{name}`: {e}"))
             })?;
