@@ -206,6 +206,14 @@ pub enum Error {
         /// Why it is parked.
         message: String,
     },
+    /// The execution's stored state cannot be read (corrupt, truncated or foreign bytes,
+    /// or a type that no longer decodes it).
+    Corrupt {
+        /// The execution id.
+        id: String,
+        /// What could not be read.
+        message: String,
+    },
     /// The engine is shutting down or has shut down.
     ShutDown,
     /// An argument was invalid.
@@ -233,6 +241,9 @@ impl fmt::Display for Error {
             Error::NotFound { id } => write!(f, "no execution with id {id:?}"),
             Error::Failed { id, message } => write!(f, "execution {id:?} failed: {message}"),
             Error::Parked { id, message } => write!(f, "execution {id:?} is parked: {message}"),
+            Error::Corrupt { id, message } => {
+                write!(f, "execution {id:?} has unreadable state: {message}")
+            }
             Error::ShutDown => write!(f, "the engine has shut down"),
             Error::Invalid { message } => write!(f, "{message}"),
         }

@@ -64,7 +64,9 @@ pub mod __private {
 pub use codec::{decode_value, value_to_json, Codec, FrameReader, FrameWriter, FORMAT_VERSION};
 pub use ctx::Ctx;
 pub use durable_macros::durable;
-pub use engine::{Engine, EngineBuilder, Handle, MAX_ID_LEN};
+pub use engine::{
+    Description, Engine, EngineBuilder, Handle, Local, PointDescription, Waiting, MAX_ID_LEN,
+};
 pub use error::{CodecError, Error, StepError, StoreError};
 pub use record::{
     Commit, Created, Event, ExecutionRecord, HistoryEntry, ListFilter, PointState, Position, Status,

@@ -41,6 +41,12 @@ pub enum Entry {
         /// The frame of the last committed point.
         frame: Vec<u8>,
     },
+    /// Decode the frame and return its locals as JSON in [`Interrupt::Inspected`],
+    /// running nothing.
+    Inspect {
+        /// The frame to decode.
+        frame: Vec<u8>,
+    },
 }
 
 /// Why a state machine stopped without returning.
@@ -55,6 +61,8 @@ pub enum Interrupt {
     Store(StoreError),
     /// The execution cannot go on: its state cannot be decoded, or a body panicked.
     Failed(String),
+    /// Answer to [`Entry::Inspect`]: the frame's live locals by name, as JSON.
+    Inspected(Vec<(&'static str, serde_json::Value)>),
 }
 
 impl From<StoreError> for Interrupt {
@@ -144,6 +152,19 @@ pub fn decode_slot<T: DeserializeOwned>(
     })?;
     slot.put(value);
     Ok(())
+}
+
+/// A slot's value as JSON, for inspection.
+pub fn slot_json<T: Serialize>(
+    slot: &Slot<T>,
+    local: &str,
+) -> Result<serde_json::Value, Interrupt> {
+    match &slot.0 {
+        Some(value) => serde_json::to_value(value).map_err(|e| {
+            Interrupt::Failed(format!("local `{local}` cannot be shown as JSON: {e}"))
+        }),
+        None => Ok(serde_json::Value::Null),
+    }
 }
 
 /// Opens a frame for decoding.

@@ -321,15 +321,24 @@ impl<'a> Expander<'a> {
         let arms = cfg.emission_order().into_iter().map(|b| self.block_arm(b));
         let resume = self.resume_arm();
         let (input, frame) = (mixed("__durable_in"), mixed("__durable_fr"));
+        let inspect = mixed("__durable_inspect");
         quote! {
             #p::machine(async move {
                 #(#items)*
                 #(#slots)*
-                let (mut #block, mut #bytes) = match #entry {
-                    #p::Entry::Start { input: #input } => (0u32, ::core::option::Option::Some(#input)),
+                let (mut #block, mut #bytes, #inspect) = match #entry {
+                    #p::Entry::Start { input: #input } => {
+                        (0u32, ::core::option::Option::Some(#input), false)
+                    }
                     #p::Entry::Resume { frame: #frame } => (
                         ::core::primitive::u32::MAX,
                         ::core::option::Option::Some(#frame),
+                        false,
+                    ),
+                    #p::Entry::Inspect { frame: #frame } => (
+                        ::core::primitive::u32::MAX,
+                        ::core::option::Option::Some(#frame),
+                        true,
                     ),
                 };
                 let #out: <Self as #krate::Workflow>::Output = #label: loop {
@@ -535,7 +544,8 @@ impl<'a> Expander<'a> {
     }
 
     // Output: the last arm: decode the frame into the slots of its point's live
-    // locals (in frame order) and jump to the point's block.
+    // locals (in frame order) and jump to the point's block; when inspecting, return
+    // the decoded locals as JSON instead of jumping.
     fn resume_arm(&self) -> TokenStream {
         let Expander { p, cfg, .. } = self;
         let Names {
@@ -554,12 +564,24 @@ impl<'a> Expander<'a> {
                 let name = binding.name();
                 quote_spanned!(span=> #p::decode_slot(&mut #reader, &mut #s, #name)?;)
             });
+            let jsons = cfg.frame(pid).into_iter().map(|b| {
+                let binding = &cfg.bindings[b];
+                let s = located_slot(b, binding.ident.span());
+                let name = binding.name();
+                quote!((#name, #p::slot_json(&#s, #name)?))
+            });
             let id = Literal::u32_unsuffixed(pid as u32);
             let num = Literal::u32_unsuffixed(cfg.number(point.block));
+            let inspect = mixed("__durable_inspect");
             quote! {
                 #id => {
                     #(#decodes)*
                     #p::frame_done(#reader)?;
+                    if #inspect {
+                        return ::core::result::Result::Err(#p::Interrupt::Inspected(
+                            ::std::vec![#(#jsons),*],
+                        ));
+                    }
                     #block = #num;
                 }
             }

@@ -125,6 +125,13 @@ async fn run_claimed(
         }
         Err(Interrupt::Store(e)) => Err(e),
         Err(Interrupt::Failed(message)) => fail(&ctx, message).await,
+        Err(Interrupt::Inspected(_)) => {
+            fail(
+                &ctx,
+                "internal error: a running machine answered as if inspected".into(),
+            )
+            .await
+        }
     }
 }
 

@@ -10,6 +10,7 @@
 //!   first.
 
 mod activation;
+mod describe;
 mod queue;
 mod registry;
 mod timers;
@@ -29,6 +30,7 @@ use crate::store::Store;
 use crate::time::{Clock, SystemClock};
 use crate::workflow::Workflow;
 
+pub use describe::{Description, Local, PointDescription, Waiting};
 use queue::Queue;
 pub(crate) use registry::Registry;
 
@@ -399,6 +401,15 @@ impl Engine {
     /// The executions that pass `filter`.
     pub async fn executions(&self, filter: &ListFilter) -> Result<Vec<ExecutionRecord>, Error> {
         Ok(self.shared.store.list(filter).await?)
+    }
+
+    /// Shows an execution like a paused debugger: status, the current durable point
+    /// (operation and source line), every live local of its frame decoded to JSON by
+    /// name, what it waits for, attempt counts and its history. Works for running,
+    /// suspended, parked, failed and completed executions; unreadable stored state is
+    /// [`Error::Corrupt`], never a panic.
+    pub async fn describe(&self, id: &str) -> Result<Description, Error> {
+        describe::describe(&self.shared, id).await
     }
 
     /// The execution's retained operation history, oldest first.

@@ -4,8 +4,9 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 
-use crate::codec::Codec;
+use crate::codec::{decode_value, Codec};
 use crate::ctx::Ctx;
+use crate::error::CodecError;
 use crate::private::{Entry, Interrupt};
 use crate::workflow::{PointInfo, Workflow};
 
@@ -19,7 +20,8 @@ pub(crate) struct Version {
     pub fingerprint: u64,
     pub codec: Codec,
     pub run: RunFn,
-    #[allow(dead_code)] // read by `describe`, which a later change adds
+    /// Decodes a stored output (value envelope) to JSON.
+    pub output_json: fn(&[u8]) -> Result<serde_json::Value, CodecError>,
     pub points: &'static [PointInfo],
 }
 
@@ -40,6 +42,13 @@ fn run_erased<W: Workflow>(
     })
 }
 
+fn output_json<W: Workflow>(bytes: &[u8]) -> Result<serde_json::Value, CodecError> {
+    let output: W::Output = decode_value(bytes)?;
+    serde_json::to_value(&output).map_err(|e| CodecError::Encode {
+        message: e.to_string(),
+    })
+}
+
 impl Registry {
     pub fn register<W: Workflow>(&mut self) {
         let versions = self.versions.entry(W::NAME).or_default();
@@ -50,6 +59,7 @@ impl Registry {
             fingerprint: W::FINGERPRINT,
             codec: W::CODEC,
             run: run_erased::<W>,
+            output_json: output_json::<W>,
             points: W::POINTS,
         });
     }

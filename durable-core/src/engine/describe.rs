@@ -1,0 +1,258 @@
+//! Live-state inspection: [`Engine::describe`](super::Engine::describe) shows an execution
+//! like a paused debugger: where it stands, its live locals by name, what it waits for,
+//! and what happened so far.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use super::Shared;
+use crate::codec::{Codec, FrameReader};
+use crate::ctx::Ctx;
+use crate::error::Error;
+use crate::private::{Entry, Interrupt};
+use crate::record::{ExecutionRecord, HistoryEntry, PointState, Status};
+use crate::time::Timestamp;
+
+/// A snapshot of one execution, from [`Engine::describe`](super::Engine::describe).
+#[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
+pub struct Description {
+    /// The execution id.
+    pub id: String,
+    /// The workflow's name.
+    pub workflow: String,
+    /// Fingerprint of the code that wrote its state.
+    pub fingerprint: u64,
+    /// Where it stands.
+    pub status: Status,
+    /// Why it failed or is parked.
+    pub message: Option<String>,
+    /// The last committed durable point, `None` before the first one and after
+    /// completion.
+    pub point: Option<PointDescription>,
+    /// The live locals saved at that point, by name, decoded to JSON.
+    pub locals: Vec<Local>,
+    /// Why `locals` is empty although there is a frame (no registered version can read
+    /// it, or it cannot be decoded).
+    pub locals_unavailable: Option<String>,
+    /// What it waits for, if it is suspended.
+    pub waiting_for: Option<Waiting>,
+    /// The output decoded to JSON, once completed.
+    pub output: Option<serde_json::Value>,
+    /// The retained operation history, oldest first.
+    pub history: Vec<HistoryEntry>,
+    /// When it was created.
+    pub created_at: Timestamp,
+    /// When it was last committed.
+    pub updated_at: Timestamp,
+}
+
+/// A durable point as the macro saw it in the source.
+#[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
+pub struct PointDescription {
+    /// The point id.
+    pub id: u32,
+    /// The awaited operation, e.g. `ctx.step("charge", ..)`; empty if unknown.
+    pub label: String,
+    /// Source line of the `.await`, 0 if unknown.
+    pub line: u32,
+    /// How far the operation got: `completed`, `retrying`, `started`, `waiting`, `polling`.
+    pub state: String,
+    /// The attempt (or check) that runs next or ran last, for steps and conditions.
+    pub attempt: Option<u32>,
+}
+
+/// One live local.
+#[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
+pub struct Local {
+    /// Its name in the source.
+    pub name: String,
+    /// Its value.
+    pub value: serde_json::Value,
+}
+
+/// What a suspended execution waits for.
+#[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
+pub enum Waiting {
+    /// The next attempt of a step.
+    Retry {
+        /// The attempt that runs next.
+        attempt: u32,
+        /// When.
+        at: Timestamp,
+    },
+    /// A durable sleep.
+    Sleep {
+        /// When it ends.
+        until: Timestamp,
+    },
+    /// The next check of a condition wait.
+    Condition {
+        /// The check that runs next.
+        attempt: u32,
+        /// When.
+        at: Timestamp,
+    },
+}
+
+pub(super) async fn describe(shared: &Arc<Shared>, id: &str) -> Result<Description, Error> {
+    let record = shared
+        .store
+        .load(id)
+        .await?
+        .ok_or_else(|| Error::NotFound { id: id.to_owned() })?;
+    let history = shared.store.history(id).await?;
+    let version = shared
+        .registry
+        .find(&record.workflow, record.fingerprint)
+        .copied();
+    let point = record.position.as_ref().map(|position| {
+        let info = version.and_then(|v| v.points.iter().find(|p| p.id == position.point));
+        let (state, attempt) = match &position.state {
+            PointState::Completed { .. } => ("completed", None),
+            PointState::Retrying { attempt } => ("retrying", Some(*attempt)),
+            PointState::Started { attempt } => ("started", Some(*attempt)),
+            PointState::Waiting { .. } => ("waiting", None),
+            PointState::Polling { attempt, .. } => ("polling", Some(*attempt)),
+        };
+        PointDescription {
+            id: position.point,
+            label: info.map(|i| i.label.to_owned()).unwrap_or_default(),
+            line: info.map(|i| i.line).unwrap_or(0),
+            state: state.to_owned(),
+            attempt,
+        }
+    });
+    let waiting_for = waiting_for(&record);
+    let (locals, locals_unavailable) = match &record.position {
+        None => (Vec::new(), None),
+        Some(position) => {
+            check_frame(id, &position.frame)?;
+            match version {
+                Some(v) => (inspect(shared, &record, v.codec, v.run).await?, None),
+                None => positional_locals(&position.frame),
+            }
+        }
+    };
+    let output = match (&record.output, version) {
+        (Some(bytes), Some(v)) => Some((v.output_json)(bytes).map_err(|e| Error::Corrupt {
+            id: id.to_owned(),
+            message: format!("the stored output cannot be read: {e}"),
+        })?),
+        (Some(bytes), None) => crate::codec::value_to_json(bytes).ok(),
+        (None, _) => None,
+    };
+    Ok(Description {
+        id: record.id,
+        workflow: record.workflow,
+        fingerprint: record.fingerprint,
+        status: record.status,
+        message: record.message,
+        point,
+        locals,
+        locals_unavailable,
+        waiting_for,
+        output,
+        history,
+        created_at: record.created_at,
+        updated_at: record.updated_at,
+    })
+}
+
+fn waiting_for(record: &ExecutionRecord) -> Option<Waiting> {
+    let at = record.wake_at?;
+    Some(match &record.position.as_ref()?.state {
+        PointState::Retrying { attempt } => Waiting::Retry {
+            attempt: *attempt,
+            at,
+        },
+        PointState::Polling { attempt, .. } => Waiting::Condition {
+            attempt: *attempt,
+            at,
+        },
+        _ => Waiting::Sleep { until: at },
+    })
+}
+
+/// Checks the frame's envelope so that corrupt, truncated or foreign bytes are a typed
+/// error before any typed decoding.
+fn check_frame(id: &str, frame: &[u8]) -> Result<(), Error> {
+    let mut reader = FrameReader::new(frame).map_err(|e| Error::Corrupt {
+        id: id.to_owned(),
+        message: format!("the frame cannot be read: {e}"),
+    })?;
+    for _ in 0..reader.len() {
+        reader.next_raw().map_err(|e| Error::Corrupt {
+            id: id.to_owned(),
+            message: format!("the frame cannot be read: {e}"),
+        })?;
+    }
+    reader.finish().map_err(|e| Error::Corrupt {
+        id: id.to_owned(),
+        message: format!("the frame cannot be read: {e}"),
+    })
+}
+
+async fn inspect(
+    shared: &Arc<Shared>,
+    record: &ExecutionRecord,
+    codec: Codec,
+    run: super::registry::RunFn,
+) -> Result<Vec<Local>, Error> {
+    let frame = record
+        .position
+        .as_ref()
+        .map(|p| p.frame.clone())
+        .unwrap_or_default();
+    let ctx = Ctx::new(shared.clone(), record.clone(), codec, Timestamp::EPOCH);
+    match run(ctx, Entry::Inspect { frame }).await {
+        Err(Interrupt::Inspected(locals)) => Ok(locals
+            .into_iter()
+            .map(|(name, value)| Local {
+                name: name.to_owned(),
+                value,
+            })
+            .collect()),
+        Err(Interrupt::Failed(message)) => Err(Error::Corrupt {
+            id: record.id.clone(),
+            message,
+        }),
+        _ => Err(Error::Corrupt {
+            id: record.id.clone(),
+            message: "the workflow's code did not inspect the frame".into(),
+        }),
+    }
+}
+
+/// Without the code that wrote a frame only a self-describing frame can be shown, by
+/// position.
+fn positional_locals(frame: &[u8]) -> (Vec<Local>, Option<String>) {
+    let unavailable = |why: String| (Vec::new(), Some(why));
+    let Ok(mut reader) = FrameReader::new(frame) else {
+        return unavailable("the frame cannot be read".into());
+    };
+    if reader.codec() != Codec::Json {
+        return unavailable(format!(
+            "no registered version of the workflow can decode this {} frame",
+            reader.codec().name()
+        ));
+    }
+    let mut locals = Vec::new();
+    for i in 0..reader.len() {
+        match reader.read::<serde_json::Value>() {
+            Ok(value) => locals.push(Local {
+                name: format!("#{i}"),
+                value,
+            }),
+            Err(e) => return unavailable(format!("the frame cannot be decoded: {e}")),
+        }
+    }
+    (
+        locals,
+        Some("no registered version of the workflow: locals are shown by position".into()),
+    )
+}
