@@ -54,7 +54,7 @@ impl Workflow for count {
             let mut s_i = Slot::new();
             let (mut block, input, frame) = match entry {
                 Entry::Start { input } => (0u32, Some(input), None),
-                Entry::Resume { frame } => (u32::MAX, None, Some(frame)),
+                Entry::Resume { frame } | Entry::Inspect { frame } => (u32::MAX, None, Some(frame)),
             };
             let out: Result<u64, StepError<String>> = 'machine: loop {
                 match block {
@@ -184,7 +184,9 @@ impl Workflow for flaky {
                 }
             };
             match entry {
-                Entry::Start { .. } | Entry::Resume { .. } => point(ctx).await,
+                Entry::Start { .. } | Entry::Resume { .. } | Entry::Inspect { .. } => {
+                    point(ctx).await
+                }
             }
         })
     }
