@@ -190,11 +190,11 @@ impl Ctx {
             }
         };
         let record = commit.record.clone();
-        let wakes = record.wake_at.is_some();
+        let wake_at = record.wake_at;
         shared.store.commit(commit).await?;
         self.state().record = record;
-        if wakes {
-            shared.timers_changed.notify_one();
+        if let Some(at) = wake_at {
+            shared.timer_set(&self.inner.id, at);
         }
         Ok(())
     }

@@ -25,6 +25,7 @@
 //! entry is that large even after it was acknowledged.
 
 use std::fs::{File, TryLockError};
+use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{RwLock, RwLockReadGuard};
@@ -338,6 +339,33 @@ impl Store for SledStore {
                 keys::parse_timer(&key.map_err(StoreError::backend)?)?.0,
             )),
             None => Ok(None),
+        })
+    }
+
+    async fn timers_after(
+        &self,
+        after: Option<(Timestamp, &str)>,
+        until: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<(Timestamp, String)>, StoreError> {
+        let start = match after {
+            Some((at, id)) => Bound::Excluded(keys::timer(at, id)),
+            None => Bound::Included(keys::TIMER.to_vec()),
+        };
+        self.with_db(|db| {
+            let mut entries = Vec::new();
+            for key in db.range((start, Bound::Unbounded)).keys() {
+                let key = key.map_err(StoreError::backend)?;
+                if entries.len() >= limit || !key.starts_with(keys::TIMER) {
+                    break;
+                }
+                let (at, id) = keys::parse_timer(&key)?;
+                if at > until {
+                    break;
+                }
+                entries.push((at, id));
+            }
+            Ok(entries)
         })
     }
 

@@ -22,7 +22,9 @@ pub(super) async fn activate(shared: &Arc<Shared>, id: &str) {
     let until = now.saturating_add(shared.config.lease_ttl);
     match shared.store.claim(id, shared.owner, now, until).await {
         Ok(true) => {}
-        Ok(false) => return,
+        // Another engine runs it. Try again later rather than never: the timer service
+        // reads a due timer once, so a refused claim must not be the last word.
+        Ok(false) => return enqueue_later(shared, id),
         Err(e) => return retry_later(shared, id, e),
     }
     let result = run_claimed(shared, id, until).await;
@@ -43,6 +45,10 @@ pub(super) async fn activate(shared: &Arc<Shared>, id: &str) {
 
 fn retry_later(shared: &Arc<Shared>, id: &str, error: StoreError) {
     tracing::warn!(execution = id, error = %error, "store error; retrying the execution later");
+    enqueue_later(shared, id);
+}
+
+fn enqueue_later(shared: &Arc<Shared>, id: &str) {
     let shared = shared.clone();
     let id = id.to_owned();
     tokio::spawn(async move {

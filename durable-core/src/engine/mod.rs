@@ -67,8 +67,8 @@ pub(crate) struct Shared {
     /// This engine's lease-owner id.
     pub owner: u128,
     pub registry: Registry,
-    /// Signalled when a commit sets a wake-up time or an activation ends.
-    pub timers_changed: Notify,
+    /// How commits and activations signal the timer service.
+    pub(crate) timers: timers::Signals,
     queue: Mutex<Queue>,
     queue_changed: Notify,
     permits: Arc<Semaphore>,
@@ -99,13 +99,14 @@ impl Shared {
         }
     }
 
-    pub fn is_active(&self, id: &str) -> bool {
-        self.queue().is_active(id)
-    }
-
     /// Whether no execution is queued or running.
     pub fn is_idle(&self) -> bool {
         self.queue().is_idle()
+    }
+
+    /// How many executions are queued or running.
+    pub fn active(&self) -> usize {
+        self.queue().len()
     }
 
     fn waiter(&self, id: &str) -> Arc<Notify> {
@@ -233,7 +234,7 @@ impl EngineBuilder {
             clock: self.clock,
             owner: fastrand::u128(..),
             registry: self.registry,
-            timers_changed: Notify::new(),
+            timers: timers::Signals::new(self.config.max_concurrent),
             queue: Mutex::new(Queue::default()),
             queue_changed: Notify::new(),
             permits: Arc::new(Semaphore::new(self.config.max_concurrent)),
@@ -427,7 +428,7 @@ impl Engine {
         shared.shutting_down.store(true, Ordering::Release);
         shared.queue_changed.notify_one();
         shared.shutdown_signal.notify_waiters();
-        shared.timers_changed.notify_one();
+        shared.timers.changed.notify_one();
         let waiters: Vec<_> = {
             let mut waiters = shared.waiters.lock().unwrap_or_else(|e| e.into_inner());
             waiters.drain().map(|(_, w)| w).collect()

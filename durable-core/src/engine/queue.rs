@@ -42,8 +42,9 @@ impl Queue {
         }
     }
 
-    pub fn is_active(&self, id: &str) -> bool {
-        self.active.contains_key(id)
+    /// How many executions are queued or running.
+    pub fn len(&self) -> usize {
+        self.active.len()
     }
 
     pub fn is_idle(&self) -> bool {
@@ -62,13 +63,17 @@ impl Queue {
 
     /// Records that `id`'s activation ended; returns whether it must run again.
     fn finished(&mut self, id: &str) -> bool {
-        match self.active.remove(id) {
-            Some(Active { again: true, .. }) => {
-                self.active.insert(id.to_owned(), Active::default());
+        match self.active.get_mut(id) {
+            Some(active) if active.again => {
+                *active = Active::default();
                 self.ready.push_back(id.to_owned());
                 true
             }
-            _ => false,
+            Some(_) => {
+                self.active.remove(id);
+                false
+            }
+            None => false,
         }
     }
 
@@ -111,11 +116,14 @@ pub(super) async fn dispatch(shared: Arc<Shared>) {
         let task = tokio::spawn(async move {
             activation::activate(&task_shared, &task_id).await;
             drop(permit);
-            let again = task_shared.queue().finished(&task_id);
+            let (again, active) = {
+                let mut queue = task_shared.queue();
+                (queue.finished(&task_id), queue.len())
+            };
             if again {
                 task_shared.queue_changed.notify_one();
             }
-            task_shared.timers_changed.notify_one();
+            task_shared.timers.activation_ended(active);
             task_shared.idle.notify_waiters();
         });
         queue.started(&id, task.abort_handle());

@@ -1,4 +1,5 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::ops::Bound;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
@@ -123,6 +124,26 @@ impl Store for MemoryStore {
 
     async fn next_wake(&self) -> Result<Option<Timestamp>, StoreError> {
         Ok(self.state().timers.first().map(|(at, _)| *at))
+    }
+
+    async fn timers_after(
+        &self,
+        after: Option<(Timestamp, &str)>,
+        until: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<(Timestamp, String)>, StoreError> {
+        let start = match after {
+            Some((at, id)) => Bound::Excluded((at, id.to_owned())),
+            None => Bound::Unbounded,
+        };
+        Ok(self
+            .state()
+            .timers
+            .range((start, Bound::Unbounded))
+            .take_while(|(at, _)| *at <= until)
+            .take(limit)
+            .cloned()
+            .collect())
     }
 
     async fn list(&self, filter: &ListFilter) -> Result<Vec<ExecutionRecord>, StoreError> {

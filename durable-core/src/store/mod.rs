@@ -71,6 +71,29 @@ pub trait Store: Send + Sync + 'static {
     /// The earliest `wake_at` of any execution, if any.
     async fn next_wake(&self) -> Result<Option<Timestamp>, StoreError>;
 
+    /// Timer-index entries `(wake_at, id)` that come after `after` in `(wake_at, id)`
+    /// order (all of them when `after` is `None`) and whose `wake_at` is at or before
+    /// `until`, earliest first, at most `limit`. Ids compare by their UTF-8 bytes.
+    ///
+    /// The engine's timer service reads the index with this from the last entry it
+    /// handed out, so each due timer is read once. The default implementation is correct
+    /// but rereads every entry up to `after` through [`due`](Store::due); a store should
+    /// replace it with a range read of its index.
+    async fn timers_after(
+        &self,
+        after: Option<(Timestamp, &str)>,
+        until: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<(Timestamp, String)>, StoreError> {
+        let Some(after) = after else {
+            return self.due(until, limit).await;
+        };
+        let mut entries = self.due(until, usize::MAX).await?;
+        entries.retain(|(at, id)| (*at, id.as_str()) > after);
+        entries.truncate(limit);
+        Ok(entries)
+    }
+
     /// Executions that pass `filter`, in id order.
     async fn list(&self, filter: &ListFilter) -> Result<Vec<ExecutionRecord>, StoreError>;
 
