@@ -1,6 +1,7 @@
 //! The engine end to end through `#[durable]` workflows: starts, results, restarts,
 //! retries, the concurrency bound, shutdown, failures and version parking.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -18,13 +19,18 @@ fn scratch(name: &str) -> std::path::PathBuf {
     dir
 }
 
-static GREET_RUNS: AtomicU32 = AtomicU32::new(0);
+/// Body runs by name: tests running in parallel greet different names.
+static GREET_RUNS: Mutex<BTreeMap<String, u32>> = Mutex::new(BTreeMap::new());
+
+fn greet_runs(name: &str) -> u32 {
+    GREET_RUNS.lock().unwrap().get(name).copied().unwrap_or(0)
+}
 
 #[durable]
 async fn greet(ctx: Ctx, name: String) -> String {
     let greeting = ctx
         .step_infallible("compose", || async {
-            GREET_RUNS.fetch_add(1, Ordering::SeqCst);
+            *GREET_RUNS.lock().unwrap().entry(name.clone()).or_default() += 1;
             format!("hello, {name}")
         })
         .await;
@@ -38,12 +44,11 @@ async fn start_is_idempotent_and_conflicting_inputs_are_refused() {
         .open()
         .await
         .unwrap();
-    let before = GREET_RUNS.load(Ordering::SeqCst);
     let first = engine.start(greet, "g-1", "ada".into()).await.unwrap();
     assert_eq!(first.result().await.unwrap(), "hello, ada");
     let again = engine.start(greet, "g-1", "ada".into()).await.unwrap();
     assert_eq!(again.result().await.unwrap(), "hello, ada");
-    assert_eq!(GREET_RUNS.load(Ordering::SeqCst) - before, 1);
+    assert_eq!(greet_runs("ada"), 1);
     match engine.start(greet, "g-1", "bob".into()).await {
         Err(Error::IdConflict { id, reason }) => {
             assert_eq!(id, "g-1");
