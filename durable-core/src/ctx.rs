@@ -279,17 +279,34 @@ impl PointRun {
     ///
     /// The outcome is encoded before the returned future starts, so the future does not
     /// borrow it (and need not be `Sync`).
-    pub(crate) fn complete<T: serde::Serialize>(
+    pub(crate) fn complete<T: serde::Serialize + serde::de::DeserializeOwned>(
         self,
         outcome: &T,
         events: Vec<Event>,
     ) -> impl std::future::Future<Output = Result<(), Interrupt>> + Send {
-        let encoded = self.ctx.codec().encode_value(outcome).map_err(|e| {
-            Interrupt::Failed(format!(
-                "cannot save the outcome of durable point {}: {e}",
-                self.point
-            ))
-        });
+        let codec = self.ctx.codec();
+        let encoded = codec
+            .encode_value(outcome)
+            .and_then(|bytes| {
+                // Debug builds read every outcome back, so that a type the codec cannot
+                // decode fails here rather than at resume.
+                if cfg!(debug_assertions) {
+                    crate::codec::decode_value::<T>(&bytes).map_err(|e| CodecError::Decode {
+                        message: format!(
+                            "the outcome encodes but does not decode with the {} codec ({e}); \
+                             choose a self-describing codec with `#[durable(codec = json)]`",
+                            codec.name()
+                        ),
+                    })?;
+                }
+                Ok(bytes)
+            })
+            .map_err(|e| {
+                Interrupt::Failed(format!(
+                    "cannot save the outcome of durable point {}: {e}",
+                    self.point
+                ))
+            });
         async move {
             let outcome = encoded?;
             self.progress(PointState::Completed { outcome }, None, events)
