@@ -1,5 +1,7 @@
 //! Codecs per workflow, round-trip checks at the point that writes, and corrupt state.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -80,9 +82,7 @@ async fn the_json_codec_is_selectable_per_workflow() {
         .await
         .unwrap();
     let h = engine.start(value_in_json, "j", 7).await.unwrap();
-    while store.load("j").await.unwrap().unwrap().status != Status::Suspended {
-        tokio::task::yield_now().await;
-    }
+    common::until_status(&*store, "j", Status::Suspended).await;
     let record = store.load("j").await.unwrap().unwrap();
     let frame = &record.position.as_ref().unwrap().frame;
     assert_eq!(FrameReader::new(frame).unwrap().codec(), Codec::Json);
@@ -129,9 +129,7 @@ async fn corrupt_truncated_and_foreign_frames_are_typed_errors_never_panics() {
         .unwrap();
     let good = {
         engine.start(napper, "probe", "x".into()).await.unwrap();
-        while store.load("probe").await.unwrap().unwrap().status != Status::Suspended {
-            tokio::task::yield_now().await;
-        }
+        common::until_status(&*store, "probe", Status::Suspended).await;
         store
             .load("probe")
             .await
@@ -162,9 +160,7 @@ async fn corrupt_truncated_and_foreign_frames_are_typed_errors_never_panics() {
     ];
     for (id, frame) in &cases {
         engine.start(napper, *id, id.to_string()).await.unwrap();
-        while store.load(id).await.unwrap().unwrap().status != Status::Suspended {
-            tokio::task::yield_now().await;
-        }
+        common::until_status(&*store, id, Status::Suspended).await;
         replace_frame(&store, id, frame.clone()).await;
         match engine.describe(id).await {
             Err(Error::Corrupt { id: got, .. }) => assert_eq!(got, *id),

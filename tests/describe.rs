@@ -1,5 +1,7 @@
 //! `Engine::describe` on executions in every status.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -60,9 +62,7 @@ async fn describe_shows_point_locals_wait_and_history_in_every_status() {
     let ok = engine.start(checkout, "ok", (cart(), false)).await.unwrap();
     let bad = engine.start(checkout, "bad", (cart(), true)).await.unwrap();
     for id in ["ok", "bad"] {
-        while store.load(id).await.unwrap().unwrap().status != Status::Suspended {
-            tokio::task::yield_now().await;
-        }
+        common::until_status(&*store, id, Status::Suspended).await;
     }
 
     // Suspended between attempts.
@@ -125,9 +125,7 @@ async fn describe_shows_point_locals_wait_and_history_in_every_status() {
         .start(checkout, parked_id, (cart(), false))
         .await
         .unwrap();
-    while store.load(parked_id).await.unwrap().unwrap().status != Status::Suspended {
-        tokio::task::yield_now().await;
-    }
+    common::until_status(&*store, parked_id, Status::Suspended).await;
     engine.shutdown().await;
     let engine = EngineBuilder::with_store(store.clone())
         .clock(clock.clone())
@@ -135,9 +133,7 @@ async fn describe_shows_point_locals_wait_and_history_in_every_status() {
         .await
         .unwrap();
     clock.advance(Duration::from_secs(3600));
-    while store.load(parked_id).await.unwrap().unwrap().status != Status::Parked {
-        tokio::task::yield_now().await;
-    }
+    common::until_status(&*store, parked_id, Status::Parked).await;
     let d = engine.describe(parked_id).await.unwrap();
     assert_eq!(d.status, Status::Parked);
     assert!(d.message.unwrap().contains("checkout"));

@@ -1,6 +1,8 @@
 //! The engine end to end through `#[durable]` workflows: starts, results, restarts,
 //! retries, the concurrency bound, shutdown, failures and version parking.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -340,9 +342,7 @@ async fn executions_resume_only_on_the_version_that_wrote_them() {
         .await
         .unwrap();
     let old = engine.start(v1::evolving, "old", 5).await.unwrap();
-    while engine.execution("old").await.unwrap().unwrap().status != Status::Suspended {
-        tokio::task::yield_now().await;
-    }
+    common::until_status(&*store, "old", Status::Suspended).await;
     engine.shutdown().await;
 
     // Deploy v2 only: the v1 execution parks, data intact; v2 executions run.

@@ -1,13 +1,15 @@
 //! Durable waits: `ctx.sleep`, `ctx.sleep_until`, `ctx.wait_for_condition`, on the test
 //! clock (manual and auto-advancing). No test sleeps in real time.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use durable_core::{
     durable, ConditionError, Ctx, Engine, EngineBuilder, Event, MemoryStore, RetryPolicy, Status,
-    Store, TestClock, Timestamp, WaitError, Waiting, MAX_WAIT,
+    TestClock, Timestamp, WaitError, Waiting, MAX_WAIT,
 };
 
 const DAY: Duration = Duration::from_secs(86_400);
@@ -71,9 +73,7 @@ async fn a_sleeping_execution_is_suspended_described_and_woken_on_time() {
         .unwrap();
     let handle = engine.start(trial, "month", 30).await.unwrap();
     let wake = START.saturating_add(DAY * 30);
-    while store.load("month").await.unwrap().unwrap().status != Status::Suspended {
-        tokio::task::yield_now().await;
-    }
+    common::until_status(&*store, "month", Status::Suspended).await;
     let description = engine.describe("month").await.unwrap();
     assert_eq!(description.status, Status::Suspended);
     assert!(
@@ -110,9 +110,7 @@ async fn overdue_timers_fire_at_once_after_a_restart() {
     engine.start(trial, "short", 1).await.unwrap();
     engine.start(trial, "long", 10).await.unwrap();
     for id in ["short", "long"] {
-        while store.load(id).await.unwrap().unwrap().status != Status::Suspended {
-            tokio::task::yield_now().await;
-        }
+        common::until_status(&*store, id, Status::Suspended).await;
     }
     engine.shutdown().await;
     // Time passes while no engine runs.
