@@ -458,3 +458,53 @@ async fn shutdown_stops_at_a_commit_and_a_new_engine_finishes() {
     assert_eq!(engine.handle(slow, "s").result().await.unwrap(), 1_000);
     engine.shutdown().await;
 }
+
+#[durable]
+async fn hoarder(ctx: Ctx, size: usize) -> usize {
+    let blob = vec![7u8; size];
+    ctx.step_infallible("touch", || async {}).await;
+    blob.len()
+}
+
+#[tokio::test]
+async fn oversized_inputs_and_frames_are_refused_with_a_clear_error() {
+    let engine = Engine::builder(MemoryStore::new())
+        .register(greet)
+        .register(hoarder)
+        .max_value_bytes(1024)
+        .open()
+        .await
+        .unwrap();
+    match engine.start(greet, "big", "x".repeat(4096)).await {
+        Err(Error::Invalid { message }) => assert!(message.contains("limit"), "{message}"),
+        other => panic!("expected Invalid, got {other:?}"),
+    }
+    assert!(
+        engine.execution("big").await.unwrap().is_none(),
+        "nothing written"
+    );
+    assert_eq!(
+        engine
+            .start(hoarder, "small", 10)
+            .await
+            .unwrap()
+            .result()
+            .await
+            .unwrap(),
+        10
+    );
+    match engine
+        .start(hoarder, "huge", 10_000)
+        .await
+        .unwrap()
+        .result()
+        .await
+    {
+        Err(Error::Failed { message, .. }) => {
+            assert!(message.contains("frame"), "{message}");
+            assert!(message.contains("limit"), "{message}");
+        }
+        other => panic!("expected a failure, got {other:?}"),
+    }
+    engine.shutdown().await;
+}

@@ -126,6 +126,7 @@ impl Ctx {
             ))
         })?;
         let frame = writer.finish();
+        self.check_size("the frame", point, frame.len())?;
         if cfg!(debug_assertions) {
             crate::codec::FrameReader::new(&frame)
                 .map_err(|e| Interrupt::codec("a frame just written cannot be read back", e))?;
@@ -136,6 +137,18 @@ impl Ctx {
             frame,
             state: None,
         }))
+    }
+
+    /// Refuses a value over the engine's size limit, naming it.
+    fn check_size(&self, what: &str, point: u32, len: usize) -> Result<(), Interrupt> {
+        let limit = self.inner.shared.config.max_value_bytes;
+        if len > limit {
+            return Err(Interrupt::Failed(format!(
+                "{what} at durable point {point} is {len} bytes, over the limit of {limit} \
+                 (EngineBuilder::max_value_bytes); keep bulky data outside the workflow"
+            )));
+        }
+        Ok(())
     }
 
     /// Commits a transition built from the last committed record.
@@ -309,6 +322,8 @@ impl PointRun {
             });
         async move {
             let outcome = encoded?;
+            self.ctx
+                .check_size("the outcome", self.point, outcome.len())?;
             self.progress(PointState::Completed { outcome }, None, events)
                 .await?;
             if self.ctx.should_yield() {
