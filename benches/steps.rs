@@ -7,7 +7,8 @@
 //!   fdatasync) and with `Durability::ProcessCrash` (sled's flush only), each beside the
 //!   raw limit of the same durability;
 //! - 200 concurrent executions of 10 no-op steps (group commit);
-//! - time to resume an execution after 10 and after 10,000 completed steps.
+//! - time to resume an execution after 10 and after 10,000 completed steps;
+//! - how late timers fire on the system clock.
 
 use std::time::{Duration, Instant};
 
@@ -47,6 +48,42 @@ async fn steps_then_wait(ctx: Ctx, steps: u32) -> u32 {
         )
         .await;
     done + waited.unwrap_or(0)
+}
+
+/// Sleeps until 50 ms from now and returns how late it woke, in milliseconds.
+#[durable]
+async fn lateness(ctx: Ctx, delay_ms: u64) -> u64 {
+    let due = ctx.now().saturating_add(Duration::from_millis(delay_ms));
+    ctx.sleep_until(due).await.expect("a 50 ms wait is valid");
+    ctx.now().as_millis().saturating_sub(due.as_millis())
+}
+
+/// Median and worst lateness of `count` timers due 50 ms after their start, on the
+/// system clock.
+async fn timer_lateness(count: u32) -> (u64, u64) {
+    let dir = scratch("lateness");
+    let engine = Engine::builder(SledStore::open(&dir).expect("store opens"))
+        .register(lateness)
+        .open()
+        .await
+        .expect("engine opens");
+    let mut handles = Vec::new();
+    for i in 0..count {
+        handles.push(
+            engine
+                .start(lateness, format!("late-{i}"), 50)
+                .await
+                .expect("starts"),
+        );
+    }
+    let mut late = Vec::new();
+    for h in handles {
+        late.push(h.result().await.expect("finishes"));
+    }
+    engine.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+    late.sort();
+    (late[late.len() / 2], late[late.len() - 1])
 }
 
 fn scratch(name: &str) -> std::path::PathBuf {
@@ -237,4 +274,8 @@ async fn main() {
     let long = resume_time(10_000, 3).await;
     println!("resume after 10 completed steps:         {short:>10.2?} (median)");
     println!("resume after 10,000 completed steps:     {long:>10.2?} (median)");
+    let (median_late, worst_late) = timer_lateness(100).await;
+    println!(
+        "100 timers due in 50 ms, fired late by:   {median_late} ms median, {worst_late} ms worst"
+    );
 }

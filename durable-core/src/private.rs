@@ -126,13 +126,13 @@ impl<T> Slot<T> {
 }
 
 /// Appends a slot's value to a frame.
-pub fn encode_slot<T: Serialize>(
+pub fn encode_slot<T: Serialize + DeserializeOwned>(
     writer: &mut FrameWriter,
     slot: &Slot<T>,
     local: &str,
 ) -> Result<(), CodecError> {
     match &slot.0 {
-        Some(value) => writer.push(value).map_err(|e| CodecError::Encode {
+        Some(value) => writer.push_checked(value).map_err(|e| CodecError::Encode {
             message: format!("local `{local}`: {e}"),
         }),
         None => Err(CodecError::Encode {
