@@ -131,6 +131,8 @@ struct TestClockState {
     now: Timestamp,
     next_waiter: u64,
     waiters: BTreeMap<(Timestamp, u64), oneshot::Sender<()>>,
+    /// How many waiters there were after the last sweep of dropped ones.
+    swept: usize,
     auto_advance: bool,
 }
 
@@ -142,6 +144,7 @@ impl TestClock {
                 now: start,
                 next_waiter: 0,
                 waiters: BTreeMap::new(),
+                swept: 0,
                 auto_advance: false,
             })),
         }
@@ -221,6 +224,13 @@ impl Clock for TestClock {
         if deadline <= state.now {
             return Box::pin(std::future::ready(()));
         }
+        // A sleep dropped before its deadline leaves a closed sender behind; sweep them
+        // whenever the map has doubled since the last sweep, so a long run that keeps
+        // replacing its sleeps stays bounded (amortised O(1) per call).
+        if state.waiters.len() >= 2 * state.swept.max(32) {
+            state.waiters.retain(|_, tx| !tx.is_closed());
+            state.swept = state.waiters.len();
+        }
         let (tx, rx) = oneshot::channel();
         let key = (deadline, state.next_waiter);
         state.next_waiter += 1;
@@ -247,6 +257,15 @@ mod tests {
         assert!(!late.is_finished());
         clock.set(Timestamp::from_millis(5_000));
         late.await.unwrap();
+    }
+
+    #[test]
+    fn dropped_sleeps_do_not_accumulate() {
+        let clock = TestClock::new(Timestamp::EPOCH);
+        for i in 0..10_000 {
+            drop(clock.sleep_until(Timestamp::from_millis(1_000 + i)));
+        }
+        assert!(clock.lock().waiters.len() <= 64);
     }
 
     #[test]

@@ -405,3 +405,65 @@ fn io_error(error: std::io::Error, doing: &str, path: &Path) -> StoreError {
         format!("{doing} {}: {error}", path.display()),
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use durable_core::Status;
+
+    use super::*;
+
+    fn sleeping(id: &str, at: u64) -> ExecutionRecord {
+        ExecutionRecord {
+            id: id.into(),
+            workflow: "w".into(),
+            fingerprint: 1,
+            seq: 0,
+            status: Status::Suspended,
+            position: None,
+            wake_at: Some(Timestamp::from_millis(at)),
+            output: None,
+            message: None,
+            history_next: 0,
+            created_at: Timestamp::EPOCH,
+            updated_at: Timestamp::EPOCH,
+        }
+    }
+
+    #[tokio::test]
+    async fn timers_after_reads_the_index_from_a_cursor() {
+        let store = SledStore::temporary().unwrap();
+        for (id, at) in [("b", 10), ("a", 10), ("a\0", 10), ("c", 20), ("d", 30)] {
+            store.create(sleeping(id, at), Vec::new()).await.unwrap();
+        }
+        let t = Timestamp::from_millis;
+        let entry = |at: u64, id: &str| (t(at), id.to_owned());
+        let all = store.timers_after(None, t(u64::MAX), 100).await.unwrap();
+        assert_eq!(
+            all,
+            [
+                entry(10, "a"),
+                entry(10, "a\0"),
+                entry(10, "b"),
+                entry(20, "c"),
+                entry(30, "d")
+            ]
+        );
+        assert_eq!(store.timers_after(None, t(10), 2).await.unwrap(), all[..2]);
+        let after = Some((t(10), "a"));
+        assert_eq!(
+            store.timers_after(after, t(20), 100).await.unwrap(),
+            all[1..4]
+        );
+        let after = Some((t(10), "b"));
+        assert_eq!(store.timers_after(after, t(19), 100).await.unwrap(), []);
+        let after = Some((t(15), "zzz"));
+        assert_eq!(
+            store.timers_after(after, t(99), 1).await.unwrap(),
+            all[3..4]
+        );
+        let after = Some((t(30), "d"));
+        assert_eq!(store.timers_after(after, t(u64::MAX), 9).await.unwrap(), []);
+        assert_eq!(store.timers_after(None, t(99), 0).await.unwrap(), []);
+        store.close().await.unwrap();
+    }
+}

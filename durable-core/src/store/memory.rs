@@ -166,3 +166,50 @@ impl Store for MemoryStore {
             .unwrap_or_default())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::Status;
+
+    fn sleeping(id: &str, at: u64) -> ExecutionRecord {
+        ExecutionRecord {
+            id: id.into(),
+            workflow: "w".into(),
+            fingerprint: 1,
+            seq: 0,
+            status: Status::Suspended,
+            position: None,
+            wake_at: Some(Timestamp::from_millis(at)),
+            output: None,
+            message: None,
+            history_next: 0,
+            created_at: Timestamp::EPOCH,
+            updated_at: Timestamp::EPOCH,
+        }
+    }
+
+    #[tokio::test]
+    async fn timers_after_reads_the_index_from_a_cursor() {
+        let store = MemoryStore::new();
+        for (id, at) in [("b", 10), ("a", 10), ("c", 20), ("d", 30)] {
+            store.create(sleeping(id, at), Vec::new()).await.unwrap();
+        }
+        let t = Timestamp::from_millis;
+        let all = store.timers_after(None, t(u64::MAX), 100).await.unwrap();
+        assert_eq!(all.len(), 4);
+        assert_eq!(store.timers_after(None, t(10), 9).await.unwrap(), all[..2]);
+        let after = Some((t(10), "a"));
+        assert_eq!(
+            store.timers_after(after, t(20), 9).await.unwrap(),
+            all[1..3]
+        );
+        let after = Some((t(15), "zzz"));
+        assert_eq!(
+            store.timers_after(after, t(99), 1).await.unwrap(),
+            all[2..3]
+        );
+        let after = Some((t(30), "d"));
+        assert_eq!(store.timers_after(after, t(99), 9).await.unwrap(), []);
+    }
+}
