@@ -35,7 +35,7 @@ use durable_core::{
     durable, Commit, Created, Ctx, Engine, ExecutionRecord, HistoryEntry, ListFilter, Status,
     Store, StoreError, TestClock, Timestamp,
 };
-use durable_store_sled::SledStore;
+use durable_store_sled::{Options, SledStore};
 use tokio::sync::Notify;
 
 const DAY: Duration = Duration::from_secs(86_400);
@@ -202,14 +202,28 @@ async fn main() {
     let dir = std::env::temp_dir().join(format!("durable-bench-sleepers-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let counts = Arc::new(Counts::default());
+    // SLEEPERS_CACHE_MB: sled's page cache, for trying other sizes than the default.
+    let store = match std::env::var("SLEEPERS_CACHE_MB") {
+        Ok(mb) => {
+            let bytes = mb.parse::<u64>().expect("SLEEPERS_CACHE_MB is a number") << 20;
+            SledStore::open_with(&dir, Options::default().cache_capacity(bytes))
+        }
+        Err(_) => SledStore::open(&dir),
+    };
     let store = Counted {
-        store: SledStore::open(&dir).expect("store opens"),
+        store: store.expect("store opens"),
         counts: counts.clone(),
         target: n,
     };
     let clock = TestClock::new(Timestamp::from_millis(1_700_000_000_000));
     let engine = Engine::builder(store)
         .register(trial)
+        .history_limit(
+            std::env::var("XH")
+                .ok()
+                .map(|v| v.parse().unwrap())
+                .unwrap_or(1000),
+        )
         .clock(clock.clone())
         .open()
         .await
@@ -265,6 +279,11 @@ async fn main() {
         apparent as f64 / n as f64
     );
 
+    if std::env::var_os("SLEEPERS_SUSPEND_ONLY").is_some() {
+        engine.shutdown().await;
+        println!("kept {}", dir.display());
+        return;
+    }
     let wake = Instant::now();
     clock.advance(31 * DAY);
     counts.reach(&counts.completed, n).await;
@@ -281,5 +300,9 @@ async fn main() {
         mb(status_kb("VmHWM")),
         disk as f64 / 1e6
     );
-    let _ = std::fs::remove_dir_all(&dir);
+    if std::env::var_os("SLEEPERS_KEEP").is_some() {
+        println!("kept {}", dir.display());
+    } else {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -2,9 +2,9 @@
 //!
 //! | key | value |
 //! |---|---|
-//! | `e/` id | the [`ExecutionRecord`](durable_core::ExecutionRecord), value envelope (bincode) |
-//! | `i/` id | the execution's input, exactly the bytes the engine handed to `create` |
-//! | `h/` escaped id `00 01` number | one [`HistoryEntry`](durable_core::HistoryEntry), value envelope (bincode) |
+//! | `e/` id | the execution value (below): record, small input, recent history |
+//! | `i/` id | the execution's input, exactly the bytes the engine handed to `create`, when it is too large to live in the execution value |
+//! | `h/` escaped id `00 01` number | a chunk of history entries, `number` being the last one's (below) |
 //! | `t/` wake_at id | empty: the timer index |
 //!
 //! - id is the execution id's UTF-8 bytes. In `e/`, `i/` and `t/` keys it runs to the end
@@ -19,10 +19,35 @@
 //!   order is numeric order: history scans run oldest first and the timer index runs
 //!   earliest first, ties in id order.
 //!
+//! Why so few keys: sled splits a leaf at 16 entries whatever their size, and each leaf
+//! costs memory (page table, cache accounting) and log space of its own. A suspended
+//! execution is two keys, `e/` and `t/`; a finished one with a short history is one.
+//!
+//! **Execution value** (layout 2), all integers little-endian:
+//! `b'E' 2 | record length: u32 | record | input | history_from: u64 | tail count: u16 |
+//! count × entry`, where
+//! - record is the [`ExecutionRecord`](durable_core::ExecutionRecord) in a value envelope
+//!   (bincode);
+//! - input is `0` when the input is under the `i/` key, or `1 | length: u32 | bytes`;
+//! - history_from is the number below which history entries are pruned: `history` skips
+//!   them, and a chunk is deleted once all its entries are below it;
+//! - the tail is the newest history entries, not yet in a chunk; an entry is
+//!   `number: u64 | length: u32 | entry`, the entry a
+//!   [`HistoryEntry`](durable_core::HistoryEntry) in a value envelope (bincode).
+//!
+//! When the tail reaches [`HISTORY_CHUNK`] entries they move, in the same batch, into a
+//! **history chunk**: `b'H' 2 | count: u16 | count × entry` under the `h/` key of the last
+//! entry's number, so deleting the keys below a number drops only whole chunks below it.
+//!
+//! Layout 1, written before, is still read: an execution value that is a bare record
+//! envelope (its input under `i/`, no tail, nothing pruned to skip), and `h/` values that
+//! are a single entry's envelope under that entry's number. The next commit of such an
+//! execution rewrites its value in layout 2.
+//!
 //! Envelopes carry their format version (see `durable_core::codec`); a value that does not
 //! decode is reported as [`StoreError::Corrupt`] naming its key.
 
-use durable_core::{decode_value, Codec, StoreError, Timestamp};
+use durable_core::{decode_value, Codec, ExecutionRecord, HistoryEntry, StoreError, Timestamp};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -108,6 +133,208 @@ pub(crate) fn parse_timer(key: &[u8]) -> Result<(Timestamp, String), StoreError>
         Timestamp::from_millis(u64::from_be_bytes(millis)),
         id.to_owned(),
     ))
+}
+
+/// Inputs up to this many bytes live in the execution value; larger ones under `i/`, so
+/// that a commit does not rewrite them.
+pub(crate) const INLINE_INPUT_MAX: usize = 256;
+/// How many history entries the tail of an execution value holds before they move into a
+/// chunk of their own.
+pub(crate) const HISTORY_CHUNK: usize = 8;
+
+const EXECUTION_TAG: [u8; 2] = [b'E', 2];
+const CHUNK_TAG: [u8; 2] = [b'H', 2];
+/// The first byte of a value envelope: an execution value or history value of layout 1.
+const ENVELOPE_TAG: u8 = b'v';
+
+/// An encoded history entry and its number.
+pub(crate) type Entry = (u64, Vec<u8>);
+
+/// An execution value, decoded.
+#[derive(Debug)]
+pub(crate) struct Execution {
+    pub record: ExecutionRecord,
+    /// The input, `None` when it is under the `i/` key.
+    pub input: Option<Vec<u8>>,
+    pub history_from: u64,
+    pub tail: Vec<Entry>,
+}
+
+/// Encodes an execution value from an encoded record.
+pub(crate) fn encode_execution(
+    record: &[u8],
+    input: Option<&[u8]>,
+    history_from: u64,
+    tail: &[Entry],
+) -> Vec<u8> {
+    let tail_len: usize = tail.iter().map(|(_, e)| 12 + e.len()).sum();
+    let input_len = input.map_or(0, |i| 4 + i.len());
+    let mut out = Vec::with_capacity(2 + 4 + record.len() + 1 + input_len + 8 + 2 + tail_len);
+    out.extend_from_slice(&EXECUTION_TAG);
+    put_bytes(&mut out, record);
+    match input {
+        None => out.push(0),
+        Some(input) => {
+            out.push(1);
+            put_bytes(&mut out, input);
+        }
+    }
+    out.extend_from_slice(&history_from.to_le_bytes());
+    put_entries(&mut out, tail);
+    out
+}
+
+/// Decodes the execution value stored under `key`.
+pub(crate) fn decode_execution(key: &[u8], bytes: &[u8]) -> Result<Execution, StoreError> {
+    if bytes.first() == Some(&ENVELOPE_TAG) {
+        return Ok(Execution {
+            record: decode(key, bytes)?,
+            input: None,
+            history_from: 0,
+            tail: Vec::new(),
+        });
+    }
+    let mut reader = Reader::new(key, bytes);
+    reader.tag(EXECUTION_TAG, "not an execution value")?;
+    let record = decode(key, reader.bytes()?)?;
+    let input = match reader.take(1)?[0] {
+        0 => None,
+        1 => Some(reader.bytes()?.to_vec()),
+        _ => return Err(reader.corrupt("bad input marker in an execution value")),
+    };
+    let history_from = reader.u64()?;
+    let tail = reader.entries()?;
+    reader.end()?;
+    Ok(Execution {
+        record,
+        input,
+        history_from,
+        tail,
+    })
+}
+
+/// Decodes only the record of the execution value stored under `key`.
+pub(crate) fn decode_record(key: &[u8], bytes: &[u8]) -> Result<ExecutionRecord, StoreError> {
+    if bytes.first() == Some(&ENVELOPE_TAG) {
+        return decode(key, bytes);
+    }
+    let mut reader = Reader::new(key, bytes);
+    reader.tag(EXECUTION_TAG, "not an execution value")?;
+    decode(key, reader.bytes()?)
+}
+
+/// Encodes a history chunk.
+pub(crate) fn encode_chunk(entries: &[Entry]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(4 + entries.iter().map(|(_, e)| 12 + e.len()).sum::<usize>());
+    out.extend_from_slice(&CHUNK_TAG);
+    put_entries(&mut out, entries);
+    out
+}
+
+/// Decodes the history value stored under `key`: a chunk, or a single entry of layout 1.
+pub(crate) fn decode_history(key: &[u8], bytes: &[u8]) -> Result<Vec<HistoryEntry>, StoreError> {
+    if bytes.first() == Some(&ENVELOPE_TAG) {
+        return Ok(vec![decode(key, bytes)?]);
+    }
+    let mut reader = Reader::new(key, bytes);
+    reader.tag(CHUNK_TAG, "not a history chunk")?;
+    let entries = reader.entries()?;
+    reader.end()?;
+    entries
+        .iter()
+        .map(|(_, bytes)| decode(key, bytes))
+        .collect()
+}
+
+/// Decodes the entries of an execution value's tail.
+pub(crate) fn decode_entries(
+    key: &[u8],
+    entries: &[Entry],
+) -> Result<Vec<HistoryEntry>, StoreError> {
+    entries
+        .iter()
+        .map(|(_, bytes)| decode(key, bytes))
+        .collect()
+}
+
+fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+    // Values are far below 4 GiB: sled refuses larger ones.
+    out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+    out.extend_from_slice(bytes);
+}
+
+fn put_entries(out: &mut Vec<u8>, entries: &[Entry]) {
+    // At most `HISTORY_CHUNK` entries, plus one commit's worth.
+    out.extend_from_slice(&(entries.len() as u16).to_le_bytes());
+    for (number, entry) in entries {
+        out.extend_from_slice(&number.to_le_bytes());
+        put_bytes(out, entry);
+    }
+}
+
+/// Reads the fields of a stored value, reporting a short or malformed one as corrupt.
+struct Reader<'a> {
+    key: &'a [u8],
+    rest: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    fn new(key: &'a [u8], bytes: &'a [u8]) -> Self {
+        Reader { key, rest: bytes }
+    }
+
+    fn corrupt(&self, message: &str) -> StoreError {
+        StoreError::Corrupt {
+            key: describe(self.key),
+            source: durable_core::CodecError::Decode {
+                message: message.to_owned(),
+            },
+        }
+    }
+
+    fn take(&mut self, n: usize) -> Result<&'a [u8], StoreError> {
+        if self.rest.len() < n {
+            return Err(self.corrupt("value too short"));
+        }
+        let (taken, rest) = self.rest.split_at(n);
+        self.rest = rest;
+        Ok(taken)
+    }
+
+    fn tag(&mut self, tag: [u8; 2], message: &str) -> Result<(), StoreError> {
+        if self.take(2).ok() != Some(tag.as_slice()) {
+            return Err(self.corrupt(message));
+        }
+        Ok(())
+    }
+
+    fn u64(&mut self) -> Result<u64, StoreError> {
+        let mut buf = [0; 8];
+        buf.copy_from_slice(self.take(8)?);
+        Ok(u64::from_le_bytes(buf))
+    }
+
+    fn bytes(&mut self) -> Result<&'a [u8], StoreError> {
+        let mut len = [0; 4];
+        len.copy_from_slice(self.take(4)?);
+        self.take(u32::from_le_bytes(len) as usize)
+    }
+
+    fn entries(&mut self) -> Result<Vec<Entry>, StoreError> {
+        let mut count = [0; 2];
+        count.copy_from_slice(self.take(2)?);
+        (0..u16::from_le_bytes(count))
+            .map(|_| Ok((self.u64()?, self.bytes()?.to_vec())))
+            .collect()
+    }
+
+    fn end(&self) -> Result<(), StoreError> {
+        if self.rest.is_empty() {
+            Ok(())
+        } else {
+            Err(self.corrupt("trailing bytes"))
+        }
+    }
 }
 
 /// A key as it appears in error messages.

@@ -25,6 +25,13 @@
 //! [`SledStore::open_with`] and [`Durability::ProcessCrash`] trade that for one
 //! `fdatasync` less per group of commits.
 //!
+//! # Memory
+//!
+//! sled keeps a page cache of [`Options::DEFAULT_CACHE_CAPACITY`] (64 MiB, where sled's
+//! own default is 1 GiB); [`Options::cache_capacity`] changes it. Beyond the cache,
+//! memory grows slowly with the number of executions stored (sled's page table), and a
+//! suspended execution costs nothing else: it is two keys on disk.
+//!
 //! # Features
 //!
 //! None: the crate has one configuration.
@@ -34,4 +41,4 @@ mod keys;
 mod store;
 mod writer;
 
-pub use store::{Durability, SledStore};
+pub use store::{Durability, Options, SledStore};

@@ -60,6 +60,63 @@ pub enum Durability {
     ProcessCrash,
 }
 
+/// How [`SledStore::open_with`] opens a store; a [`Durability`] converts into the
+/// default options with that durability.
+///
+/// ```
+/// use durable_store_sled::{Durability, Options};
+///
+/// let options = Options::default()
+///     .durability(Durability::PowerLoss)
+///     .cache_capacity(32 * 1024 * 1024);
+/// # let _ = options;
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub struct Options {
+    /// What a commit survives once it has returned (default [`Durability::PowerLoss`]).
+    pub durability: Durability,
+    /// Bytes of sled's page cache (default [`Options::DEFAULT_CACHE_CAPACITY`]).
+    pub cache_capacity: u64,
+}
+
+impl Options {
+    /// The default size of sled's page cache: 64 MiB (sled's own default is 1 GiB).
+    ///
+    /// sled counts a page by its size in the log, and a page in memory takes about
+    /// twice that, so the process holds roughly twice this much for the cache once the
+    /// data outgrows it. Reads of pages outside the cache go to the disk (usually the OS
+    /// page cache), so a smaller cache costs speed, not correctness.
+    pub const DEFAULT_CACHE_CAPACITY: u64 = 64 * 1024 * 1024;
+
+    /// Sets what a commit survives once it has returned.
+    pub fn durability(mut self, durability: Durability) -> Self {
+        self.durability = durability;
+        self
+    }
+
+    /// Sets the size of sled's page cache in bytes (at least 1 MiB is used).
+    pub fn cache_capacity(mut self, bytes: u64) -> Self {
+        self.cache_capacity = bytes;
+        self
+    }
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            durability: Durability::default(),
+            cache_capacity: Options::DEFAULT_CACHE_CAPACITY,
+        }
+    }
+}
+
+impl From<Durability> for Options {
+    fn from(durability: Durability) -> Self {
+        Options::default().durability(durability)
+    }
+}
+
 /// A durable [`Store`] in a local directory, on sled.
 ///
 /// Commits are conditional and atomic, and are fsynced before they return; concurrent
@@ -115,17 +172,17 @@ impl SledStore {
     /// Fails with [`StoreError::Locked`] if a store is already open on `path`, in this
     /// process or another one.
     pub fn open(path: impl AsRef<Path>) -> Result<SledStore, StoreError> {
-        Self::open_with(path, Durability::default())
+        Self::open_with(path, Options::default())
     }
 
-    /// Like [`open`](SledStore::open), with the given durability.
+    /// Like [`open`](SledStore::open), with the given [`Options`] (or [`Durability`]).
     pub fn open_with(
         path: impl AsRef<Path>,
-        durability: Durability,
+        options: impl Into<Options>,
     ) -> Result<SledStore, StoreError> {
         let path = path.as_ref();
         std::fs::create_dir_all(path).map_err(|e| io_error(e, "cannot create", path))?;
-        Self::open_dir(path.to_path_buf(), None, durability)
+        Self::open_dir(path.to_path_buf(), None, options.into())
     }
 
     /// A store in a fresh directory under the system's temporary directory, removed when
@@ -148,7 +205,7 @@ impl SledStore {
                 Err(e) => return Err(io_error(e, "cannot create", &path)),
             }
         };
-        Self::open_dir(path.clone(), Some(RemoveDir(path)), Durability::default())
+        Self::open_dir(path.clone(), Some(RemoveDir(path)), Options::default())
     }
 
     /// Opens the store in the existing directory `path`. A `temporary` directory is
@@ -156,7 +213,7 @@ impl SledStore {
     fn open_dir(
         path: PathBuf,
         temporary: Option<RemoveDir>,
-        durability: Durability,
+        options: Options,
     ) -> Result<SledStore, StoreError> {
         let lock_path = path.join(LOCK_FILE);
         let lock = File::options()
@@ -178,6 +235,7 @@ impl SledStore {
         let data = path.join(DATA_DIR);
         let db = sled::Config::new()
             .path(&data)
+            .cache_capacity(options.cache_capacity.max(1024 * 1024))
             .open()
             .map_err(StoreError::backend)?;
         let log_path = data.join(SLED_LOG);
@@ -190,7 +248,7 @@ impl SledStore {
         let writer = Writer::spawn(Disk {
             db: db.clone(),
             log,
-            durability,
+            durability: options.durability,
         })?;
         Ok(SledStore {
             path,
@@ -279,6 +337,13 @@ impl Store for SledStore {
 
     async fn load_input(&self, id: &str) -> Result<Option<Vec<u8>>, StoreError> {
         self.with_db(|db| {
+            let key = keys::execution(id);
+            let Some(bytes) = db.get(&key).map_err(StoreError::backend)? else {
+                return Ok(None);
+            };
+            if let Some(input) = keys::decode_execution(&key, &bytes)?.input {
+                return Ok(Some(input));
+            }
             let input = db.get(keys::input(id)).map_err(StoreError::backend)?;
             Ok(input.map(|bytes| bytes.to_vec()))
         })
@@ -378,7 +443,7 @@ impl Store for SledStore {
                     break;
                 }
                 let (key, bytes) = entry.map_err(StoreError::backend)?;
-                let record: ExecutionRecord = keys::decode(&key, &bytes)?;
+                let record = keys::decode_record(&key, &bytes)?;
                 if filter.matches(&record) {
                     records.push(record);
                 }
@@ -388,15 +453,26 @@ impl Store for SledStore {
     }
 
     async fn history(&self, id: &str) -> Result<Vec<HistoryEntry>, StoreError> {
-        self.with_db(|db| {
-            db.scan_prefix(keys::history_prefix(id))
-                .map(|entry| {
-                    let (key, bytes) = entry.map_err(StoreError::backend)?;
-                    keys::decode(&key, &bytes)
-                })
-                .collect()
-        })
+        self.with_db(|db| read_history(db, id))
     }
+}
+
+/// The retained history of `id`: its chunks, then the tail in its execution value,
+/// without the entries below the value's prune line.
+pub(crate) fn read_history(db: &sled::Db, id: &str) -> Result<Vec<HistoryEntry>, StoreError> {
+    let key = keys::execution(id);
+    let Some(bytes) = db.get(&key).map_err(StoreError::backend)? else {
+        return Ok(Vec::new());
+    };
+    let execution = keys::decode_execution(&key, &bytes)?;
+    let mut history = Vec::new();
+    for entry in db.scan_prefix(keys::history_prefix(id)) {
+        let (key, bytes) = entry.map_err(StoreError::backend)?;
+        history.extend(keys::decode_history(&key, &bytes)?);
+    }
+    history.extend(keys::decode_entries(&key, &execution.tail)?);
+    history.retain(|entry| entry.number >= execution.history_from);
+    Ok(history)
 }
 
 fn io_error(error: std::io::Error, doing: &str, path: &Path) -> StoreError {

@@ -190,12 +190,12 @@ fn run(disk: &Disk, queue: &mpsc::Receiver<Request>) {
 }
 
 /// What the group has accepted so far for one execution: the state later requests of the
-/// same group must be checked against, since it is not in the tree yet.
+/// same group must be checked against and build on, since it is not in the tree yet.
 struct Staged {
-    record: ExecutionRecord,
-    /// Numbers of the history entries this group inserts, so a later prune in the group
-    /// can take them out again.
-    history: Vec<u64>,
+    value: keys::Execution,
+    /// Last numbers (keys) of the history chunks this group inserts, so a later prune in
+    /// the group can take them out again.
+    chunks: Vec<u64>,
 }
 
 /// An answer that waits for the group's sync.
@@ -293,7 +293,7 @@ impl Group<'_> {
         reply: Reply<Created>,
     ) {
         if let Some(earlier) = self.staged.get(&record.id) {
-            let existing = Created::Existing(Box::new(earlier.record.clone()));
+            let existing = Created::Existing(Box::new(earlier.value.record.clone()));
             self.waiting.push(Waiting::Create(reply, existing));
             return;
         }
@@ -302,17 +302,26 @@ impl Group<'_> {
             Err(e) => drop(reply.send(Err(e))),
             Ok(Some(existing)) => drop(reply.send(Ok(Created::Existing(Box::new(existing))))),
             Ok(None) => {
-                self.batch.insert(key, encoded);
-                self.batch.insert(keys::input(&record.id), input);
+                let inline = input.len() <= keys::INLINE_INPUT_MAX;
+                let value = keys::encode_execution(&encoded, inline.then_some(&input), 0, &[]);
+                self.batch.insert(key, value);
+                if !inline {
+                    self.batch.insert(keys::input(&record.id), input.as_slice());
+                }
                 if let Some(at) = record.wake_at {
                     self.batch.insert(keys::timer(at, &record.id), &[]);
                 }
                 self.waiting.push(Waiting::Create(reply, Created::New));
                 let staged = Staged {
-                    record,
-                    history: Vec::new(),
+                    value: keys::Execution {
+                        record,
+                        input: inline.then_some(input),
+                        history_from: 0,
+                        tail: Vec::new(),
+                    },
+                    chunks: Vec::new(),
                 };
-                self.staged.insert(staged.record.id.clone(), staged);
+                self.staged.insert(staged.value.record.id.clone(), staged);
             }
         }
     }
@@ -326,89 +335,119 @@ impl Group<'_> {
         prune: u64,
         reply: Reply<()>,
     ) {
-        let id = &record.id;
-        let key = keys::execution(id);
-        let (found, old_wake, from_group) = match self.staged.get(id) {
-            Some(earlier) => (Some(earlier.record.seq), earlier.record.wake_at, true),
-            None => match load(self.db, &key) {
+        let id = record.id.clone();
+        let key = keys::execution(&id);
+        let (old, from_group) = match self.staged.remove(&id) {
+            Some(earlier) => (Some(earlier), true),
+            None => match load_value(self.db, &key) {
                 Ok(stored) => (
-                    stored.as_ref().map(|r| r.seq),
-                    stored.and_then(|r| r.wake_at),
+                    stored.map(|value| Staged {
+                        value,
+                        chunks: Vec::new(),
+                    }),
                     false,
                 ),
                 Err(e) => return drop(reply.send(Err(e))),
             },
         };
-        if found != Some(expected_seq) {
-            let conflict = Err(StoreError::Conflict {
-                id: id.clone(),
-                expected: expected_seq,
-                found,
-            });
-            if from_group {
-                self.waiting.push(Waiting::Commit(reply, conflict));
-            } else {
-                drop(reply.send(conflict));
+        let found = old.as_ref().map(|o| o.value.record.seq);
+        let old = match old {
+            Some(old) if found == Some(expected_seq) => old,
+            old => {
+                let conflict = Err(StoreError::Conflict {
+                    id: id.clone(),
+                    expected: expected_seq,
+                    found,
+                });
+                match old {
+                    // What the group accepted stays as it was.
+                    Some(old) if from_group => {
+                        self.staged.insert(id, old);
+                        self.waiting.push(Waiting::Commit(reply, conflict));
+                    }
+                    _ => drop(reply.send(conflict)),
+                }
+                return;
             }
-            return;
-        }
-        let prefix = keys::history_prefix(id);
-        let pruned = if prune > 0 {
-            let below = keys::history_key(prefix.clone(), prune);
+        };
+        let Staged { value: old, chunks } = old;
+        let prefix = keys::history_prefix(&id);
+        let history_from = old.history_from.max(prune);
+        let pruned = if history_from > old.history_from {
+            let below = keys::history_key(prefix.clone(), history_from);
             let range = self.db.range(prefix.as_slice()..below.as_slice());
             match range.keys().collect::<Result<Vec<_>, _>>() {
                 Ok(pruned) => pruned,
-                Err(e) => return drop(reply.send(Err(StoreError::backend(e)))),
+                Err(e) => {
+                    // Nothing changed: put back what the group accepted.
+                    if from_group {
+                        self.staged.insert(id, Staged { value: old, chunks });
+                    }
+                    return drop(reply.send(Err(StoreError::backend(e))));
+                }
             }
         } else {
             Vec::new()
         };
 
         let batch = &mut self.batch;
-        if let Some(at) = old_wake {
-            batch.remove(keys::timer(at, id));
+        if let Some(at) = old.record.wake_at {
+            batch.remove(keys::timer(at, &id));
         }
         // After the removal: a batch keeps the last write to a key, so an unchanged
         // `wake_at` ends up inserted.
         if let Some(at) = record.wake_at {
-            batch.insert(keys::timer(at, id), &[]);
+            batch.insert(keys::timer(at, &id), &[]);
         }
-        let mut staged_history = self
-            .staged
-            .remove(id)
-            .map(|earlier| earlier.history)
-            .unwrap_or_default();
-        staged_history.retain(|&number| {
-            let keep = number >= prune;
-            if !keep {
-                batch.remove(keys::history_key(prefix.clone(), number));
-            }
-            keep
-        });
         for key in pruned {
             batch.remove(key);
         }
-        for (number, bytes) in history {
-            // Entries below the prune line would be dropped in the same breath.
-            if number >= prune {
-                batch.insert(keys::history_key(prefix.clone(), number), bytes);
-                staged_history.push(number);
+        let mut chunks = chunks;
+        chunks.retain(|&last| {
+            let keep = last >= history_from;
+            if !keep {
+                batch.remove(keys::history_key(prefix.clone(), last));
             }
+            keep
+        });
+        let mut tail = old.tail;
+        tail.retain(|(number, _)| *number >= history_from);
+        // Entries below the prune line would be dropped in the same breath.
+        tail.extend(history.into_iter().filter(|(n, _)| *n >= history_from));
+        if tail.len() >= keys::HISTORY_CHUNK {
+            let last = tail.last().map_or(0, |(n, _)| *n);
+            batch.insert(keys::history_key(prefix, last), keys::encode_chunk(&tail));
+            chunks.push(last);
+            tail.clear();
         }
-        batch.insert(key, encoded);
+        let value = keys::encode_execution(&encoded, old.input.as_deref(), history_from, &tail);
+        batch.insert(key, value);
         self.waiting.push(Waiting::Commit(reply, Ok(())));
         let staged = Staged {
-            record,
-            history: staged_history,
+            value: keys::Execution {
+                record,
+                input: old.input,
+                history_from,
+                tail,
+            },
+            chunks,
         };
-        self.staged.insert(staged.record.id.clone(), staged);
+        self.staged.insert(id, staged);
+    }
+}
+
+/// The execution value stored under `key`, decoded.
+fn load_value(tree: &sled::Tree, key: &[u8]) -> Result<Option<keys::Execution>, StoreError> {
+    match tree.get(key).map_err(StoreError::backend)? {
+        Some(bytes) => keys::decode_execution(key, &bytes).map(Some),
+        None => Ok(None),
     }
 }
 
 /// The record stored under `key`, decoded.
 pub(crate) fn load(tree: &sled::Tree, key: &[u8]) -> Result<Option<ExecutionRecord>, StoreError> {
     match tree.get(key).map_err(StoreError::backend)? {
-        Some(bytes) => keys::decode(key, &bytes).map(Some),
+        Some(bytes) => keys::decode_record(key, &bytes).map(Some),
         None => Ok(None),
     }
 }
@@ -461,12 +500,29 @@ mod tests {
     }
 
     fn history(db: &sled::Db, id: &str) -> Vec<u64> {
-        db.scan_prefix(keys::history_prefix(id))
-            .map(|e| {
-                let (k, v) = e.unwrap();
-                keys::decode::<HistoryEntry>(&k, &v).unwrap().number
-            })
+        crate::store::read_history(db, id)
+            .unwrap()
+            .iter()
+            .map(|e| e.number)
             .collect()
+    }
+
+    /// The numbers (last entries) of `id`'s history chunks.
+    fn chunks(db: &sled::Db, id: &str) -> Vec<u64> {
+        let prefix = keys::history_prefix(id);
+        db.scan_prefix(&prefix)
+            .keys()
+            .map(|k| u64::from_be_bytes(k.unwrap()[prefix.len()..].try_into().unwrap()))
+            .collect()
+    }
+
+    fn input(db: &sled::Db, id: &str) -> Option<Vec<u8>> {
+        let key = keys::execution(id);
+        let value = db.get(&key).unwrap()?;
+        match keys::decode_execution(&key, &value).unwrap().input {
+            Some(input) => Some(input),
+            None => db.get(keys::input(id)).unwrap().map(|v| v.to_vec()),
+        }
     }
 
     fn timers(db: &sled::Db) -> Vec<(Timestamp, String)> {
@@ -536,7 +592,12 @@ mod tests {
             load(db, &keys::execution("a")).unwrap(),
             Some(record("a", 2, None))
         );
-        assert_eq!(db.get(keys::input("a")).unwrap().unwrap(), b"in".as_slice());
+        assert_eq!(input(db, "a").unwrap(), b"in");
+        assert_eq!(
+            db.get(keys::input("a")).unwrap(),
+            None,
+            "a small input is inline"
+        );
         assert_eq!(history(db, "a"), [0, 1, 2]);
         assert_eq!(timers(db), [], "both timers of the group were taken out");
         assert_eq!(db.get(keys::execution("b")).unwrap(), None);
@@ -588,5 +649,90 @@ mod tests {
             Err(StoreError::Corrupt { .. })
         ));
         assert_eq!(r_good.try_recv().unwrap().unwrap(), Created::New);
+    }
+
+    #[test]
+    fn history_moves_into_chunks_that_a_prune_drops_whole() {
+        let disk = temporary();
+        let db = &disk.db;
+        let (create, _) = Request::create(record("a", 0, None), Vec::new()).unwrap();
+        write_group(&disk, vec![create]);
+        let chunk = keys::HISTORY_CHUNK as u64;
+        let mut seq = 0;
+        let mut next = 0;
+        let mut step = |count: u64, prune: u64| {
+            let numbers: Vec<u64> = (next..next + count).collect();
+            let (c, mut r) = commit(record("a", seq + 1, None), seq, &numbers, prune);
+            write_group(&disk, vec![c]);
+            r.try_recv().unwrap().unwrap();
+            seq += 1;
+            next += count;
+        };
+        step(chunk - 1, 0);
+        assert_eq!(chunks(db, "a"), [0u64; 0], "the tail holds them");
+        step(2, 0);
+        assert_eq!(chunks(db, "a"), [chunk], "a full tail became a chunk");
+        assert_eq!(history(db, "a"), (0..=chunk).collect::<Vec<_>>());
+        step(1, 3);
+        assert_eq!(
+            chunks(db, "a"),
+            [chunk],
+            "a chunk partly above the line stays"
+        );
+        assert_eq!(history(db, "a"), (3..=chunk + 1).collect::<Vec<_>>());
+        step(1, chunk + 1);
+        assert_eq!(
+            chunks(db, "a"),
+            [0u64; 0],
+            "a chunk wholly below the line is gone"
+        );
+        assert_eq!(history(db, "a"), [chunk + 1, chunk + 2]);
+    }
+
+    #[test]
+    fn a_large_input_has_its_own_key() {
+        let disk = temporary();
+        let db = &disk.db;
+        let large = vec![7; keys::INLINE_INPUT_MAX + 1];
+        let (create, _) = Request::create(record("a", 0, None), large.clone()).unwrap();
+        write_group(&disk, vec![create]);
+        let (c, _) = commit(record("a", 1, Some(5)), 0, &[0], 0);
+        write_group(&disk, vec![c]);
+        assert_eq!(input(db, "a").unwrap(), large);
+        assert_eq!(db.get(keys::input("a")).unwrap().unwrap(), large.as_slice());
+    }
+
+    #[test]
+    fn values_of_layout_1_are_read_and_rewritten() {
+        let disk = temporary();
+        let db = &disk.db;
+        // Layout 1: a bare record envelope, the input under `i/`, one entry per `h/` key.
+        db.insert(
+            keys::execution("a"),
+            keys::encode(&record("a", 1, Some(9))).unwrap(),
+        )
+        .unwrap();
+        db.insert(keys::input("a"), b"old input".as_slice())
+            .unwrap();
+        db.insert(keys::timer(Timestamp::from_millis(9), "a"), b"".as_slice())
+            .unwrap();
+        for number in [1, 2] {
+            let key = keys::history_key(keys::history_prefix("a"), number);
+            db.insert(key, keys::encode(&entry(number)).unwrap())
+                .unwrap();
+        }
+        assert_eq!(history(db, "a"), [1, 2]);
+        assert_eq!(input(db, "a").unwrap(), b"old input");
+
+        let (c, mut r) = commit(record("a", 2, None), 1, &[3], 2);
+        write_group(&disk, vec![c]);
+        r.try_recv().unwrap().unwrap();
+        assert_eq!(
+            load(db, &keys::execution("a")).unwrap(),
+            Some(record("a", 2, None))
+        );
+        assert_eq!(history(db, "a"), [2, 3]);
+        assert_eq!(input(db, "a").unwrap(), b"old input");
+        assert_eq!(timers(db), []);
     }
 }
