@@ -3,27 +3,34 @@
 //! complete them.
 //!
 //! ```sh
-//! cargo bench --bench sleepers                    # 1,000,000 executions
+//! cargo bench --bench sleepers                    # 1,000,000 executions, about a minute
 //! SLEEPERS=100000 cargo bench --bench sleepers    # or any other number
+//! SLEEPERS_RESTART=1 cargo bench --bench sleepers # wake them on a new engine instead
 //! ```
 //!
 //! One run, one process:
 //! 1. an engine on `SledStore::open(dir)` (default durability: every commit is flushed and
-//!    fdatasynced before it returns) with a manual [`TestClock`];
+//!    fdatasynced before it returns; default cache) with a manual [`TestClock`];
 //! 2. `STARTERS` tokio tasks start the executions concurrently, as a server's request
 //!    handlers would; each execution of `trial` commits a 30-day sleep and suspends;
 //! 3. when the store has acknowledged every suspension: the time that took, the process's
-//!    peak RSS (`VmHWM`), and the sled directory's size on disk divided by the number of
-//!    executions (every acknowledged commit is already flushed, so this is what a crash
-//!    would leave);
-//! 4. the clock moves 31 days forward at once; every timer is then overdue, and the
+//!    peak RSS (`VmHWM` in `/proc/self/status`), and the sled directory's size on disk
+//!    (allocated blocks, as `du` counts them) divided by the number of executions; every
+//!    acknowledged commit is already flushed, so this is what a crash would leave;
+//! 4. two seconds of real time with nothing due: how many times the engine read the
+//!    timer index (none expected) and how much CPU the process used;
+//! 5. the clock moves 31 days forward at once; every timer is then overdue, and the
 //!    timer service must wake them all: the time until every execution has completed
-//!    gives the wake-up rate;
-//! 5. the peak RSS of the whole run.
+//!    gives the wake-up rate (with `SLEEPERS_RESTART`, the engine is shut down and a new
+//!    one opened on the same directory first: overdue timers after a restart);
+//! 6. the peak RSS of the whole run.
 //!
 //! Suspensions and completions are counted by a thin wrapper around the store that
 //! counts acknowledged commits by the status they write: a counter, not a poll.
-//! The bench holds no handles, only the count.
+//! The bench holds no handles, only the count. `SLEEPERS_CACHE_MB` sets sled's cache,
+//! `SLEEPERS_KEEP` keeps the directory, `SLEEPERS_SUSPEND_ONLY` stops after step 4.
+//!
+//! The machine's other load shows in the times: on a shared machine, run it twice.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -55,6 +62,8 @@ struct Counts {
     suspended: AtomicU64,
     completed: AtomicU64,
     changed: Notify,
+    /// Calls that read the timer index.
+    timer_reads: AtomicU64,
 }
 
 impl Counts {
@@ -125,9 +134,11 @@ impl Store for Counted {
         now: Timestamp,
         limit: usize,
     ) -> Result<Vec<(Timestamp, String)>, StoreError> {
+        self.counts.timer_reads.fetch_add(1, Ordering::Relaxed);
         self.store.due(now, limit).await
     }
     async fn next_wake(&self) -> Result<Option<Timestamp>, StoreError> {
+        self.counts.timer_reads.fetch_add(1, Ordering::Relaxed);
         self.store.next_wake().await
     }
     async fn timers_after(
@@ -136,6 +147,7 @@ impl Store for Counted {
         until: Timestamp,
         limit: usize,
     ) -> Result<Vec<(Timestamp, String)>, StoreError> {
+        self.counts.timer_reads.fetch_add(1, Ordering::Relaxed);
         self.store.timers_after(after, until, limit).await
     }
     async fn list(&self, filter: &ListFilter) -> Result<Vec<ExecutionRecord>, StoreError> {
@@ -196,42 +208,66 @@ fn mb(kb: u64) -> f64 {
     kb as f64 / 1024.0
 }
 
-#[tokio::main]
-async fn main() {
-    let n = executions();
-    let dir = std::env::temp_dir().join(format!("durable-bench-sleepers-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let counts = Arc::new(Counts::default());
-    // SLEEPERS_CACHE_MB: sled's page cache, for trying other sizes than the default.
+/// CPU time (user + system) the process has used.
+fn cpu_time() -> Duration {
+    // SAFETY: getrusage only writes the struct it is given.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
+        usage
+    };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(usage.ru_utime) + tv(usage.ru_stime)
+}
+
+fn open_store(dir: &Path) -> SledStore {
+    // SLEEPERS_CACHE_MB: sled's page cache, to try sizes other than the default.
     let store = match std::env::var("SLEEPERS_CACHE_MB") {
         Ok(mb) => {
             let bytes = mb.parse::<u64>().expect("SLEEPERS_CACHE_MB is a number") << 20;
-            SledStore::open_with(&dir, Options::default().cache_capacity(bytes))
+            SledStore::open_with(dir, Options::default().cache_capacity(bytes))
         }
-        Err(_) => SledStore::open(&dir),
+        Err(_) => SledStore::open(dir),
     };
-    let store = Counted {
-        store: store.expect("store opens"),
+    store.expect("store opens")
+}
+
+async fn open_engine(store: Counted, clock: &TestClock) -> Engine {
+    Engine::builder(store)
+        .register(trial)
+        .clock(clock.clone())
+        .open()
+        .await
+        .expect("engine opens")
+}
+
+fn rate(n: u64, took: Duration) -> String {
+    format!(
+        "{:>8.2} s  {:>7.0} executions/s",
+        took.as_secs_f64(),
+        n as f64 / took.as_secs_f64()
+    )
+}
+
+#[tokio::main]
+async fn main() {
+    let n = executions();
+    let restart = std::env::var_os("SLEEPERS_RESTART").is_some();
+    let dir = std::env::temp_dir().join(format!("durable-bench-sleepers-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let counts = Arc::new(Counts::default());
+    let counted = |store| Counted {
+        store,
         counts: counts.clone(),
         target: n,
     };
     let clock = TestClock::new(Timestamp::from_millis(1_700_000_000_000));
-    let engine = Engine::builder(store)
-        .register(trial)
-        .history_limit(
-            std::env::var("XH")
-                .ok()
-                .map(|v| v.parse().unwrap())
-                .unwrap_or(1000),
-        )
-        .clock(clock.clone())
-        .open()
-        .await
-        .expect("engine opens");
+    let mut engine = open_engine(counted(open_store(&dir)), &clock).await;
+    println!("{n} executions of `trial` (ctx.sleep of 30 days), SledStore::open (default durability and cache), manual TestClock, {STARTERS} tasks starting them");
     println!(
-        "{n} executions of `trial` (a 30-day ctx.sleep) on SledStore::open, default durability"
+        "RSS before starting:            {:>8.1} MB",
+        mb(status_kb("VmRSS"))
     );
-    println!("before starting: RSS {:.1} MB", mb(status_kb("VmRSS")));
 
     let start = Instant::now();
     let starters: Vec<_> = (0..STARTERS.min(n))
@@ -253,30 +289,29 @@ async fn main() {
     let started = start.elapsed();
     counts.reach(&counts.suspended, n).await;
     let suspended = start.elapsed();
-    let rss_suspended = status_kb("VmRSS");
-    let hwm_suspended = status_kb("VmHWM");
     let (disk, apparent) = disk_usage(&dir);
+    println!("all started (start returned):  {}", rate(n, started));
+    println!("all suspended:                  {}", rate(n, suspended));
     println!(
-        "all started (start returned):  {:>9.2} s  {:>9.0} executions/s",
-        started.as_secs_f64(),
-        n as f64 / started.as_secs_f64()
+        "peak RSS so far (VmHWM):        {:>8.1} MB",
+        mb(status_kb("VmHWM"))
     );
     println!(
-        "all suspended:                 {:>9.2} s  {:>9.0} executions/s",
-        suspended.as_secs_f64(),
-        n as f64 / suspended.as_secs_f64()
-    );
-    println!(
-        "RSS now {:.1} MB, peak so far (VmHWM) {:.1} MB",
-        mb(rss_suspended),
-        mb(hwm_suspended)
-    );
-    println!(
-        "on disk: {:.1} MB allocated, {:.1} MB apparent: {:.0} bytes per execution ({:.0} apparent)",
+        "on disk (every commit flushed): {:>8.1} MB, {:.0} bytes per execution ({:.0} apparent)",
         disk as f64 / 1e6,
-        apparent as f64 / 1e6,
         disk as f64 / n as f64,
         apparent as f64 / n as f64
+    );
+
+    // Idle: nothing is due for 30 days. Real time passes; the engine must not poll.
+    let reads = counts.timer_reads.load(Ordering::SeqCst);
+    let (cpu, wall) = (cpu_time(), Instant::now());
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    println!(
+        "idle for {:.1} s: {} timer-index reads, {:.1} ms of CPU (sled's own log maintenance)",
+        wall.elapsed().as_secs_f64(),
+        counts.timer_reads.load(Ordering::SeqCst) - reads,
+        (cpu_time() - cpu).as_secs_f64() * 1000.0
     );
 
     if std::env::var_os("SLEEPERS_SUSPEND_ONLY").is_some() {
@@ -284,21 +319,41 @@ async fn main() {
         println!("kept {}", dir.display());
         return;
     }
+    if restart {
+        engine.shutdown().await;
+        let (disk, _) = disk_usage(&dir);
+        println!(
+            "on disk after close:            {:>8.1} MB, {:.0} bytes per execution",
+            disk as f64 / 1e6,
+            disk as f64 / n as f64
+        );
+        let reopen = Instant::now();
+        engine = open_engine(counted(open_store(&dir)), &clock).await;
+        println!(
+            "store and engine reopened in    {:>8.2} s",
+            reopen.elapsed().as_secs_f64()
+        );
+    }
     let wake = Instant::now();
     clock.advance(31 * DAY);
     counts.reach(&counts.completed, n).await;
     let woken = wake.elapsed();
-    println!(
-        "all woken and completed:       {:>9.2} s  {:>9.0} executions/s",
-        woken.as_secs_f64(),
-        n as f64 / woken.as_secs_f64()
-    );
+    let woken_label = if restart {
+        "woken, completed (new engine): "
+    } else {
+        "all woken and completed:        "
+    };
+    println!("{woken_label}{}", rate(n, woken));
     engine.shutdown().await;
     let (disk, _) = disk_usage(&dir);
     println!(
-        "peak RSS of the run (VmHWM): {:.1} MB; on disk after completion and close: {:.1} MB",
-        mb(status_kb("VmHWM")),
-        disk as f64 / 1e6
+        "peak RSS of the run (VmHWM):    {:>8.1} MB",
+        mb(status_kb("VmHWM"))
+    );
+    println!(
+        "on disk after completion:       {:>8.1} MB, {:.0} bytes per execution",
+        disk as f64 / 1e6,
+        disk as f64 / n as f64
     );
     if std::env::var_os("SLEEPERS_KEEP").is_some() {
         println!("kept {}", dir.display());

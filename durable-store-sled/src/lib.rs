@@ -27,7 +27,7 @@
 //!
 //! # Memory
 //!
-//! sled keeps a page cache of [`Options::DEFAULT_CACHE_CAPACITY`] (64 MiB, where sled's
+//! sled keeps a page cache of [`Options::DEFAULT_CACHE_CAPACITY`] (32 MiB, where sled's
 //! own default is 1 GiB); [`Options::cache_capacity`] changes it. Beyond the cache,
 //! memory grows slowly with the number of executions stored (sled's page table), and a
 //! suspended execution costs nothing else: it is two keys on disk.
