@@ -262,3 +262,25 @@ async fn a_timer_committed_behind_handed_out_ones_still_fires() {
     assert_eq!(retried.unwrap(), Ok(2));
     engine.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_wave_larger_than_the_ready_queue_drains_with_one_permit() {
+    // More due timers than the service keeps queued, and one activation at a time: the
+    // service must wait for room, not spin (this runtime has a single thread).
+    const EXECUTIONS: usize = 1100;
+    let store = Arc::new(Watched::default());
+    let clock = TestClock::new(START);
+    let engine = engine(&store, &clock, 1).await;
+    for i in 0..EXECUTIONS {
+        engine.start(nap, format!("nap-{i:04}"), 1).await.unwrap();
+    }
+    for i in 0..EXECUTIONS {
+        until_status(&store, &format!("nap-{i:04}"), Status::Suspended).await;
+    }
+    clock.advance(DAY);
+    for i in 0..EXECUTIONS {
+        let result = engine.handle(nap, format!("nap-{i:04}")).result().await;
+        assert_eq!(result.unwrap(), Ok(1));
+    }
+    engine.shutdown().await;
+}

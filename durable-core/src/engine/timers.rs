@@ -60,13 +60,16 @@ pub(crate) struct Signals {
 impl Signals {
     pub fn new(max_concurrent: usize) -> Self {
         let high_water = max_concurrent.saturating_mul(2).max(BATCH);
+        // Strictly below the high water mark, or the service would never wait for room;
+        // far enough below that one read hands out a batch, not one timer.
+        let low_water = high_water - (max_concurrent / 2).max(BATCH / 4);
         Signals {
             armed: AtomicU64::new(u64::MAX),
             changed: Notify::new(),
             watch: AtomicUsize::new(NO_WATCH),
             room: Notify::new(),
             high_water,
-            low_water: high_water - max_concurrent.min(high_water) / 2,
+            low_water,
         }
     }
 
