@@ -35,7 +35,8 @@
 //!   `number: u64 | length: u32 | entry`, the entry a
 //!   [`HistoryEntry`](durable_core::HistoryEntry) in a value envelope (bincode).
 //!
-//! When the tail reaches [`HISTORY_CHUNK`] entries they move, in the same batch, into a
+//! When the tail reaches [`HISTORY_CHUNK`] entries or [`HISTORY_TAIL_MAX_BYTES`] bytes of
+//! entries, they move, in the same batch, into a
 //! **history chunk**: `b'H' 2 | count: u16 | count × entry` under the `h/` key of the last
 //! entry's number, so deleting the keys below a number drops only whole chunks below it.
 //!
@@ -141,6 +142,9 @@ pub(crate) const INLINE_INPUT_MAX: usize = 256;
 /// How many history entries the tail of an execution value holds before they move into a
 /// chunk of their own.
 pub(crate) const HISTORY_CHUNK: usize = 8;
+/// How many bytes of history entries the tail holds before they move into a chunk, so a
+/// large entry (a long error message) is not rewritten by the commits after it.
+pub(crate) const HISTORY_TAIL_MAX_BYTES: usize = 1024;
 
 const EXECUTION_TAG: [u8; 2] = [b'E', 2];
 const CHUNK_TAG: [u8; 2] = [b'H', 2];
@@ -402,5 +406,54 @@ mod tests {
         let mut bad = timer(Timestamp::from_millis(1), "");
         bad.push(0xff);
         assert!(matches!(parse_timer(&bad), Err(StoreError::Corrupt { .. })));
+    }
+
+    #[test]
+    fn execution_values_round_trip_and_every_truncation_is_corrupt() {
+        let record = ExecutionRecord {
+            id: "x".into(),
+            workflow: "w".into(),
+            fingerprint: 3,
+            seq: 2,
+            status: durable_core::Status::Suspended,
+            position: None,
+            wake_at: Some(Timestamp::from_millis(9)),
+            output: None,
+            message: None,
+            history_next: 2,
+            created_at: Timestamp::EPOCH,
+            updated_at: Timestamp::from_millis(1),
+        };
+        let entry = HistoryEntry {
+            number: 1,
+            at: Timestamp::from_millis(1),
+            point: Some(0),
+            event: durable_core::Event::Completed,
+        };
+        let tail = vec![(1, encode(&entry).unwrap())];
+        let value = encode_execution(&encode(&record).unwrap(), Some(b"in"), 1, &tail);
+        let decoded = decode_execution(b"e/x", &value).unwrap();
+        assert_eq!(decoded.record, record);
+        assert_eq!(decoded.input.as_deref(), Some(b"in".as_slice()));
+        assert_eq!(decoded.history_from, 1);
+        assert_eq!(
+            decode_entries(b"e/x", &decoded.tail).unwrap(),
+            std::slice::from_ref(&entry)
+        );
+        assert_eq!(decode_record(b"e/x", &value).unwrap(), record);
+        for len in 0..value.len() {
+            assert!(
+                matches!(
+                    decode_execution(b"e/x", &value[..len]),
+                    Err(StoreError::Corrupt { .. })
+                ),
+                "truncated to {len} bytes"
+            );
+        }
+        let chunk = encode_chunk(&tail);
+        assert_eq!(decode_history(b"h/x", &chunk).unwrap(), [entry]);
+        for len in 0..chunk.len() {
+            assert!(decode_history(b"h/x", &chunk[..len]).is_err());
+        }
     }
 }

@@ -21,8 +21,9 @@
 //!
 //! Known limit: sled writes a single log item larger than about 128 KiB (a quarter of its
 //! 512 KiB segment) to a separate file under `sled/blobs/` and does not fsync it, so a
-//! power cut (not a process crash) can lose a transition whose record, input or history
-//! entry is that large even after it was acknowledged.
+//! power cut (not a process crash) can lose a transition whose execution value (record,
+//! small input, newest history entries), large input or history chunk is that large even
+//! after it was acknowledged.
 
 use std::fs::{File, TryLockError};
 use std::ops::Bound;

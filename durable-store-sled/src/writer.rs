@@ -414,7 +414,8 @@ impl Group<'_> {
         tail.retain(|(number, _)| *number >= history_from);
         // Entries below the prune line would be dropped in the same breath.
         tail.extend(history.into_iter().filter(|(n, _)| *n >= history_from));
-        if tail.len() >= keys::HISTORY_CHUNK {
+        let tail_bytes: usize = tail.iter().map(|(_, entry)| entry.len()).sum();
+        if tail.len() >= keys::HISTORY_CHUNK || tail_bytes >= keys::HISTORY_TAIL_MAX_BYTES {
             let last = tail.last().map_or(0, |(n, _)| *n);
             batch.insert(keys::history_key(prefix, last), keys::encode_chunk(&tail));
             chunks.push(last);
@@ -687,6 +688,30 @@ mod tests {
             "a chunk wholly below the line is gone"
         );
         assert_eq!(history(db, "a"), [chunk + 1, chunk + 2]);
+    }
+
+    #[test]
+    fn a_large_history_entry_moves_into_a_chunk_at_once() {
+        let disk = temporary();
+        let db = &disk.db;
+        let (create, _) = Request::create(record("a", 0, None), Vec::new()).unwrap();
+        let large = HistoryEntry {
+            event: Event::Failed {
+                message: "x".repeat(keys::HISTORY_TAIL_MAX_BYTES),
+            },
+            ..entry(0)
+        };
+        let (c, mut r) = Request::commit(Commit {
+            record: record("a", 1, None),
+            expected_seq: 0,
+            history: vec![large.clone()],
+            prune_history_below: 0,
+        })
+        .unwrap();
+        write_group(&disk, vec![create, c]);
+        r.try_recv().unwrap().unwrap();
+        assert_eq!(chunks(db, "a"), [0]);
+        assert_eq!(crate::store::read_history(db, "a").unwrap(), [large]);
     }
 
     #[test]
