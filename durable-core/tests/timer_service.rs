@@ -284,3 +284,60 @@ async fn a_wave_larger_than_the_ready_queue_drains_with_one_permit() {
     }
     engine.shutdown().await;
 }
+
+/// A clock that can be set back, as a wall clock can: a [`TestClock`] read `back` ms
+/// behind.
+#[derive(Clone)]
+struct SetBack {
+    clock: TestClock,
+    back: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl durable_core::Clock for SetBack {
+    fn now(&self) -> Timestamp {
+        Timestamp::from_millis(self.clock.now().as_millis() - self.back.load(Ordering::SeqCst))
+    }
+
+    fn sleep_until(&self, deadline: Timestamp) -> durable_core::SleepFuture {
+        let back = self.back.load(Ordering::SeqCst);
+        self.clock
+            .sleep_until(Timestamp::from_millis(deadline.as_millis() + back))
+    }
+}
+
+#[durable]
+async fn nap_seconds(ctx: Ctx, seconds: u64) -> Result<u64, WaitError> {
+    ctx.sleep(Duration::from_secs(seconds)).await?;
+    Ok(seconds)
+}
+
+#[tokio::test]
+async fn a_timer_set_after_the_clock_went_back_still_fires() {
+    let store = Arc::new(Watched::default());
+    let clock = SetBack {
+        clock: TestClock::new(START),
+        back: Arc::default(),
+    };
+    let engine = EngineBuilder::with_store(store.clone())
+        .register(nap_seconds)
+        .clock(clock.clone())
+        .open()
+        .await
+        .unwrap();
+    let first = engine.start(nap_seconds, "first", 10).await.unwrap();
+    until_status(&store, "first", Status::Suspended).await;
+    clock.clock.advance(Duration::from_secs(20));
+    assert_eq!(first.result().await.unwrap(), Ok(10));
+
+    // The clock goes back 15 s, to 5 s after the start: a 2 s nap wakes at 7 s, before
+    // the timer the service handed out last (10 s), and is not due yet.
+    clock.back.store(15_000, Ordering::SeqCst);
+    let second = engine.start(nap_seconds, "second", 2).await.unwrap();
+    until_status(&store, "second", Status::Suspended).await;
+    clock.clock.advance(Duration::from_secs(3));
+    let woke = tokio::time::timeout(Duration::from_secs(30), second.result())
+        .await
+        .expect("the timer was not missed");
+    assert_eq!(woke.unwrap(), Ok(2));
+    engine.shutdown().await;
+}

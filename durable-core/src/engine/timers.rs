@@ -12,10 +12,12 @@
 //!   queued or running, and leaves the index when that execution commits. A pass
 //!   therefore reads only entries after the cursor: each due timer is read once, however
 //!   many are due, instead of once per activation.
-//! - The cursor is never later than the clock's `now` (it only moves over due entries).
-//!   A commit that sets a wake-up time at or before `now` enqueues its execution itself
-//!   ([`Shared::timer_set`]), so a timer inserted behind the cursor is never missed; one
-//!   later than `now` is after the cursor, where the next pass finds it.
+//! - The cursor is never later than the clock's `now`: it only moves over due entries,
+//!   and a pass that finds the clock behind it (a wall clock set back) starts over from
+//!   the first entry. A commit that sets a wake-up time at or before `now` enqueues its
+//!   execution itself ([`Shared::timer_set`]), so a timer inserted behind the cursor is
+//!   never missed; one later than `now` is after the cursor, where the next pass finds
+//!   it.
 //! - A commit that sets a wake-up time earlier than the deadline the service sleeps
 //!   until wakes the service: `armed` holds that deadline, and `u64::MAX` while the
 //!   service is reading the store, so no commit can slip between its read and its sleep.
@@ -194,6 +196,12 @@ async fn pass(
             return Ok(Wait::Room);
         }
         let now = shared.clock.now();
+        if cursor.as_ref().is_some_and(|(at, _)| *at > now) {
+            // The clock went back (a wall clock can): a timer committed since may sort
+            // behind the cursor and yet not be due, so read the index from its start.
+            // Executions handed out again meanwhile are queued once, harmlessly.
+            *cursor = None;
+        }
         let limit = room.min(BATCH);
         let after = cursor.as_ref().map(|(at, id)| (*at, id.as_str()));
         let due = shared.store.timers_after(after, now, limit).await?;
