@@ -5,9 +5,9 @@ struct Receipt {
 }
 
 #[durable]
-async fn checkout(ctx: Ctx, total: u32) -> Receipt {
+async fn checkout(ctx: Ctx, total: u32) -> Result<Receipt, String> {
     let total = ctx.step_infallible("charge", move || async move { total }).await;
-    Receipt { total }
+    Ok(Receipt { total })
 }
 
 fn main() {}
