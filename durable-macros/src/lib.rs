@@ -12,6 +12,8 @@ mod ctxt;
 mod expand;
 mod lower;
 #[cfg(test)]
+mod snapshots;
+#[cfg(test)]
 mod tests;
 
 use proc_macro::TokenStream;
