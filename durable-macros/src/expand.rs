@@ -315,13 +315,22 @@ impl<'a> Expander<'a> {
         }
     }
 
-    /// The check trait of parameter `i`.
+    /// The check trait of parameter `i`: named after the parameter, numbered when that
+    /// is not enough to tell it from the others (`_`, or patterns that read alike).
     fn input_check(&self, i: usize) -> String {
         let workflow = camel(&self.wf.ident.to_string());
-        format!(
-            "StorableInput{}Of{workflow}",
-            camel(&param_name(&self.wf.params[i]))
-        )
+        let names: Vec<String> = self
+            .wf
+            .params
+            .iter()
+            .map(|p| camel(&param_name(p)))
+            .collect();
+        let name = &names[i];
+        if name.is_empty() || names.iter().filter(|n| *n == name).count() > 1 {
+            format!("StorableInput{name}{i}Of{workflow}")
+        } else {
+            format!("StorableInput{name}Of{workflow}")
+        }
     }
 
     /// Where errors about the workflow input point: the parameter's type, or the whole
