@@ -3,14 +3,17 @@
 //!
 //! `cargo bench --bench steps` prints:
 //! - raw sled: insert + flush per record, and per batch of 64 records;
-//! - one execution of 1,000 no-op steps;
+//! - one execution of 1,000 no-op steps, with the store's default durability (flush +
+//!   fdatasync) and with `Durability::ProcessCrash` (sled's flush only), each beside the
+//!   raw limit of the same durability;
 //! - 200 concurrent executions of 10 no-op steps (group commit);
-//! - time to resume an execution after 10 and after 10,000 completed steps.
+//! - time to resume an execution after 10 and after 10,000 completed steps;
+//! - how late timers fire on the system clock.
 
 use std::time::{Duration, Instant};
 
 use durable_core::{durable, Ctx, Engine, EngineBuilder, RetryPolicy, TestClock, Timestamp};
-use durable_store_sled::SledStore;
+use durable_store_sled::{Durability, SledStore};
 
 #[durable]
 async fn noop_steps(ctx: Ctx, steps: u32) -> u32 {
@@ -47,15 +50,55 @@ async fn steps_then_wait(ctx: Ctx, steps: u32) -> u32 {
     done + waited.unwrap_or(0)
 }
 
+/// Sleeps until 50 ms from now and returns how late it woke, in milliseconds.
+#[durable]
+async fn lateness(ctx: Ctx, delay_ms: u64) -> u64 {
+    let due = ctx.now().saturating_add(Duration::from_millis(delay_ms));
+    ctx.sleep_until(due).await.expect("a 50 ms wait is valid");
+    ctx.now().as_millis().saturating_sub(due.as_millis())
+}
+
+/// Median and worst lateness of `count` timers due 50 ms after their start, on the
+/// system clock.
+async fn timer_lateness(count: u32) -> (u64, u64) {
+    let dir = scratch("lateness");
+    let engine = Engine::builder(SledStore::open(&dir).expect("store opens"))
+        .register(lateness)
+        .open()
+        .await
+        .expect("engine opens");
+    let mut handles = Vec::new();
+    for i in 0..count {
+        handles.push(
+            engine
+                .start(lateness, format!("late-{i}"), 50)
+                .await
+                .expect("starts"),
+        );
+    }
+    let mut late = Vec::new();
+    for h in handles {
+        late.push(h.result().await.expect("finishes"));
+    }
+    engine.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+    late.sort();
+    (late[late.len() / 2], late[late.len() - 1])
+}
+
 fn scratch(name: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("durable-bench-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     dir
 }
 
-fn raw_sled(records: usize, batch: usize) -> f64 {
-    let dir = scratch(&format!("raw-{batch}"));
+/// Inserts `records` 100-byte values in batches of `batch`, flushing after each batch;
+/// with `fdatasync`, also syncs sled's log file the way `SledStore` does (sled's own
+/// flush ends in `sync_file_range`, which does not persist the file size).
+fn raw_sled(records: usize, batch: usize, fdatasync: bool) -> f64 {
+    let dir = scratch(&format!("raw-{batch}-{fdatasync}"));
     let db = sled::open(&dir).expect("sled opens");
+    let log = std::fs::File::open(dir.join("db")).expect("sled log opens");
     let value = vec![7u8; 100];
     let start = Instant::now();
     let mut i = 0usize;
@@ -67,6 +110,9 @@ fn raw_sled(records: usize, batch: usize) -> f64 {
         }
         db.apply_batch(b).expect("batch applies");
         db.flush().expect("flush");
+        if fdatasync {
+            log.sync_data().expect("fdatasync");
+        }
     }
     let rate = records as f64 / start.elapsed().as_secs_f64();
     drop(db);
@@ -74,9 +120,29 @@ fn raw_sled(records: usize, batch: usize) -> f64 {
     rate
 }
 
-async fn one_execution(steps: u32) -> f64 {
+async fn one_execution_in_memory(steps: u32) -> f64 {
+    let engine = Engine::builder(durable_core::MemoryStore::new())
+        .register(noop_steps)
+        .open()
+        .await
+        .expect("engine opens");
+    let start = Instant::now();
+    let done = engine
+        .start(noop_steps, "one", steps)
+        .await
+        .expect("starts")
+        .result()
+        .await
+        .expect("finishes");
+    let elapsed = start.elapsed();
+    assert_eq!(done, steps);
+    engine.shutdown().await;
+    f64::from(steps) / elapsed.as_secs_f64()
+}
+
+async fn one_execution(steps: u32, durability: Durability) -> f64 {
     let dir = scratch("one");
-    let engine = Engine::builder(SledStore::open(&dir).expect("store opens"))
+    let engine = Engine::builder(SledStore::open_with(&dir, durability).expect("store opens"))
         .register(noop_steps)
         .open()
         .await
@@ -165,23 +231,51 @@ async fn resume_time(history: u32, samples: u32) -> Duration {
     times[times.len() / 2]
 }
 
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(|a, b| a.total_cmp(b));
+    values[values.len() / 2]
+}
+
+/// Rounds of each measurement, interleaved so that disk noise hits both sides alike.
+const ROUNDS: usize = 5;
+
 #[tokio::main]
 async fn main() {
-    let flush_per_record = raw_sled(1_000, 1);
-    let flush_per_batch = raw_sled(64 * 200, 64);
-    println!("raw sled, insert + flush per record:      {flush_per_record:>10.0} records/s");
-    println!("raw sled, insert + flush per batch of 64: {flush_per_batch:>10.0} records/s");
-
-    let one = one_execution(1_000).await;
+    let (mut per_record, mut per_record_sync, mut per_batch) = (vec![], vec![], vec![]);
+    let (mut one, mut one_flush, mut many) = (vec![], vec![], vec![]);
+    for _ in 0..ROUNDS {
+        per_record.push(raw_sled(1_000, 1, false));
+        per_record_sync.push(raw_sled(1_000, 1, true));
+        one.push(one_execution(1_000, Durability::PowerLoss).await);
+        one_flush.push(one_execution(1_000, Durability::ProcessCrash).await);
+        per_batch.push(raw_sled(64 * 200, 64, false));
+        many.push(concurrent(200, 10).await);
+    }
+    let (per_record, per_batch) = (median(per_record), median(per_batch));
+    let per_record_sync = median(per_record_sync);
+    let (one, one_flush, many) = (median(one), median(one_flush), median(many));
+    let in_memory = one_execution_in_memory(10_000).await;
+    println!("medians of {ROUNDS} interleaved rounds:");
+    println!("raw sled, insert + flush per record:      {per_record:>10.0} records/s");
+    println!("raw sled, + fdatasync per record:         {per_record_sync:>10.0} records/s");
+    println!("raw sled, insert + flush per batch of 64: {per_batch:>10.0} records/s");
     println!(
-        "one execution, 1,000 no-op steps:        {one:>10.0} steps/s  ({:.0} % of flush-per-record)",
-        100.0 * one / flush_per_record
+        "one execution, 1,000 no-op steps:        {one:>10.0} steps/s  ({:.0} % of flush + fdatasync, the same durability)",
+        100.0 * one / per_record_sync
     );
-    let many = concurrent(200, 10).await;
+    println!(
+        "  same, Durability::ProcessCrash:        {one_flush:>10.0} steps/s  ({:.0} % of flush per record, the same durability)",
+        100.0 * one_flush / per_record
+    );
+    println!("one execution, in memory (engine only):  {in_memory:>10.0} steps/s");
     println!("200 concurrent executions x 10 steps:    {many:>10.0} steps/s");
 
     let short = resume_time(10, 9).await;
     let long = resume_time(10_000, 3).await;
     println!("resume after 10 completed steps:         {short:>10.2?} (median)");
     println!("resume after 10,000 completed steps:     {long:>10.2?} (median)");
+    let (median_late, worst_late) = timer_lateness(100).await;
+    println!(
+        "100 timers due in 50 ms, fired late by:   {median_late} ms median, {worst_late} ms worst"
+    );
 }

@@ -1,6 +1,9 @@
 //! The engine end to end through `#[durable]` workflows: starts, results, restarts,
 //! retries, the concurrency bound, shutdown, failures and version parking.
 
+mod common;
+
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -18,13 +21,18 @@ fn scratch(name: &str) -> std::path::PathBuf {
     dir
 }
 
-static GREET_RUNS: AtomicU32 = AtomicU32::new(0);
+/// Body runs by name: tests running in parallel greet different names.
+static GREET_RUNS: Mutex<BTreeMap<String, u32>> = Mutex::new(BTreeMap::new());
+
+fn greet_runs(name: &str) -> u32 {
+    GREET_RUNS.lock().unwrap().get(name).copied().unwrap_or(0)
+}
 
 #[durable]
 async fn greet(ctx: Ctx, name: String) -> String {
     let greeting = ctx
         .step_infallible("compose", || async {
-            GREET_RUNS.fetch_add(1, Ordering::SeqCst);
+            *GREET_RUNS.lock().unwrap().entry(name.clone()).or_default() += 1;
             format!("hello, {name}")
         })
         .await;
@@ -38,12 +46,11 @@ async fn start_is_idempotent_and_conflicting_inputs_are_refused() {
         .open()
         .await
         .unwrap();
-    let before = GREET_RUNS.load(Ordering::SeqCst);
     let first = engine.start(greet, "g-1", "ada".into()).await.unwrap();
     assert_eq!(first.result().await.unwrap(), "hello, ada");
     let again = engine.start(greet, "g-1", "ada".into()).await.unwrap();
     assert_eq!(again.result().await.unwrap(), "hello, ada");
-    assert_eq!(GREET_RUNS.load(Ordering::SeqCst) - before, 1);
+    assert_eq!(greet_runs("ada"), 1);
     match engine.start(greet, "g-1", "bob".into()).await {
         Err(Error::IdConflict { id, reason }) => {
             assert_eq!(id, "g-1");
@@ -335,9 +342,7 @@ async fn executions_resume_only_on_the_version_that_wrote_them() {
         .await
         .unwrap();
     let old = engine.start(v1::evolving, "old", 5).await.unwrap();
-    while engine.execution("old").await.unwrap().unwrap().status != Status::Suspended {
-        tokio::task::yield_now().await;
-    }
+    common::until_status(&*store, "old", Status::Suspended).await;
     engine.shutdown().await;
 
     // Deploy v2 only: the v1 execution parks, data intact; v2 executions run.
@@ -451,5 +456,55 @@ async fn shutdown_stops_at_a_commit_and_a_new_engine_finishes() {
         .await
         .unwrap();
     assert_eq!(engine.handle(slow, "s").result().await.unwrap(), 1_000);
+    engine.shutdown().await;
+}
+
+#[durable]
+async fn hoarder(ctx: Ctx, size: usize) -> usize {
+    let blob = vec![7u8; size];
+    ctx.step_infallible("touch", || async {}).await;
+    blob.len()
+}
+
+#[tokio::test]
+async fn oversized_inputs_and_frames_are_refused_with_a_clear_error() {
+    let engine = Engine::builder(MemoryStore::new())
+        .register(greet)
+        .register(hoarder)
+        .max_value_bytes(1024)
+        .open()
+        .await
+        .unwrap();
+    match engine.start(greet, "big", "x".repeat(4096)).await {
+        Err(Error::Invalid { message }) => assert!(message.contains("limit"), "{message}"),
+        other => panic!("expected Invalid, got {other:?}"),
+    }
+    assert!(
+        engine.execution("big").await.unwrap().is_none(),
+        "nothing written"
+    );
+    assert_eq!(
+        engine
+            .start(hoarder, "small", 10)
+            .await
+            .unwrap()
+            .result()
+            .await
+            .unwrap(),
+        10
+    );
+    match engine
+        .start(hoarder, "huge", 10_000)
+        .await
+        .unwrap()
+        .result()
+        .await
+    {
+        Err(Error::Failed { message, .. }) => {
+            assert!(message.contains("frame"), "{message}");
+            assert!(message.contains("limit"), "{message}");
+        }
+        other => panic!("expected a failure, got {other:?}"),
+    }
     engine.shutdown().await;
 }

@@ -206,6 +206,30 @@ impl FrameWriter {
         Ok(())
     }
 
+    /// Appends one value and, in debug builds, decodes it back at once, so that a type
+    /// that encodes but cannot decode with this codec (`serde_json::Value` or
+    /// `#[serde(flatten)]` under bincode) fails where it was written, not at resume.
+    pub fn push_checked<T: Serialize + DeserializeOwned>(
+        &mut self,
+        value: &T,
+    ) -> Result<(), CodecError> {
+        let start = self.buf.len();
+        self.push(value)?;
+        if cfg!(debug_assertions) {
+            self.codec
+                .decode_raw::<T>(&self.buf[start + 4..])
+                .map_err(|e| CodecError::Decode {
+                    message: format!(
+                        "the value encodes but does not decode with the {} codec ({}); \
+                         choose a self-describing codec with `#[durable(codec = json)]`",
+                        self.codec.name(),
+                        e
+                    ),
+                })?;
+        }
+        Ok(())
+    }
+
     /// The finished frame bytes.
     pub fn finish(mut self) -> Vec<u8> {
         let count_at = HEADER_LEN + 4;

@@ -126,6 +126,7 @@ impl Ctx {
             ))
         })?;
         let frame = writer.finish();
+        self.check_size("the frame", point, frame.len())?;
         if cfg!(debug_assertions) {
             crate::codec::FrameReader::new(&frame)
                 .map_err(|e| Interrupt::codec("a frame just written cannot be read back", e))?;
@@ -136,6 +137,18 @@ impl Ctx {
             frame,
             state: None,
         }))
+    }
+
+    /// Refuses a value over the engine's size limit, naming it.
+    fn check_size(&self, what: &str, point: u32, len: usize) -> Result<(), Interrupt> {
+        let limit = self.inner.shared.config.max_value_bytes;
+        if len > limit {
+            return Err(Interrupt::Failed(format!(
+                "{what} at durable point {point} is {len} bytes, over the limit of {limit} \
+                 (EngineBuilder::max_value_bytes); keep bulky data outside the workflow"
+            )));
+        }
+        Ok(())
     }
 
     /// Commits a transition built from the last committed record.
@@ -279,19 +292,38 @@ impl PointRun {
     ///
     /// The outcome is encoded before the returned future starts, so the future does not
     /// borrow it (and need not be `Sync`).
-    pub(crate) fn complete<T: serde::Serialize>(
+    pub(crate) fn complete<T: serde::Serialize + serde::de::DeserializeOwned>(
         self,
         outcome: &T,
         events: Vec<Event>,
     ) -> impl std::future::Future<Output = Result<(), Interrupt>> + Send {
-        let encoded = self.ctx.codec().encode_value(outcome).map_err(|e| {
-            Interrupt::Failed(format!(
-                "cannot save the outcome of durable point {}: {e}",
-                self.point
-            ))
-        });
+        let codec = self.ctx.codec();
+        let encoded = codec
+            .encode_value(outcome)
+            .and_then(|bytes| {
+                // Debug builds read every outcome back, so that a type the codec cannot
+                // decode fails here rather than at resume.
+                if cfg!(debug_assertions) {
+                    crate::codec::decode_value::<T>(&bytes).map_err(|e| CodecError::Decode {
+                        message: format!(
+                            "the outcome encodes but does not decode with the {} codec ({e}); \
+                             choose a self-describing codec with `#[durable(codec = json)]`",
+                            codec.name()
+                        ),
+                    })?;
+                }
+                Ok(bytes)
+            })
+            .map_err(|e| {
+                Interrupt::Failed(format!(
+                    "cannot save the outcome of durable point {}: {e}",
+                    self.point
+                ))
+            });
         async move {
             let outcome = encoded?;
+            self.ctx
+                .check_size("the outcome", self.point, outcome.len())?;
             self.progress(PointState::Completed { outcome }, None, events)
                 .await?;
             if self.ctx.should_yield() {

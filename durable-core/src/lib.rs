@@ -32,9 +32,29 @@
 //! # What may cross a durable point
 //!
 //! A local that is still used after a durable point is saved in the frame, so it must be
-//! `Serialize + DeserializeOwned + Send + 'static`: owned data, not borrows, guards or
-//! connections. Code between points runs at least once per committed transition; a
-//! step's recorded outcome is never recomputed.
+//! `Serialize + DeserializeOwned + Send + 'static`: owned data, not borrows, guards,
+//! connections or open files (clone or reopen them after the point). The context is
+//! never saved. `#[durable]` reports a local that breaks this rule at compile time, on
+//! the local. A durable `.await` must stand directly in the fn body (not in a closure or
+//! `async` block) and be the first thing evaluated in its statement; the macro says how
+//! to rewrite anything else.
+//!
+//! # Guarantees
+//!
+//! - Each transition (from one durable point to the next) commits atomically; resuming
+//!   decodes the last frame and continues after its point. Code before the last
+//!   committed point never runs again; code after it runs again if the process died
+//!   before the next commit (at least once).
+//! - A step's recorded outcome is returned on resume without running the body again.
+//!   Bodies run at least once per attempt, or at most once per attempt with
+//!   [`Step::at_most_once`].
+//! - Waits and retry delays are committed wake-up times: a suspended execution holds no
+//!   memory and resumes on time, also after restarts.
+//! - An execution id is an idempotency key ([`Engine::start`]).
+//! - An execution resumes only on the code that wrote it (the workflow's fingerprint);
+//!   otherwise it is parked with its data intact. To deploy a changed workflow, keep the
+//!   old version registered beside the new one under the same
+//!   `#[durable(name = "...")]` until its executions drain.
 //!
 //! # Crates
 //!

@@ -132,13 +132,13 @@ impl<T> Slot<T> {
 }
 
 /// Appends a slot's value to a frame.
-pub fn encode_slot<T: Serialize>(
+pub fn encode_slot<T: Serialize + DeserializeOwned>(
     writer: &mut FrameWriter,
     slot: &Slot<T>,
     local: &str,
 ) -> Result<(), CodecError> {
     match &slot.0 {
-        Some(value) => writer.push(value).map_err(|e| CodecError::Encode {
+        Some(value) => writer.push_checked(value).map_err(|e| CodecError::Encode {
             message: format!("local `{local}`: {e}"),
         }),
         None => Err(CodecError::Encode {
@@ -212,8 +212,11 @@ impl<T: Saveable> SlotCodec<T> {
     /// The codec of a saveable type.
     #[allow(clippy::new_without_default)] // generated code only; `Default` would add nothing
     pub fn new() -> Self {
-        fn encode<T: Serialize>(writer: &mut FrameWriter, value: &T) -> Result<(), CodecError> {
-            writer.push(value)
+        fn encode<T: Serialize + DeserializeOwned>(
+            writer: &mut FrameWriter,
+            value: &T,
+        ) -> Result<(), CodecError> {
+            writer.push_checked(value)
         }
         fn decode<T: DeserializeOwned>(reader: &mut FrameReader<'_>) -> Result<T, CodecError> {
             reader.read()

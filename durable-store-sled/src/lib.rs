@@ -19,6 +19,12 @@
 //! # }
 //! ```
 //!
+//! # Durability
+//!
+//! By default a commit survives the machine losing power ([`Durability::PowerLoss`]);
+//! [`SledStore::open_with`] and [`Durability::ProcessCrash`] trade that for one
+//! `fdatasync` less per group of commits.
+//!
 //! # Features
 //!
 //! None: the crate has one configuration.
@@ -28,4 +34,4 @@ mod keys;
 mod store;
 mod writer;
 
-pub use store::SledStore;
+pub use store::{Durability, SledStore};

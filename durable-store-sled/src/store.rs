@@ -45,6 +45,20 @@ const DATA_DIR: &str = "sled";
 /// sled's log file in its directory (sled 0.34), which the writer fsyncs.
 const SLED_LOG: &str = "db";
 
+/// What a commit survives once it has returned.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Durability {
+    /// The process dying and the machine losing power (the default): every group of
+    /// commits ends with sled's flush and an `fdatasync` of its log file.
+    #[default]
+    PowerLoss,
+    /// The process dying, not the machine losing power: every group of commits ends with
+    /// sled's own flush only, which on Linux does not persist the log file's size
+    /// (sled issue #1452). Faster by the cost of one `fdatasync` per group.
+    ProcessCrash,
+}
+
 /// A durable [`Store`] in a local directory, on sled.
 ///
 /// Commits are conditional and atomic, and are fsynced before they return; concurrent
@@ -100,9 +114,17 @@ impl SledStore {
     /// Fails with [`StoreError::Locked`] if a store is already open on `path`, in this
     /// process or another one.
     pub fn open(path: impl AsRef<Path>) -> Result<SledStore, StoreError> {
+        Self::open_with(path, Durability::default())
+    }
+
+    /// Like [`open`](SledStore::open), with the given durability.
+    pub fn open_with(
+        path: impl AsRef<Path>,
+        durability: Durability,
+    ) -> Result<SledStore, StoreError> {
         let path = path.as_ref();
         std::fs::create_dir_all(path).map_err(|e| io_error(e, "cannot create", path))?;
-        Self::open_dir(path.to_path_buf(), None)
+        Self::open_dir(path.to_path_buf(), None, durability)
     }
 
     /// A store in a fresh directory under the system's temporary directory, removed when
@@ -125,12 +147,16 @@ impl SledStore {
                 Err(e) => return Err(io_error(e, "cannot create", &path)),
             }
         };
-        Self::open_dir(path.clone(), Some(RemoveDir(path)))
+        Self::open_dir(path.clone(), Some(RemoveDir(path)), Durability::default())
     }
 
     /// Opens the store in the existing directory `path`. A `temporary` directory is
     /// removed when the store closes, or right away if it cannot be opened.
-    fn open_dir(path: PathBuf, temporary: Option<RemoveDir>) -> Result<SledStore, StoreError> {
+    fn open_dir(
+        path: PathBuf,
+        temporary: Option<RemoveDir>,
+        durability: Durability,
+    ) -> Result<SledStore, StoreError> {
         let lock_path = path.join(LOCK_FILE);
         let lock = File::options()
             .read(true)
@@ -163,6 +189,7 @@ impl SledStore {
         let writer = Writer::spawn(Disk {
             db: db.clone(),
             log,
+            durability,
         })?;
         Ok(SledStore {
             path,

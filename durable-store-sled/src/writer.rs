@@ -15,6 +15,7 @@
 //! - If the batch or the sync fails, every request of the group that was waiting for it
 //!   gets [`StoreError::Backend`]: its write may or may not have reached the disk.
 
+use crate::store::Durability;
 use std::collections::HashMap;
 use std::fs::File;
 use std::io;
@@ -103,6 +104,7 @@ pub(crate) struct Disk {
     pub(crate) db: sled::Db,
     /// sled's log file, `db` in sled's directory, opened separately to fsync it.
     pub(crate) log: File,
+    pub(crate) durability: Durability,
 }
 
 impl Disk {
@@ -114,7 +116,10 @@ impl Disk {
     /// `fdatasync` on the log file does both, once the flush has written the data.
     fn sync(&self) -> io::Result<()> {
         self.db.flush()?;
-        self.log.sync_data()
+        match self.durability {
+            Durability::PowerLoss => self.log.sync_data(),
+            Durability::ProcessCrash => Ok(()),
+        }
     }
 }
 
@@ -487,7 +492,11 @@ mod tests {
             .write(true)
             .open(dir.join("db"))
             .unwrap();
-        Disk { db, log }
+        Disk {
+            db,
+            log,
+            durability: Durability::default(),
+        }
     }
 
     #[test]

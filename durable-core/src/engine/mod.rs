@@ -42,6 +42,7 @@ pub const MAX_ID_LEN: usize = 1024;
 pub(crate) struct Config {
     pub max_concurrent: usize,
     pub history_limit: u64,
+    pub max_value_bytes: usize,
     pub lease_ttl: Duration,
     pub suspend_after_every_point: bool,
     pub shutdown_timeout: Duration,
@@ -52,6 +53,7 @@ impl Default for Config {
         Config {
             max_concurrent: 512,
             history_limit: 1000,
+            max_value_bytes: 16 * 1024 * 1024,
             lease_ttl: Duration::from_secs(300),
             suspend_after_every_point: false,
             shutdown_timeout: Duration::from_secs(30),
@@ -201,6 +203,14 @@ impl EngineBuilder {
         self
     }
 
+    /// The largest input, frame or step outcome the engine stores (default 16 MiB). A
+    /// larger one is refused with an error that names it, before anything is written:
+    /// keep bulky data outside the workflow and pass references to it.
+    pub fn max_value_bytes(mut self, bytes: usize) -> Self {
+        self.config.max_value_bytes = bytes.max(64);
+        self
+    }
+
     /// How long a claim on an execution lasts before another engine may take it over
     /// (default 5 minutes); it is renewed while the execution commits.
     pub fn lease_ttl(mut self, ttl: Duration) -> Self {
@@ -319,6 +329,15 @@ impl Engine {
             });
         }
         let encoded = W::CODEC.encode_value(&input)?;
+        if encoded.len() > shared.config.max_value_bytes {
+            return Err(Error::Invalid {
+                message: format!(
+                    "the input of execution {id:?} is {} bytes, over the limit of {} (EngineBuilder::max_value_bytes)",
+                    encoded.len(),
+                    shared.config.max_value_bytes
+                ),
+            });
+        }
         let now = shared.clock.now();
         let record = ExecutionRecord {
             id: id.clone(),
