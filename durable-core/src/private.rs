@@ -78,6 +78,12 @@ impl Interrupt {
     }
 }
 
+/// The parameter type of the function item `#[durable]` defines in place of the
+/// `async fn`: it cannot be built outside this crate, so that function is never called;
+/// it only stands for the workflow (see [`WorkflowFn`](crate::WorkflowFn)).
+#[derive(Debug)]
+pub struct Select(());
+
 /// Boxes a state machine future.
 pub fn machine<O, F>(future: F) -> Machine<O>
 where

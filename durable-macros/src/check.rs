@@ -110,7 +110,7 @@ fn signature(cx: &Ctxt, wf: &Workflow) {
 
 // Input: the fn's generics.
 // Output: an error on each parameter (and on a `where` clause without parameters).
-// Generic workflows are rejected rather than supported: the workflow is a unit struct
+// Generic workflows are rejected rather than supported: the workflow is one type
 // registered under one name with one fingerprint, and its input, output and frames are
 // stored, so every type in them must be fixed when the macro expands.
 fn generics(cx: &Ctxt, generics: &syn::Generics) {

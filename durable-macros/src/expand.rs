@@ -118,6 +118,30 @@ enum Mode {
     Fallback,
 }
 
+// Input: the visibility of the workflow fn.
+// Output: the same visibility written inside the module `mod <fn name>` (one level
+// down), for the workflow type: `pub(super)` for a private fn, `pub(in super::a)` for
+// `pub(in a)` relative paths, unchanged for `pub` and `pub(crate)`.
+fn inner_vis(vis: &syn::Visibility) -> TokenStream {
+    match vis {
+        syn::Visibility::Public(_) => quote!(pub),
+        syn::Visibility::Inherited => quote!(pub(super)),
+        syn::Visibility::Restricted(r) => {
+            let path = &r.path;
+            let first = path.segments.first().map(|s| s.ident.to_string());
+            match first.as_deref() {
+                Some("crate") => quote!(pub(in #path)),
+                Some("self") if path.segments.len() == 1 => quote!(pub(super)),
+                Some("self") => {
+                    let rest = path.segments.iter().skip(1);
+                    quote!(pub(in super #(:: #rest)*))
+                }
+                _ => quote!(pub(in super::#path)),
+            }
+        }
+    }
+}
+
 fn fallback(result: syn::Result<()>, item: TokenStream) -> TokenStream {
     let errors = result.err().map(|e| e.to_compile_error());
     quote!(#errors #item)
@@ -258,23 +282,47 @@ impl<'a> Expander<'a> {
             quote!(let #ctx: #ty = #ctx;)
         });
         let machine_body = group(proc_macro2::Delimiter::Brace, quote!(#ctx_check #machine));
+        // The workflow is named by a function item, not a unit struct: a local or
+        // parameter may then share the workflow's name (a `let` cannot shadow a unit
+        // struct). Its type lives in a module of the same name (modules and functions
+        // are in different namespaces).
+        let type_doc = format!(
+            " The workflow type of [`{}`](fn@super::{}), as named in `Handle<{}::Workflow>`.",
+            ident, ident, ident
+        );
+        let fn_doc = format!(
+            " The `#[durable]` workflow `{}`: pass it to `EngineBuilder::register` and `Engine::start`.",
+            ident
+        );
+        let type_vis = inner_vis(vis);
         quote! {
-            #(#docs)*
             #(#cfgs)*
-            #[allow(non_camel_case_types)]
-            #[derive(
-                ::core::clone::Clone,
-                ::core::marker::Copy,
-                ::core::fmt::Debug,
-                ::core::default::Default
-            )]
-            #vis struct #ident;
+            #[doc(hidden)]
+            #[allow(non_snake_case)]
+            #vis mod #ident {
+                #[doc = #type_doc]
+                #[derive(
+                    ::core::clone::Clone,
+                    ::core::marker::Copy,
+                    ::core::fmt::Debug,
+                    ::core::default::Default
+                )]
+                #type_vis struct Workflow;
+            }
+
+            #(#docs)*
+            #[doc = #fn_doc]
+            #(#cfgs)*
+            #[allow(dead_code)] // only ever passed as a value, never called
+            #vis fn #ident(_: #p::Select) -> #ident::Workflow {
+                #ident::Workflow
+            }
 
             #(#cfgs)*
             const _: () = {
                 #stored_items
                 #[automatically_derived]
-                impl #krate::Workflow for #ident {
+                impl #krate::Workflow for #ident::Workflow {
                     #input_item
                     #output_item
                     const NAME: &'static str = #name;

@@ -1,11 +1,20 @@
-#[allow(non_camel_case_types)]
-#[derive(
-    ::core::clone::Clone,
-    ::core::marker::Copy,
-    ::core::fmt::Debug,
-    ::core::default::Default
-)]
-struct sum_items;
+#[doc(hidden)]
+#[allow(non_snake_case)]
+mod sum_items {
+    /// The workflow type of [`sum_items`](fn@super::sum_items), as named in `Handle<sum_items::Workflow>`.
+    #[derive(
+        ::core::clone::Clone,
+        ::core::marker::Copy,
+        ::core::fmt::Debug,
+        ::core::default::Default
+    )]
+    pub(super) struct Workflow;
+}
+/// The `#[durable]` workflow `sum_items`: pass it to `EngineBuilder::register` and `Engine::start`.
+#[allow(dead_code)]
+fn sum_items(_: ::durable_core::__private::Select) -> sum_items::Workflow {
+    sum_items::Workflow
+}
 const _: () = {
     #[diagnostic::on_unimplemented(
         message = "the workflow input `items` is stored with the execution, but `{T}` cannot be serialized",
@@ -52,7 +61,7 @@ const _: () = {
         }
     }
     #[automatically_derived]
-    impl ::durable_core::Workflow for sum_items {
+    impl ::durable_core::Workflow for sum_items::Workflow {
         type Input = <::durable_core::__private::DurableFrame as StorableInputItemsOfSumItems<
             Vec<u32>,
         >>::Stored;

@@ -1,11 +1,20 @@
-#[allow(non_camel_case_types)]
-#[derive(
-    ::core::clone::Clone,
-    ::core::marker::Copy,
-    ::core::fmt::Debug,
-    ::core::default::Default
-)]
-struct route_order;
+#[doc(hidden)]
+#[allow(non_snake_case)]
+mod route_order {
+    /// The workflow type of [`route_order`](fn@super::route_order), as named in `Handle<route_order::Workflow>`.
+    #[derive(
+        ::core::clone::Clone,
+        ::core::marker::Copy,
+        ::core::fmt::Debug,
+        ::core::default::Default
+    )]
+    pub(super) struct Workflow;
+}
+/// The `#[durable]` workflow `route_order`: pass it to `EngineBuilder::register` and `Engine::start`.
+#[allow(dead_code)]
+fn route_order(_: ::durable_core::__private::Select) -> route_order::Workflow {
+    route_order::Workflow
+}
 const _: () = {
     #[diagnostic::on_unimplemented(
         message = "the workflow input `kind` is stored with the execution, but `{T}` cannot be serialized",
@@ -74,7 +83,7 @@ const _: () = {
         }
     }
     #[automatically_derived]
-    impl ::durable_core::Workflow for route_order {
+    impl ::durable_core::Workflow for route_order::Workflow {
         type Input = (
             <::durable_core::__private::DurableFrame as StorableInputKindOfRouteOrder<
                 u8,

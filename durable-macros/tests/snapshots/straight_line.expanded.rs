@@ -1,11 +1,20 @@
-#[allow(non_camel_case_types)]
-#[derive(
-    ::core::clone::Clone,
-    ::core::marker::Copy,
-    ::core::fmt::Debug,
-    ::core::default::Default
-)]
-struct welcome;
+#[doc(hidden)]
+#[allow(non_snake_case)]
+mod welcome {
+    /// The workflow type of [`welcome`](fn@super::welcome), as named in `Handle<welcome::Workflow>`.
+    #[derive(
+        ::core::clone::Clone,
+        ::core::marker::Copy,
+        ::core::fmt::Debug,
+        ::core::default::Default
+    )]
+    pub(super) struct Workflow;
+}
+/// The `#[durable]` workflow `welcome`: pass it to `EngineBuilder::register` and `Engine::start`.
+#[allow(dead_code)]
+fn welcome(_: ::durable_core::__private::Select) -> welcome::Workflow {
+    welcome::Workflow
+}
 const _: () = {
     #[diagnostic::on_unimplemented(
         message = "the workflow input `user` is stored with the execution, but `{T}` cannot be serialized",
@@ -52,7 +61,7 @@ const _: () = {
         }
     }
     #[automatically_derived]
-    impl ::durable_core::Workflow for welcome {
+    impl ::durable_core::Workflow for welcome::Workflow {
         type Input = <::durable_core::__private::DurableFrame as StorableInputUserOfWelcome<
             String,
         >>::Stored;

@@ -16,7 +16,7 @@ async fn engine(suspend: bool) -> Engine {
 
 #[tokio::test]
 async fn workflows_in_a_crate_that_renames_the_runtime_run() {
-    assert_eq!(<count_to as Workflow>::NAME, "count-to");
+    assert_eq!(<count_to::Workflow as Workflow>::NAME, "count-to");
     for suspend in [false, true] {
         let engine = engine(suspend).await;
         let lines = vec![
