@@ -508,3 +508,24 @@ async fn oversized_inputs_and_frames_are_refused_with_a_clear_error() {
     }
     engine.shutdown().await;
 }
+
+/// A parameter and a local may share the workflow's name.
+#[durable]
+async fn order(ctx: Ctx, order: u32) -> u32 {
+    let order = ctx
+        .step_infallible("double", || async move { order * 2 })
+        .await;
+    order + 1
+}
+
+#[tokio::test]
+async fn locals_may_share_the_workflow_name_and_the_type_is_nameable() {
+    let engine = Engine::builder(MemoryStore::new())
+        .register(order)
+        .open()
+        .await
+        .unwrap();
+    let handle: durable_core::Handle<order::Workflow> = engine.start(order, "o", 20).await.unwrap();
+    assert_eq!(handle.result().await.unwrap(), 41);
+    engine.shutdown().await;
+}

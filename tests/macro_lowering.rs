@@ -5,13 +5,16 @@
 
 use std::fmt::Debug;
 
-use durable_core::{durable, Ctx, Engine, MemoryStore, StepError, Workflow};
+use durable_core::{durable, Ctx, Engine, MemoryStore, StepError, Workflow, WorkflowFn};
 use serde::{Deserialize, Serialize};
 
-async fn run<W: Workflow + Copy>(wf: W, input: W::Input) -> W::Output
+async fn run<F: WorkflowFn>(
+    wf: F,
+    input: <F::Workflow as Workflow>::Input,
+) -> <F::Workflow as Workflow>::Output
 where
-    W::Input: Clone,
-    W::Output: PartialEq + Debug,
+    <F::Workflow as Workflow>::Input: Clone,
+    <F::Workflow as Workflow>::Output: PartialEq + Debug,
 {
     let mut outputs = Vec::new();
     for (i, suspend) in [false, true].into_iter().enumerate() {
@@ -223,8 +226,14 @@ pub async fn many_shapes(
 
 #[tokio::test]
 async fn parameters_postfix_operators_items_and_let_else() {
-    assert_eq!(<many_shapes as Workflow>::NAME, "renamed-workflow");
-    assert_eq!(<many_shapes as Workflow>::CODEC, durable_core::Codec::Json);
+    assert_eq!(
+        <many_shapes::Workflow as Workflow>::NAME,
+        "renamed-workflow"
+    );
+    assert_eq!(
+        <many_shapes::Workflow as Workflow>::CODEC,
+        durable_core::Codec::Json
+    );
     let input = ((1, 2), Pair { left: 3, right: 4 }, vec!["w".to_string()]);
     assert_eq!(
         run(many_shapes, input).await,

@@ -96,4 +96,4 @@ pub use step::{InfallibleStep, Step};
 pub use store::{LeaseTable, MemoryStore, Store};
 pub use time::{Clock, SleepFuture, SystemClock, TestClock, Timestamp};
 pub use wait::{ConditionError, SleepOp, WaitError, WaitForCondition, MAX_WAIT};
-pub use workflow::Workflow;
+pub use workflow::{Workflow, WorkflowFn};

@@ -78,6 +78,12 @@ impl Interrupt {
     }
 }
 
+/// The parameter type of the function item `#[durable]` defines in place of the
+/// `async fn`: it cannot be built outside this crate, so that function is never called;
+/// it only stands for the workflow (see [`WorkflowFn`](crate::WorkflowFn)).
+#[derive(Debug)]
+pub struct Select(());
+
 /// Boxes a state machine future.
 pub fn machine<O, F>(future: F) -> Machine<O>
 where
@@ -89,6 +95,12 @@ where
 /// Decodes the workflow input.
 pub fn decode_input<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Interrupt> {
     decode_value(bytes).map_err(|e| Interrupt::codec("cannot decode the workflow input", e))
+}
+
+/// Decodes the input of workflow `W`: the `Workflow` trait's bounds make it decodable, so
+/// the call adds no error of its own when the macro's input check fails.
+pub fn decode_workflow_input<W: crate::Workflow>(bytes: &[u8]) -> Result<W::Input, Interrupt> {
+    decode_input(bytes)
 }
 
 /// A local that crosses a block boundary of the state machine.
@@ -167,6 +179,139 @@ pub fn slot_json<T: Serialize>(
     }
 }
 
+/// What a value needs to cross a durable point or be stored with an execution:
+/// `Serialize + DeserializeOwned + Send + 'static`.
+///
+/// Generated code never names these bounds on a local directly: each saved local gets a
+/// check trait of its own, with a `#[diagnostic::on_unimplemented]` message naming the
+/// local and the point it crosses, implemented for every `Saveable` type.
+pub trait Saveable: Serialize + DeserializeOwned + Send + 'static {}
+
+impl<T: Serialize + DeserializeOwned + Send + 'static> Saveable for T {}
+
+/// The `Self` type of the macro's per-local check traits, whose parameter is the local's
+/// type: with the local's type as `Self`, rustc would replace the check's message by a
+/// suggestion to dereference a borrowed local.
+#[derive(Debug)]
+pub struct DurableFrame;
+
+/// How one slot's value is written to a frame, read back and shown as JSON.
+///
+/// Only [`SlotCodec::new`] requires `T: Saveable`; the macro calls it once per saved
+/// local, through that local's check trait, so a type that cannot be saved is reported
+/// once, at the local, and the frame code that uses the codec adds no error of its own.
+pub struct SlotCodec<T> {
+    encode: fn(&mut FrameWriter, &T) -> Result<(), CodecError>,
+    decode: fn(&mut FrameReader<'_>) -> Result<T, CodecError>,
+    json: fn(&T) -> Result<serde_json::Value, serde_json::Error>,
+}
+
+impl<T> Clone for SlotCodec<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for SlotCodec<T> {}
+
+impl<T: Saveable> SlotCodec<T> {
+    /// The codec of a saveable type.
+    #[allow(clippy::new_without_default)] // generated code only; `Default` would add nothing
+    pub fn new() -> Self {
+        fn encode<T: Serialize + DeserializeOwned>(
+            writer: &mut FrameWriter,
+            value: &T,
+        ) -> Result<(), CodecError> {
+            writer.push_checked(value)
+        }
+        fn decode<T: DeserializeOwned>(reader: &mut FrameReader<'_>) -> Result<T, CodecError> {
+            reader.read()
+        }
+        fn json<T: Serialize>(value: &T) -> Result<serde_json::Value, serde_json::Error> {
+            serde_json::to_value(value)
+        }
+        SlotCodec {
+            encode: encode::<T>,
+            decode: decode::<T>,
+            json: json::<T>,
+        }
+    }
+}
+
+impl<T> SlotCodec<T> {
+    /// Appends the slot's value to a frame.
+    pub fn encode(
+        self,
+        writer: &mut FrameWriter,
+        slot: &Slot<T>,
+        local: &str,
+    ) -> Result<(), CodecError> {
+        match &slot.0 {
+            Some(value) => (self.encode)(writer, value).map_err(|e| CodecError::Encode {
+                message: format!("local `{local}`: {e}"),
+            }),
+            None => Err(CodecError::Encode {
+                message: format!("local `{local}` has no value at this point"),
+            }),
+        }
+    }
+
+    /// Fills the slot from the next value of a frame.
+    pub fn decode(
+        self,
+        reader: &mut FrameReader<'_>,
+        slot: &mut Slot<T>,
+        local: &str,
+    ) -> Result<(), Interrupt> {
+        let value = (self.decode)(reader).map_err(|e| {
+            Interrupt::codec(&format!("cannot decode local `{local}` from the frame"), e)
+        })?;
+        slot.put(value);
+        Ok(())
+    }
+
+    /// The slot's value as JSON, for inspection.
+    pub fn json(self, slot: &Slot<T>, local: &str) -> Result<serde_json::Value, Interrupt> {
+        match &slot.0 {
+            Some(value) => (self.json)(value).map_err(|e| {
+                Interrupt::Failed(format!("local `{local}` cannot be shown as JSON: {e}"))
+            }),
+            None => Ok(serde_json::Value::Null),
+        }
+    }
+}
+
+/// The saveable iterator of a durable `for` loop, whose items are what must be saveable:
+/// a loop's check names its items' type, not the iterator's.
+pub trait LoopIter: Sized {
+    /// The loop's items.
+    type Item;
+    /// The iterator's codec, given that its items can be saved.
+    fn codec() -> SlotCodec<Self>
+    where
+        Self::Item: Saveable;
+}
+
+impl<T> LoopIter for DurableItems<T> {
+    type Item = T;
+    fn codec() -> SlotCodec<Self>
+    where
+        T: Saveable,
+    {
+        SlotCodec::new()
+    }
+}
+
+impl<I: RangeInt> LoopIter for DurableRange<I> {
+    type Item = I;
+    fn codec() -> SlotCodec<Self>
+    where
+        I: Saveable,
+    {
+        SlotCodec::new()
+    }
+}
+
 /// Opens a frame for decoding.
 pub fn frame_reader(frame: &[u8]) -> Result<FrameReader<'_>, Interrupt> {
     FrameReader::new(frame).map_err(|e| Interrupt::codec("cannot read the frame", e))
@@ -227,6 +372,13 @@ pub trait Operation: Send {
     /// and returns the outcome, or `Err(Interrupt::Suspended)` once it has committed a
     /// wait.
     fn run(self, run: PointRun) -> impl Future<Output = Result<Self::Output, Interrupt>> + Send;
+}
+
+/// Stands in for `op.await` in the user's fn when `#[durable]` reports an error: a value
+/// of the right type, so the fn still type-checks and the error does not cascade. Never
+/// called.
+pub fn neutralised<O: Operation>(_: O) -> O::Output {
+    unreachable!("`#[durable]` failed to expand")
 }
 
 /// Runs `op` at its point.

@@ -139,10 +139,11 @@ impl SleepOp {
     }
 }
 
-/// See the `IntoFuture` impl of [`Step`](crate::Step).
+/// See the `IntoFuture` impl of [`Step`](crate::Step). The bound is higher-ranked so that
+/// rustc does not reject the never-satisfied bound outright.
 impl std::future::IntoFuture for SleepOp
 where
-    // Higher-ranked so that rustc does not reject the never-satisfied bound outright.
+    // Only a durable point can await this: directly in the body of a `#[durable]` fn.
     for<'a> &'a Self: AwaitedInDurableFn,
 {
     type Output = ();
@@ -276,6 +277,7 @@ impl<S, F, U> WaitForCondition<S, F, U> {
 /// See the `IntoFuture` impl of [`Step`](crate::Step).
 impl<S, F, U> std::future::IntoFuture for WaitForCondition<S, F, U>
 where
+    // Only a durable point can await this: directly in the body of a `#[durable]` fn.
     Self: AwaitedInDurableFn,
 {
     type Output = ();

@@ -16,11 +16,13 @@ pub type Machine<O> = Pin<Box<dyn Future<Output = Result<O, Interrupt>> + Send +
 
 /// A workflow: an `async fn` rewritten by `#[durable]` into a resumable state machine.
 ///
-/// `#[durable]` on `async fn process_order(ctx: Ctx, order: Order) -> Receipt` defines a
-/// unit struct `process_order` implementing this trait; pass it to
+/// `#[durable]` on `async fn process_order(ctx: Ctx, order: Order) -> Receipt` defines
+/// the type `process_order::Workflow` implementing this trait, and a function item
+/// `process_order` (a [`WorkflowFn`]) that stands for it: pass `process_order` to
 /// [`EngineBuilder::register`](crate::EngineBuilder::register) and
-/// [`Engine::start`](crate::Engine::start). Implementing it by hand is not supported: the
-/// hidden items are the macro's contract with the engine and change without notice.
+/// [`Engine::start`](crate::Engine::start), and name the type in
+/// `Handle<process_order::Workflow>`. Implementing this trait by hand is not supported:
+/// the hidden items are the macro's contract with the engine and change without notice.
 pub trait Workflow: Send + Sync + 'static {
     /// The arguments after the context: the single argument's type, a tuple of them when
     /// there are several, `()` when there are none.
@@ -42,6 +44,24 @@ pub trait Workflow: Send + Sync + 'static {
     /// Runs the state machine from `entry` until it returns, suspends or fails.
     #[doc(hidden)]
     fn __machine(ctx: Ctx, entry: Entry) -> Machine<Self::Output>;
+}
+
+/// What stands for a workflow in the engine's API: the function item that `#[durable]`
+/// defines with the workflow's name (`engine.start(process_order, ..)`).
+///
+/// A function rather than a unit struct, so that a local or parameter in the workflow
+/// may share its name.
+pub trait WorkflowFn: Copy + Send + Sync + 'static {
+    /// The workflow it stands for.
+    type Workflow: Workflow;
+}
+
+impl<F, W> WorkflowFn for F
+where
+    F: Fn(crate::private::Select) -> W + Copy + Send + Sync + 'static,
+    W: Workflow,
+{
+    type Workflow = W;
 }
 
 /// What the macro knows about one durable point.

@@ -28,11 +28,15 @@ use durable_core::{
 static BODY_RUNS: AtomicU32 = AtomicU32::new(0);
 static FLAKY_FAILURES: AtomicU32 = AtomicU32::new(0);
 
-#[allow(non_camel_case_types)]
 #[derive(Clone, Copy, Debug, Default)]
-struct count;
+struct Count;
 
-impl Workflow for count {
+/// What `#[durable]` defines beside the type: the function item that stands for it.
+fn count(_: p::Select) -> Count {
+    Count
+}
+
+impl Workflow for Count {
     type Input = u32;
     type Output = Result<u64, StepError<String>>;
     const NAME: &'static str = "count";
@@ -144,11 +148,14 @@ impl Workflow for count {
 }
 
 /// A workflow whose single step fails twice before it succeeds, with a one-hour delay.
-#[allow(non_camel_case_types)]
 #[derive(Clone, Copy, Debug, Default)]
-struct flaky;
+struct Flaky;
 
-impl Workflow for flaky {
+fn flaky(_: p::Select) -> Flaky {
+    Flaky
+}
+
+impl Workflow for Flaky {
     type Input = ();
     type Output = Result<u32, StepError<String>>;
     const NAME: &'static str = "flaky";

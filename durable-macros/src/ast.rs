@@ -52,8 +52,12 @@ impl Workflow {
     pub fn from_item(item: ItemFn) -> Self {
         let mut ctx = None;
         let mut params = Vec::new();
-        for (i, arg) in item.sig.inputs.iter().enumerate() {
-            let FnArg::Typed(pt) = arg else { continue };
+        // A receiver (`&self`, rejected by `check`) does not hide the context after it.
+        let typed = item.sig.inputs.iter().filter_map(|arg| match arg {
+            FnArg::Typed(pt) => Some(pt),
+            FnArg::Receiver(_) => None,
+        });
+        for (i, pt) in typed.enumerate() {
             if i == 0 && is_ctx_type(&pt.ty) {
                 let (ident, mutability) = match &*pt.pat {
                     Pat::Ident(pi) if pi.subpat.is_none() && pi.by_ref.is_none() => {

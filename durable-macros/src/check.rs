@@ -47,12 +47,7 @@ fn signature(cx: &Ctxt, wf: &Workflow) {
     if let Some(v) = &sig.variadic {
         cx.error_spanned_by(v, "a `#[durable]` fn cannot be variadic");
     }
-    if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
-        cx.error_spanned_by(
-            &sig.generics,
-            "a `#[durable]` fn cannot be generic: its input, output and frames are stored, so their types must be fixed",
-        );
-    }
+    generics(cx, &sig.generics);
     for arg in &sig.inputs {
         if let FnArg::Receiver(r) = arg {
             cx.error_spanned_by(
@@ -62,6 +57,8 @@ fn signature(cx: &Ctxt, wf: &Workflow) {
         }
     }
     match &wf.ctx {
+        // A receiver is already an error.
+        None if sig.receiver().is_some() => {}
         None => {
             let at = sig
                 .inputs
@@ -84,7 +81,8 @@ fn signature(cx: &Ctxt, wf: &Workflow) {
         }
         Some(_) => {}
     }
-    for (i, arg) in sig.inputs.iter().enumerate() {
+    let typed = sig.inputs.iter().filter(|a| matches!(a, FnArg::Typed(_)));
+    for (i, arg) in typed.enumerate() {
         if let FnArg::Typed(pt) = arg {
             if i > 0 && crate::ast::is_ctx_type(&pt.ty) {
                 cx.error_spanned_by(
@@ -107,6 +105,33 @@ fn signature(cx: &Ctxt, wf: &Workflow) {
             ty,
             "the workflow output is stored with the execution, so it must be an owned type",
         );
+    }
+}
+
+// Input: the fn's generics.
+// Output: an error on each parameter (and on a `where` clause without parameters).
+// Generic workflows are rejected rather than supported: the workflow is one type
+// registered under one name with one fingerprint, and its input, output and frames are
+// stored, so every type in them must be fixed when the macro expands.
+fn generics(cx: &Ctxt, generics: &syn::Generics) {
+    for param in &generics.params {
+        let msg = match param {
+            syn::GenericParam::Lifetime(_) => {
+                "a `#[durable]` fn cannot have lifetime parameters: its input is stored with the execution, so it must own its data"
+            }
+            syn::GenericParam::Type(_) | syn::GenericParam::Const(_) => {
+                "a `#[durable]` fn cannot be generic: its input, output and frames are stored, so their types must be fixed; write one `#[durable]` fn per concrete type (they can share generic helper fns)"
+            }
+        };
+        cx.error_spanned_by(param, msg);
+    }
+    if let Some(wc) = &generics.where_clause {
+        if generics.params.is_empty() {
+            cx.error_spanned_by(
+                wc,
+                "a `#[durable]` fn cannot have a `where` clause: its types are fixed, so there is nothing to bound",
+            );
+        }
     }
 }
 

@@ -12,13 +12,17 @@ mod ctxt;
 mod expand;
 mod lower;
 #[cfg(test)]
+mod snapshots;
+#[cfg(test)]
 mod tests;
 
 use proc_macro::TokenStream;
 
-/// Rewrites an `async fn` into a durable workflow: a unit struct of the same name that
+/// Rewrites an `async fn` into a durable workflow: a type `<name>::Workflow` that
 /// implements `durable_core::Workflow`, whose state machine saves the live locals at
-/// every durable point (`ctx.<operation>(..).await`) and resumes from them.
+/// every durable point (`ctx.<operation>(..).await`) and resumes from them, and a
+/// function item of the fn's name that stands for it in the engine's API
+/// (`engine.start(process_order, id, input)`).
 ///
 /// Arguments: `name = "..."` (the registered name; the fn name by default),
 /// `codec = json` (frames and values as JSON; `bincode` by default),

@@ -49,32 +49,32 @@ fn frames(cfg: &Cfg) -> Vec<Vec<String>> {
         .collect()
 }
 
-/// The expansion, formatted by rustfmt when it is available (for reading in failures).
+/// The expansion, formatted by prettyplease (as it stands when it does not parse).
 pub fn expansion(args: TokenStream, item: TokenStream) -> String {
-    let text = crate::expand::durable(args, item).to_string();
-    let formatted = std::process::Command::new("rustfmt")
-        .args(["--edition", "2021"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .ok()
-        .and_then(|mut child| {
-            use std::io::Write;
-            child.stdin.take()?.write_all(text.as_bytes()).ok()?;
-            let out = child.wait_with_output().ok()?;
-            out.status
-                .success()
-                .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
-        });
-    formatted.unwrap_or(text)
+    let tokens = crate::expand::durable(args, item);
+    match syn::parse2::<syn::File>(tokens.clone()) {
+        Ok(file) => prettyplease::unparse(&file),
+        Err(_) => tokens.to_string(),
+    }
+}
+
+/// The expansion of a source file holding one `#[durable(..)] async fn`: the
+/// attribute's arguments are the macro's, as when rustc expands it.
+pub fn expansion_of_source(src: &str) -> String {
+    let mut item: syn::ItemFn = syn::parse_str(src).expect("the source is one fn");
+    let at = item.attrs.iter().position(|a| a.path().is_ident("durable"));
+    let args = match at.map(|i| item.attrs.remove(i).meta) {
+        Some(syn::Meta::List(list)) => list.tokens,
+        _ => TokenStream::new(),
+    };
+    expansion(args, quote!(#item))
 }
 
 #[test]
 fn show_expansion() {
     if let Ok(path) = std::env::var("DURABLE_SHOW") {
         let src = std::fs::read_to_string(path).unwrap();
-        let item: TokenStream = src.parse().unwrap();
-        println!("{}", expansion(TokenStream::new(), item));
+        println!("{}", expansion_of_source(&src));
     }
 }
 

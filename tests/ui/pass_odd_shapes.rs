@@ -61,4 +61,12 @@ pub async fn unit_tail(ctx: Ctx, mut items: Vec<u8>) {
     }
 }
 
+/// Parameters without a name or with patterns that read alike, and a pattern parameter
+/// whose bindings cross a point.
+#[durable]
+pub async fn patterns(ctx: Ctx, _: u32, (a, b): (u32, u32), _: (u8, u8), r#in: u8) -> u32 {
+    let sum = ctx.step_infallible("sum", move || async move { a + b }).await;
+    sum + a + b + u32::from(r#in)
+}
+
 fn main() {}

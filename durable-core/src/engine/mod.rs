@@ -28,7 +28,7 @@ use crate::error::Error;
 use crate::record::{Created, ExecutionRecord, HistoryEntry, ListFilter, Status};
 use crate::store::Store;
 use crate::time::{Clock, SystemClock};
-use crate::workflow::Workflow;
+use crate::workflow::{Workflow, WorkflowFn};
 
 pub use describe::{Description, Local, PointDescription, Waiting};
 use queue::Queue;
@@ -179,8 +179,8 @@ impl EngineBuilder {
     /// Registers a workflow. Several versions of one workflow (same name, different
     /// code) may be registered side by side: each execution runs on the version whose
     /// fingerprint it carries.
-    pub fn register<W: Workflow>(mut self, _workflow: W) -> Self {
-        self.registry.register::<W>();
+    pub fn register<F: WorkflowFn>(mut self, _workflow: F) -> Self {
+        self.registry.register::<F::Workflow>();
         self
     }
 
@@ -305,13 +305,18 @@ impl Engine {
     ///
     /// Durable: when this returns `Ok`, the execution survives a crash and will run to
     /// its end on this or a later engine.
-    pub async fn start<W: Workflow>(
+    pub async fn start<F: WorkflowFn>(
         &self,
-        workflow: W,
+        workflow: F,
         id: impl Into<String>,
-        input: W::Input,
-    ) -> Result<Handle<W>, Error> {
+        input: <F::Workflow as Workflow>::Input,
+    ) -> Result<Handle<F::Workflow>, Error> {
         let id = id.into();
+        self.start_typed::<F::Workflow>(&id, input).await?;
+        Ok(self.handle(workflow, id))
+    }
+
+    async fn start_typed<W: Workflow>(&self, id: &str, input: W::Input) -> Result<(), Error> {
         let shared = &self.shared;
         if shared.is_shutting_down() {
             return Err(Error::ShutDown);
@@ -341,7 +346,7 @@ impl Engine {
         }
         let now = shared.clock.now();
         let record = ExecutionRecord {
-            id: id.clone(),
+            id: id.to_owned(),
             workflow: W::NAME.to_owned(),
             fingerprint: W::FINGERPRINT,
             seq: 0,
@@ -355,15 +360,15 @@ impl Engine {
             updated_at: now,
         };
         match shared.store.create(record, encoded.clone()).await? {
-            Created::New => shared.enqueue(&id),
+            Created::New => shared.enqueue(id),
             Created::Existing(existing) => {
                 self.check_same_start::<W>(&existing, &encoded).await?;
                 if existing.status == Status::Running {
-                    shared.enqueue(&id);
+                    shared.enqueue(id);
                 }
             }
         }
-        Ok(self.handle(workflow, id))
+        Ok(())
     }
 
     async fn check_same_start<W: Workflow>(
@@ -405,7 +410,11 @@ impl Engine {
 
     /// A handle on the execution `id` of `workflow`, e.g. to await its result after a
     /// restart. Does not check that the execution exists.
-    pub fn handle<W: Workflow>(&self, _workflow: W, id: impl Into<String>) -> Handle<W> {
+    pub fn handle<F: WorkflowFn>(
+        &self,
+        _workflow: F,
+        id: impl Into<String>,
+    ) -> Handle<F::Workflow> {
         Handle {
             engine: self.clone(),
             id: id.into(),

@@ -39,6 +39,12 @@ pub struct Binding {
     pub kind: BindingKind,
     /// The name shown for a generated binding (`for i` for a loop's iterator).
     pub label: Option<String>,
+    /// Where errors about a generated binding point (a loop's iterable), with the
+    /// user's hygiene, so rustc shows the user's code rather than the expansion.
+    pub at: Option<Span>,
+    /// The index of the workflow parameter this binding is (`order` in `order: Order`):
+    /// its type is checked as the workflow input.
+    pub param: Option<usize>,
 }
 
 impl Binding {

@@ -199,6 +199,8 @@ impl Lowerer<'_> {
             ident,
             kind,
             label: None,
+            at: None,
+            param: None,
         });
         if let Some(scope) = self.scopes.last_mut() {
             scope.bindings.push(id);
@@ -253,6 +255,8 @@ impl Lowerer<'_> {
             ident: format_ident!("__durable_t{}", id, span = Span::mixed_site()),
             kind: BindingKind::Dest,
             label: None,
+            at: None,
+            param: None,
         });
         id
     }
@@ -275,8 +279,14 @@ impl Lowerer<'_> {
             self.declare(ident, BindingKind::Ctx);
         }
         self.emit(Code::Input);
-        for param in &wf.params {
+        for (i, param) in wf.params.iter().enumerate() {
             self.bind_pat(&param.pat, false);
+            if let Pat::Ident(pi) = &param.pat {
+                if pi.subpat.is_none() && pi.by_ref.is_none() {
+                    let last = self.cfg.bindings.len() - 1;
+                    self.cfg.bindings[last].param = Some(i);
+                }
+            }
         }
         let tail = self.lower_stmts(&wf.body.stmts);
         match tail {
@@ -736,6 +746,7 @@ impl Lowerer<'_> {
         let it_binding = self.declare(it.clone(), BindingKind::Iter);
         let pat_text = f.pat.to_token_stream().to_string();
         self.cfg.bindings[it_binding].label = Some(format!("for {pat_text}"));
+        self.cfg.bindings[it_binding].at = Some(focus(&f.expr));
         let header = self.new_block(BlockKind::Plain);
         let exit = self.new_block(BlockKind::Plain);
         self.goto(header);
@@ -886,6 +897,21 @@ fn eval_children(e: &mut Expr) -> Option<(Vec<&mut Expr>, Vec<&Expr>)> {
         _ => return None,
     };
     Some((kids, Vec::new()))
+}
+
+/// The token an error about `e` points at: its first identifier (`names` in `&names`
+/// or `names.iter()`), else its first token.
+fn focus(e: &Expr) -> Span {
+    let tokens = e.to_token_stream();
+    let first = tokens.clone().into_iter().next().map(|t| t.span());
+    tokens
+        .into_iter()
+        .find_map(|t| match t {
+            proc_macro2::TokenTree::Ident(i) => Some(i.span()),
+            _ => None,
+        })
+        .or(first)
+        .unwrap_or_else(Span::call_site)
 }
 
 /// `ctx.step("charge", ..).retry(..)`: the operation chain with its arguments elided.
