@@ -32,6 +32,7 @@ macro_rules! store_conformance {
             due_returns_past_timers_earliest_first_within_the_limit,
             a_commit_moves_or_clears_the_timer,
             next_wake_is_the_earliest_timer,
+            timers_after_reads_the_index_from_a_cursor,
             list_filters_by_status_and_workflow_in_id_order,
             claims_exclude_other_owners_until_expiry_or_release,
             ids_with_slashes_and_nuls_do_not_collide,
@@ -387,6 +388,41 @@ pub async fn next_wake_is_the_earliest_timer(store: SharedStore) {
     };
     store.commit(commit(&later, Vec::new(), 0)).await.unwrap();
     assert_eq!(store.next_wake().await.unwrap(), Some(at(30)));
+}
+
+pub async fn timers_after_reads_the_index_from_a_cursor(store: SharedStore) {
+    for (id, at) in [("b", 10), ("a", 10), ("a\0", 10), ("c", 20), ("d", 30)] {
+        store.create(waking(id, at), Vec::new()).await.unwrap();
+    }
+    let t = Timestamp::from_millis;
+    let entry = |at: u64, id: &str| (t(at), id.to_owned());
+    let all = store.timers_after(None, t(u64::MAX), 100).await.unwrap();
+    assert_eq!(
+        all,
+        [
+            entry(10, "a"),
+            entry(10, "a\0"),
+            entry(10, "b"),
+            entry(20, "c"),
+            entry(30, "d")
+        ]
+    );
+    assert_eq!(store.timers_after(None, t(10), 2).await.unwrap(), all[..2]);
+    let after = Some((t(10), "a"));
+    assert_eq!(
+        store.timers_after(after, t(20), 100).await.unwrap(),
+        all[1..4]
+    );
+    let after = Some((t(10), "b"));
+    assert_eq!(store.timers_after(after, t(19), 100).await.unwrap(), []);
+    let after = Some((t(15), "zzz"));
+    assert_eq!(
+        store.timers_after(after, t(99), 1).await.unwrap(),
+        all[3..4]
+    );
+    let after = Some((t(30), "d"));
+    assert_eq!(store.timers_after(after, t(u64::MAX), 9).await.unwrap(), []);
+    assert_eq!(store.timers_after(None, t(99), 0).await.unwrap(), []);
 }
 
 pub async fn list_filters_by_status_and_workflow_in_id_order(store: SharedStore) {
