@@ -120,8 +120,9 @@ fn raw_sled(records: usize, batch: usize, fdatasync: bool) -> f64 {
     rate
 }
 
-async fn one_execution_in_memory(steps: u32) -> f64 {
-    let engine = Engine::builder(durable_core::MemoryStore::new())
+/// Steps per second of one execution of `steps` no-op steps on `store`.
+async fn one_execution_on(store: impl durable_core::Store, steps: u32) -> f64 {
+    let engine = Engine::builder(store)
         .register(noop_steps)
         .open()
         .await
@@ -140,26 +141,16 @@ async fn one_execution_in_memory(steps: u32) -> f64 {
     f64::from(steps) / elapsed.as_secs_f64()
 }
 
+async fn one_execution_in_memory(steps: u32) -> f64 {
+    one_execution_on(durable_core::MemoryStore::new(), steps).await
+}
+
 async fn one_execution(steps: u32, durability: Durability) -> f64 {
     let dir = scratch("one");
-    let engine = Engine::builder(SledStore::open_with(&dir, durability).expect("store opens"))
-        .register(noop_steps)
-        .open()
-        .await
-        .expect("engine opens");
-    let start = Instant::now();
-    let done = engine
-        .start(noop_steps, "one", steps)
-        .await
-        .expect("starts")
-        .result()
-        .await
-        .expect("finishes");
-    let elapsed = start.elapsed();
-    assert_eq!(done, steps);
-    engine.shutdown().await;
+    let store = SledStore::open_with(&dir, durability).expect("store opens");
+    let rate = one_execution_on(store, steps).await;
     let _ = std::fs::remove_dir_all(&dir);
-    f64::from(steps) / elapsed.as_secs_f64()
+    rate
 }
 
 async fn concurrent(executions: u32, steps: u32) -> f64 {
