@@ -236,11 +236,10 @@ impl SledStore {
             Err(TryLockError::Error(e)) => return Err(io_error(e, "cannot lock", &lock_path)),
         }
         let data = path.join(DATA_DIR);
-        let db = sled::Config::new()
+        let config = sled::Config::new()
             .path(&data)
-            .cache_capacity(options.cache_capacity.max(1024 * 1024))
-            .open()
-            .map_err(StoreError::backend)?;
+            .cache_capacity(options.cache_capacity.max(1024 * 1024));
+        let db = open_sled(&config)?;
         let log_path = data.join(SLED_LOG);
         // Write access because some systems refuse to fsync a file opened read-only.
         let log = File::options()
@@ -476,6 +475,33 @@ pub(crate) fn read_history(db: &sled::Db, id: &str) -> Result<Vec<HistoryEntry>,
     history.extend(keys::decode_entries(&key, &execution.tail)?);
     history.retain(|entry| entry.number >= execution.history_from);
     Ok(history)
+}
+
+/// How long [`open_sled`] waits for a closed store's sled threads to let go of the
+/// directory.
+const SLED_RELEASE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Opens sled, waiting out a closed store of this process whose background threads still
+/// hold sled's own file lock.
+///
+/// Called only while holding `durable.lock`, which proves that no open store uses the
+/// directory: when the last `sled::Db` of a closed store drops, sled's background
+/// threads may hold its lock a moment longer, so a reopen in the same process can find
+/// it taken. Any other error is returned at once.
+fn open_sled(config: &sled::Config) -> Result<sled::Db, StoreError> {
+    let deadline = std::time::Instant::now() + SLED_RELEASE_TIMEOUT;
+    loop {
+        match config.open() {
+            Ok(db) => return Ok(db),
+            Err(sled::Error::Io(e))
+                if e.to_string().contains("could not acquire lock")
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            Err(e) => return Err(StoreError::backend(e)),
+        }
+    }
 }
 
 fn io_error(error: std::io::Error, doing: &str, path: &Path) -> StoreError {
