@@ -529,3 +529,35 @@ async fn locals_may_share_the_workflow_name_and_the_type_is_nameable() {
     assert_eq!(handle.result().await.unwrap(), 41);
     engine.shutdown().await;
 }
+
+#[tokio::test]
+async fn dropping_the_last_engine_stops_it_and_releases_the_store() {
+    let dir = scratch("drop");
+    let store = SledStore::open(&dir).unwrap();
+    let engine = Engine::builder(store).register(greet).open().await.unwrap();
+    let handle = engine.start(greet, "d-1", "dee".into()).await.unwrap();
+    assert_eq!(handle.result().await.unwrap(), "hello, dee");
+    drop(engine);
+    // A handle still reads the store, but does not keep the engine running.
+    assert_eq!(handle.status().await.unwrap(), Status::Completed);
+    drop(handle);
+    // Once the engine's tasks have wound down, the directory can be opened again.
+    let reopened = loop {
+        match SledStore::open(&dir) {
+            Ok(store) => break store,
+            Err(durable_core::StoreError::Locked { .. }) => tokio::task::yield_now().await,
+            Err(e) => panic!("{e}"),
+        }
+    };
+    let engine = Engine::builder(reopened)
+        .register(greet)
+        .open()
+        .await
+        .unwrap();
+    assert_eq!(
+        engine.handle(greet, "d-1").result().await.unwrap(),
+        "hello, dee"
+    );
+    engine.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

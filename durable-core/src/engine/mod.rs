@@ -101,6 +101,22 @@ impl Shared {
         }
     }
 
+    /// Stops new activations and timers and wakes every result waiter; running
+    /// activations stop at their next commit.
+    fn begin_shutdown(&self) {
+        self.shutting_down.store(true, Ordering::Release);
+        self.queue_changed.notify_one();
+        self.shutdown_signal.notify_waiters();
+        self.timers.changed.notify_one();
+        let waiters: Vec<_> = {
+            let mut waiters = self.waiters.lock().unwrap_or_else(|e| e.into_inner());
+            waiters.drain().map(|(_, w)| w).collect()
+        };
+        for waiter in waiters {
+            waiter.notify_waiters();
+        }
+    }
+
     /// Whether no execution is queued or running.
     pub fn is_idle(&self) -> bool {
         self.queue().is_idle()
@@ -272,14 +288,33 @@ impl EngineBuilder {
         }
         tokio::spawn(queue::dispatch(shared.clone()));
         tokio::spawn(timers::run(shared.clone()));
-        Ok(Engine { shared })
+        Ok(Engine {
+            _running: Arc::new(StopOnDrop(shared.clone())),
+            shared,
+        })
     }
 }
 
 /// Runs workflows over a store. Cheap to clone; clones share one engine.
+///
+/// Dropping the last clone stops the engine as [`Engine::shutdown`] does, without
+/// waiting: executions stop at their next commit and the store is released once they
+/// have. Call `shutdown().await` to know when that has happened (for example before
+/// opening the same sled directory again).
 #[derive(Clone)]
 pub struct Engine {
     shared: Arc<Shared>,
+    _running: Arc<StopOnDrop>,
+}
+
+/// Stops the engine's background work when the last [`Engine`] clone goes away;
+/// [`Handle`]s do not keep an engine running.
+struct StopOnDrop(Arc<Shared>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.begin_shutdown();
+    }
 }
 
 impl std::fmt::Debug for Engine {
@@ -416,7 +451,7 @@ impl Engine {
         id: impl Into<String>,
     ) -> Handle<F::Workflow> {
         Handle {
-            engine: self.clone(),
+            shared: self.shared.clone(),
             id: id.into(),
             workflow: PhantomData,
         }
@@ -453,17 +488,7 @@ impl Engine {
     /// is half-committed, and a later engine resumes them.
     pub async fn shutdown(&self) {
         let shared = &self.shared;
-        shared.shutting_down.store(true, Ordering::Release);
-        shared.queue_changed.notify_one();
-        shared.shutdown_signal.notify_waiters();
-        shared.timers.changed.notify_one();
-        let waiters: Vec<_> = {
-            let mut waiters = shared.waiters.lock().unwrap_or_else(|e| e.into_inner());
-            waiters.drain().map(|(_, w)| w).collect()
-        };
-        for waiter in waiters {
-            waiter.notify_waiters();
-        }
+        shared.begin_shutdown();
         let drained = tokio::time::timeout(shared.config.shutdown_timeout, async {
             loop {
                 let idle = shared.idle.notified();
@@ -485,7 +510,7 @@ impl Engine {
 
 /// A typed handle on one execution.
 pub struct Handle<W> {
-    engine: Engine,
+    shared: Arc<Shared>,
     id: String,
     workflow: PhantomData<fn() -> W>,
 }
@@ -493,7 +518,7 @@ pub struct Handle<W> {
 impl<W> Clone for Handle<W> {
     fn clone(&self) -> Self {
         Handle {
-            engine: self.engine.clone(),
+            shared: self.shared.clone(),
             id: self.id.clone(),
             workflow: PhantomData,
         }
@@ -514,7 +539,7 @@ impl<W: Workflow> Handle<W> {
 
     /// The execution's current status.
     pub async fn status(&self) -> Result<Status, Error> {
-        match self.engine.execution(&self.id).await? {
+        match self.shared.store.load(&self.id).await? {
             Some(record) => Ok(record.status),
             None => Err(Error::NotFound {
                 id: self.id.clone(),
@@ -531,15 +556,15 @@ impl<W: Workflow> Handle<W> {
     where
         W::Output: DeserializeOwned,
     {
-        let shared = &self.engine.shared;
+        let shared = &self.shared;
         loop {
             let waiter = shared.waiter(&self.id);
             let done = waiter.notified();
             tokio::pin!(done);
             done.as_mut().enable();
-            let record = self
-                .engine
-                .execution(&self.id)
+            let record = shared
+                .store
+                .load(&self.id)
                 .await?
                 .ok_or_else(|| Error::NotFound {
                     id: self.id.clone(),
