@@ -92,15 +92,10 @@ where
     Box::pin(future)
 }
 
-/// Decodes the workflow input.
-pub fn decode_input<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Interrupt> {
-    decode_value(bytes).map_err(|e| Interrupt::codec("cannot decode the workflow input", e))
-}
-
 /// Decodes the input of workflow `W`: the `Workflow` trait's bounds make it decodable, so
 /// the call adds no error of its own when the macro's input check fails.
 pub fn decode_workflow_input<W: crate::Workflow>(bytes: &[u8]) -> Result<W::Input, Interrupt> {
-    decode_input(bytes)
+    decode_value(bytes).map_err(|e| Interrupt::codec("cannot decode the workflow input", e))
 }
 
 /// A local that crosses a block boundary of the state machine.
@@ -134,48 +129,6 @@ impl<T> Slot<T> {
             Some(value) => value,
             None => panic!("durable: internal error: a state-machine slot was read before it was written; please report this bug"),
         }
-    }
-}
-
-/// Appends a slot's value to a frame.
-pub fn encode_slot<T: Serialize + DeserializeOwned>(
-    writer: &mut FrameWriter,
-    slot: &Slot<T>,
-    local: &str,
-) -> Result<(), CodecError> {
-    match &slot.0 {
-        Some(value) => writer.push_checked(value).map_err(|e| CodecError::Encode {
-            message: format!("local `{local}`: {e}"),
-        }),
-        None => Err(CodecError::Encode {
-            message: format!("local `{local}` has no value at this point"),
-        }),
-    }
-}
-
-/// Fills a slot from the next value of a frame.
-pub fn decode_slot<T: DeserializeOwned>(
-    reader: &mut FrameReader<'_>,
-    slot: &mut Slot<T>,
-    local: &str,
-) -> Result<(), Interrupt> {
-    let value = reader.read().map_err(|e| {
-        Interrupt::codec(&format!("cannot decode local `{local}` from the frame"), e)
-    })?;
-    slot.put(value);
-    Ok(())
-}
-
-/// A slot's value as JSON, for inspection.
-pub fn slot_json<T: Serialize>(
-    slot: &Slot<T>,
-    local: &str,
-) -> Result<serde_json::Value, Interrupt> {
-    match &slot.0 {
-        Some(value) => serde_json::to_value(value).map_err(|e| {
-            Interrupt::Failed(format!("local `{local}` cannot be shown as JSON: {e}"))
-        }),
-        None => Ok(serde_json::Value::Null),
     }
 }
 

@@ -63,7 +63,9 @@ impl Workflow for Count {
             let out: Result<u64, StepError<String>> = 'machine: loop {
                 match block {
                     0 => {
-                        let n: u32 = p::decode_input(input.as_deref().unwrap_or_default())?;
+                        let n = p::decode_workflow_input::<Count>(
+                            input.as_deref().unwrap_or_default(),
+                        )?;
                         let total = 0u64;
                         s_iter.put({
                             // Which trait applies depends on the type.
@@ -89,10 +91,10 @@ impl Workflow for Count {
                     }
                     2 => {
                         let entered = p::enter(&__ctx, 0, |w| {
-                            p::encode_slot(w, &s_n, "n")?;
-                            p::encode_slot(w, &s_total, "total")?;
-                            p::encode_slot(w, &s_i, "i")?;
-                            p::encode_slot(w, &s_iter, "iter")?;
+                            p::SlotCodec::new().encode(w, &s_n, "n")?;
+                            p::SlotCodec::new().encode(w, &s_total, "total")?;
+                            p::SlotCodec::new().encode(w, &s_i, "i")?;
+                            p::SlotCodec::new().encode(w, &s_iter, "iter")?;
                             Ok(())
                         })?;
                         let i = s_i.take();
@@ -128,10 +130,10 @@ impl Workflow for Count {
                         let mut r = p::frame_reader(bytes)?;
                         match r.point() {
                             0 => {
-                                p::decode_slot(&mut r, &mut s_n, "n")?;
-                                p::decode_slot(&mut r, &mut s_total, "total")?;
-                                p::decode_slot(&mut r, &mut s_i, "i")?;
-                                p::decode_slot(&mut r, &mut s_iter, "iter")?;
+                                p::SlotCodec::new().decode(&mut r, &mut s_n, "n")?;
+                                p::SlotCodec::new().decode(&mut r, &mut s_total, "total")?;
+                                p::SlotCodec::new().decode(&mut r, &mut s_i, "i")?;
+                                p::SlotCodec::new().decode(&mut r, &mut s_iter, "iter")?;
                                 p::frame_done(r)?;
                                 block = 2;
                             }
