@@ -21,6 +21,10 @@
 //! - A commit that sets a wake-up time earlier than the deadline the service sleeps
 //!   until wakes the service: `armed` holds that deadline, and `u64::MAX` while the
 //!   service is reading the store, so no commit can slip between its read and its sleep.
+//! - An auto-advancing test clock is moved only on a reading of the queue taken after
+//!   the service registered for `room` and published its watch, so every activation
+//!   that ends either is in that reading or wakes the service: the engine never sits
+//!   idle with a timer pending and the clock standing still.
 //! - The service keeps at most [`Signals::high_water`] executions queued or running: it
 //!   hands out due timers in batches and waits for room, so a million due timers never
 //!   sit in memory at once.
@@ -156,16 +160,22 @@ pub(super) async fn run(shared: Arc<Shared>) {
         // Sleep until `next`; an auto-advancing test clock instead jumps there once the
         // engine is idle, which the end of an activation reports through `room`.
         loop {
-            if let Some(at) = next {
-                if shared.is_idle() && shared.clock.skip_idle_to(at) {
-                    break;
-                }
-            }
+            // Listen for `room` and publish the watch *before* reading whether the engine
+            // is idle, and decide on that one reading: an activation that ends after the
+            // read finds the watch and notifies the listener; one that ended before it is
+            // seen by the read (the queue lock orders the two). Reading idleness before
+            // the watch was up lost the wake-up of an activation ending in between, and
+            // the clock then never advanced.
             let room = shared.timers.room.notified();
             tokio::pin!(room);
             room.as_mut().enable();
             shared.timers.watch.store(0, Ordering::SeqCst);
             let idle = shared.is_idle();
+            if let Some(at) = next {
+                if idle && shared.clock.skip_idle_to(at) {
+                    break;
+                }
+            }
             tokio::select! {
                 _ = &mut changed => break,
                 _ = &mut shutdown => return,
