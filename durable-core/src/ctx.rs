@@ -288,22 +288,24 @@ impl PointRun {
             .await
     }
 
-    /// Commits the operation's outcome; after this, the point is done.
+    /// Commits the operation's outcome; after this, the point is done. Returns the
+    /// outcome decoded from the bytes it committed: what a resume after this point
+    /// decodes, so the workflow sees the same value whether or not it restarts here (a
+    /// type may not survive serialization unchanged: skipped fields, a normalising
+    /// `Serialize`).
     ///
-    /// The outcome is encoded before the returned future starts, so the future does not
-    /// borrow it (and need not be `Sync`).
-    pub(crate) fn complete<T: serde::Serialize + serde::de::DeserializeOwned>(
+    /// The outcome is encoded and decoded before the returned future starts, so the
+    /// future does not borrow it (and need not be `Sync`).
+    pub(crate) fn complete<T: serde::Serialize + serde::de::DeserializeOwned + Send>(
         self,
         outcome: &T,
         events: Vec<Event>,
-    ) -> impl std::future::Future<Output = Result<(), Interrupt>> + Send {
+    ) -> impl std::future::Future<Output = Result<T, Interrupt>> + Send {
         let codec = self.ctx.codec();
-        let encoded = codec
+        let recorded = codec
             .encode_value(outcome)
             .and_then(|bytes| {
-                // Debug builds read every outcome back, so that a type the codec cannot
-                // decode fails here rather than at resume.
-                if cfg!(debug_assertions) {
+                let value =
                     crate::codec::decode_value::<T>(&bytes).map_err(|e| CodecError::Decode {
                         message: format!(
                             "the outcome encodes but does not decode with the {} codec ({e}); \
@@ -311,8 +313,7 @@ impl PointRun {
                             codec.name()
                         ),
                     })?;
-                }
-                Ok(bytes)
+                Ok((bytes, value))
             })
             .map_err(|e| {
                 Interrupt::Failed(format!(
@@ -321,7 +322,7 @@ impl PointRun {
                 ))
             });
         async move {
-            let outcome = encoded?;
+            let (outcome, value) = recorded?;
             self.ctx
                 .check_size("the outcome", self.point, outcome.len())?;
             self.progress(PointState::Completed { outcome }, None, events)
@@ -329,7 +330,7 @@ impl PointRun {
             if self.ctx.should_yield() {
                 return Err(Interrupt::Yielded);
             }
-            Ok(())
+            Ok(value)
         }
     }
 }

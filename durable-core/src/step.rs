@@ -29,8 +29,9 @@ impl Ctx {
     ///
     /// Awaited directly in a `#[durable]` fn, it runs the body (retrying as its policy
     /// says), records the outcome, and returns `Ok(T)` or the [`StepError`] it gave up
-    /// with. Once recorded, the outcome is returned again on resume without running the
-    /// body. The body communicates through its return value: changes it makes to
+    /// with. What it returns is the outcome as recorded (decoded from the store, as a
+    /// resume would see it), and once recorded it is returned again on resume without
+    /// running the body. The body communicates through its return value: changes it makes to
     /// variables it captures are not recorded.
     ///
     /// ```
@@ -207,8 +208,7 @@ where
                         attempt: interrupted,
                         retry_at: None,
                     };
-                    run.complete(&outcome, vec![event]).await?;
-                    return Ok(outcome);
+                    return run.complete(&outcome, vec![event]).await;
                 }
                 let retry_at = run
                     .now()
@@ -249,8 +249,7 @@ where
                 Ok(Ok(value)) => {
                     let outcome = Ok(value);
                     let event = Event::StepSucceeded { name, attempt };
-                    run.complete(&outcome, vec![event]).await?;
-                    return Ok(outcome);
+                    return run.complete(&outcome, vec![event]).await;
                 }
                 Ok(Err(error)) => error,
             };
@@ -267,8 +266,7 @@ where
                     error,
                     attempts: attempt,
                 });
-                run.complete(&outcome, vec![event]).await?;
-                return Ok(outcome);
+                return run.complete(&outcome, vec![event]).await;
             }
             let retry_at = run
                 .now()
@@ -356,8 +354,7 @@ where
         match AssertUnwindSafe(body()).catch_unwind().await {
             Ok(value) => {
                 let event = Event::StepSucceeded { name, attempt: 1 };
-                run.complete(&value, vec![event]).await?;
-                Ok(value)
+                run.complete(&value, vec![event]).await
             }
             Err(panic) => Err(Interrupt::Failed(format!(
                 "step `{name}` panicked: {}",

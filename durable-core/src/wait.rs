@@ -179,8 +179,7 @@ impl Operation for SleepOp {
                         Deadline::At(at) => at.as_millis().saturating_sub(now.as_millis()),
                     };
                     let outcome = Err(WaitError::TooFar { name, requested_ms });
-                    run.complete(&outcome, Vec::new()).await?;
-                    return Ok(outcome);
+                    return run.complete(&outcome, Vec::new()).await;
                 };
                 if until > now {
                     let started = Event::WaitStarted {
@@ -199,8 +198,7 @@ impl Operation for SleepOp {
             return Err(Interrupt::Suspended);
         }
         run.complete(&Ok::<(), WaitError>(()), vec![Event::WaitFinished { name }])
-            .await?;
-        Ok(Ok(()))
+            .await
     }
 }
 
@@ -340,14 +338,22 @@ where
                         attempts: attempt,
                     })
                 };
-                run.complete(&outcome, vec![event]).await?;
-                return Ok(outcome);
+                return run.complete(&outcome, vec![event]).await;
             }
             let next_check = run
                 .now()
                 .saturating_add(policy.jittered_delay_after(attempt));
             let encoded = run.ctx().codec().encode_value(&state).map_err(|e| {
                 Interrupt::Failed(format!("cannot save the state of wait `{name}`: {e}"))
+            })?;
+            // The next check gets the state as committed, as it would after a restart;
+            // decoded before the commit, so a state that cannot be read back is never
+            // committed.
+            let committed = decode_value(&encoded).map_err(|e| {
+                Interrupt::codec(
+                    &format!("the state of wait `{name}` encodes but does not decode"),
+                    e,
+                )
             })?;
             let event = Event::ConditionChecked {
                 name: name.clone(),
@@ -365,6 +371,7 @@ where
             if suspend {
                 return Err(Interrupt::Suspended);
             }
+            state = committed;
             attempt += 1;
         }
     }
