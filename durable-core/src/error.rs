@@ -197,6 +197,17 @@ pub enum Error {
         /// What happened.
         message: String,
     },
+    /// The execution runs another workflow than the one the handle was made for
+    /// ([`Engine::handle`](crate::Engine::handle) cannot check without reading the
+    /// store, so the handle's first read does).
+    WrongWorkflow {
+        /// The execution id.
+        id: String,
+        /// The workflow the handle was made for.
+        expected: String,
+        /// The workflow the execution runs.
+        found: String,
+    },
     /// The execution is parked: no registered version of its workflow matches the code
     /// that wrote its state. Its data is intact; registering the matching version
     /// resumes it.
@@ -240,6 +251,14 @@ impl fmt::Display for Error {
             ),
             Error::NotFound { id } => write!(f, "no execution with id {id:?}"),
             Error::Failed { id, message } => write!(f, "execution {id:?} failed: {message}"),
+            Error::WrongWorkflow {
+                id,
+                expected,
+                found,
+            } => write!(
+                f,
+                "execution {id:?} runs workflow `{found}`, not `{expected}` as the handle expects"
+            ),
             Error::Parked { id, message } => write!(f, "execution {id:?} is parked: {message}"),
             Error::Corrupt { id, message } => {
                 write!(f, "execution {id:?} has unreadable state: {message}")

@@ -62,6 +62,7 @@
 //! durable default store is `durable-store-sled`.
 #![deny(missing_docs)]
 
+mod canonical;
 mod codec;
 mod ctx;
 mod engine;

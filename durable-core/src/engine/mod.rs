@@ -23,8 +23,9 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use tokio::sync::{Notify, Semaphore};
 
+use crate::canonical::canonical;
 use crate::codec::decode_value;
-use crate::error::Error;
+use crate::error::{Error, StoreError};
 use crate::record::{Created, ExecutionRecord, HistoryEntry, ListFilter, Status};
 use crate::store::Store;
 use crate::time::{Clock, SystemClock};
@@ -336,7 +337,9 @@ impl Engine {
     ///
     /// The id is an idempotency key: starting the same id with the same input returns a
     /// handle to the existing execution (running or finished) and runs nothing twice;
-    /// the same id with another input or workflow is [`Error::IdConflict`].
+    /// the same id with another input or workflow is [`Error::IdConflict`]. Inputs are
+    /// compared by value, not by their bytes: map entries in any order are equal, and so
+    /// are the elements of a `HashSet`; other sequences are compared in order.
     ///
     /// Durable: when this returns `Ok`, the execution survives a crash and will run to
     /// its end on this or a later engine.
@@ -397,7 +400,8 @@ impl Engine {
         match shared.store.create(record, encoded.clone()).await? {
             Created::New => shared.enqueue(id),
             Created::Existing(existing) => {
-                self.check_same_start::<W>(&existing, &encoded).await?;
+                self.check_same_start::<W>(&existing, &input, &encoded)
+                    .await?;
                 if existing.status == Status::Running {
                     shared.enqueue(id);
                 }
@@ -409,6 +413,7 @@ impl Engine {
     async fn check_same_start<W: Workflow>(
         &self,
         existing: &ExecutionRecord,
+        input: &W::Input,
         encoded: &[u8],
     ) -> Result<(), Error> {
         let conflict = |reason: String| Error::IdConflict {
@@ -430,12 +435,19 @@ impl Engine {
             .ok_or_else(|| Error::NotFound {
                 id: existing.id.clone(),
             })?;
-        // Compare values, not bytes: the stored input may use another codec.
-        let same = stored == encoded
-            || decode_value::<W::Input>(&stored)
-                .ok()
-                .and_then(|v| W::CODEC.encode_value(&v).ok())
-                .is_some_and(|b| b == encoded);
+        if stored == encoded {
+            return Ok(());
+        }
+        // Compare values, not bytes: the stored input may use another codec, and maps and
+        // sets encode in an order that differs between equal values.
+        let stored: W::Input = decode_value(&stored).map_err(|e| {
+            conflict(format!(
+                "its stored input cannot be read as this workflow's input: {e}"
+            ))
+        })?;
+        let same = canonical(&stored)
+            .and_then(|stored| Ok(stored == canonical(input)?))
+            .map_err(|e| conflict(format!("its inputs cannot be compared: {e}")))?;
         if same {
             Ok(())
         } else {
@@ -444,7 +456,9 @@ impl Engine {
     }
 
     /// A handle on the execution `id` of `workflow`, e.g. to await its result after a
-    /// restart. Does not check that the execution exists.
+    /// restart. Reads nothing: the handle's `result` and `status` check that the
+    /// execution exists ([`Error::NotFound`]) and runs `workflow`
+    /// ([`Error::WrongWorkflow`], rather than decoding another workflow's output).
     pub fn handle<F: WorkflowFn>(
         &self,
         _workflow: F,
@@ -538,20 +552,43 @@ impl<W: Workflow> Handle<W> {
     }
 
     /// The execution's current status.
+    ///
+    /// [`Error::WrongWorkflow`] if the execution runs another workflow than `W`, and
+    /// [`Error::ShutDown`] once the engine has shut down and closed its store.
     pub async fn status(&self) -> Result<Status, Error> {
-        match self.shared.store.load(&self.id).await? {
-            Some(record) => Ok(record.status),
-            None => Err(Error::NotFound {
+        Ok(self.load().await?.status)
+    }
+
+    /// The execution's record, checked to be an execution of `W`.
+    async fn load(&self) -> Result<ExecutionRecord, Error> {
+        let record = match self.shared.store.load(&self.id).await {
+            Ok(record) => record,
+            // What the caller needs to know is that the engine is gone, not how its
+            // store reacts to that.
+            Err(StoreError::Closed) if self.shared.is_shutting_down() => {
+                return Err(Error::ShutDown)
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let record = record.ok_or_else(|| Error::NotFound {
+            id: self.id.clone(),
+        })?;
+        if record.workflow != W::NAME {
+            return Err(Error::WrongWorkflow {
                 id: self.id.clone(),
-            }),
+                expected: W::NAME.to_owned(),
+                found: record.workflow,
+            });
         }
+        Ok(record)
     }
 
     /// Waits for the execution to finish and returns its output.
     ///
     /// Works from any task, and after a restart on a new engine over the same store.
     /// Returns [`Error::Failed`] if the execution failed, [`Error::Parked`] if it is
-    /// parked, and [`Error::ShutDown`] if the engine shuts down first.
+    /// parked, [`Error::WrongWorkflow`] if it runs another workflow than `W`, and
+    /// [`Error::ShutDown`] if the engine shuts down first.
     pub async fn result(&self) -> Result<W::Output, Error>
     where
         W::Output: DeserializeOwned,
@@ -562,13 +599,7 @@ impl<W: Workflow> Handle<W> {
             let done = waiter.notified();
             tokio::pin!(done);
             done.as_mut().enable();
-            let record = shared
-                .store
-                .load(&self.id)
-                .await?
-                .ok_or_else(|| Error::NotFound {
-                    id: self.id.clone(),
-                })?;
+            let record = self.load().await?;
             match record.status {
                 Status::Completed => {
                     let output = record.output.as_deref().unwrap_or_default();
