@@ -189,8 +189,10 @@ pub enum Error {
         /// The execution id.
         id: String,
     },
-    /// The execution failed: a workflow or step body panicked, or its state could not be
-    /// read back.
+    /// The execution failed without an output: the workflow panicked between points or
+    /// in an infallible step, or its state could not be read back. (A `Result` workflow
+    /// that returned `Err` has failed too, but [`Handle::result`](crate::Handle::result)
+    /// returns its output.)
     Failed {
         /// The execution id.
         id: String,
@@ -301,6 +303,7 @@ impl From<CodecError> for Error {
 ///     match e {
 ///         StepError::Failed { error, attempts } => format!("{error} after {attempts} attempts"),
 ///         StepError::Interrupted { attempts } => format!("outcome unknown after {attempts}"),
+///         StepError::Panicked { message, .. } => format!("bug: {message}"),
 ///         _ => "other".into(),
 ///     }
 /// }
@@ -322,6 +325,16 @@ pub enum StepError<E> {
         /// How many attempts were started.
         attempts: u32,
     },
+    // New variants go last: recorded outcomes name variants by position.
+    /// The body panicked on its last attempt and the retry policy gave up (attempts
+    /// exhausted, or a [`retry_if`](crate::Step::retry_if) predicate is set and the
+    /// step does not [`retry_panics`](crate::Step::retry_panics)).
+    Panicked {
+        /// The panic's message (its payload, when that is a string).
+        message: String,
+        /// How many attempts ran.
+        attempts: u32,
+    },
 }
 
 impl<E> StepError<E> {
@@ -329,14 +342,16 @@ impl<E> StepError<E> {
     pub fn into_error(self) -> Option<E> {
         match self {
             StepError::Failed { error, .. } => Some(error),
-            StepError::Interrupted { .. } => None,
+            StepError::Interrupted { .. } | StepError::Panicked { .. } => None,
         }
     }
 
     /// How many attempts were made.
     pub fn attempts(&self) -> u32 {
         match self {
-            StepError::Failed { attempts, .. } | StepError::Interrupted { attempts } => *attempts,
+            StepError::Failed { attempts, .. }
+            | StepError::Interrupted { attempts }
+            | StepError::Panicked { attempts, .. } => *attempts,
         }
     }
 }
@@ -351,6 +366,9 @@ impl<E: fmt::Display> fmt::Display for StepError<E> {
                 f,
                 "at-most-once step interrupted after {attempts} attempt(s); its outcome is unknown"
             ),
+            StepError::Panicked { message, attempts } => {
+                write!(f, "step panicked after {attempts} attempt(s): {message}")
+            }
         }
     }
 }

@@ -70,6 +70,7 @@ mod error;
 mod private;
 mod record;
 mod retry;
+mod returned_err;
 mod step;
 mod store;
 mod time;

@@ -29,7 +29,9 @@ pub enum Status {
     Suspended,
     /// Finished; `output` holds the workflow's return value.
     Completed,
-    /// Failed for good (a panic, or state that cannot be read back); `message` says why.
+    /// Failed for good; `message` says why. Either a `Result` workflow returned `Err`
+    /// (its output is kept in `output`), or it cannot go on: a panic between points or
+    /// in an infallible step, or state that cannot be read back (no `output`).
     Failed,
     /// Waiting for an operator: no registered workflow version matches its state.
     Parked,
@@ -70,7 +72,8 @@ pub struct ExecutionRecord {
     pub position: Option<Position>,
     /// When the execution should be woken, if it waits for a time.
     pub wake_at: Option<Timestamp>,
-    /// The encoded output (value envelope) once completed.
+    /// The encoded output (value envelope) once the workflow returned: completed, or
+    /// failed by returning `Err`.
     pub output: Option<Vec<u8>>,
     /// Why the execution failed or is parked.
     pub message: Option<String>,
@@ -214,6 +217,18 @@ pub enum Event {
     Parked {
         /// Why.
         message: String,
+    },
+    // New variants go last: stored history names variants by position.
+    /// A step attempt panicked; it counts as a failed attempt.
+    StepPanicked {
+        /// The step's name.
+        name: String,
+        /// The attempt, from 1.
+        attempt: u32,
+        /// The panic's message.
+        message: String,
+        /// When the next attempt runs, `None` if the step gave up.
+        retry_at: Option<Timestamp>,
     },
 }
 

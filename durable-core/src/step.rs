@@ -9,7 +9,10 @@
 //!
 //! A failed attempt is committed with its error and, if the policy allows another, the
 //! wake-up time of the next one; with a non-zero delay the execution suspends (leaves
-//! memory) until then.
+//! memory) until then. An attempt whose body panics is a failed attempt too, with the
+//! panic's message; it is retried like an error unless a `retry_if` predicate is set
+//! (which cannot judge a panic) and [`Step::retry_panics`] does not ask for it. A panic
+//! in an infallible step fails the execution: it has no error to record.
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -23,6 +26,7 @@ use crate::error::StepError;
 use crate::private::{AwaitedInDurableFn, Interrupt, Operation};
 use crate::record::{Event, PointState};
 use crate::retry::RetryPolicy;
+use crate::time::Timestamp;
 
 impl Ctx {
     /// A step running `body`, a closure returning a future of `Result<T, E>`.
@@ -33,6 +37,14 @@ impl Ctx {
     /// resume would see it), and once recorded it is returned again on resume without
     /// running the body. The body communicates through its return value: changes it makes to
     /// variables it captures are not recorded.
+    ///
+    /// # Panics in the body
+    ///
+    /// A panic in the body (the closure or its future) does not unwind into the workflow:
+    /// it is a failed attempt with the panic's message, retried as the policy says, and
+    /// the step gives up with [`StepError::Panicked`]. Under [`Step::retry_if`] a panic is
+    /// not retried unless [`Step::retry_panics`] says so. A panic in workflow code between
+    /// durable points (or in an infallible step) fails the execution instead.
     ///
     /// ```
     /// # use durable_core::{durable, Ctx, StepError, RetryPolicy};
@@ -73,13 +85,16 @@ impl Ctx {
             policy: RetryPolicy::none(),
             retry_if: always,
             at_most_once: false,
+            retry_panics: None,
         }
     }
 
     /// A step whose body cannot fail: its value is recorded and returned as is.
     ///
     /// Runs at least once: if the process dies while the body runs, it runs again on
-    /// resume.
+    /// resume. A panic in the body fails the execution, as a panic in workflow code
+    /// does: nothing can stand in for the value, and there is no retry policy. Use
+    /// [`step`](Ctx::step) for a body that may fail or panic.
     pub fn step_infallible<F, Fut, T>(&self, name: impl Into<String>, body: F) -> InfallibleStep<F>
     where
         F: FnOnce() -> Fut + Send,
@@ -105,6 +120,9 @@ pub struct Step<F, P> {
     policy: RetryPolicy,
     retry_if: P,
     at_most_once: bool,
+    /// Whether a panic may be retried; `None`: yes, as no `retry_if` predicate is set
+    /// (setting one makes it `Some(false)` unless the user chose).
+    retry_panics: Option<bool>,
 }
 
 impl<F, P> std::fmt::Debug for Step<F, P> {
@@ -125,7 +143,8 @@ impl<F, P> Step<F, P> {
     }
 
     /// Retries only errors for which `predicate` returns `true`; others fail the step at
-    /// once.
+    /// once. A panic, which the predicate cannot judge, then fails the step at once too,
+    /// unless [`retry_panics`](Step::retry_panics) says otherwise.
     pub fn retry_if<E, Q>(self, predicate: Q) -> Step<F, Q>
     where
         Q: Fn(&E) -> bool + Send,
@@ -136,7 +155,17 @@ impl<F, P> Step<F, P> {
             policy: self.policy,
             retry_if: predicate,
             at_most_once: self.at_most_once,
+            // The predicate cannot judge a panic: not retried unless asked for.
+            retry_panics: self.retry_panics.or(Some(false)),
         }
+    }
+
+    /// Whether an attempt whose body panicked may be retried (if the policy allows
+    /// another attempt). By default it may, unless a [`retry_if`](Step::retry_if)
+    /// predicate is set: the predicate cannot judge a panic.
+    pub fn retry_panics(mut self, retry: bool) -> Self {
+        self.retry_panics = Some(retry);
+        self
     }
 
     /// Runs each attempt at most once: a durable "started" marker is committed before
@@ -186,7 +215,9 @@ where
             policy,
             retry_if,
             at_most_once,
+            retry_panics,
         } = self;
+        let retry_panics = retry_panics.unwrap_or(true);
         let mut attempt = match run.resumed_state() {
             None => 1,
             Some(PointState::Retrying { attempt }) => {
@@ -238,45 +269,28 @@ where
                 run.progress(PointState::Started { attempt }, None, vec![started])
                     .await?;
             }
-            let result = AssertUnwindSafe(body(attempt)).catch_unwind().await;
-            let error = match result {
-                Err(panic) => {
-                    return Err(Interrupt::Failed(format!(
-                        "step `{name}` panicked on attempt {attempt}: {}",
-                        panic_message(&*panic)
-                    )))
-                }
+            let failure = match attempt_body(&body, attempt).await {
                 Ok(Ok(value)) => {
                     let outcome = Ok(value);
                     let event = Event::StepSucceeded { name, attempt };
                     return run.complete(&outcome, vec![event]).await;
                 }
-                Ok(Err(error)) => error,
+                Ok(Err(error)) => Failure::Error(error),
+                Err(message) => Failure::Panic(message),
             };
-            let error_json = serde_json::to_string(&error)
-                .unwrap_or_else(|e| format!("<error not representable as JSON: {e}>"));
-            if !(policy.allows_another(attempt) && retry_if(&error)) {
-                let event = Event::StepFailed {
-                    name,
-                    attempt,
-                    error: error_json,
-                    retry_at: None,
+            let retry = policy.allows_another(attempt)
+                && match &failure {
+                    Failure::Error(error) => retry_if(error),
+                    Failure::Panic(_) => retry_panics,
                 };
-                let outcome = Err(StepError::Failed {
-                    error,
-                    attempts: attempt,
-                });
+            if !retry {
+                let (outcome, event) = failure.give_up(name, attempt);
                 return run.complete(&outcome, vec![event]).await;
             }
             let retry_at = run
                 .now()
                 .saturating_add(policy.jittered_delay_after(attempt));
-            let event = Event::StepFailed {
-                name: name.clone(),
-                attempt,
-                error: error_json,
-                retry_at: Some(retry_at),
-            };
+            let event = failure.event(name.clone(), attempt, Some(retry_at));
             if wait_or_go_on(&run, attempt + 1, retry_at, event).await? {
                 return Err(Interrupt::Suspended);
             }
@@ -285,12 +299,75 @@ where
     }
 }
 
+/// Runs one attempt of a step body; a panic, in the closure or in its future, is
+/// `Err` with the panic's message.
+///
+/// The closure is called before the returned future starts, so the future does not
+/// borrow it (and the closure need not be `Sync`).
+fn attempt_body<F, Fut, T, E>(
+    body: &F,
+    attempt: u32,
+) -> impl Future<Output = Result<Result<T, E>, String>>
+where
+    F: Fn(u32) -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    // The closure runs outside the future's `catch_unwind`, so it needs its own.
+    let future = std::panic::catch_unwind(AssertUnwindSafe(|| body(attempt)))
+        .map_err(|panic| panic_message(&*panic));
+    async move {
+        AssertUnwindSafe(future?)
+            .catch_unwind()
+            .await
+            .map_err(|panic| panic_message(&*panic))
+    }
+}
+
+/// How an attempt failed.
+enum Failure<E> {
+    /// The body returned an error.
+    Error(E),
+    /// The body panicked, with this message.
+    Panic(String),
+}
+
+impl<E: Serialize> Failure<E> {
+    /// The history entry of the failed attempt.
+    fn event(&self, name: String, attempt: u32, retry_at: Option<Timestamp>) -> Event {
+        match self {
+            Failure::Error(error) => Event::StepFailed {
+                name,
+                attempt,
+                error: serde_json::to_string(error)
+                    .unwrap_or_else(|e| format!("<error not representable as JSON: {e}>")),
+                retry_at,
+            },
+            Failure::Panic(message) => Event::StepPanicked {
+                name,
+                attempt,
+                message: message.clone(),
+                retry_at,
+            },
+        }
+    }
+
+    /// The step's outcome when it gives up after this failure, and its history entry.
+    fn give_up<T>(self, name: String, attempts: u32) -> (Result<T, StepError<E>>, Event) {
+        let event = self.event(name, attempts, None);
+        let error = match self {
+            Failure::Error(error) => StepError::Failed { error, attempts },
+            Failure::Panic(message) => StepError::Panicked { message, attempts },
+        };
+        (Err(error), event)
+    }
+}
+
 /// Commits that attempt `next` runs at `retry_at`; returns whether the execution must
 /// suspend until then (a zero delay goes on at once).
 async fn wait_or_go_on(
     run: &PointRun,
     next: u32,
-    retry_at: crate::time::Timestamp,
+    retry_at: Timestamp,
     event: Event,
 ) -> Result<bool, Interrupt> {
     let suspend = retry_at > run.now();
@@ -351,13 +428,21 @@ where
 
     async fn run(self, run: PointRun) -> Result<T, Interrupt> {
         let InfallibleStep { name, body } = self;
-        match AssertUnwindSafe(body()).catch_unwind().await {
+        // A panic in the closure itself, before it returns a future, is caught too.
+        let value = match std::panic::catch_unwind(AssertUnwindSafe(body)) {
+            Ok(future) => AssertUnwindSafe(future).catch_unwind().await,
+            Err(panic) => Err(panic),
+        };
+        match value {
             Ok(value) => {
                 let event = Event::StepSucceeded { name, attempt: 1 };
                 run.complete(&value, vec![event]).await
             }
+            // Nothing can stand for the value it did not return, and it has no retry
+            // policy: the execution fails, as for a panic between points.
             Err(panic) => Err(Interrupt::Failed(format!(
-                "step `{name}` panicked: {}",
+                "infallible step `{name}` panicked: {} (a step that may fail is a \
+                 `ctx.step` with a retry policy)",
                 panic_message(&*panic)
             ))),
         }

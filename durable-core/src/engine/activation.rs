@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use futures_util::FutureExt;
 
+use super::registry::Returned;
 use super::Shared;
 use crate::ctx::{Change, Ctx};
 use crate::error::StoreError;
@@ -109,17 +110,29 @@ async fn run_claimed(
         ))),
     };
     match outcome {
-        Ok(output) => {
+        Ok(Returned { output, error }) => {
+            // A `Result` workflow that returned `Err` failed in its own terms: it is
+            // listed as failed, and its output is kept for `Handle::result`.
+            let (status, message, event) = match error {
+                None => (Status::Completed, None, Event::Completed),
+                Some(error) => {
+                    let message = format!("the workflow returned an error: {error}");
+                    let event = Event::Failed {
+                        message: message.clone(),
+                    };
+                    (Status::Failed, Some(message), event)
+                }
+            };
             finish(
                 &ctx,
                 Change {
-                    status: Status::Completed,
+                    status,
                     position: None,
                     point: None,
                     wake_at: None,
                     output: Some(output),
-                    message: None,
-                    events: vec![Event::Completed],
+                    message,
+                    events: vec![event],
                 },
             )
             .await

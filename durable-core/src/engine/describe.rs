@@ -38,7 +38,8 @@ pub struct Description {
     pub locals_unavailable: Option<String>,
     /// What it waits for, if it is suspended.
     pub waiting_for: Option<Waiting>,
-    /// The output decoded to JSON, once completed.
+    /// The output decoded to JSON, once the workflow returned (completed, or failed by
+    /// returning `Err`).
     pub output: Option<serde_json::Value>,
     /// The retained operation history, oldest first.
     pub history: Vec<HistoryEntry>,

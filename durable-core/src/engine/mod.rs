@@ -586,7 +586,10 @@ impl<W: Workflow> Handle<W> {
     /// Waits for the execution to finish and returns its output.
     ///
     /// Works from any task, and after a restart on a new engine over the same store.
-    /// Returns [`Error::Failed`] if the execution failed, [`Error::Parked`] if it is
+    /// A `Result` workflow that returned `Err` has failed (its status is
+    /// [`Status::Failed`]) but has an output, which this returns: `Ok(Err(e))`.
+    /// Returns [`Error::Failed`] if the execution failed without one (a panic between
+    /// points, state that cannot be read back), [`Error::Parked`] if it is
     /// parked, [`Error::WrongWorkflow`] if it runs another workflow than `W`, and
     /// [`Error::ShutDown`] if the engine shuts down first.
     pub async fn result(&self) -> Result<W::Output, Error>
@@ -602,6 +605,11 @@ impl<W: Workflow> Handle<W> {
             let record = self.load().await?;
             match record.status {
                 Status::Completed => {
+                    let output = record.output.as_deref().unwrap_or_default();
+                    return Ok(decode_value(output)?);
+                }
+                // A workflow that returned `Err` failed with an output: that is its result.
+                Status::Failed if record.output.is_some() => {
                     let output = record.output.as_deref().unwrap_or_default();
                     return Ok(decode_value(output)?);
                 }

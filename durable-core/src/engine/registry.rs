@@ -8,11 +8,20 @@ use crate::codec::{decode_value, Codec};
 use crate::ctx::Ctx;
 use crate::error::CodecError;
 use crate::private::{Entry, Interrupt};
+use crate::returned_err::returned_err;
 use crate::workflow::{PointInfo, Workflow};
 
-/// A type-erased state machine: runs to the encoded output (value envelope).
+/// A type-erased state machine: runs to the encoded output.
 pub(crate) type RunFn =
-    fn(Ctx, Entry) -> Pin<Box<dyn Future<Output = Result<Vec<u8>, Interrupt>> + Send>>;
+    fn(Ctx, Entry) -> Pin<Box<dyn Future<Output = Result<Returned, Interrupt>> + Send>>;
+
+/// What a workflow returned.
+pub(crate) struct Returned {
+    /// The encoded output (value envelope).
+    pub output: Vec<u8>,
+    /// The error as text, if the output is a `Result::Err`: the execution failed.
+    pub error: Option<String>,
+}
 
 /// One registered version of a workflow.
 #[derive(Clone, Copy, Debug)]
@@ -33,12 +42,14 @@ pub(crate) struct Registry {
 fn run_erased<W: Workflow>(
     ctx: Ctx,
     entry: Entry,
-) -> Pin<Box<dyn Future<Output = Result<Vec<u8>, Interrupt>> + Send>> {
+) -> Pin<Box<dyn Future<Output = Result<Returned, Interrupt>> + Send>> {
     Box::pin(async move {
         let output = W::__machine(ctx, entry).await?;
-        W::CODEC
+        let error = returned_err(&output);
+        let output = W::CODEC
             .encode_value(&output)
-            .map_err(|e| Interrupt::codec("cannot encode the workflow's output", e))
+            .map_err(|e| Interrupt::codec("cannot encode the workflow's output", e))?;
+        Ok(Returned { output, error })
     })
 }
 
