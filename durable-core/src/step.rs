@@ -35,8 +35,8 @@ impl Ctx {
     /// says), records the outcome, and returns `Ok(T)` or the [`StepError`] it gave up
     /// with. What it returns is the outcome as recorded (decoded from the store, as a
     /// resume would see it), and once recorded it is returned again on resume without
-    /// running the body. The body communicates through its return value: changes it makes to
-    /// variables it captures are not recorded.
+    /// running the body. The body communicates through its return value: changes it
+    /// makes to variables it captures are not recorded.
     ///
     /// # Panics in the body
     ///
@@ -131,6 +131,7 @@ impl<F, P> std::fmt::Debug for Step<F, P> {
             .field("name", &self.name)
             .field("policy", &self.policy)
             .field("at_most_once", &self.at_most_once)
+            .field("retry_panics", &self.retry_panics)
             .finish_non_exhaustive()
     }
 }
