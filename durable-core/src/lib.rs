@@ -78,8 +78,11 @@ mod wait;
 mod workflow;
 
 #[doc(hidden)]
-pub mod __private {
-    //! Not public API: the contract between `#[durable]`'s generated code and the engine.
+pub mod __private_v1 {
+    //! Not public API: version 1 of the contract between `#[durable]`'s generated code and
+    //! the engine. The version is part of the name, which the macro emits, so that a macro
+    //! and a core that disagree on the contract fail to compile instead of disagreeing on
+    //! what a frame means.
     pub use crate::private::*;
 }
 

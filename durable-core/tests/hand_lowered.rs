@@ -1,5 +1,5 @@
 //! The engine driven by a hand-written state machine, exactly as `#[durable]` lowers one:
-//! this pins the contract in `__private` independently of the macro.
+//! this pins the contract in `__private_v1` independently of the macro.
 //!
 //! The workflow, as a user would write it:
 //! ```ignore
@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use durable_core::__private::{self as p, Entered, Entry, Machine, PointInfo, Slot};
+use durable_core::__private_v1::{self as p, Entered, Entry, Machine, PointInfo, Slot};
 use durable_core::{
     Codec, Ctx, Engine, Event, MemoryStore, RetryPolicy, Status, StepError, Store, TestClock,
     Timestamp, Workflow,

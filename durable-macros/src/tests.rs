@@ -12,7 +12,7 @@ fn lowered(item: TokenStream) -> (Cfg, Result<(), String>) {
     let wf = Workflow::from_item(syn::parse2(item).expect("test input parses"));
     crate::check::check_signature(&cx, &wf);
     crate::check::check_body(&cx, &wf);
-    let cfg = lower::lower(&cx, &wf, &quote!(::durable_core));
+    let cfg = lower::lower(&cx, &wf);
     let result = cx.check().map_err(|e| {
         e.into_iter()
             .map(|e| e.to_string())

@@ -1,6 +1,9 @@
 //! Lowering: the body of a `#[durable]` fn → a control-flow graph of blocks, split at
 //! durable points, with the liveness of every local over it.
 //!
+//! The result ([`ir::Cfg`]) is plain data: the user's code is held as [`ir::Frag`]s, and
+//! nothing here names a runtime path; `expand` decides how every construct is spelled.
+//!
 //! Invariants the expansion relies on:
 //! - every durable point starts a block, and a block holds at most one point;
 //! - blocks are numbered in the order the lowering starts them, which is source order:
@@ -12,22 +15,24 @@
 //! - every binding (`let`, pattern, parameter) has its own id, so shadowed locals live in
 //!   separate slots.
 
-mod cfg;
+mod frag;
+pub mod ir;
 mod liveness;
 mod verbatim;
 
-pub use cfg::*;
+pub use ir::*;
 
 use std::collections::BTreeSet;
 
 use proc_macro2::{Span, TokenStream};
-use quote::{format_ident, quote, ToTokens};
+use quote::{format_ident, ToTokens};
 use syn::spanned::Spanned;
 use syn::visit_mut::VisitMut;
 use syn::{Block as SynBlock, Expr, ExprAwait, Ident, Pat, Stmt};
 
 use crate::ast::{Points, Workflow};
 use crate::ctxt::Ctxt;
+use frag::{Hole, Holes};
 use verbatim::{pat_idents, Verbatim};
 
 #[derive(Clone, Copy)]
@@ -55,11 +60,11 @@ struct LoopFrame {
 // Input: the checked workflow.
 // Output: its CFG with liveness; errors (unsupported positions, uninitialised or
 // shadowed locals that cross a boundary) in `cx`.
-pub fn lower(cx: &Ctxt, wf: &Workflow, krate: &TokenStream) -> Cfg {
+pub fn lower(cx: &Ctxt, wf: &Workflow) -> Cfg {
     let mut l = Lowerer {
         cx,
         points: wf.points(),
-        private: quote!(#krate::__private),
+        holes: Holes::new(wf.item.to_token_stream()),
         cfg: Cfg::default(),
         scopes: Vec::new(),
         loops: Vec::new(),
@@ -76,7 +81,7 @@ pub fn lower(cx: &Ctxt, wf: &Workflow, krate: &TokenStream) -> Cfg {
 struct Lowerer<'a> {
     cx: &'a Ctxt,
     points: Points<'a>,
-    private: TokenStream,
+    holes: Holes,
     cfg: Cfg,
     scopes: Vec<ScopeFrame>,
     loops: Vec<LoopFrame>,
@@ -137,7 +142,13 @@ impl Lowerer<'_> {
 
     fn emit_stmt(&mut self, stmt: Stmt) {
         let stmt = self.verbatim_stmt(stmt);
-        self.emit(Code::Stmt(Box::new(stmt)));
+        let frag = self.frag(&stmt);
+        self.emit(Code::Stmt(frag));
+    }
+
+    /// Rewritten code as a `Frag`.
+    fn frag(&self, code: &impl ToTokens) -> Frag {
+        self.holes.frag(code.to_token_stream())
     }
 
     fn set_tail(&mut self, region: RegionId, tail: Tail) {
@@ -156,7 +167,7 @@ impl Lowerer<'_> {
         &mut self,
         target: BlockId,
         dest: Option<BindingId>,
-        value: Option<Expr>,
+        value: Option<Frag>,
     ) -> GotoId {
         let from = self.cur_block();
         let id = self.cfg.gotos.len();
@@ -261,9 +272,13 @@ impl Lowerer<'_> {
         id
     }
 
-    fn put(&mut self, dest: BindingId, value: Expr) {
+    fn put(&mut self, dest: BindingId, value: Frag) {
         self.cfg.written.insert(dest);
-        self.emit(Code::Put(dest, Box::new(value)));
+        self.emit(Code::Put(dest, value));
+    }
+
+    fn put_unit(&mut self, dest: BindingId) {
+        self.put(dest, Frag::tokens(quote::quote!(())));
     }
 
     // ---- the function ------------------------------------------------------------
@@ -293,12 +308,13 @@ impl Lowerer<'_> {
             Some(e) => {
                 let v = self.lower_value(&e);
                 let v = self.verbatim_expr(v);
-                self.set_tail(self.cur, Tail::Finish(Box::new(v)));
+                let v = self.frag(&v);
+                self.set_tail(self.cur, Tail::Finish(v));
             }
             None if wf.body.stmts.last().is_some_and(diverges) => {
                 self.set_tail(self.cur, Tail::Diverged);
             }
-            None => self.set_tail(self.cur, Tail::Finish(Box::new(syn::parse_quote!(())))),
+            None => self.set_tail(self.cur, Tail::Finish(Frag::tokens(quote::quote!(())))),
         }
         self.pop_scope();
     }
@@ -358,13 +374,9 @@ impl Lowerer<'_> {
             return self.lower_control(e, Out::Discard);
         }
         if let Some(aw) = self.points.point(e) {
-            // `ctx.op(..).await;`: the outcome is dropped through a call spanned at the
-            // `.await`, so an unused `#[must_use]` outcome is reported there, as it would
-            // be without the macro.
-            let v = self.lower_point(aw);
-            let drop: Stmt =
-                syn::parse_quote_spanned!(aw.await_token.span=> ::core::convert::identity(#v););
-            return self.emit_stmt(drop);
+            self.lower_point(aw);
+            let pid = self.cfg.points.len() - 1;
+            return self.emit(Code::Discard(pid));
         }
         let value = self.lower_value(e);
         self.emit_stmt(Stmt::Expr(value, semi));
@@ -407,19 +419,18 @@ impl Lowerer<'_> {
             let t = self.new_dest();
             self.lower_control(e, Out::Put(t));
             return if self.cfg.written.contains(&t) {
-                let slot = slot_ident(t);
-                Expr::Verbatim(quote!(#slot.take()))
+                self.holes.hole(Hole::Take(t))
             } else {
                 // Nothing writes the value: the construct never completes normally.
-                Expr::Verbatim(quote!(::core::unreachable!()))
+                self.holes.hole(Hole::Unreachable)
             };
         }
         self.lower_hole(e)
     }
 
     // Input: `ctx.op(..).await`.
-    // Output: a jump to a new point block; the point block, whose code starts by
-    // binding `__durable_v` to the operation's outcome; `__durable_v`.
+    // Output: a jump to a new point block; the point block, whose code starts with the
+    // operation's outcome; an expression standing for that outcome.
     fn lower_point(&mut self, aw: &ExprAwait) -> Expr {
         if let Some(inner) = self.points.first_in_expr(&aw.base) {
             self.cx.error_at(
@@ -433,6 +444,7 @@ impl Lowerer<'_> {
         self.start_block(block);
         self.emit(Code::PointValue(pid));
         let op = self.verbatim_expr((*aw.base).clone());
+        let op = self.frag(&op);
         self.cfg.points.push(Point {
             block,
             op,
@@ -440,8 +452,7 @@ impl Lowerer<'_> {
             label: point_label(&aw.base),
             line: aw.await_token.span.start().line as u32,
         });
-        let v = value_ident();
-        syn::parse_quote!(#v)
+        self.holes.hole(Hole::Outcome)
     }
 
     // Input: an expression that is not itself a point or lowered control flow, with a
@@ -523,6 +534,7 @@ impl Lowerer<'_> {
             Out::Put(t) => {
                 let v = self.lower_value(e);
                 let v = self.verbatim_expr(v);
+                let v = self.frag(&v);
                 self.put(t, v);
             }
         }
@@ -538,7 +550,7 @@ impl Lowerer<'_> {
         match (tail, out) {
             (Some(e), out) => self.lower_into(&e, out),
             (None, Out::Put(t)) if !block.stmts.last().is_some_and(diverges) => {
-                self.put(t, syn::parse_quote!(()));
+                self.put_unit(t);
             }
             (None, _) => {}
         }
@@ -573,13 +585,14 @@ impl Lowerer<'_> {
         let cond = self.lower_value(&i.cond);
         self.push_scope(false);
         let cond = self.verbatim_expr(cond);
+        let cond = self.frag(&cond);
         let at = self.cur;
         let then_r = self.new_region();
         let else_r = self.new_region();
         self.set_tail(
             at,
             Tail::If {
-                cond: Box::new(cond),
+                cond,
                 then_r,
                 else_r,
             },
@@ -596,7 +609,7 @@ impl Lowerer<'_> {
             Some((_, e)) => self.lower_into(e, out),
             None => {
                 if let Out::Put(t) = out {
-                    self.put(t, syn::parse_quote!(()));
+                    self.put_unit(t);
                 }
             }
         }
@@ -611,6 +624,7 @@ impl Lowerer<'_> {
     fn lower_match(&mut self, m: &syn::ExprMatch, out: Out) {
         let scrut = self.lower_value(&m.expr);
         let scrut = self.verbatim_expr(scrut);
+        let scrut = self.frag(&scrut);
         let at = self.cur;
         let join = self.new_block(BlockKind::Plain);
         let mut arms = Vec::new();
@@ -629,20 +643,14 @@ impl Lowerer<'_> {
                 }
                 other => self.bind_pat(other, false),
             }
-            arms.push((pat, region));
+            arms.push((self.frag(&pat), region));
             self.emit(Code::Open);
             self.lower_into(&arm.body, out);
             self.emit(Code::Close);
             self.pop_scope();
             self.goto(join);
         }
-        self.set_tail(
-            at,
-            Tail::Match {
-                scrut: Box::new(scrut),
-                arms,
-            },
-        );
+        self.set_tail(at, Tail::Match { scrut, arms });
         self.start_block(join);
     }
 
@@ -668,9 +676,7 @@ impl Lowerer<'_> {
         self.start_block(exit);
         if !frame.is_some_and(|f| f.broken) {
             // No `break` leaves this loop: the exit block is never reached.
-            self.emit(Code::Stmt(Box::new(
-                syn::parse_quote!(::core::unreachable!();),
-            )));
+            self.emit(Code::Unreachable);
         }
     }
 
@@ -693,13 +699,14 @@ impl Lowerer<'_> {
         let cond = self.lower_value(&w.cond);
         self.push_scope(false);
         let cond = self.verbatim_expr(cond);
+        let cond = self.frag(&cond);
         let at = self.cur;
         let then_r = self.new_region();
         let else_r = self.new_region();
         self.set_tail(
             at,
             Tail::If {
-                cond: Box::new(cond),
+                cond,
                 then_r,
                 else_r,
             },
@@ -715,18 +722,18 @@ impl Lowerer<'_> {
         self.goto(exit);
         self.start_block(exit);
         if let Out::Put(t) = out {
-            self.put(t, syn::parse_quote!(()));
+            self.put_unit(t);
         }
     }
 
     // Input: `'l: for pat in iterable { body }` with a point in the body.
-    // Output: the iterable made saveable once (`ForSource`) into an iterator local; a
-    // header block matching `Iterator::next(&mut it)` on `Some(pat)` (the body, jumping
-    // back) or `None` (the exit block).
+    // Output: the iterable made saveable once into an iterator local; a header block
+    // taking the iterator's next item into `pat` (the body, jumping back) or finding none
+    // (the exit block).
     fn lower_for(&mut self, f: &syn::ExprForLoop, out: Out) {
         let iterable = self.lower_value(&f.expr);
         let iterable = self.verbatim_expr(iterable);
-        let p = self.private.clone();
+        let iterable = self.frag(&iterable);
         let it_id = self.cfg.bindings.len();
         // Located at the iterable, so an iterable whose items cannot be saved is the
         // error's location.
@@ -736,14 +743,11 @@ impl Lowerer<'_> {
             it_id,
             span = Span::mixed_site().located_at(at)
         );
-        let init: Stmt = syn::parse_quote! {
-            let #it = {
-                use #p::{ViaRange as _, ViaCollect as _};
-                (&#p::ForSource::new(#iterable)).durable_iter()
-            };
-        };
-        self.emit(Code::Stmt(Box::new(init)));
-        let it_binding = self.declare(it.clone(), BindingKind::Iter);
+        let it_binding = self.declare(it, BindingKind::Iter);
+        self.emit(Code::LoopIter {
+            iter: it_binding,
+            iterable,
+        });
         let pat_text = f.pat.to_token_stream().to_string();
         self.cfg.bindings[it_binding].label = Some(format!("for {pat_text}"));
         self.cfg.bindings[it_binding].at = Some(focus(&f.expr));
@@ -774,23 +778,19 @@ impl Lowerer<'_> {
         self.loops.pop();
         self.cur = none_r;
         self.goto(exit);
-        let pat = &f.pat;
+        let pat = self.frag(&f.pat);
         self.set_tail(
             at,
-            Tail::Match {
-                scrut: Box::new(syn::parse_quote!(::core::iter::Iterator::next(&mut #it))),
-                arms: vec![
-                    (
-                        syn::parse_quote!(::core::option::Option::Some(#pat)),
-                        some_r,
-                    ),
-                    (syn::parse_quote!(::core::option::Option::None), none_r),
-                ],
+            Tail::Next {
+                iter: it_binding,
+                pat,
+                some: some_r,
+                none: none_r,
             },
         );
         self.start_block(exit);
         if let Out::Put(t) = out {
-            self.put(t, syn::parse_quote!(()));
+            self.put_unit(t);
         }
     }
 

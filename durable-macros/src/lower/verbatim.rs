@@ -1,20 +1,20 @@
 //! Statements kept verbatim: rewritten where they leave the state machine, and read for
 //! what they mention and declare.
 
-use proc_macro2::{Span, TokenStream, TokenTree};
-use quote::{quote, quote_spanned, ToTokens};
-use syn::spanned::Spanned;
+use proc_macro2::{TokenStream, TokenTree};
+use quote::ToTokens;
 use syn::visit_mut::{self, VisitMut};
 use syn::{Block as SynBlock, Expr, Ident, Lifetime, Pat, Stmt};
 
-use super::{machine_label, mixed, Lowerer, GOTO_MARKER};
+use super::frag::Hole;
+use super::Lowerer;
 
-/// Rewrites a statement that stays verbatim and records what it mentions and declares:
-/// - `e?` → `match Try::branch(e) { Continue(v) => v, Break(r) => break '__durable_machine
-///   FromResidual::from_residual(r) }`;
-/// - `return v` → `break '__durable_machine v`;
-/// - `break`/`continue` that leave a lowered loop or labeled block → a jump marker that
-///   the expansion replaces with the puts of the target's live locals and the jump;
+/// Rewrites a statement that stays verbatim and records what it mentions and declares.
+/// Where the statement leaves the machine, its node becomes a hole (see `frag`):
+/// - `e?` → [`Hole::Try`]: leaves the machine with the residual;
+/// - `return v` → [`Hole::Return`]: leaves the machine with `v`;
+/// - `break`/`continue` that leave a lowered loop or labeled block → [`Hole::Jump`]: the
+///   puts of the target's live locals and the jump;
 /// - nothing inside closures, `async` blocks or nested items (their `?`, `return` and
 ///   `break` are their own), but their mentions of locals still count.
 pub(super) struct Verbatim<'l, 'a> {
@@ -79,7 +79,7 @@ impl<'l, 'a> Verbatim<'l, 'a> {
         }
     }
 
-    fn marker(&mut self, frame: usize, is_continue: bool, value: Option<Expr>, span: Span) -> Expr {
+    fn jump(&mut self, frame: usize, is_continue: bool, value: Option<Expr>) -> Expr {
         let f = &mut self.l.loops[frame];
         let (target, dest) = if is_continue {
             (f.cont.unwrap_or(f.brk), None)
@@ -87,10 +87,9 @@ impl<'l, 'a> Verbatim<'l, 'a> {
             f.broken = true;
             (f.brk, f.dest)
         };
+        let value = value.map(|v| self.l.frag(&v));
         let g = self.l.new_goto(target, dest, value);
-        let marker = Ident::new(GOTO_MARKER, Span::mixed_site().located_at(span));
-        let g = proc_macro2::Literal::usize_unsuffixed(g);
-        Expr::Verbatim(quote!(#marker!(#g)))
+        self.l.holes.hole(Hole::Jump(g))
     }
 
     fn macro_tokens(&mut self, mac: &mut syn::Macro) {
@@ -138,27 +137,19 @@ impl VisitMut for Verbatim<'_, '_> {
             }
             Expr::Try(t) if self.opaque == 0 => {
                 self.visit_expr_mut(&mut t.expr);
-                let inner = &t.expr;
-                let p = &self.l.private;
-                let label = machine_label();
-                let (v, r) = (mixed("__durable_x"), mixed("__durable_e"));
-                *e = Expr::Verbatim(quote_spanned! {t.question_token.span()=>
-                    (match #p::Try::branch(#inner) {
-                        ::core::ops::ControlFlow::Continue(#v) => #v,
-                        ::core::ops::ControlFlow::Break(#r) => break #label #p::FromResidual::from_residual(#r),
-                    })
+                *e = self.l.holes.hole(Hole::Try {
+                    expr: (*t.expr).clone(),
+                    question: t.question_token.span,
                 });
             }
             Expr::Return(r) if self.opaque == 0 => {
                 if let Some(v) = &mut r.expr {
                     self.visit_expr_mut(v);
                 }
-                let label = machine_label();
-                let value = match &r.expr {
-                    Some(v) => v.to_token_stream(),
-                    None => quote!(()),
-                };
-                *e = Expr::Verbatim(quote_spanned!(r.return_token.span=> (break #label #value)));
+                *e = self.l.holes.hole(Hole::Return {
+                    value: r.expr.as_ref().map(|v| (**v).clone()),
+                    keyword: r.return_token.span,
+                });
             }
             Expr::Break(b) if self.opaque == 0 => {
                 if let Some(v) = &mut b.expr {
@@ -166,12 +157,12 @@ impl VisitMut for Verbatim<'_, '_> {
                 }
                 if let Some(frame) = self.lowered_target(b.label.as_ref(), false) {
                     let value = b.expr.as_ref().map(|v| (**v).clone());
-                    *e = self.marker(frame, false, value, b.break_token.span);
+                    *e = self.jump(frame, false, value);
                 }
             }
             Expr::Continue(c) if self.opaque == 0 => {
                 if let Some(frame) = self.lowered_target(c.label.as_ref(), true) {
-                    *e = self.marker(frame, true, None, c.continue_token.span);
+                    *e = self.jump(frame, true, None);
                 }
             }
             Expr::Macro(m) => self.macro_tokens(&mut m.mac),

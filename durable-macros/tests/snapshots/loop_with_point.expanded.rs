@@ -12,10 +12,11 @@ mod sum_items {
 }
 /// The `#[durable]` workflow `sum_items`: pass it to `EngineBuilder::register` and `Engine::start`.
 #[allow(dead_code)]
-fn sum_items(_: ::durable_core::__private::Select) -> sum_items::Workflow {
+fn sum_items(_: ::durable_core::__private_v1::Select) -> sum_items::Workflow {
     sum_items::Workflow
 }
 const _: () = {
+    use ::durable_core::__private_v1 as __durable_private;
     #[diagnostic::on_unimplemented(
         message = "the workflow input `items` is stored with the execution, but `{T}` cannot be serialized",
         label = "stored with the execution when it starts",
@@ -25,17 +26,17 @@ const _: () = {
     pub trait StorableInputItemsOfSumItems<T> {
         type Stored;
         fn __durable_codec(
-            _: &::durable_core::__private::Slot<T>,
-        ) -> ::durable_core::__private::SlotCodec<T>;
+            _: &__durable_private::Slot<T>,
+        ) -> __durable_private::SlotCodec<T>;
     }
     #[diagnostic::do_not_recommend]
-    impl<T: ::durable_core::__private::Saveable> StorableInputItemsOfSumItems<T>
-    for ::durable_core::__private::DurableFrame {
+    impl<T: __durable_private::Saveable> StorableInputItemsOfSumItems<T>
+    for __durable_private::DurableFrame {
         type Stored = T;
         fn __durable_codec(
-            _: &::durable_core::__private::Slot<T>,
-        ) -> ::durable_core::__private::SlotCodec<T> {
-            ::durable_core::__private::SlotCodec::new()
+            _: &__durable_private::Slot<T>,
+        ) -> __durable_private::SlotCodec<T> {
+            __durable_private::SlotCodec::new()
         }
     }
     #[diagnostic::on_unimplemented(
@@ -47,32 +48,32 @@ const _: () = {
     pub trait StorableOutputOfSumItems<T> {
         type Stored;
         fn __durable_codec(
-            _: &::durable_core::__private::Slot<T>,
-        ) -> ::durable_core::__private::SlotCodec<T>;
+            _: &__durable_private::Slot<T>,
+        ) -> __durable_private::SlotCodec<T>;
     }
     #[diagnostic::do_not_recommend]
-    impl<T: ::durable_core::__private::Saveable> StorableOutputOfSumItems<T>
-    for ::durable_core::__private::DurableFrame {
+    impl<T: __durable_private::Saveable> StorableOutputOfSumItems<T>
+    for __durable_private::DurableFrame {
         type Stored = T;
         fn __durable_codec(
-            _: &::durable_core::__private::Slot<T>,
-        ) -> ::durable_core::__private::SlotCodec<T> {
-            ::durable_core::__private::SlotCodec::new()
+            _: &__durable_private::Slot<T>,
+        ) -> __durable_private::SlotCodec<T> {
+            __durable_private::SlotCodec::new()
         }
     }
     #[automatically_derived]
     impl ::durable_core::Workflow for sum_items::Workflow {
-        type Input = <::durable_core::__private::DurableFrame as StorableInputItemsOfSumItems<
+        type Input = <__durable_private::DurableFrame as StorableInputItemsOfSumItems<
             Vec<u32>,
         >>::Stored;
-        type Output = <::durable_core::__private::DurableFrame as StorableOutputOfSumItems<
+        type Output = <__durable_private::DurableFrame as StorableOutputOfSumItems<
             u64,
         >>::Stored;
         const NAME: &'static str = "sum_items";
         const FINGERPRINT: u64 = 17872494763222596338u64;
         const CODEC: ::durable_core::Codec = ::durable_core::Codec::Json;
-        const POINTS: &'static [::durable_core::__private::PointInfo] = &[
-            ::durable_core::__private::PointInfo {
+        const POINTS: &'static [__durable_private::PointInfo] = &[
+            __durable_private::PointInfo {
                 id: 0,
                 label: "ctx.step_infallible(\"add\", ..)",
                 line: 8,
@@ -93,15 +94,13 @@ const _: () = {
         )]
         fn __machine(
             __durable_ctx: ::durable_core::Ctx,
-            __durable_entry: ::durable_core::__private::Entry,
-        ) -> ::durable_core::__private::Machine<
-            <Self as ::durable_core::Workflow>::Output,
-        > {
+            __durable_entry: __durable_private::Entry,
+        ) -> __durable_private::Machine<<Self as ::durable_core::Workflow>::Output> {
             let __durable_ctx: Ctx = __durable_ctx;
-            ::durable_core::__private::machine(async move {
-                let mut __durable_s2 = ::durable_core::__private::Slot::new();
-                let mut __durable_s3 = ::durable_core::__private::Slot::new();
-                let mut __durable_s4 = ::durable_core::__private::Slot::new();
+            __durable_private::machine(async move {
+                let mut __durable_s2 = __durable_private::Slot::new();
+                let mut __durable_s3 = __durable_private::Slot::new();
+                let mut __durable_s4 = __durable_private::Slot::new();
                 let __durable_c2 = {
                     #[diagnostic::on_unimplemented(
                         message = "`total` is held across the durable point `ctx.step_infallible(\"add\", ..)` at line 8, but `{T}` cannot be serialized",
@@ -112,21 +111,19 @@ const _: () = {
                     )]
                     trait SaveableTotalInSumItems<T> {
                         fn __durable_codec(
-                            _: &::durable_core::__private::Slot<T>,
-                        ) -> ::durable_core::__private::SlotCodec<T>;
+                            _: &__durable_private::Slot<T>,
+                        ) -> __durable_private::SlotCodec<T>;
                     }
                     #[diagnostic::do_not_recommend]
-                    impl<
-                        T: ::durable_core::__private::Saveable,
-                    > SaveableTotalInSumItems<T>
-                    for ::durable_core::__private::DurableFrame {
+                    impl<T: __durable_private::Saveable> SaveableTotalInSumItems<T>
+                    for __durable_private::DurableFrame {
                         fn __durable_codec(
-                            _: &::durable_core::__private::Slot<T>,
-                        ) -> ::durable_core::__private::SlotCodec<T> {
-                            ::durable_core::__private::SlotCodec::new()
+                            _: &__durable_private::Slot<T>,
+                        ) -> __durable_private::SlotCodec<T> {
+                            __durable_private::SlotCodec::new()
                         }
                     }
-                    <::durable_core::__private::DurableFrame as SaveableTotalInSumItems<
+                    <__durable_private::DurableFrame as SaveableTotalInSumItems<
                         _,
                     >>::__durable_codec(&__durable_s2)
                 };
@@ -138,26 +135,22 @@ const _: () = {
                         note = "a loop over borrowed items (`for x in &v`, `v.iter()`) cannot cross a durable point: loop over owned items (`for x in v.clone()`) or over indices (`for i in 0..v.len()`)",
                     )]
                     trait SaveableForItemItemsInSumItems<T> {
-                        fn __durable_codec<
-                            It: ::durable_core::__private::LoopIter<Item = T>,
-                        >(
-                            _: &::durable_core::__private::Slot<It>,
-                        ) -> ::durable_core::__private::SlotCodec<It>;
+                        fn __durable_codec<It: __durable_private::LoopIter<Item = T>>(
+                            _: &__durable_private::Slot<It>,
+                        ) -> __durable_private::SlotCodec<It>;
                     }
                     #[diagnostic::do_not_recommend]
                     impl<
-                        T: ::durable_core::__private::Saveable,
+                        T: __durable_private::Saveable,
                     > SaveableForItemItemsInSumItems<T>
-                    for ::durable_core::__private::DurableFrame {
-                        fn __durable_codec<
-                            It: ::durable_core::__private::LoopIter<Item = T>,
-                        >(
-                            _: &::durable_core::__private::Slot<It>,
-                        ) -> ::durable_core::__private::SlotCodec<It> {
-                            <It as ::durable_core::__private::LoopIter>::codec()
+                    for __durable_private::DurableFrame {
+                        fn __durable_codec<It: __durable_private::LoopIter<Item = T>>(
+                            _: &__durable_private::Slot<It>,
+                        ) -> __durable_private::SlotCodec<It> {
+                            <It as __durable_private::LoopIter>::codec()
                         }
                     }
-                    <::durable_core::__private::DurableFrame as SaveableForItemItemsInSumItems<
+                    <__durable_private::DurableFrame as SaveableForItemItemsInSumItems<
                         _,
                     >>::__durable_codec(&__durable_s3)
                 };
@@ -171,36 +164,34 @@ const _: () = {
                     )]
                     trait SaveableItemInSumItems<T> {
                         fn __durable_codec(
-                            _: &::durable_core::__private::Slot<T>,
-                        ) -> ::durable_core::__private::SlotCodec<T>;
+                            _: &__durable_private::Slot<T>,
+                        ) -> __durable_private::SlotCodec<T>;
                     }
                     #[diagnostic::do_not_recommend]
-                    impl<
-                        T: ::durable_core::__private::Saveable,
-                    > SaveableItemInSumItems<T>
-                    for ::durable_core::__private::DurableFrame {
+                    impl<T: __durable_private::Saveable> SaveableItemInSumItems<T>
+                    for __durable_private::DurableFrame {
                         fn __durable_codec(
-                            _: &::durable_core::__private::Slot<T>,
-                        ) -> ::durable_core::__private::SlotCodec<T> {
-                            ::durable_core::__private::SlotCodec::new()
+                            _: &__durable_private::Slot<T>,
+                        ) -> __durable_private::SlotCodec<T> {
+                            __durable_private::SlotCodec::new()
                         }
                     }
-                    <::durable_core::__private::DurableFrame as SaveableItemInSumItems<
+                    <__durable_private::DurableFrame as SaveableItemInSumItems<
                         _,
                     >>::__durable_codec(&__durable_s4)
                 };
                 let (mut __durable_block, mut __durable_bytes, __durable_inspect) = match __durable_entry {
-                    ::durable_core::__private::Entry::Start { input: __durable_in } => {
+                    __durable_private::Entry::Start { input: __durable_in } => {
                         (0u32, ::core::option::Option::Some(__durable_in), false)
                     }
-                    ::durable_core::__private::Entry::Resume { frame: __durable_fr } => {
+                    __durable_private::Entry::Resume { frame: __durable_fr } => {
                         (
                             ::core::primitive::u32::MAX,
                             ::core::option::Option::Some(__durable_fr),
                             false,
                         )
                     }
-                    ::durable_core::__private::Entry::Inspect { frame: __durable_fr } => {
+                    __durable_private::Entry::Inspect { frame: __durable_fr } => {
                         (
                             ::core::primitive::u32::MAX,
                             ::core::option::Option::Some(__durable_fr),
@@ -219,16 +210,13 @@ const _: () = {
                                     ::core::unreachable!("durable: internal error: no input")
                                 }
                             };
-                            let items = ::durable_core::__private::decode_workflow_input::<
+                            let items = __durable_private::decode_workflow_input::<
                                 Self,
                             >(&__durable_input)?;
                             let mut total = 0u64;
                             let __durable_i3 = {
-                                use ::durable_core::__private::{
-                                    ViaRange as _, ViaCollect as _,
-                                };
-                                (&::durable_core::__private::ForSource::new(items))
-                                    .durable_iter()
+                                use __durable_private::{ViaRange as _, ViaCollect as _};
+                                (&__durable_private::ForSource::new(items)).durable_iter()
                             };
                             {
                                 __durable_s2.put(total);
@@ -253,7 +241,7 @@ const _: () = {
                             }
                         }
                         2 => {
-                            let __durable_entered = ::durable_core::__private::enter(
+                            let __durable_entered = __durable_private::enter(
                                 &__durable_ctx,
                                 0,
                                 |__durable_w| {
@@ -270,11 +258,11 @@ const _: () = {
                                 let mut item = __durable_s4.take();
                                 {
                                     let __durable_v = match __durable_entered {
-                                        ::durable_core::__private::Entered::Recorded(
-                                            __durable_b,
-                                        ) => ::durable_core::__private::recorded(&__durable_b)?,
-                                        ::durable_core::__private::Entered::Run(__durable_r) => {
-                                            ::durable_core::__private::run(
+                                        __durable_private::Entered::Recorded(__durable_b) => {
+                                            __durable_private::recorded(&__durable_b)?
+                                        }
+                                        __durable_private::Entered::Run(__durable_r) => {
+                                            __durable_private::run(
                                                     ctx
                                                         .step_infallible(
                                                             "add",
@@ -307,7 +295,7 @@ const _: () = {
                                     ::core::unreachable!("durable: internal error: no frame")
                                 }
                             };
-                            let mut __durable_fr = ::durable_core::__private::frame_reader(
+                            let mut __durable_fr = __durable_private::frame_reader(
                                 &__durable_frame,
                             )?;
                             match __durable_fr.point() {
@@ -318,10 +306,10 @@ const _: () = {
                                         .decode(&mut __durable_fr, &mut __durable_s3, "for item")?;
                                     __durable_c4
                                         .decode(&mut __durable_fr, &mut __durable_s4, "item")?;
-                                    ::durable_core::__private::frame_done(__durable_fr)?;
+                                    __durable_private::frame_done(__durable_fr)?;
                                     if __durable_inspect {
                                         return ::core::result::Result::Err(
-                                            ::durable_core::__private::Interrupt::Inspected(
+                                            __durable_private::Interrupt::Inspected(
                                                 ::std::vec![
                                                     ("total", __durable_c2.json(& __durable_s2, "total") ?),
                                                     ("for item", __durable_c3.json(& __durable_s3, "for item")
@@ -334,7 +322,7 @@ const _: () = {
                                 }
                                 __durable_other => {
                                     return ::core::result::Result::Err(
-                                        ::durable_core::__private::unknown_point(__durable_other),
+                                        __durable_private::unknown_point(__durable_other),
                                     );
                                 }
                             }

@@ -12,10 +12,11 @@ mod route_order {
 }
 /// The `#[durable]` workflow `route_order`: pass it to `EngineBuilder::register` and `Engine::start`.
 #[allow(dead_code)]
-fn route_order(_: ::durable_core::__private::Select) -> route_order::Workflow {
+fn route_order(_: ::durable_core::__private_v1::Select) -> route_order::Workflow {
     route_order::Workflow
 }
 const _: () = {
+    use ::durable_core::__private_v1 as __durable_private;
     #[diagnostic::on_unimplemented(
         message = "the workflow input `kind` is stored with the execution, but `{T}` cannot be serialized",
         label = "stored with the execution when it starts",
@@ -25,17 +26,17 @@ const _: () = {
     pub trait StorableInputKindOfRouteOrder<T> {
         type Stored;
         fn __durable_codec(
-            _: &::durable_core::__private::Slot<T>,
-        ) -> ::durable_core::__private::SlotCodec<T>;
+            _: &__durable_private::Slot<T>,
+        ) -> __durable_private::SlotCodec<T>;
     }
     #[diagnostic::do_not_recommend]
-    impl<T: ::durable_core::__private::Saveable> StorableInputKindOfRouteOrder<T>
-    for ::durable_core::__private::DurableFrame {
+    impl<T: __durable_private::Saveable> StorableInputKindOfRouteOrder<T>
+    for __durable_private::DurableFrame {
         type Stored = T;
         fn __durable_codec(
-            _: &::durable_core::__private::Slot<T>,
-        ) -> ::durable_core::__private::SlotCodec<T> {
-            ::durable_core::__private::SlotCodec::new()
+            _: &__durable_private::Slot<T>,
+        ) -> __durable_private::SlotCodec<T> {
+            __durable_private::SlotCodec::new()
         }
     }
     #[diagnostic::on_unimplemented(
@@ -47,17 +48,17 @@ const _: () = {
     pub trait StorableInputAmountOfRouteOrder<T> {
         type Stored;
         fn __durable_codec(
-            _: &::durable_core::__private::Slot<T>,
-        ) -> ::durable_core::__private::SlotCodec<T>;
+            _: &__durable_private::Slot<T>,
+        ) -> __durable_private::SlotCodec<T>;
     }
     #[diagnostic::do_not_recommend]
-    impl<T: ::durable_core::__private::Saveable> StorableInputAmountOfRouteOrder<T>
-    for ::durable_core::__private::DurableFrame {
+    impl<T: __durable_private::Saveable> StorableInputAmountOfRouteOrder<T>
+    for __durable_private::DurableFrame {
         type Stored = T;
         fn __durable_codec(
-            _: &::durable_core::__private::Slot<T>,
-        ) -> ::durable_core::__private::SlotCodec<T> {
-            ::durable_core::__private::SlotCodec::new()
+            _: &__durable_private::Slot<T>,
+        ) -> __durable_private::SlotCodec<T> {
+            __durable_private::SlotCodec::new()
         }
     }
     #[diagnostic::on_unimplemented(
@@ -69,49 +70,49 @@ const _: () = {
     pub trait StorableOutputOfRouteOrder<T> {
         type Stored;
         fn __durable_codec(
-            _: &::durable_core::__private::Slot<T>,
-        ) -> ::durable_core::__private::SlotCodec<T>;
+            _: &__durable_private::Slot<T>,
+        ) -> __durable_private::SlotCodec<T>;
     }
     #[diagnostic::do_not_recommend]
-    impl<T: ::durable_core::__private::Saveable> StorableOutputOfRouteOrder<T>
-    for ::durable_core::__private::DurableFrame {
+    impl<T: __durable_private::Saveable> StorableOutputOfRouteOrder<T>
+    for __durable_private::DurableFrame {
         type Stored = T;
         fn __durable_codec(
-            _: &::durable_core::__private::Slot<T>,
-        ) -> ::durable_core::__private::SlotCodec<T> {
-            ::durable_core::__private::SlotCodec::new()
+            _: &__durable_private::Slot<T>,
+        ) -> __durable_private::SlotCodec<T> {
+            __durable_private::SlotCodec::new()
         }
     }
     #[automatically_derived]
     impl ::durable_core::Workflow for route_order::Workflow {
         type Input = (
-            <::durable_core::__private::DurableFrame as StorableInputKindOfRouteOrder<
+            <__durable_private::DurableFrame as StorableInputKindOfRouteOrder<
                 u8,
             >>::Stored,
-            <::durable_core::__private::DurableFrame as StorableInputAmountOfRouteOrder<
+            <__durable_private::DurableFrame as StorableInputAmountOfRouteOrder<
                 u32,
             >>::Stored,
         );
-        type Output = <::durable_core::__private::DurableFrame as StorableOutputOfRouteOrder<
+        type Output = <__durable_private::DurableFrame as StorableOutputOfRouteOrder<
             u32,
         >>::Stored;
         const NAME: &'static str = "route";
         const FINGERPRINT: u64 = 4324336918007160514u64;
         const CODEC: ::durable_core::Codec = ::durable_core::Codec::Bincode;
-        const POINTS: &'static [::durable_core::__private::PointInfo] = &[
-            ::durable_core::__private::PointInfo {
+        const POINTS: &'static [__durable_private::PointInfo] = &[
+            __durable_private::PointInfo {
                 id: 0,
                 label: "ctx.step_infallible(\"express\", ..)",
                 line: 6,
                 locals: &["amount"],
             },
-            ::durable_core::__private::PointInfo {
+            __durable_private::PointInfo {
                 id: 1,
                 label: "ctx.step_infallible(\"quote\", ..)",
                 line: 8,
                 locals: &["amount"],
             },
-            ::durable_core::__private::PointInfo {
+            __durable_private::PointInfo {
                 id: 2,
                 label: "ctx.sleep(..)",
                 line: 12,
@@ -132,16 +133,14 @@ const _: () = {
         )]
         fn __machine(
             __durable_ctx: ::durable_core::Ctx,
-            __durable_entry: ::durable_core::__private::Entry,
-        ) -> ::durable_core::__private::Machine<
-            <Self as ::durable_core::Workflow>::Output,
-        > {
+            __durable_entry: __durable_private::Entry,
+        ) -> __durable_private::Machine<<Self as ::durable_core::Workflow>::Output> {
             let __durable_ctx: Ctx = __durable_ctx;
-            ::durable_core::__private::machine(async move {
-                let mut __durable_s2 = ::durable_core::__private::Slot::new();
-                let mut __durable_s3 = ::durable_core::__private::Slot::new();
-                let mut __durable_s5 = ::durable_core::__private::Slot::new();
-                let __durable_c2 = <::durable_core::__private::DurableFrame as StorableInputAmountOfRouteOrder<
+            __durable_private::machine(async move {
+                let mut __durable_s2 = __durable_private::Slot::new();
+                let mut __durable_s3 = __durable_private::Slot::new();
+                let mut __durable_s5 = __durable_private::Slot::new();
+                let __durable_c2 = <__durable_private::DurableFrame as StorableInputAmountOfRouteOrder<
                     _,
                 >>::__durable_codec(&__durable_s2);
                 let __durable_c5 = {
@@ -154,36 +153,34 @@ const _: () = {
                     )]
                     trait SaveableFeeInRouteOrder<T> {
                         fn __durable_codec(
-                            _: &::durable_core::__private::Slot<T>,
-                        ) -> ::durable_core::__private::SlotCodec<T>;
+                            _: &__durable_private::Slot<T>,
+                        ) -> __durable_private::SlotCodec<T>;
                     }
                     #[diagnostic::do_not_recommend]
-                    impl<
-                        T: ::durable_core::__private::Saveable,
-                    > SaveableFeeInRouteOrder<T>
-                    for ::durable_core::__private::DurableFrame {
+                    impl<T: __durable_private::Saveable> SaveableFeeInRouteOrder<T>
+                    for __durable_private::DurableFrame {
                         fn __durable_codec(
-                            _: &::durable_core::__private::Slot<T>,
-                        ) -> ::durable_core::__private::SlotCodec<T> {
-                            ::durable_core::__private::SlotCodec::new()
+                            _: &__durable_private::Slot<T>,
+                        ) -> __durable_private::SlotCodec<T> {
+                            __durable_private::SlotCodec::new()
                         }
                     }
-                    <::durable_core::__private::DurableFrame as SaveableFeeInRouteOrder<
+                    <__durable_private::DurableFrame as SaveableFeeInRouteOrder<
                         _,
                     >>::__durable_codec(&__durable_s5)
                 };
                 let (mut __durable_block, mut __durable_bytes, __durable_inspect) = match __durable_entry {
-                    ::durable_core::__private::Entry::Start { input: __durable_in } => {
+                    __durable_private::Entry::Start { input: __durable_in } => {
                         (0u32, ::core::option::Option::Some(__durable_in), false)
                     }
-                    ::durable_core::__private::Entry::Resume { frame: __durable_fr } => {
+                    __durable_private::Entry::Resume { frame: __durable_fr } => {
                         (
                             ::core::primitive::u32::MAX,
                             ::core::option::Option::Some(__durable_fr),
                             false,
                         )
                     }
-                    ::durable_core::__private::Entry::Inspect { frame: __durable_fr } => {
+                    __durable_private::Entry::Inspect { frame: __durable_fr } => {
                         (
                             ::core::primitive::u32::MAX,
                             ::core::option::Option::Some(__durable_fr),
@@ -202,7 +199,7 @@ const _: () = {
                                     ::core::unreachable!("durable: internal error: no input")
                                 }
                             };
-                            let (kind, amount) = ::durable_core::__private::decode_workflow_input::<
+                            let (kind, amount) = __durable_private::decode_workflow_input::<
                                 Self,
                             >(&__durable_input)?;
                             match kind {
@@ -229,7 +226,7 @@ const _: () = {
                             }
                         }
                         1 => {
-                            let __durable_entered = ::durable_core::__private::enter(
+                            let __durable_entered = __durable_private::enter(
                                 &__durable_ctx,
                                 0,
                                 |__durable_w| {
@@ -241,11 +238,11 @@ const _: () = {
                             let mut amount = __durable_s2.take();
                             {
                                 let __durable_v = match __durable_entered {
-                                    ::durable_core::__private::Entered::Recorded(
-                                        __durable_b,
-                                    ) => ::durable_core::__private::recorded(&__durable_b)?,
-                                    ::durable_core::__private::Entered::Run(__durable_r) => {
-                                        ::durable_core::__private::run(
+                                    __durable_private::Entered::Recorded(__durable_b) => {
+                                        __durable_private::recorded(&__durable_b)?
+                                    }
+                                    __durable_private::Entered::Run(__durable_r) => {
+                                        __durable_private::run(
                                                 ctx
                                                     .step_infallible(
                                                         "express",
@@ -265,7 +262,7 @@ const _: () = {
                             }
                         }
                         2 => {
-                            let __durable_entered = ::durable_core::__private::enter(
+                            let __durable_entered = __durable_private::enter(
                                 &__durable_ctx,
                                 1,
                                 |__durable_w| {
@@ -278,11 +275,11 @@ const _: () = {
                             {
                                 {
                                     let __durable_v = match __durable_entered {
-                                        ::durable_core::__private::Entered::Recorded(
-                                            __durable_b,
-                                        ) => ::durable_core::__private::recorded(&__durable_b)?,
-                                        ::durable_core::__private::Entered::Run(__durable_r) => {
-                                            ::durable_core::__private::run(
+                                        __durable_private::Entered::Recorded(__durable_b) => {
+                                            __durable_private::recorded(&__durable_b)?
+                                        }
+                                        __durable_private::Entered::Run(__durable_r) => {
+                                            __durable_private::run(
                                                     ctx.step_infallible("quote", || async { 5u32 }),
                                                     __durable_r,
                                                 )
@@ -308,7 +305,7 @@ const _: () = {
                             }
                         }
                         4 => {
-                            let __durable_entered = ::durable_core::__private::enter(
+                            let __durable_entered = __durable_private::enter(
                                 &__durable_ctx,
                                 2,
                                 |__durable_w| {
@@ -321,11 +318,11 @@ const _: () = {
                             let mut amount = __durable_s2.take();
                             let mut fee = __durable_s5.take();
                             let __durable_v = match __durable_entered {
-                                ::durable_core::__private::Entered::Recorded(
-                                    __durable_b,
-                                ) => ::durable_core::__private::recorded(&__durable_b)?,
-                                ::durable_core::__private::Entered::Run(__durable_r) => {
-                                    ::durable_core::__private::run(
+                                __durable_private::Entered::Recorded(__durable_b) => {
+                                    __durable_private::recorded(&__durable_b)?
+                                }
+                                __durable_private::Entered::Run(__durable_r) => {
+                                    __durable_private::run(
                                             ctx.sleep(std::time::Duration::from_secs(60)),
                                             __durable_r,
                                         )
@@ -344,17 +341,17 @@ const _: () = {
                                     ::core::unreachable!("durable: internal error: no frame")
                                 }
                             };
-                            let mut __durable_fr = ::durable_core::__private::frame_reader(
+                            let mut __durable_fr = __durable_private::frame_reader(
                                 &__durable_frame,
                             )?;
                             match __durable_fr.point() {
                                 0 => {
                                     __durable_c2
                                         .decode(&mut __durable_fr, &mut __durable_s2, "amount")?;
-                                    ::durable_core::__private::frame_done(__durable_fr)?;
+                                    __durable_private::frame_done(__durable_fr)?;
                                     if __durable_inspect {
                                         return ::core::result::Result::Err(
-                                            ::durable_core::__private::Interrupt::Inspected(
+                                            __durable_private::Interrupt::Inspected(
                                                 ::std::vec![
                                                     ("amount", __durable_c2.json(& __durable_s2, "amount") ?)
                                                 ],
@@ -366,10 +363,10 @@ const _: () = {
                                 1 => {
                                     __durable_c2
                                         .decode(&mut __durable_fr, &mut __durable_s2, "amount")?;
-                                    ::durable_core::__private::frame_done(__durable_fr)?;
+                                    __durable_private::frame_done(__durable_fr)?;
                                     if __durable_inspect {
                                         return ::core::result::Result::Err(
-                                            ::durable_core::__private::Interrupt::Inspected(
+                                            __durable_private::Interrupt::Inspected(
                                                 ::std::vec![
                                                     ("amount", __durable_c2.json(& __durable_s2, "amount") ?)
                                                 ],
@@ -383,10 +380,10 @@ const _: () = {
                                         .decode(&mut __durable_fr, &mut __durable_s2, "amount")?;
                                     __durable_c5
                                         .decode(&mut __durable_fr, &mut __durable_s5, "fee")?;
-                                    ::durable_core::__private::frame_done(__durable_fr)?;
+                                    __durable_private::frame_done(__durable_fr)?;
                                     if __durable_inspect {
                                         return ::core::result::Result::Err(
-                                            ::durable_core::__private::Interrupt::Inspected(
+                                            __durable_private::Interrupt::Inspected(
                                                 ::std::vec![
                                                     ("amount", __durable_c2.json(& __durable_s2, "amount") ?),
                                                     ("fee", __durable_c5.json(& __durable_s5, "fee") ?)
@@ -398,7 +395,7 @@ const _: () = {
                                 }
                                 __durable_other => {
                                     return ::core::result::Result::Err(
-                                        ::durable_core::__private::unknown_point(__durable_other),
+                                        __durable_private::unknown_point(__durable_other),
                                     );
                                 }
                             }

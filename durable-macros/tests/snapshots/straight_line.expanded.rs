@@ -12,10 +12,11 @@ mod welcome {
 }
 /// The `#[durable]` workflow `welcome`: pass it to `EngineBuilder::register` and `Engine::start`.
 #[allow(dead_code)]
-fn welcome(_: ::durable_core::__private::Select) -> welcome::Workflow {
+fn welcome(_: ::durable_core::__private_v1::Select) -> welcome::Workflow {
     welcome::Workflow
 }
 const _: () = {
+    use ::durable_core::__private_v1 as __durable_private;
     #[diagnostic::on_unimplemented(
         message = "the workflow input `user` is stored with the execution, but `{T}` cannot be serialized",
         label = "stored with the execution when it starts",
@@ -25,17 +26,17 @@ const _: () = {
     pub trait StorableInputUserOfWelcome<T> {
         type Stored;
         fn __durable_codec(
-            _: &::durable_core::__private::Slot<T>,
-        ) -> ::durable_core::__private::SlotCodec<T>;
+            _: &__durable_private::Slot<T>,
+        ) -> __durable_private::SlotCodec<T>;
     }
     #[diagnostic::do_not_recommend]
-    impl<T: ::durable_core::__private::Saveable> StorableInputUserOfWelcome<T>
-    for ::durable_core::__private::DurableFrame {
+    impl<T: __durable_private::Saveable> StorableInputUserOfWelcome<T>
+    for __durable_private::DurableFrame {
         type Stored = T;
         fn __durable_codec(
-            _: &::durable_core::__private::Slot<T>,
-        ) -> ::durable_core::__private::SlotCodec<T> {
-            ::durable_core::__private::SlotCodec::new()
+            _: &__durable_private::Slot<T>,
+        ) -> __durable_private::SlotCodec<T> {
+            __durable_private::SlotCodec::new()
         }
     }
     #[diagnostic::on_unimplemented(
@@ -47,38 +48,38 @@ const _: () = {
     pub trait StorableOutputOfWelcome<T> {
         type Stored;
         fn __durable_codec(
-            _: &::durable_core::__private::Slot<T>,
-        ) -> ::durable_core::__private::SlotCodec<T>;
+            _: &__durable_private::Slot<T>,
+        ) -> __durable_private::SlotCodec<T>;
     }
     #[diagnostic::do_not_recommend]
-    impl<T: ::durable_core::__private::Saveable> StorableOutputOfWelcome<T>
-    for ::durable_core::__private::DurableFrame {
+    impl<T: __durable_private::Saveable> StorableOutputOfWelcome<T>
+    for __durable_private::DurableFrame {
         type Stored = T;
         fn __durable_codec(
-            _: &::durable_core::__private::Slot<T>,
-        ) -> ::durable_core::__private::SlotCodec<T> {
-            ::durable_core::__private::SlotCodec::new()
+            _: &__durable_private::Slot<T>,
+        ) -> __durable_private::SlotCodec<T> {
+            __durable_private::SlotCodec::new()
         }
     }
     #[automatically_derived]
     impl ::durable_core::Workflow for welcome::Workflow {
-        type Input = <::durable_core::__private::DurableFrame as StorableInputUserOfWelcome<
+        type Input = <__durable_private::DurableFrame as StorableInputUserOfWelcome<
             String,
         >>::Stored;
-        type Output = <::durable_core::__private::DurableFrame as StorableOutputOfWelcome<
+        type Output = <__durable_private::DurableFrame as StorableOutputOfWelcome<
             Result<u32, StepError<String>>,
         >>::Stored;
         const NAME: &'static str = "welcome";
         const FINGERPRINT: u64 = 18403777809217705576u64;
         const CODEC: ::durable_core::Codec = ::durable_core::Codec::Bincode;
-        const POINTS: &'static [::durable_core::__private::PointInfo] = &[
-            ::durable_core::__private::PointInfo {
+        const POINTS: &'static [__durable_private::PointInfo] = &[
+            __durable_private::PointInfo {
                 id: 0,
                 label: "ctx.step(\"create-account\", ..)",
                 line: 6,
                 locals: &["user"],
             },
-            ::durable_core::__private::PointInfo {
+            __durable_private::PointInfo {
                 id: 1,
                 label: "ctx.step(\"send-email\", ..).retry(..)",
                 line: 9,
@@ -99,15 +100,13 @@ const _: () = {
         )]
         fn __machine(
             __durable_ctx: ::durable_core::Ctx,
-            __durable_entry: ::durable_core::__private::Entry,
-        ) -> ::durable_core::__private::Machine<
-            <Self as ::durable_core::Workflow>::Output,
-        > {
+            __durable_entry: __durable_private::Entry,
+        ) -> __durable_private::Machine<<Self as ::durable_core::Workflow>::Output> {
             let __durable_ctx: Ctx = __durable_ctx;
-            ::durable_core::__private::machine(async move {
-                let mut __durable_s1 = ::durable_core::__private::Slot::new();
-                let mut __durable_s2 = ::durable_core::__private::Slot::new();
-                let __durable_c1 = <::durable_core::__private::DurableFrame as StorableInputUserOfWelcome<
+            __durable_private::machine(async move {
+                let mut __durable_s1 = __durable_private::Slot::new();
+                let mut __durable_s2 = __durable_private::Slot::new();
+                let __durable_c1 = <__durable_private::DurableFrame as StorableInputUserOfWelcome<
                     _,
                 >>::__durable_codec(&__durable_s1);
                 let __durable_c2 = {
@@ -120,34 +119,34 @@ const _: () = {
                     )]
                     trait SaveableIdInWelcome<T> {
                         fn __durable_codec(
-                            _: &::durable_core::__private::Slot<T>,
-                        ) -> ::durable_core::__private::SlotCodec<T>;
+                            _: &__durable_private::Slot<T>,
+                        ) -> __durable_private::SlotCodec<T>;
                     }
                     #[diagnostic::do_not_recommend]
-                    impl<T: ::durable_core::__private::Saveable> SaveableIdInWelcome<T>
-                    for ::durable_core::__private::DurableFrame {
+                    impl<T: __durable_private::Saveable> SaveableIdInWelcome<T>
+                    for __durable_private::DurableFrame {
                         fn __durable_codec(
-                            _: &::durable_core::__private::Slot<T>,
-                        ) -> ::durable_core::__private::SlotCodec<T> {
-                            ::durable_core::__private::SlotCodec::new()
+                            _: &__durable_private::Slot<T>,
+                        ) -> __durable_private::SlotCodec<T> {
+                            __durable_private::SlotCodec::new()
                         }
                     }
-                    <::durable_core::__private::DurableFrame as SaveableIdInWelcome<
+                    <__durable_private::DurableFrame as SaveableIdInWelcome<
                         _,
                     >>::__durable_codec(&__durable_s2)
                 };
                 let (mut __durable_block, mut __durable_bytes, __durable_inspect) = match __durable_entry {
-                    ::durable_core::__private::Entry::Start { input: __durable_in } => {
+                    __durable_private::Entry::Start { input: __durable_in } => {
                         (0u32, ::core::option::Option::Some(__durable_in), false)
                     }
-                    ::durable_core::__private::Entry::Resume { frame: __durable_fr } => {
+                    __durable_private::Entry::Resume { frame: __durable_fr } => {
                         (
                             ::core::primitive::u32::MAX,
                             ::core::option::Option::Some(__durable_fr),
                             false,
                         )
                     }
-                    ::durable_core::__private::Entry::Inspect { frame: __durable_fr } => {
+                    __durable_private::Entry::Inspect { frame: __durable_fr } => {
                         (
                             ::core::primitive::u32::MAX,
                             ::core::option::Option::Some(__durable_fr),
@@ -166,7 +165,7 @@ const _: () = {
                                     ::core::unreachable!("durable: internal error: no input")
                                 }
                             };
-                            let user = ::durable_core::__private::decode_workflow_input::<
+                            let user = __durable_private::decode_workflow_input::<
                                 Self,
                             >(&__durable_input)?;
                             {
@@ -176,7 +175,7 @@ const _: () = {
                             }
                         }
                         1 => {
-                            let __durable_entered = ::durable_core::__private::enter(
+                            let __durable_entered = __durable_private::enter(
                                 &__durable_ctx,
                                 0,
                                 |__durable_w| {
@@ -186,11 +185,11 @@ const _: () = {
                             )?;
                             let ctx = ::core::clone::Clone::clone(&__durable_ctx);
                             let __durable_v = match __durable_entered {
-                                ::durable_core::__private::Entered::Recorded(
-                                    __durable_b,
-                                ) => ::durable_core::__private::recorded(&__durable_b)?,
-                                ::durable_core::__private::Entered::Run(__durable_r) => {
-                                    ::durable_core::__private::run(
+                                __durable_private::Entered::Recorded(__durable_b) => {
+                                    __durable_private::recorded(&__durable_b)?
+                                }
+                                __durable_private::Entered::Run(__durable_r) => {
+                                    __durable_private::run(
                                             ctx
                                                 .step("create-account", || async { Ok::<u32, String>(42) }),
                                             __durable_r,
@@ -198,14 +197,12 @@ const _: () = {
                                         .await?
                                 }
                             };
-                            let id = (match ::durable_core::__private::Try::branch(
-                                __durable_v,
-                            ) {
+                            let id = (match __durable_private::Try::branch(__durable_v) {
                                 ::core::ops::ControlFlow::Continue(__durable_x) => {
                                     __durable_x
                                 }
                                 ::core::ops::ControlFlow::Break(__durable_e) => {
-                                    break '__durable_machine ::durable_core::__private::FromResidual::from_residual(
+                                    break '__durable_machine __durable_private::FromResidual::from_residual(
                                         __durable_e,
                                     );
                                 }
@@ -217,7 +214,7 @@ const _: () = {
                             }
                         }
                         2 => {
-                            let __durable_entered = ::durable_core::__private::enter(
+                            let __durable_entered = __durable_private::enter(
                                 &__durable_ctx,
                                 1,
                                 |__durable_w| {
@@ -230,11 +227,11 @@ const _: () = {
                             let mut user = __durable_s1.take();
                             let mut id = __durable_s2.take();
                             let __durable_v = match __durable_entered {
-                                ::durable_core::__private::Entered::Recorded(
-                                    __durable_b,
-                                ) => ::durable_core::__private::recorded(&__durable_b)?,
-                                ::durable_core::__private::Entered::Run(__durable_r) => {
-                                    ::durable_core::__private::run(
+                                __durable_private::Entered::Recorded(__durable_b) => {
+                                    __durable_private::recorded(&__durable_b)?
+                                }
+                                __durable_private::Entered::Run(__durable_r) => {
+                                    __durable_private::run(
                                             ctx
                                                 .step("send-email", || async { Ok::<(), String>(()) })
                                                 .retry(RetryPolicy::exponential().max_attempts(5)),
@@ -243,12 +240,12 @@ const _: () = {
                                         .await?
                                 }
                             };
-                            (match ::durable_core::__private::Try::branch(__durable_v) {
+                            (match __durable_private::Try::branch(__durable_v) {
                                 ::core::ops::ControlFlow::Continue(__durable_x) => {
                                     __durable_x
                                 }
                                 ::core::ops::ControlFlow::Break(__durable_e) => {
-                                    break '__durable_machine ::durable_core::__private::FromResidual::from_residual(
+                                    break '__durable_machine __durable_private::FromResidual::from_residual(
                                         __durable_e,
                                     );
                                 }
@@ -265,17 +262,17 @@ const _: () = {
                                     ::core::unreachable!("durable: internal error: no frame")
                                 }
                             };
-                            let mut __durable_fr = ::durable_core::__private::frame_reader(
+                            let mut __durable_fr = __durable_private::frame_reader(
                                 &__durable_frame,
                             )?;
                             match __durable_fr.point() {
                                 0 => {
                                     __durable_c1
                                         .decode(&mut __durable_fr, &mut __durable_s1, "user")?;
-                                    ::durable_core::__private::frame_done(__durable_fr)?;
+                                    __durable_private::frame_done(__durable_fr)?;
                                     if __durable_inspect {
                                         return ::core::result::Result::Err(
-                                            ::durable_core::__private::Interrupt::Inspected(
+                                            __durable_private::Interrupt::Inspected(
                                                 ::std::vec![
                                                     ("user", __durable_c1.json(& __durable_s1, "user") ?)
                                                 ],
@@ -289,10 +286,10 @@ const _: () = {
                                         .decode(&mut __durable_fr, &mut __durable_s1, "user")?;
                                     __durable_c2
                                         .decode(&mut __durable_fr, &mut __durable_s2, "id")?;
-                                    ::durable_core::__private::frame_done(__durable_fr)?;
+                                    __durable_private::frame_done(__durable_fr)?;
                                     if __durable_inspect {
                                         return ::core::result::Result::Err(
-                                            ::durable_core::__private::Interrupt::Inspected(
+                                            __durable_private::Interrupt::Inspected(
                                                 ::std::vec![
                                                     ("user", __durable_c1.json(& __durable_s1, "user") ?),
                                                     ("id", __durable_c2.json(& __durable_s2, "id") ?)
@@ -304,7 +301,7 @@ const _: () = {
                                 }
                                 __durable_other => {
                                     return ::core::result::Result::Err(
-                                        ::durable_core::__private::unknown_point(__durable_other),
+                                        __durable_private::unknown_point(__durable_other),
                                     );
                                 }
                             }

@@ -1,10 +1,12 @@
-//! The control-flow graph the lowering builds and the expansion reads.
+//! The lowered workflow: what `lower` hands `expand`. Plain data (blocks, regions, jumps,
+//! points, bindings and their liveness) with the user's code held as [`Frag`]s; it names no
+//! runtime path and holds no placeholder tokens, so the expansion alone decides how each
+//! construct is spelled.
 
 use std::collections::BTreeSet;
 
-use proc_macro2::{Span, TokenStream, TokenTree};
-use quote::format_ident;
-use syn::{Expr, Ident, Lifetime, Pat, Stmt};
+use proc_macro2::{Delimiter, Span, TokenStream};
+use syn::Ident;
 
 pub type BlockId = usize;
 pub type BindingId = usize;
@@ -109,18 +111,25 @@ pub struct Region {
 
 /// One piece of region code.
 pub enum Code {
-    /// A statement kept verbatim (rewritten: `?`, `return`, jumps).
-    Stmt(Box<Stmt>),
-    /// `slot.put(value);` for a destination binding.
-    Put(BindingId, Box<Expr>),
-    /// Opens a lexical scope (`{`).
+    /// A statement of the user's, kept as written except where it leaves the machine.
+    Stmt(Frag),
+    /// Puts a value into a destination binding's slot.
+    Put(BindingId, Frag),
+    /// Opens a lexical scope.
     Open,
-    /// Closes the innermost open scope (`}`).
+    /// Closes the innermost open scope.
     Close,
     /// Block 0: decode the input and bind the parameters.
     Input,
-    /// A point block: `let __durable_v = <recorded outcome or run the operation>;`.
+    /// A point block: the operation's outcome, recorded or obtained by running it.
     PointValue(PointId),
+    /// `ctx.op(..).await;` as a statement: the outcome is dropped where the user can see
+    /// an unused `#[must_use]` outcome (at the `.await`).
+    Discard(PointId),
+    /// A lowered `for` loop's iterable made into its saveable iterator `iter`.
+    LoopIter { iter: BindingId, iterable: Frag },
+    /// A place control never reaches (the exit of a loop no `break` leaves).
+    Unreachable,
 }
 
 /// How a region ends.
@@ -129,17 +138,25 @@ pub enum Tail {
     Goto(GotoId),
     /// Branch; both regions belong to the same block.
     If {
-        cond: Box<Expr>,
+        cond: Frag,
         then_r: RegionId,
         else_r: RegionId,
     },
     /// Branch on patterns (guards included in the patterns).
     Match {
-        scrut: Box<Expr>,
-        arms: Vec<(Pat, RegionId)>,
+        scrut: Frag,
+        arms: Vec<(Frag, RegionId)>,
+    },
+    /// The next item of a lowered `for` loop's iterator, bound to `pat` in `some`, or
+    /// `none` when there is none left.
+    Next {
+        iter: BindingId,
+        pat: Frag,
+        some: RegionId,
+        none: RegionId,
     },
     /// Leave the machine with the workflow's value.
-    Finish(Box<Expr>),
+    Finish(Frag),
     /// The code before always diverges.
     Diverged,
 }
@@ -156,21 +173,54 @@ pub struct Goto {
     /// The loop or block value it writes (a `break` with a value).
     pub dest: Option<BindingId>,
     /// That value.
-    pub value: Option<Expr>,
+    pub value: Option<Frag>,
 }
 
 /// A durable point.
 pub struct Point {
     /// Its block.
     pub block: BlockId,
-    /// The operation (the expression before `.await`), rewritten.
-    pub op: Expr,
+    /// The operation (the expression before `.await`).
+    pub op: Frag,
     /// The `.await`.
     pub await_span: Span,
     /// `ctx.step("charge", ..)`.
     pub label: String,
     /// Source line of the `.await`.
     pub line: u32,
+}
+
+/// User code as the machine runs it: the user's tokens, with the places where it leaves
+/// the machine, jumps or reads a lowered value as structured pieces.
+#[derive(Clone, Debug, Default)]
+pub struct Frag(pub Vec<Piece>);
+
+/// One piece of a [`Frag`].
+#[derive(Clone, Debug)]
+pub enum Piece {
+    /// Tokens emitted as they are.
+    Tokens(TokenStream),
+    /// A delimited group whose contents hold pieces other than tokens.
+    Group(Delimiter, Span, Frag),
+    /// `expr?`: leaves the machine with the residual converted to the workflow's output.
+    Try { expr: Frag, question: Span },
+    /// `return value`: leaves the machine with `value` (`()` when there is none).
+    Return { value: Option<Frag>, keyword: Span },
+    /// A `break`/`continue` that leaves lowered code: the jump.
+    Jump(GotoId),
+    /// The value of a destination binding, taken from its slot.
+    Take(BindingId),
+    /// The outcome of the point whose block this is.
+    Outcome,
+    /// A value never produced (a construct that never completes normally).
+    Unreachable,
+}
+
+impl Frag {
+    /// A fragment of plain tokens.
+    pub fn tokens(tokens: TokenStream) -> Self {
+        Frag(vec![Piece::Tokens(tokens)])
+    }
 }
 
 /// The lowered workflow.
@@ -229,72 +279,9 @@ impl Cfg {
         order.sort_by_key(|&b| self.blocks[b].seq);
         order
     }
-}
 
-/// Identifiers the machine declares; `Span::mixed_site()` so user code cannot see them.
-pub fn mixed(name: &str) -> Ident {
-    Ident::new(name, Span::mixed_site())
-}
-
-/// The machine loop's label.
-pub fn machine_label() -> Lifetime {
-    Lifetime::new("'__durable_machine", Span::mixed_site())
-}
-
-/// The slot of binding `b`.
-pub fn slot_ident(b: BindingId) -> Ident {
-    format_ident!("__durable_s{}", b, span = Span::mixed_site())
-}
-
-/// The value a point block's operation produced.
-pub fn value_ident() -> Ident {
-    mixed("__durable_v")
-}
-
-pub(super) const GOTO_MARKER: &str = "__durable_goto";
-
-/// The block and point numbers of a lowered CFG, for tests and expansion.
-impl Cfg {
     /// The emitted number of a block.
     pub fn number(&self, b: BlockId) -> u32 {
         self.blocks[b].seq.unwrap_or(u32::MAX - 1)
-    }
-
-    /// Replaces jump markers in `tokens` with `f(goto)`.
-    pub fn expand_markers(
-        &self,
-        tokens: TokenStream,
-        f: &dyn Fn(GotoId) -> TokenStream,
-    ) -> TokenStream {
-        let mut out = TokenStream::new();
-        let mut iter = tokens.into_iter().peekable();
-        while let Some(tt) = iter.next() {
-            match tt {
-                TokenTree::Ident(i) if i == GOTO_MARKER => {
-                    let bang = iter.next();
-                    let group = iter.next();
-                    let id = match &group {
-                        Some(TokenTree::Group(g)) => g.stream().to_string().parse::<usize>().ok(),
-                        _ => None,
-                    };
-                    match id {
-                        Some(id) => out.extend(f(id)),
-                        None => {
-                            out.extend([TokenTree::Ident(i)]);
-                            out.extend(bang);
-                            out.extend(group);
-                        }
-                    }
-                }
-                TokenTree::Group(g) => {
-                    let mut ng =
-                        proc_macro2::Group::new(g.delimiter(), self.expand_markers(g.stream(), f));
-                    ng.set_span(g.span());
-                    out.extend([TokenTree::Group(ng)]);
-                }
-                other => out.extend([other]),
-            }
-        }
-        out
     }
 }
