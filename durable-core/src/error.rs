@@ -102,6 +102,23 @@ pub enum StoreError {
         /// The sequence number found, `None` if the execution does not exist.
         found: Option<u64>,
     },
+    /// A commit's condition on one of its execution's operations did not hold (see
+    /// [`Expect`](crate::Expect)): typically a delivery settled the operation between the
+    /// workflow's read and its commit. Nothing was written.
+    OperationConflict {
+        /// The execution.
+        id: String,
+        /// The operation's key.
+        key: String,
+        /// What the commit expected.
+        expected: crate::record::Expect,
+    },
+    /// Another engine has taken over the execution's lease (this engine's expired): the
+    /// commit was not made, and this engine must drop the execution.
+    LeaseLost {
+        /// The execution.
+        id: String,
+    },
     /// The data directory is already open in another engine or process.
     Locked {
         /// The directory.
@@ -117,6 +134,12 @@ pub enum StoreError {
     },
     /// The store has been closed.
     Closed,
+    /// The request breaks the store's contract (a caller's bug, not bad data): for
+    /// example a commit that writes another execution's operation.
+    Invalid {
+        /// What is wrong.
+        message: String,
+    },
     /// An I/O or backend error.
     Backend(Box<dyn std::error::Error + Send + Sync>),
 }
@@ -142,12 +165,21 @@ impl fmt::Display for StoreError {
                 ),
                 None => write!(f, "execution {id:?} does not exist"),
             },
+            StoreError::OperationConflict { id, key, expected } => write!(
+                f,
+                "operation {key:?} of execution {id:?} changed concurrently: expected {expected:?}"
+            ),
+            StoreError::LeaseLost { id } => write!(
+                f,
+                "execution {id:?} is leased to another engine; this engine's lease expired"
+            ),
             StoreError::Locked { path } => write!(
                 f,
                 "the data directory {path} is already in use by another engine"
             ),
             StoreError::Corrupt { key, source } => write!(f, "corrupt record {key}: {source}"),
             StoreError::Closed => write!(f, "the store is closed"),
+            StoreError::Invalid { message } => write!(f, "invalid store request: {message}"),
             StoreError::Backend(e) => write!(f, "store backend error: {e}"),
         }
     }

@@ -62,20 +62,28 @@
 //! durable default store is `durable-store-sled`.
 #![deny(missing_docs)]
 
+// Layer 1: values, time, records, errors, retry policies.
 mod canonical;
 mod codec;
-mod ctx;
-mod engine;
 mod error;
-mod private;
+mod panic;
 mod record;
 mod retry;
 mod returned_err;
-mod step;
-mod store;
 mod time;
-mod wait;
-mod workflow;
+// Layer 2: persistence.
+mod store;
+// Layer 3: the context, the engine–machine protocol, committing a transition.
+mod execution;
+// Layer 4: the durable operations.
+mod ops;
+// Layer 5: the engine.
+mod engine;
+// The contract with generated code (re-exported below as `__private_v1`).
+mod private;
+// What tests of stores and engines use (feature `test-support`).
+#[cfg(feature = "test-support")]
+pub mod test_support;
 
 #[doc(hidden)]
 pub mod __private_v1 {
@@ -87,18 +95,21 @@ pub mod __private_v1 {
 }
 
 pub use codec::{decode_value, value_to_json, Codec, FrameReader, FrameWriter, FORMAT_VERSION};
-pub use ctx::Ctx;
+pub use execution::Ctx;
 pub use durable_macros::durable;
 pub use engine::{
     Description, Engine, EngineBuilder, Handle, Local, PointDescription, Waiting, MAX_ID_LEN,
 };
 pub use error::{CodecError, Error, StepError, StoreError};
 pub use record::{
-    Commit, Created, Event, ExecutionRecord, HistoryEntry, ListFilter, PointState, Position, Status,
+    Commit, Committed, Created, Delivered, Delivery, Event, ExecutionRecord, Expect,
+    HistoryEntry, ListFilter, OperationAction, OperationChange, OperationKind, OperationRecord,
+    OperationRef, OperationState, ParentLink, PointState, Position, Settlement, Status,
 };
 pub use retry::RetryPolicy;
-pub use step::{InfallibleStep, Step};
-pub use store::{LeaseTable, MemoryStore, Store};
+pub use ops::{
+    ConditionError, InfallibleStep, SleepOp, Step, WaitError, WaitForCondition, MAX_WAIT,
+};
+pub use store::{store_rules, LeaseTable, MemoryStore, Store};
 pub use time::{Clock, SleepFuture, SystemClock, TestClock, Timestamp};
-pub use wait::{ConditionError, SleepOp, WaitError, WaitForCondition, MAX_WAIT};
-pub use workflow::{Workflow, WorkflowFn};
+pub use execution::{Workflow, WorkflowFn};

@@ -11,6 +11,18 @@
 //! - History entries are numbered per execution from 0 with no gaps; a store may drop
 //!   entries below the number a commit names (the history is bounded and is never needed
 //!   to resume).
+//! - An execution may have any number of [`OperationRecord`]s beside its record: operations
+//!   that outlive the durable point that created them (a callback created at one point and
+//!   awaited at a later one, a child execution, the items of a fan-out). An operation is
+//!   *pending* until it is settled, either by a [`Delivery`] from outside (a callback's
+//!   completion, a child's result) or by a commit of its own execution (a timeout). A
+//!   delivery that arrives before the workflow awaits the operation is kept in the
+//!   operation record until it does.
+//! - `awaiting` lists the operations whose settlement wakes a `Suspended` execution: a
+//!   delivery that settles one of them makes the execution `Running` again (a commit by the
+//!   store itself, `seq` + 1) and reports it woken. A commit that suspends on an operation
+//!   names it with [`Expect::Pending`], so a delivery that lands between the workflow's read
+//!   and its commit makes the commit fail instead of suspending forever.
 //!
 //! Stores persist these structs with [`Codec::Bincode`](crate::Codec) inside a value
 //! envelope, so the format version travels with every record.
@@ -83,6 +95,49 @@ pub struct ExecutionRecord {
     pub created_at: Timestamp,
     /// When the execution was last committed.
     pub updated_at: Timestamp,
+    /// The operation of another execution that started this one (a child execution) and
+    /// receives its result when it finishes.
+    pub parent: Option<ParentLink>,
+    /// The keys of the operations whose settlement wakes this execution while it is
+    /// `Suspended` (empty when only a time can wake it).
+    pub awaiting: Vec<String>,
+}
+
+impl ExecutionRecord {
+    /// A new execution of `workflow` with id `id`, as [`Store::create`](crate::Store::create)
+    /// receives it: `Running`, before its first durable point, created at `now`.
+    pub fn new(
+        id: impl Into<String>,
+        workflow: impl Into<String>,
+        fingerprint: u64,
+        now: Timestamp,
+    ) -> Self {
+        ExecutionRecord {
+            id: id.into(),
+            workflow: workflow.into(),
+            fingerprint,
+            seq: 0,
+            status: Status::Running,
+            position: None,
+            wake_at: None,
+            output: None,
+            message: None,
+            history_next: 0,
+            created_at: now,
+            updated_at: now,
+            parent: None,
+            awaiting: Vec::new(),
+        }
+    }
+}
+
+/// Where a child execution reports to: an operation of its parent.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ParentLink {
+    /// The parent execution's id.
+    pub execution: String,
+    /// The key of the parent's operation that the child settles when it finishes.
+    pub operation: String,
 }
 
 /// The last committed durable point of an execution.
@@ -232,6 +287,193 @@ pub enum Event {
     },
 }
 
+/// An operation that outlives the durable point that created it: a callback, a child
+/// execution, an item of a fan-out. Stored beside its execution's record under
+/// `(execution, key)`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OperationRecord {
+    /// The execution it belongs to.
+    pub execution: String,
+    /// Its key, unique within the execution (chosen by the operation, e.g. from the point
+    /// id that created it).
+    pub key: String,
+    /// What it is.
+    pub kind: OperationKind,
+    /// The name it shows in history and inspection.
+    pub name: String,
+    /// The secret that lets the outside address it ([`OperationRef::Token`]), unique in the
+    /// store: a callback's id.
+    pub token: Option<String>,
+    /// Whether it is still pending, and how it was settled.
+    pub state: OperationState,
+    /// When the last heartbeat arrived, if any.
+    pub heartbeat_at: Option<Timestamp>,
+    /// When it was created.
+    pub created_at: Timestamp,
+    /// When it was last written.
+    pub updated_at: Timestamp,
+}
+
+/// What an [`OperationRecord`] stands for, with the settings its module needs after a
+/// restart.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum OperationKind {
+    /// A callback: settled from outside by its token.
+    Callback {
+        /// When it times out, if ever.
+        timeout_at: Option<Timestamp>,
+        /// How long it may go without a heartbeat (milliseconds), if it has such a limit.
+        heartbeat_timeout_ms: Option<u64>,
+    },
+    /// A child execution: settled by the child's last commit.
+    Child {
+        /// The child execution's id.
+        execution: String,
+        /// The child's workflow name.
+        workflow: String,
+    },
+}
+
+impl OperationKind {
+    /// The kind's name in lower case.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            OperationKind::Callback { .. } => "callback",
+            OperationKind::Child { .. } => "child",
+        }
+    }
+}
+
+/// Whether an operation is pending, and how it was settled.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum OperationState {
+    /// Not settled yet.
+    Pending,
+    /// Settled with a result: a callback's payload, a child's encoded output.
+    Succeeded {
+        /// The payload, as the operation's module encoded it.
+        payload: Vec<u8>,
+    },
+    /// Settled with an error: a callback failed by its sender, a child that failed.
+    Failed {
+        /// The error, as the operation's module encoded it.
+        error: Vec<u8>,
+    },
+    /// Its time ran out (or its heartbeats stopped) before it was settled otherwise.
+    TimedOut {
+        /// Whether the heartbeat limit, not the overall timeout, ran out.
+        heartbeat: bool,
+    },
+    /// Given up by its own execution.
+    Cancelled,
+}
+
+impl OperationState {
+    /// Whether the operation is still pending.
+    pub fn is_pending(&self) -> bool {
+        matches!(self, OperationState::Pending)
+    }
+}
+
+/// How a delivery names its operation.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum OperationRef {
+    /// By its token (a callback id handed to the outside).
+    Token(String),
+    /// By execution and key (a child reporting to its parent).
+    Key {
+        /// The execution.
+        execution: String,
+        /// The operation's key.
+        key: String,
+    },
+}
+
+/// What a [`Delivery`] does to a pending operation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Settlement {
+    /// Settles it (the state must not be [`OperationState::Pending`]).
+    Settle(OperationState),
+    /// Records a heartbeat; it stays pending.
+    Heartbeat,
+}
+
+/// A change to a pending operation that comes from outside its execution's transitions.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Delivery {
+    /// The operation.
+    pub to: OperationRef,
+    /// What happens to it.
+    pub settlement: Settlement,
+    /// When (engine clock).
+    pub at: Timestamp,
+}
+
+/// What [`Store::deliver`](crate::Store::deliver) did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Delivered {
+    /// The operation was changed.
+    Applied {
+        /// Its execution.
+        execution: String,
+        /// Its key.
+        key: String,
+        /// Whether the execution was suspended awaiting it and is now `Running`.
+        woke: bool,
+    },
+    /// No operation has this token or key.
+    Unknown,
+    /// The operation was already settled (its current record); nothing was written.
+    AlreadySettled(Box<OperationRecord>),
+    /// The operation's execution has finished; nothing was written.
+    ExecutionFinished {
+        /// The execution.
+        execution: String,
+        /// Its status.
+        status: Status,
+    },
+}
+
+/// What a commit requires of an operation's current state; otherwise the whole commit is
+/// refused with [`StoreError::OperationConflict`](crate::StoreError::OperationConflict).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Expect {
+    /// No operation with this key exists.
+    Absent,
+    /// It exists and is pending.
+    Pending,
+    /// It exists and is settled.
+    Settled,
+    /// No condition.
+    Any,
+}
+
+/// What a commit does to an operation once its condition holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OperationAction {
+    /// Nothing: the change is only a condition.
+    Keep,
+    /// Writes the record (its `execution` and `key` must be the commit's and the change's).
+    Put(OperationRecord),
+    /// Deletes the operation (and its token).
+    Delete,
+}
+
+/// One operation change of a [`Commit`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OperationChange {
+    /// The operation's key within the committing execution.
+    pub key: String,
+    /// The condition.
+    pub expect: Expect,
+    /// The write.
+    pub action: OperationAction,
+}
+
 /// One atomic transition of an execution.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Commit {
@@ -243,6 +485,34 @@ pub struct Commit {
     pub history: Vec<HistoryEntry>,
     /// History entries numbered below this may be dropped.
     pub prune_history_below: u64,
+    /// Changes to this execution's operations, each with its condition; applied in order.
+    pub operations: Vec<OperationChange>,
+    /// Deliveries to other executions' operations (a child's result to its parent),
+    /// applied as [`Store::deliver`](crate::Store::deliver) applies them; a delivery whose
+    /// operation is unknown, settled or finished is skipped, never a reason to refuse.
+    pub deliveries: Vec<Delivery>,
+}
+
+impl Commit {
+    /// A commit of `record` based on `expected_seq`, with nothing else.
+    pub fn new(record: ExecutionRecord, expected_seq: u64) -> Self {
+        Commit {
+            record,
+            expected_seq,
+            history: Vec::new(),
+            prune_history_below: 0,
+            operations: Vec::new(),
+            deliveries: Vec::new(),
+        }
+    }
+}
+
+/// What a successful [`Store::commit`](crate::Store::commit) reports.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Committed {
+    /// Executions that the commit's deliveries woke (made `Running`): their engines should
+    /// run them.
+    pub woken: Vec<String>,
 }
 
 /// What [`Store::create`](crate::Store::create) found.
@@ -254,21 +524,84 @@ pub enum Created {
     Existing(Box<ExecutionRecord>),
 }
 
-/// Which executions [`Store::list`](crate::Store::list) returns.
+/// Which executions [`Store::list`](crate::Store::list) returns: those that pass every
+/// condition set, in id order, from after the cursor `after`, at most `limit`.
+///
+/// Pages: pass the id of the last execution of a page as `after` to get the next one.
+///
+/// ```
+/// use durable_core::{ListFilter, Status};
+///
+/// let first_page = ListFilter::default().status(Status::Running).limit(100);
+/// let next_page = first_page.clone().after("order-0099");
+/// # let _ = next_page;
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ListFilter {
     /// Only executions with this status.
     pub status: Option<Status>,
     /// Only executions of this workflow.
     pub workflow: Option<String>,
-    /// At most this many (by id order).
+    /// Only children of this execution.
+    pub parent: Option<String>,
+    /// Only executions whose id sorts after this one (by UTF-8 bytes).
+    pub after: Option<String>,
+    /// At most this many (all when `None`).
     pub limit: Option<usize>,
 }
 
 impl ListFilter {
-    /// Whether `record` passes the status and workflow conditions.
+    /// Every execution.
+    pub fn all() -> Self {
+        Self::default()
+    }
+
+    /// Only executions with `status`.
+    pub fn status(mut self, status: Status) -> Self {
+        self.status = Some(status);
+        self
+    }
+
+    /// Only executions of workflow `name`.
+    pub fn workflow(mut self, name: impl Into<String>) -> Self {
+        self.workflow = Some(name.into());
+        self
+    }
+
+    /// Only children of execution `id`.
+    pub fn parent(mut self, id: impl Into<String>) -> Self {
+        self.parent = Some(id.into());
+        self
+    }
+
+    /// Only executions whose id sorts after `id`: the next page after the one that ended
+    /// with `id`.
+    pub fn after(mut self, id: impl Into<String>) -> Self {
+        self.after = Some(id.into());
+        self
+    }
+
+    /// At most `limit` executions.
+    pub fn limit(mut self, limit: usize) -> Self {
+        self.limit = Some(limit);
+        self
+    }
+
+    /// Whether `record` passes the status, workflow, parent and cursor conditions (not the
+    /// limit).
     pub fn matches(&self, record: &ExecutionRecord) -> bool {
         self.status.is_none_or(|s| s == record.status)
             && self.workflow.as_ref().is_none_or(|w| *w == record.workflow)
+            && self.parent.as_ref().is_none_or(|p| {
+                record
+                    .parent
+                    .as_ref()
+                    .is_some_and(|link| link.execution == *p)
+            })
+            && self
+                .after
+                .as_ref()
+                .is_none_or(|after| record.id.as_bytes() > after.as_bytes())
     }
 }

@@ -9,11 +9,13 @@ use futures_util::FutureExt;
 
 use super::registry::Returned;
 use super::Shared;
-use crate::ctx::{Change, Ctx};
 use crate::error::StoreError;
-use crate::private::{Entry, Interrupt};
-use crate::record::{Event, ExecutionRecord, Status};
-use crate::step::panic_message;
+use crate::execution::{Change, Ctx, Entry, Interrupt, Runtime};
+use crate::panic::panic_message;
+use crate::record::{
+    Delivery, Event, ExecutionRecord, OperationRef, OperationState, Settlement, Status,
+};
+use crate::time::Timestamp;
 
 /// How long to wait before retrying an activation after a store error.
 const STORE_RETRY_DELAY: Duration = Duration::from_secs(1);
@@ -34,11 +36,16 @@ pub(super) async fn activate(shared: &Arc<Shared>, id: &str) {
     }
     match result {
         Ok(()) => {}
-        Err(StoreError::Conflict { .. }) => {
-            tracing::warn!(
-                execution = id,
-                "execution advanced by someone else; activation dropped"
-            );
+        // The record or one of its operations changed under this activation (a delivery
+        // woke it or settled what it was about to wait for): nothing was written, so run
+        // it again from what is stored now.
+        Err(StoreError::Conflict { .. } | StoreError::OperationConflict { .. }) => {
+            tracing::debug!(execution = id, "execution changed concurrently; running it again");
+            shared.enqueue(id);
+        }
+        // Another engine took the execution over: it is that engine's now.
+        Err(StoreError::LeaseLost { .. }) => {
+            tracing::warn!(execution = id, "lease lost to another engine; activation dropped");
         }
         Err(e) => retry_later(shared, id, e),
     }
@@ -58,10 +65,15 @@ fn enqueue_later(shared: &Arc<Shared>, id: &str) {
     });
 }
 
+/// The engine as the execution layer sees it.
+fn runtime(shared: &Arc<Shared>) -> Arc<dyn Runtime> {
+    shared.clone()
+}
+
 async fn run_claimed(
     shared: &Arc<Shared>,
     id: &str,
-    lease_until: crate::time::Timestamp,
+    lease_until: Timestamp,
 ) -> Result<(), StoreError> {
     let Some(record) = shared.store.load(id).await? else {
         return Ok(());
@@ -72,7 +84,8 @@ async fn run_claimed(
             shared.notify_done(id);
             return Ok(());
         }
-        Status::Suspended if record.wake_at.is_some_and(|at| at > now) => return Ok(()),
+        // Not due yet: its timer or a delivery wakes it.
+        Status::Suspended if record.wake_at.is_none_or(|at| at > now) => return Ok(()),
         _ => {}
     }
     let Some(version) = shared
@@ -89,16 +102,13 @@ async fn run_claimed(
         None => match shared.store.load_input(id).await? {
             Some(input) => Entry::Start { input },
             None => {
-                let ctx = Ctx::new(shared.clone(), record, version.codec, lease_until);
-                return fail(
-                    &ctx,
-                    "the execution's input is missing from the store".into(),
-                )
-                .await;
+                let ctx = Ctx::new(runtime(shared), record, version.codec, lease_until);
+                let message = "the execution's input is missing from the store".into();
+                return fail(shared, &ctx, message).await;
             }
         },
     };
-    let ctx = Ctx::new(shared.clone(), record, version.codec, lease_until);
+    let ctx = Ctx::new(runtime(shared), record, version.codec, lease_until);
     let outcome = AssertUnwindSafe((version.run)(ctx.clone(), entry))
         .catch_unwind()
         .await;
@@ -123,19 +133,13 @@ async fn run_claimed(
                     (Status::Failed, Some(message), event)
                 }
             };
-            finish(
-                &ctx,
-                Change {
-                    status,
-                    position: None,
-                    point: None,
-                    wake_at: None,
-                    output: Some(output),
-                    message,
-                    events: vec![event],
-                },
-            )
-            .await
+            let change = Change {
+                output: Some(output),
+                message,
+                events: vec![event],
+                ..Change::to(status)
+            };
+            finish(shared, &ctx, change).await
         }
         Err(Interrupt::Suspended) => Ok(()),
         Err(Interrupt::Yielded) => {
@@ -143,39 +147,30 @@ async fn run_claimed(
             Ok(())
         }
         Err(Interrupt::Store(e)) => Err(e),
-        Err(Interrupt::Failed(message)) => fail(&ctx, message).await,
+        Err(Interrupt::Failed(message)) => fail(shared, &ctx, message).await,
         Err(Interrupt::Inspected(_)) => {
-            fail(
-                &ctx,
-                "internal error: a running machine answered as if inspected".into(),
-            )
-            .await
+            let message = "internal error: a running machine answered as if inspected".into();
+            fail(shared, &ctx, message).await
         }
     }
 }
 
-async fn fail(ctx: &Ctx, message: String) -> Result<(), StoreError> {
+async fn fail(shared: &Arc<Shared>, ctx: &Ctx, message: String) -> Result<(), StoreError> {
     tracing::error!(execution = ctx.execution_id(), %message, "execution failed");
-    finish(
-        ctx,
-        Change {
-            status: Status::Failed,
-            position: ctx.record().position,
-            point: None,
-            wake_at: None,
-            output: None,
-            message: Some(message.clone()),
-            events: vec![Event::Failed { message }],
-        },
-    )
-    .await
+    let change = Change {
+        position: ctx.record().position,
+        message: Some(message.clone()),
+        events: vec![Event::Failed { message }],
+        ..Change::to(Status::Failed)
+    };
+    finish(shared, ctx, change).await
 }
 
 /// Parks an execution whose code version is not registered; its data stays intact.
 async fn park(
     shared: &Arc<Shared>,
     record: ExecutionRecord,
-    lease_until: crate::time::Timestamp,
+    lease_until: Timestamp,
 ) -> Result<(), StoreError> {
     let id = record.id.clone();
     if record.status != Status::Parked {
@@ -195,32 +190,47 @@ async fn park(
             )
         };
         tracing::warn!(execution = %id, %message, "execution parked");
-        let position = record.position.clone();
-        let ctx = Ctx::new(shared.clone(), record, crate::Codec::default(), lease_until);
-        finish(
-            &ctx,
-            Change {
-                status: Status::Parked,
-                position,
-                point: None,
-                // A parked execution must not keep firing timers; it resumes when its
-                // version is registered and an engine opens.
-                wake_at: None,
-                output: None,
-                message: Some(message.clone()),
-                events: vec![Event::Parked { message }],
-            },
-        )
-        .await?;
+        let change = Change {
+            position: record.position.clone(),
+            // A parked execution must not keep firing timers or wait for operations; it
+            // resumes when its version is registered and an engine opens.
+            message: Some(message.clone()),
+            events: vec![Event::Parked { message }],
+            ..Change::to(Status::Parked)
+        };
+        let ctx = Ctx::new(runtime(shared), record, crate::Codec::default(), lease_until);
+        finish(shared, &ctx, change).await?;
     }
     shared.notify_done(&id);
     Ok(())
 }
 
-async fn finish(ctx: &Ctx, change: Change) -> Result<(), StoreError> {
+/// Commits the last transition of an activation that ends the execution (or parks it),
+/// reporting a finished child's result to its parent in the same commit, and wakes the
+/// callers waiting for its result.
+async fn finish(shared: &Arc<Shared>, ctx: &Ctx, mut change: Change) -> Result<(), StoreError> {
+    let record = ctx.record();
+    if let (Some(parent), true) = (&record.parent, change.status.is_terminal()) {
+        let settlement = match &change.output {
+            Some(output) => OperationState::Succeeded {
+                payload: output.clone(),
+            },
+            None => OperationState::Failed {
+                error: change.message.clone().unwrap_or_default().into_bytes(),
+            },
+        };
+        change.deliveries.push(Delivery {
+            to: OperationRef::Key {
+                execution: parent.execution.clone(),
+                key: parent.operation.clone(),
+            },
+            settlement: Settlement::Settle(settlement),
+            at: shared.clock.now(),
+        });
+    }
     match ctx.commit(change).await {
         Ok(()) => {
-            ctx.shared().notify_done(ctx.execution_id());
+            shared.notify_done(ctx.execution_id());
             Ok(())
         }
         Err(Interrupt::Store(e)) => Err(e),

@@ -8,9 +8,8 @@ use serde::Serialize;
 
 use super::Shared;
 use crate::codec::{Codec, FrameReader};
-use crate::ctx::Ctx;
 use crate::error::Error;
-use crate::private::{Entry, Interrupt};
+use crate::execution::{Ctx, Entry, Interrupt, Runtime};
 use crate::record::{ExecutionRecord, HistoryEntry, PointState, Status};
 use crate::time::Timestamp;
 
@@ -209,7 +208,7 @@ async fn inspect(
         .as_ref()
         .map(|p| p.frame.clone())
         .unwrap_or_default();
-    let ctx = Ctx::new(shared.clone(), record.clone(), codec, Timestamp::EPOCH);
+    let ctx = Ctx::new(shared.clone() as Arc<dyn Runtime>, record.clone(), codec, Timestamp::EPOCH);
     match run(ctx, Entry::Inspect { frame }).await {
         Err(Interrupt::Inspected(locals)) => Ok(locals
             .into_iter()

@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use tokio::task::AbortHandle;
 
-use super::{activation, Shared};
+use super::activation;
+use super::shared::Shared;
 
 /// Executions waiting to run and running.
 ///

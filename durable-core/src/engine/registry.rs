@@ -5,11 +5,9 @@ use std::future::Future;
 use std::pin::Pin;
 
 use crate::codec::{decode_value, Codec};
-use crate::ctx::Ctx;
 use crate::error::CodecError;
-use crate::private::{Entry, Interrupt};
+use crate::execution::{Ctx, Entry, Interrupt, PointInfo, Workflow};
 use crate::returned_err::returned_err;
-use crate::workflow::{PointInfo, Workflow};
 
 /// A type-erased state machine: runs to the encoded output.
 pub(crate) type RunFn =

@@ -35,7 +35,7 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
-use super::Shared;
+use super::shared::Shared;
 use crate::error::StoreError;
 use crate::time::Timestamp;
 

@@ -29,8 +29,7 @@ mod question;
 mod slots;
 
 pub use crate::codec::{FrameReader, FrameWriter};
-pub use crate::ctx::{Ctx, PointRun};
-pub use crate::workflow::{Machine, PointInfo};
+pub use crate::execution::{Ctx, Machine, PointInfo, PointRun};
 pub use loops::{DurableItems, DurableRange, ForSource, LoopIter, RangeInt, ViaCollect, ViaRange};
 pub use protocol::{
     decode_workflow_input, enter, machine, neutralised, recorded, run, AwaitedInDurableFn, Entered,

@@ -8,17 +8,34 @@
 //! an expiry, commits are conditional, and wake-ups are queries. Stores that are owned by
 //! one process (the in-memory and sled stores) keep leases in memory with a
 //! [`LeaseTable`], since a lease cannot outlive the process that holds the store.
+//!
+//! Finding work must not cost in proportion to history: a store keeps an index of
+//! unfinished executions (`Running`, `Suspended`, `Parked`), maintained by the commits
+//! that change an execution's status, so that [`Store::list`] by one of those statuses
+//! reads only the matching executions, and an engine opening over a million finished
+//! executions reads none of them.
 
 mod lease;
 mod memory;
+mod rules;
 
 use async_trait::async_trait;
 
 pub use lease::LeaseTable;
 pub use memory::MemoryStore;
 
+/// The rules every store applies to operations and deliveries, as pure functions over
+/// records: a store implementation calls them inside its own transaction so that every
+/// store behaves alike (the conformance suite checks it).
+pub mod store_rules {
+    pub use super::rules::{apply, check_change, check_delivery, expect_holds, refusal};
+}
+
 use crate::error::StoreError;
-use crate::record::{Commit, Created, ExecutionRecord, HistoryEntry, ListFilter};
+use crate::record::{
+    Commit, Committed, Created, Delivered, Delivery, ExecutionRecord, HistoryEntry, ListFilter,
+    OperationRecord,
+};
 use crate::time::Timestamp;
 
 /// Where executions live.
@@ -38,14 +55,67 @@ pub trait Store: Send + Sync + 'static {
     /// The execution's encoded input, `None` if there is no such execution.
     async fn load_input(&self, id: &str) -> Result<Option<Vec<u8>>, StoreError>;
 
-    /// Applies one transition atomically: the new record, its history entries, and the
-    /// timer index change implied by the old and new `wake_at`; refused with
-    /// [`StoreError::Conflict`] (and nothing written) unless the stored `seq` equals
-    /// `commit.expected_seq`.
+    /// Applies one transition atomically: the new record, its history entries, the timer
+    /// index change implied by the old and new `wake_at`, the unfinished-index change
+    /// implied by the old and new status, its operation changes (in order) and its
+    /// deliveries.
+    ///
+    /// Refused, with nothing written, with [`StoreError::Conflict`] unless the stored
+    /// `seq` equals `commit.expected_seq`, and with [`StoreError::OperationConflict`]
+    /// unless every operation change's [`Expect`](crate::Expect) holds (checked against
+    /// the operations as the earlier changes of the same commit leave them). A `Put`
+    /// whose token belongs to another operation is an `OperationConflict` too. Deliveries
+    /// follow [`deliver`](Store::deliver)'s rules, except that one that cannot apply is
+    /// skipped; the executions they wake are returned in [`Committed::woken`].
     ///
     /// Durable: when this returns `Ok`, the whole transition survives a crash. Concurrent
     /// commits may share one flush.
-    async fn commit(&self, commit: Commit) -> Result<(), StoreError>;
+    async fn commit(&self, commit: Commit) -> Result<Committed, StoreError>;
+
+    /// Applies a change from outside to a pending operation, atomically:
+    ///
+    /// - an unknown token or key is [`Delivered::Unknown`]; an operation whose execution
+    ///   has finished (`Completed` or `Failed`) is [`Delivered::ExecutionFinished`]; a
+    ///   settled one is [`Delivered::AlreadySettled`]; none of them writes anything;
+    /// - [`Settlement::Settle`](crate::Settlement::Settle) writes the new state and
+    ///   `updated_at`; if the execution is `Suspended` and its `awaiting` names the
+    ///   operation, the execution is woken in the same write: `Running`, no `wake_at`
+    ///   (its timer leaves the index), `awaiting` empty, `seq` + 1, `updated_at` = the
+    ///   delivery's time;
+    /// - [`Settlement::Heartbeat`](crate::Settlement::Heartbeat) writes `heartbeat_at`
+    ///   and `updated_at` and wakes nothing.
+    ///
+    /// Durable: when this returns `Ok(Delivered::Applied { .. })`, the change survives a
+    /// crash. Concurrent deliveries and commits may share one flush; of concurrent
+    /// deliveries to one operation, exactly one settles it.
+    async fn deliver(&self, delivery: Delivery) -> Result<Delivered, StoreError>;
+
+    /// The operation `key` of execution `execution`, `None` if there is none.
+    async fn operation(
+        &self,
+        execution: &str,
+        key: &str,
+    ) -> Result<Option<OperationRecord>, StoreError>;
+
+    /// The operation whose token is `token`, `None` if there is none.
+    async fn operation_by_token(&self, token: &str)
+        -> Result<Option<OperationRecord>, StoreError>;
+
+    /// The operations of `execution` whose keys sort after `after` (by UTF-8 bytes; all
+    /// when `None`), in key order, at most `limit`.
+    async fn operations(
+        &self,
+        execution: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<OperationRecord>, StoreError>;
+
+    /// Deletes an execution and everything stored for it (input, history, operations,
+    /// tokens, index entries); returns whether it existed. The engine deletes only
+    /// finished executions.
+    ///
+    /// Durable: when this returns, the deletion survives a crash.
+    async fn delete(&self, id: &str) -> Result<bool, StoreError>;
 
     /// Claims the execution for `owner` until `until`, unless another owner holds an
     /// unexpired lease on it. Returns whether the claim was granted; claiming again as
@@ -94,7 +164,11 @@ pub trait Store: Send + Sync + 'static {
         Ok(entries)
     }
 
-    /// Executions that pass `filter`, in id order.
+    /// Executions that pass `filter`, in id order, at most `filter.limit`.
+    ///
+    /// With a status filter of `Running`, `Suspended` or `Parked` the store reads only
+    /// unfinished executions (its unfinished index), so the cost follows the number of
+    /// matches, not the number of executions ever stored.
     async fn list(&self, filter: &ListFilter) -> Result<Vec<ExecutionRecord>, StoreError>;
 
     /// The execution's retained history entries, oldest first.

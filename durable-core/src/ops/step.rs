@@ -21,9 +21,9 @@ use futures_util::FutureExt;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::ctx::{Ctx, PointRun};
 use crate::error::StepError;
-use crate::private::{AwaitedInDurableFn, Interrupt, Operation};
+use crate::execution::{AwaitedInDurableFn, Ctx, Interrupt, Operation, PointRun};
+use crate::panic::panic_message;
 use crate::record::{Event, PointState};
 use crate::retry::RetryPolicy;
 use crate::time::Timestamp;
@@ -375,20 +375,10 @@ async fn wait_or_go_on(
     let wake_at = suspend.then_some(retry_at);
     run.progress(PointState::Retrying { attempt: next }, wake_at, vec![event])
         .await?;
-    if !suspend && run.ctx().shared().is_shutting_down() {
+    if !suspend && run.is_shutting_down() {
         return Err(Interrupt::Yielded);
     }
     Ok(suspend)
-}
-
-pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = panic.downcast_ref::<&str>() {
-        (*s).to_owned()
-    } else if let Some(s) = panic.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "a non-string panic payload".to_owned()
-    }
 }
 
 /// A step whose body cannot fail, built by [`Ctx::step_infallible`].

@@ -4,116 +4,27 @@
 //! time: the engine runs on a manual `TestClock`, and tokio's clock is paused where time
 //! must pass for tokio.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
+use durable_core::test_support::InstrumentedStore;
 use durable_core::{
-    durable, Commit, Created, Ctx, Engine, EngineBuilder, ExecutionRecord, HistoryEntry,
-    ListFilter, MemoryStore, RetryPolicy, Status, StepError, Store, StoreError, TestClock,
-    Timestamp, WaitError,
+    durable, Ctx, Engine, EngineBuilder, MemoryStore, RetryPolicy, Status, StepError, Store,
+    TestClock, Timestamp, WaitError,
 };
-use tokio::sync::oneshot;
 
 const START: Timestamp = Timestamp::from_millis(1_700_000_000_000);
 const DAY: Duration = Duration::from_secs(86_400);
 
 /// A [`MemoryStore`] that counts timer-index reads and can hold back one commit.
-#[derive(Default)]
-struct Watched {
-    inner: MemoryStore,
-    /// Calls of `due`, `next_wake` and `timers_after`.
-    timer_reads: AtomicUsize,
-    /// Entries those calls returned.
-    timer_entries: AtomicUsize,
-    /// The next commit that sets a wake-up time for this id waits for the receiver.
-    hold: Mutex<Option<Hold>>,
+type Watched = InstrumentedStore<MemoryStore>;
+
+fn watched() -> Arc<Watched> {
+    Arc::new(InstrumentedStore::new(MemoryStore::new()))
 }
 
-/// A commit to hold back: the execution id, a sender told when the commit arrives, and a
-/// receiver that lets it through.
-type Hold = (String, oneshot::Sender<()>, oneshot::Receiver<()>);
-
-impl Watched {
-    fn reads(&self) -> usize {
-        self.timer_reads.load(Ordering::SeqCst)
-    }
-
-    fn counted(&self, entries: usize) {
-        self.timer_reads.fetch_add(1, Ordering::SeqCst);
-        self.timer_entries.fetch_add(entries, Ordering::SeqCst);
-    }
-}
-
-#[async_trait]
-impl Store for Watched {
-    async fn create(&self, record: ExecutionRecord, input: Vec<u8>) -> Result<Created, StoreError> {
-        self.inner.create(record, input).await
-    }
-    async fn load(&self, id: &str) -> Result<Option<ExecutionRecord>, StoreError> {
-        self.inner.load(id).await
-    }
-    async fn load_input(&self, id: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        self.inner.load_input(id).await
-    }
-    async fn commit(&self, commit: Commit) -> Result<(), StoreError> {
-        let held = {
-            let mut hold = self.hold.lock().unwrap();
-            match &*hold {
-                Some((id, _, _)) if *id == commit.record.id && commit.record.wake_at.is_some() => {
-                    hold.take()
-                }
-                _ => None,
-            }
-        };
-        if let Some((_, reached, release)) = held {
-            reached.send(()).unwrap();
-            release.await.unwrap();
-        }
-        self.inner.commit(commit).await
-    }
-    async fn claim(
-        &self,
-        id: &str,
-        owner: u128,
-        now: Timestamp,
-        until: Timestamp,
-    ) -> Result<bool, StoreError> {
-        self.inner.claim(id, owner, now, until).await
-    }
-    async fn release(&self, id: &str, owner: u128) -> Result<(), StoreError> {
-        self.inner.release(id, owner).await
-    }
-    async fn due(
-        &self,
-        now: Timestamp,
-        limit: usize,
-    ) -> Result<Vec<(Timestamp, String)>, StoreError> {
-        let due = self.inner.due(now, limit).await?;
-        self.counted(due.len());
-        Ok(due)
-    }
-    async fn next_wake(&self) -> Result<Option<Timestamp>, StoreError> {
-        self.counted(1);
-        self.inner.next_wake().await
-    }
-    async fn timers_after(
-        &self,
-        after: Option<(Timestamp, &str)>,
-        until: Timestamp,
-        limit: usize,
-    ) -> Result<Vec<(Timestamp, String)>, StoreError> {
-        let entries = self.inner.timers_after(after, until, limit).await?;
-        self.counted(entries.len());
-        Ok(entries)
-    }
-    async fn list(&self, filter: &ListFilter) -> Result<Vec<ExecutionRecord>, StoreError> {
-        self.inner.list(filter).await
-    }
-    async fn history(&self, id: &str) -> Result<Vec<HistoryEntry>, StoreError> {
-        self.inner.history(id).await
-    }
+fn reads(store: &Watched) -> u64 {
+    store.counts().timer_reads
 }
 
 #[durable]
@@ -152,23 +63,23 @@ async fn settle() {
 
 #[tokio::test(start_paused = true)]
 async fn an_idle_engine_makes_no_store_calls_for_timers() {
-    let store = Arc::new(Watched::default());
+    let store = watched();
     let clock = TestClock::new(START);
     let engine = engine(&store, &clock, 8).await;
     settle().await;
-    let at_open = store.reads();
+    let at_open = reads(&store);
     // An hour passes for tokio, and none for the engine clock: nothing may poll.
     tokio::time::sleep(Duration::from_secs(3600)).await;
-    assert_eq!(store.reads(), at_open, "no timers, no reads");
+    assert_eq!(reads(&store), at_open, "no timers, no reads");
 
     let handle = engine.start(nap, "nap", 1).await.unwrap();
     until_status(&store, "nap", Status::Suspended).await;
     settle().await;
-    let suspended = store.reads();
+    let suspended = reads(&store);
     tokio::time::sleep(Duration::from_secs(3600)).await;
     settle().await;
     assert_eq!(
-        store.reads(),
+        reads(&store),
         suspended,
         "a suspended execution whose time has not come costs no reads"
     );
@@ -176,17 +87,17 @@ async fn an_idle_engine_makes_no_store_calls_for_timers() {
     clock.advance(DAY);
     assert_eq!(handle.result().await.unwrap(), Ok(1));
     settle().await;
-    let done = store.reads();
+    let done = reads(&store);
     tokio::time::sleep(Duration::from_secs(3600)).await;
     settle().await;
-    assert_eq!(store.reads(), done, "and neither does a finished one");
+    assert_eq!(reads(&store), done, "and neither does a finished one");
     engine.shutdown().await;
 }
 
 #[tokio::test]
 async fn a_wave_of_due_timers_reads_each_entry_once() {
     const EXECUTIONS: usize = 3000;
-    let store = Arc::new(Watched::default());
+    let store = watched();
     let clock = TestClock::new(START);
     let engine = engine(&store, &clock, 4).await;
     for i in 0..EXECUTIONS {
@@ -201,13 +112,13 @@ async fn a_wave_of_due_timers_reads_each_entry_once() {
     for i in 0..EXECUTIONS {
         until_status(&store, &format!("nap-{i:04}"), Status::Suspended).await;
     }
-    let entries_before = store.timer_entries.load(Ordering::SeqCst);
+    let entries_before = store.counts().timer_entries;
     clock.advance(DAY);
     for i in 0..EXECUTIONS {
         let result = engine.handle(nap, format!("nap-{i:04}")).result().await;
         assert_eq!(result.unwrap(), Ok(1));
     }
-    let read = store.timer_entries.load(Ordering::SeqCst) - entries_before;
+    let read = store.counts().timer_entries - entries_before;
     // Each due entry once, plus a look at the next one after each batch.
     assert!(
         read <= EXECUTIONS + EXECUTIONS / 100,
@@ -236,18 +147,16 @@ async fn flaky(ctx: Ctx, _n: u32) -> Result<u32, StepError<String>> {
 
 #[tokio::test]
 async fn a_timer_committed_behind_handed_out_ones_still_fires() {
-    let store = Arc::new(Watched::default());
+    let store = watched();
     let clock = TestClock::new(START);
     let engine = engine(&store, &clock, 8).await;
     let later = engine.start(nap, "later", 1).await.unwrap();
     until_status(&store, "later", Status::Suspended).await;
 
     // `early`'s retry, due a minute from now, is held back before it reaches the store.
-    let (reached, at_store) = oneshot::channel();
-    let (release, released) = oneshot::channel();
-    *store.hold.lock().unwrap() = Some(("early".into(), reached, released));
+    let held = store.hold_commit(|c| c.record.id == "early" && c.record.wake_at.is_some());
     let early = engine.start(flaky, "early", 0).await.unwrap();
-    at_store.await.unwrap();
+    held.reached.await.unwrap();
 
     // Meanwhile a day passes: the timer service hands out `later`, whose entry comes
     // after the minute-long retry's, and `later` completes.
@@ -255,7 +164,7 @@ async fn a_timer_committed_behind_handed_out_ones_still_fires() {
     assert_eq!(later.result().await.unwrap(), Ok(1));
 
     // Now the retry lands in the index, due already and behind what was handed out.
-    release.send(()).unwrap();
+    held.release.send(()).unwrap();
     let retried = tokio::time::timeout(Duration::from_secs(30), early.result())
         .await
         .expect("the retry was not missed");
@@ -268,7 +177,7 @@ async fn a_wave_larger_than_the_ready_queue_drains_with_one_permit() {
     // More due timers than the service keeps queued, and one activation at a time: the
     // service must wait for room, not spin (this runtime has a single thread).
     const EXECUTIONS: usize = 1100;
-    let store = Arc::new(Watched::default());
+    let store = watched();
     let clock = TestClock::new(START);
     let engine = engine(&store, &clock, 1).await;
     for i in 0..EXECUTIONS {
@@ -313,7 +222,7 @@ async fn nap_seconds(ctx: Ctx, seconds: u64) -> Result<u64, WaitError> {
 
 #[tokio::test]
 async fn a_timer_set_after_the_clock_went_back_still_fires() {
-    let store = Arc::new(Watched::default());
+    let store = watched();
     let clock = SetBack {
         clock: TestClock::new(START),
         back: Arc::default(),

@@ -1,79 +1,18 @@
-//! Durable waits: [`Ctx::sleep`], [`Ctx::sleep_until`] and [`Ctx::wait_for_condition`].
-//!
-//! A wait commits its wake-up time with the frame and suspends: the execution leaves
-//! memory and costs nothing until the engine's timer service wakes it. The time comes from
-//! the engine's clock, so a test clock runs a year-long wait in milliseconds.
+//! Condition waits: [`Ctx::wait_for_condition`] polls a check, each poll a step whose
+//! returned state is committed, suspended between polls like a sleep.
 
 use std::fmt;
 use std::future::Future;
-use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::codec::decode_value;
-use crate::ctx::{Ctx, PointRun};
-use crate::private::{AwaitedInDurableFn, Interrupt, Operation};
+use crate::execution::{AwaitedInDurableFn, Ctx, Interrupt, Operation, PointRun};
 use crate::record::{Event, PointState};
 use crate::retry::RetryPolicy;
-use crate::time::Timestamp;
-
-/// The longest wait accepted: 100 years.
-pub const MAX_WAIT: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
-
-/// A wait that cannot be scheduled; what `ctx.sleep(..).await` returns in its `Err`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[non_exhaustive]
-pub enum WaitError {
-    /// The wake-up time is further away than [`MAX_WAIT`] or past the clock's range.
-    TooFar {
-        /// The wait's name.
-        name: String,
-        /// The requested wait in milliseconds (saturated).
-        requested_ms: u64,
-    },
-}
-
-impl fmt::Display for WaitError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            WaitError::TooFar { name, requested_ms } => write!(
-                f,
-                "wait `{name}` of {requested_ms} ms is longer than the maximum of {} days",
-                MAX_WAIT.as_secs() / 86_400
-            ),
-        }
-    }
-}
-
-impl std::error::Error for WaitError {}
-
-enum Deadline {
-    After(Duration),
-    At(Timestamp),
-}
 
 impl Ctx {
-    /// Waits durably for `duration`: commits the wake-up time and suspends.
-    ///
-    /// `.await` gives `Ok(())` once the time has come (also after restarts), or
-    /// [`WaitError::TooFar`] at once if `duration` exceeds [`MAX_WAIT`].
-    pub fn sleep(&self, duration: Duration) -> SleepOp {
-        SleepOp {
-            name: "sleep".into(),
-            deadline: Deadline::After(duration),
-        }
-    }
-
-    /// Waits durably until `deadline` (engine clock); a deadline in the past completes at
-    /// once.
-    pub fn sleep_until(&self, deadline: Timestamp) -> SleepOp {
-        SleepOp {
-            name: "sleep".into(),
-            deadline: Deadline::At(deadline),
-        }
-    }
-
     /// Polls `check` until the strategy says the condition holds.
     ///
     /// Each poll is a step: `check` gets the last state and returns the next one, which is
@@ -116,90 +55,6 @@ impl Ctx {
 
 fn never_done<S>(_: &S) -> bool {
     false
-}
-
-/// A durable sleep, built by [`Ctx::sleep`] or [`Ctx::sleep_until`].
-#[must_use = "a wait does nothing until it is awaited in a `#[durable]` fn"]
-pub struct SleepOp {
-    name: String,
-    deadline: Deadline,
-}
-
-impl fmt::Debug for SleepOp {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SleepOp").field("name", &self.name).finish()
-    }
-}
-
-impl SleepOp {
-    /// Names the wait, for the history and for inspection (default `"sleep"`).
-    pub fn name(mut self, name: impl Into<String>) -> Self {
-        self.name = name.into();
-        self
-    }
-}
-
-/// See the `IntoFuture` impl of [`Step`](crate::Step). The bound is higher-ranked so that
-/// rustc does not reject the never-satisfied bound outright.
-impl std::future::IntoFuture for SleepOp
-where
-    // Only a durable point can await this: directly in the body of a `#[durable]` fn.
-    for<'a> &'a Self: AwaitedInDurableFn,
-{
-    type Output = ();
-    type IntoFuture = std::future::Pending<()>;
-    fn into_future(self) -> Self::IntoFuture {
-        std::future::pending()
-    }
-}
-
-impl Operation for SleepOp {
-    type Output = Result<(), WaitError>;
-
-    async fn run(self, run: PointRun) -> Result<Self::Output, Interrupt> {
-        let SleepOp { name, deadline } = self;
-        let now = run.now();
-        let until = match run.resumed_state() {
-            Some(PointState::Waiting { until }) => *until,
-            Some(other) => {
-                return Err(Interrupt::Failed(format!(
-                    "wait `{name}` resumed in a state that is not a wait's: {other:?}"
-                )))
-            }
-            None => {
-                let until = match deadline {
-                    Deadline::At(at) => Some(at),
-                    Deadline::After(d) if d <= MAX_WAIT => now.checked_add(d),
-                    Deadline::After(_) => None,
-                };
-                let Some(until) = until.filter(|at| at.saturating_duration_since(now) <= MAX_WAIT)
-                else {
-                    let requested_ms = match deadline {
-                        Deadline::After(d) => u64::try_from(d.as_millis()).unwrap_or(u64::MAX),
-                        Deadline::At(at) => at.as_millis().saturating_sub(now.as_millis()),
-                    };
-                    let outcome = Err(WaitError::TooFar { name, requested_ms });
-                    return run.complete(&outcome, Vec::new()).await;
-                };
-                if until > now {
-                    let started = Event::WaitStarted {
-                        name: name.clone(),
-                        until,
-                    };
-                    run.progress(PointState::Waiting { until }, Some(until), vec![started])
-                        .await?;
-                    return Err(Interrupt::Suspended);
-                }
-                until
-            }
-        };
-        if until > now {
-            // Woken early (a timer raced a commit): the wait is already committed.
-            return Err(Interrupt::Suspended);
-        }
-        run.complete(&Ok::<(), WaitError>(()), vec![Event::WaitFinished { name }])
-            .await
-    }
 }
 
 /// Why a condition wait gave up; what `ctx.wait_for_condition(..).await` returns in its

@@ -6,9 +6,9 @@ use std::pin::Pin;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use super::ctx::Ctx;
+use super::protocol::{Entry, Interrupt};
 use crate::codec::Codec;
-use crate::ctx::Ctx;
-use crate::private::{Entry, Interrupt};
 
 /// The boxed state machine a workflow runs as.
 #[doc(hidden)]
@@ -58,11 +58,18 @@ pub trait WorkflowFn: Copy + Send + Sync + 'static {
 
 impl<F, W> WorkflowFn for F
 where
-    F: Fn(crate::private::Select) -> W + Copy + Send + Sync + 'static,
+    F: Fn(Select) -> W + Copy + Send + Sync + 'static,
     W: Workflow,
 {
     type Workflow = W;
 }
+
+/// The parameter type of the function item `#[durable]` defines in place of the
+/// `async fn`: it cannot be built outside this crate, so that function is never called;
+/// it only stands for the workflow (see [`WorkflowFn`]).
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct Select(());
 
 /// What the macro knows about one durable point.
 #[doc(hidden)]

@@ -1,0 +1,136 @@
+//! The state the engine's handles, background tasks and executions share, and the
+//! [`Runtime`] it offers executions.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::{Notify, Semaphore};
+
+use super::builder::Config;
+use super::queue::Queue;
+use super::registry::Registry;
+use super::timers;
+use crate::execution::{Limits, Runtime};
+use crate::store::Store;
+use crate::time::{Clock, Timestamp};
+
+/// State shared by the engine's handles, its background tasks and every [`Ctx`](crate::Ctx).
+pub(crate) struct Shared {
+    pub store: Arc<dyn Store>,
+    pub clock: Arc<dyn Clock>,
+    pub config: Config,
+    /// This engine's lease-owner id.
+    pub owner: u128,
+    pub registry: Registry,
+    /// How commits and activations signal the timer service.
+    pub(crate) timers: timers::Signals,
+    /// The limits transitions enforce (from `config`).
+    pub limits: Limits,
+    pub(super) queue: Mutex<Queue>,
+    pub(super) queue_changed: Notify,
+    pub(super) permits: Arc<Semaphore>,
+    /// Per-execution notifiers for [`Handle::result`](super::Handle::result) waiters.
+    pub(super) waiters: Mutex<HashMap<String, Arc<Notify>>>,
+    pub(super) shutting_down: AtomicBool,
+    pub(super) shutdown_signal: Notify,
+    pub(super) idle: Notify,
+}
+
+impl Shared {
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::Acquire)
+    }
+
+    pub(super) fn queue(&self) -> std::sync::MutexGuard<'_, Queue> {
+        // Queue operations do not panic midway, so a poisoned lock holds consistent data.
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Schedules an activation of `id` (again, if it is running now).
+    pub fn enqueue(&self, id: &str) {
+        if self.is_shutting_down() {
+            return;
+        }
+        if self.queue().enqueue(id) {
+            self.queue_changed.notify_one();
+        }
+    }
+
+    /// Stops new activations and timers and wakes every result waiter; running
+    /// activations stop at their next commit.
+    pub(super) fn begin_shutdown(&self) {
+        self.shutting_down.store(true, Ordering::Release);
+        self.queue_changed.notify_one();
+        self.shutdown_signal.notify_waiters();
+        self.timers.changed.notify_one();
+        let waiters: Vec<_> = {
+            let mut waiters = self.waiters.lock().unwrap_or_else(|e| e.into_inner());
+            waiters.drain().map(|(_, w)| w).collect()
+        };
+        for waiter in waiters {
+            waiter.notify_waiters();
+        }
+    }
+
+    /// Whether no execution is queued or running.
+    pub fn is_idle(&self) -> bool {
+        self.queue().is_idle()
+    }
+
+    /// How many executions are queued or running.
+    pub fn active(&self) -> usize {
+        self.queue().len()
+    }
+
+    pub(super) fn waiter(&self, id: &str) -> Arc<Notify> {
+        let mut waiters = self.waiters.lock().unwrap_or_else(|e| e.into_inner());
+        waiters.entry(id.to_owned()).or_default().clone()
+    }
+
+    /// Wakes everyone waiting for the result of `id`.
+    pub fn notify_done(&self, id: &str) {
+        let waiter = {
+            let mut waiters = self.waiters.lock().unwrap_or_else(|e| e.into_inner());
+            waiters.remove(id)
+        };
+        if let Some(waiter) = waiter {
+            waiter.notify_waiters();
+        }
+    }
+}
+
+impl Runtime for Shared {
+    fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    fn owner(&self) -> u128 {
+        self.owner
+    }
+
+    fn committed(&self, id: &str, wake_at: Option<Timestamp>, woken: &[String]) {
+        if let Some(at) = wake_at {
+            self.timer_set(id, at);
+        }
+        for woken in woken {
+            self.enqueue(woken);
+        }
+    }
+
+    fn should_yield(&self) -> bool {
+        self.config.suspend_after_every_point || self.is_shutting_down()
+    }
+
+    fn is_shutting_down(&self) -> bool {
+        Shared::is_shutting_down(self)
+    }
+}

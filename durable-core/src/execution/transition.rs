@@ -1,0 +1,111 @@
+//! Committing one transition: from the record as last committed and a [`Change`], build
+//! the next record and its [`Commit`], renew the lease if it is half spent, and commit
+//! conditionally on the sequence number read.
+
+use super::ctx::Ctx;
+use super::protocol::Interrupt;
+use crate::error::StoreError;
+use crate::record::{
+    Commit, Delivery, Event, HistoryEntry, OperationChange, Position, Status,
+};
+use crate::time::Timestamp;
+
+/// One transition's changes to an execution record.
+pub(crate) struct Change {
+    pub status: Status,
+    pub position: Option<Position>,
+    /// The durable point the history entries concern.
+    pub point: Option<u32>,
+    pub wake_at: Option<Timestamp>,
+    /// The operations whose settlement wakes the execution while it is suspended.
+    pub awaiting: Vec<String>,
+    pub output: Option<Vec<u8>>,
+    pub message: Option<String>,
+    pub events: Vec<Event>,
+    pub operations: Vec<OperationChange>,
+    pub deliveries: Vec<Delivery>,
+}
+
+impl Change {
+    /// A change to `status` with nothing else set.
+    pub fn to(status: Status) -> Self {
+        Change {
+            status,
+            position: None,
+            point: None,
+            wake_at: None,
+            awaiting: Vec::new(),
+            output: None,
+            message: None,
+            events: Vec::new(),
+            operations: Vec::new(),
+            deliveries: Vec::new(),
+        }
+    }
+}
+
+impl Ctx {
+    /// Commits a transition built from the last committed record.
+    ///
+    /// Durable: when this returns `Ok`, the transition survives a crash (the store's
+    /// promise); the engine has been told of the wake-up time it set and the executions
+    /// its deliveries woke.
+    pub(crate) async fn commit(&self, change: Change) -> Result<(), Interrupt> {
+        let runtime = self.runtime().clone();
+        let limits = runtime.limits();
+        let now = runtime.clock().now();
+        let renew = self.state().lease_until <= now.saturating_add(limits.lease_ttl / 2);
+        if renew {
+            let until = now.saturating_add(limits.lease_ttl);
+            let id = self.execution_id();
+            if !runtime.store().claim(id, runtime.owner(), now, until).await? {
+                return Err(Interrupt::Store(StoreError::LeaseLost { id: id.to_owned() }));
+            }
+            self.state().lease_until = until;
+        }
+        let commit = {
+            let state = self.state();
+            let old = &state.record;
+            let mut record = old.clone();
+            record.seq = old.seq + 1;
+            record.updated_at = now;
+            record.status = change.status;
+            record.position = change.position;
+            record.wake_at = change.wake_at;
+            record.awaiting = change.awaiting;
+            record.output = change.output;
+            record.message = change.message;
+            let history: Vec<HistoryEntry> = change
+                .events
+                .into_iter()
+                .zip(old.history_next..)
+                .map(|(event, number)| HistoryEntry {
+                    number,
+                    at: now,
+                    point: change.point,
+                    event,
+                })
+                .collect();
+            record.history_next = history.last().map_or(old.history_next, |e| e.number + 1);
+            Commit {
+                expected_seq: old.seq,
+                prune_history_below: record.history_next.saturating_sub(limits.history_limit),
+                record,
+                history,
+                operations: change.operations,
+                deliveries: change.deliveries,
+            }
+        };
+        let record = commit.record.clone();
+        let committed = runtime.store().commit(commit).await?;
+        let wake_at = record.wake_at;
+        self.state().record = record;
+        runtime.committed(self.execution_id(), wake_at, &committed.woken);
+        Ok(())
+    }
+
+    /// Whether the state machine should stop after the commit it just made.
+    pub(crate) fn should_yield(&self) -> bool {
+        self.runtime().should_yield()
+    }
+}

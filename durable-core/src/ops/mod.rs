@@ -1,0 +1,17 @@
+//! Layer 4, the durable operations, one module each: what `ctx.<operation>(..)` builds and
+//! how it runs at its durable point.
+//!
+//! May use the layers below (time, codec, record, error, retry; the store; the execution
+//! layer's [`PointRun`](crate::execution::PointRun), through which an operation commits its
+//! progress and outcome) and nothing of the engine. A new operation is a new module here
+//! plus its state in the record model ([`PointState`](crate::PointState) for progress
+//! kept with the frame, [`OperationRecord`](crate::OperationRecord) for what outlives the
+//! point).
+
+pub(crate) mod condition;
+pub(crate) mod sleep;
+pub(crate) mod step;
+
+pub use condition::{ConditionError, WaitForCondition};
+pub use sleep::{SleepOp, WaitError, MAX_WAIT};
+pub use step::{InfallibleStep, Step};

@@ -1,0 +1,325 @@
+//! [`InstrumentedStore`]: a store wrapper for tests.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use tokio::sync::oneshot;
+
+use crate::error::StoreError;
+use crate::record::{
+    Commit, Committed, Created, Delivered, Delivery, ExecutionRecord, HistoryEntry, ListFilter,
+    OperationRecord,
+};
+use crate::store::Store;
+use crate::time::Timestamp;
+
+/// When an [`InstrumentedStore`] fails writes (`create`, `commit`, `deliver`, `delete`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FailWrites {
+    /// Never (the default).
+    #[default]
+    Never,
+    /// Every write, until told otherwise.
+    Always,
+    /// Every `n`-th write (the `n`-th, the `2n`-th, ...).
+    OneIn(u64),
+    /// The next `n` writes, then none.
+    Next(u64),
+}
+
+/// Calls an [`InstrumentedStore`] has seen, by kind.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Counts {
+    /// `create` calls.
+    pub creates: u64,
+    /// `commit` calls (including failed ones).
+    pub commits: u64,
+    /// `deliver` calls.
+    pub deliveries: u64,
+    /// `delete` calls.
+    pub deletes: u64,
+    /// `load`, `load_input`, `operation`, `operation_by_token`, `operations` and `history`
+    /// calls.
+    pub reads: u64,
+    /// `list` calls.
+    pub lists: u64,
+    /// `due`, `next_wake` and `timers_after` calls.
+    pub timer_reads: u64,
+    /// Timer-index entries those calls returned.
+    pub timer_entries: u64,
+    /// Writes failed on purpose.
+    pub failed_writes: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    creates: AtomicU64,
+    commits: AtomicU64,
+    deliveries: AtomicU64,
+    deletes: AtomicU64,
+    reads: AtomicU64,
+    lists: AtomicU64,
+    timer_reads: AtomicU64,
+    timer_entries: AtomicU64,
+    failed_writes: AtomicU64,
+    writes: AtomicU64,
+}
+
+/// A commit held back by [`InstrumentedStore::hold_commit`]: `reached` completes when the
+/// commit arrives at the store, and sending on (or dropping) `release` lets it through.
+#[derive(Debug)]
+pub struct Held {
+    /// Completes when the held commit has arrived.
+    pub reached: oneshot::Receiver<()>,
+    /// Lets the held commit through.
+    pub release: oneshot::Sender<()>,
+}
+
+type Matcher = Box<dyn Fn(&Commit) -> bool + Send + Sync>;
+
+struct Gate {
+    matches: Matcher,
+    reached: oneshot::Sender<()>,
+    release: oneshot::Receiver<()>,
+}
+
+/// Wraps a store for tests: counts every call by kind ([`counts`](Self::counts)), holds
+/// back one commit until released ([`hold_commit`](Self::hold_commit)), and fails writes
+/// on demand ([`fail_writes`](Self::fail_writes)) with a [`StoreError::Backend`] I/O error,
+/// writing nothing, the way a full disk does.
+pub struct InstrumentedStore<S> {
+    inner: S,
+    counters: Counters,
+    fail: Mutex<FailWrites>,
+    gate: Mutex<Option<Gate>>,
+}
+
+impl<S: Store> std::fmt::Debug for InstrumentedStore<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InstrumentedStore")
+            .field("counts", &self.counts())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: Store> InstrumentedStore<S> {
+    /// Wraps `inner`, failing nothing.
+    pub fn new(inner: S) -> Self {
+        InstrumentedStore {
+            inner,
+            counters: Counters::default(),
+            fail: Mutex::new(FailWrites::Never),
+            gate: Mutex::new(None),
+        }
+    }
+
+    /// The wrapped store.
+    pub fn inner(&self) -> &S {
+        &self.inner
+    }
+
+    /// The calls seen so far.
+    pub fn counts(&self) -> Counts {
+        let c = &self.counters;
+        let get = |a: &AtomicU64| a.load(Ordering::SeqCst);
+        Counts {
+            creates: get(&c.creates),
+            commits: get(&c.commits),
+            deliveries: get(&c.deliveries),
+            deletes: get(&c.deletes),
+            reads: get(&c.reads),
+            lists: get(&c.lists),
+            timer_reads: get(&c.timer_reads),
+            timer_entries: get(&c.timer_entries),
+            failed_writes: get(&c.failed_writes),
+        }
+    }
+
+    /// Sets when writes fail from now on.
+    pub fn fail_writes(&self, mode: FailWrites) {
+        *self.fail.lock().unwrap_or_else(|e| e.into_inner()) = mode;
+        self.counters.writes.store(0, Ordering::SeqCst);
+    }
+
+    /// Holds back the next commit for which `matches` returns true, until the returned
+    /// [`Held::release`] is used.
+    pub fn hold_commit(&self, matches: impl Fn(&Commit) -> bool + Send + Sync + 'static) -> Held {
+        let (reached_tx, reached) = oneshot::channel();
+        let (release, release_rx) = oneshot::channel();
+        *self.gate.lock().unwrap_or_else(|e| e.into_inner()) = Some(Gate {
+            matches: Box::new(matches),
+            reached: reached_tx,
+            release: release_rx,
+        });
+        Held { reached, release }
+    }
+
+    /// Counts a write and decides whether it fails.
+    fn write(&self) -> Result<(), StoreError> {
+        let n = self.counters.writes.fetch_add(1, Ordering::SeqCst) + 1;
+        let fails = {
+            let mut mode = self.fail.lock().unwrap_or_else(|e| e.into_inner());
+            match *mode {
+                FailWrites::Never => false,
+                FailWrites::Always => true,
+                FailWrites::OneIn(every) => every != 0 && n.is_multiple_of(every),
+                FailWrites::Next(0) => false,
+                FailWrites::Next(left) => {
+                    *mode = FailWrites::Next(left - 1);
+                    true
+                }
+            }
+        };
+        if fails {
+            self.counters.failed_writes.fetch_add(1, Ordering::SeqCst);
+            return Err(StoreError::backend(std::io::Error::other(
+                "injected write failure (InstrumentedStore)",
+            )));
+        }
+        Ok(())
+    }
+
+    fn read(&self) {
+        self.counters.reads.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn timer_read(&self, entries: usize) {
+        self.counters.timer_reads.fetch_add(1, Ordering::SeqCst);
+        self.counters
+            .timer_entries
+            .fetch_add(entries as u64, Ordering::SeqCst);
+    }
+}
+
+#[async_trait]
+impl<S: Store> Store for InstrumentedStore<S> {
+    async fn create(&self, record: ExecutionRecord, input: Vec<u8>) -> Result<Created, StoreError> {
+        self.counters.creates.fetch_add(1, Ordering::SeqCst);
+        self.write()?;
+        self.inner.create(record, input).await
+    }
+
+    async fn load(&self, id: &str) -> Result<Option<ExecutionRecord>, StoreError> {
+        self.read();
+        self.inner.load(id).await
+    }
+
+    async fn load_input(&self, id: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.read();
+        self.inner.load_input(id).await
+    }
+
+    async fn commit(&self, commit: Commit) -> Result<Committed, StoreError> {
+        self.counters.commits.fetch_add(1, Ordering::SeqCst);
+        let gate = {
+            let mut gate = self.gate.lock().unwrap_or_else(|e| e.into_inner());
+            match &*gate {
+                Some(g) if (g.matches)(&commit) => gate.take(),
+                _ => None,
+            }
+        };
+        if let Some(gate) = gate {
+            let _ = gate.reached.send(());
+            let _ = gate.release.await;
+        }
+        self.write()?;
+        self.inner.commit(commit).await
+    }
+
+    async fn deliver(&self, delivery: Delivery) -> Result<Delivered, StoreError> {
+        self.counters.deliveries.fetch_add(1, Ordering::SeqCst);
+        self.write()?;
+        self.inner.deliver(delivery).await
+    }
+
+    async fn operation(
+        &self,
+        execution: &str,
+        key: &str,
+    ) -> Result<Option<OperationRecord>, StoreError> {
+        self.read();
+        self.inner.operation(execution, key).await
+    }
+
+    async fn operation_by_token(
+        &self,
+        token: &str,
+    ) -> Result<Option<OperationRecord>, StoreError> {
+        self.read();
+        self.inner.operation_by_token(token).await
+    }
+
+    async fn operations(
+        &self,
+        execution: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<OperationRecord>, StoreError> {
+        self.read();
+        self.inner.operations(execution, after, limit).await
+    }
+
+    async fn delete(&self, id: &str) -> Result<bool, StoreError> {
+        self.counters.deletes.fetch_add(1, Ordering::SeqCst);
+        self.write()?;
+        self.inner.delete(id).await
+    }
+
+    async fn claim(
+        &self,
+        id: &str,
+        owner: u128,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> Result<bool, StoreError> {
+        self.inner.claim(id, owner, now, until).await
+    }
+
+    async fn release(&self, id: &str, owner: u128) -> Result<(), StoreError> {
+        self.inner.release(id, owner).await
+    }
+
+    async fn due(
+        &self,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<(Timestamp, String)>, StoreError> {
+        let due = self.inner.due(now, limit).await?;
+        self.timer_read(due.len());
+        Ok(due)
+    }
+
+    async fn next_wake(&self) -> Result<Option<Timestamp>, StoreError> {
+        let next = self.inner.next_wake().await?;
+        self.timer_read(usize::from(next.is_some()));
+        Ok(next)
+    }
+
+    async fn timers_after(
+        &self,
+        after: Option<(Timestamp, &str)>,
+        until: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<(Timestamp, String)>, StoreError> {
+        let entries = self.inner.timers_after(after, until, limit).await?;
+        self.timer_read(entries.len());
+        Ok(entries)
+    }
+
+    async fn list(&self, filter: &ListFilter) -> Result<Vec<ExecutionRecord>, StoreError> {
+        self.counters.lists.fetch_add(1, Ordering::SeqCst);
+        self.inner.list(filter).await
+    }
+
+    async fn history(&self, id: &str) -> Result<Vec<HistoryEntry>, StoreError> {
+        self.read();
+        self.inner.history(id).await
+    }
+
+    async fn close(&self) -> Result<(), StoreError> {
+        self.inner.close().await
+    }
+}
