@@ -90,16 +90,10 @@ fn is_unordered_set(name: &str) -> bool {
 }
 
 /// Why a value has no canonical form: its `Serialize` failed.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
 pub(crate) struct CanonError(String);
 
-impl fmt::Display for CanonError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for CanonError {}
 
 impl ser::Error for CanonError {
     fn custom<T: fmt::Display>(msg: T) -> Self {

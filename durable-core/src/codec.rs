@@ -303,7 +303,7 @@ impl<'a> FrameReader<'a> {
             });
         }
         let len = u32::from_le_bytes([self.rest[0], self.rest[1], self.rest[2], self.rest[3]]);
-        let len = len as usize;
+        let len = usize::try_from(len).map_err(|_| CodecError::TooLarge { limit: usize::MAX })?;
         let body = &self.rest[4..];
         if body.len() < len {
             return Err(CodecError::Truncated {

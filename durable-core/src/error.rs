@@ -2,25 +2,26 @@
 //! [`Error`] (the engine's API), and [`StepError`] (what a workflow sees when a step gives
 //! up).
 
-use std::fmt;
-
 use serde::{Deserialize, Serialize};
 
 /// A value or frame could not be encoded or decoded.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum CodecError {
     /// Serializing a value failed (for example a map with non-string keys under JSON).
+    #[error("cannot encode value: {message}")]
     Encode {
         /// What the serializer said.
         message: String,
     },
     /// The bytes are not a valid encoding of the expected type.
+    #[error("cannot decode value: {message}")]
     Decode {
         /// What the deserializer said.
         message: String,
     },
     /// The bytes end before the structure they describe.
+    #[error("truncated data: needed {needed} bytes, found {available}")]
     Truncated {
         /// Bytes needed to go on.
         needed: usize,
@@ -29,6 +30,7 @@ pub enum CodecError {
     },
     /// The bytes do not start with the expected envelope tag: they were not written by
     /// this library, or belong to another kind of record.
+    #[error("foreign data: expected an envelope tagged {expected:?}, found byte {found:#04x}")]
     Foreign {
         /// The tag that was expected.
         expected: char,
@@ -36,6 +38,7 @@ pub enum CodecError {
         found: u8,
     },
     /// The envelope was written by a newer (or unknown) format version.
+    #[error("unsupported format version {found} (this build reads version {supported})")]
     UnsupportedVersion {
         /// The version in the bytes.
         found: u8,
@@ -43,57 +46,34 @@ pub enum CodecError {
         supported: u8,
     },
     /// The envelope names a codec this build does not know.
+    #[error("unknown codec id {id}")]
     UnknownCodec {
         /// The codec id in the bytes.
         id: u8,
     },
     /// The value is too large for the envelope.
+    #[error("value too large (limit {limit})")]
     TooLarge {
         /// The limit that was exceeded.
         limit: usize,
     },
     /// The payload needs its Rust type to be read (bincode is not self-describing).
+    #[error("the {codec} codec is not self-describing: the value's type is needed to read it")]
     NotSelfDescribing {
         /// The codec's name.
         codec: &'static str,
     },
 }
 
-impl fmt::Display for CodecError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            CodecError::Encode { message } => write!(f, "cannot encode value: {message}"),
-            CodecError::Decode { message } => write!(f, "cannot decode value: {message}"),
-            CodecError::Truncated { needed, available } => write!(
-                f,
-                "truncated data: needed {needed} bytes, found {available}"
-            ),
-            CodecError::Foreign { expected, found } => write!(
-                f,
-                "foreign data: expected an envelope tagged {expected:?}, found byte {found:#04x}"
-            ),
-            CodecError::UnsupportedVersion { found, supported } => write!(
-                f,
-                "unsupported format version {found} (this build reads version {supported})"
-            ),
-            CodecError::UnknownCodec { id } => write!(f, "unknown codec id {id}"),
-            CodecError::TooLarge { limit } => write!(f, "value too large (limit {limit})"),
-            CodecError::NotSelfDescribing { codec } => write!(
-                f,
-                "the {codec} codec is not self-describing: the value's type is needed to read it"
-            ),
-        }
-    }
-}
 
-impl std::error::Error for CodecError {}
 
 /// A store could not do what was asked.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
     /// A conditional commit found another sequence number than it expected: someone else
     /// advanced the execution (or it does not exist). Nothing was written.
+    #[error("{}", conflict_message(id, *expected, *found))]
     Conflict {
         /// The execution.
         id: String,
@@ -105,6 +85,7 @@ pub enum StoreError {
     /// A commit's condition on one of its execution's operations did not hold (see
     /// [`Expect`](crate::Expect)): typically a delivery settled the operation between the
     /// workflow's read and its commit. Nothing was written.
+    #[error("operation {key:?} of execution {id:?} changed concurrently: expected {expected:?}")]
     OperationConflict {
         /// The execution.
         id: String,
@@ -115,17 +96,20 @@ pub enum StoreError {
     },
     /// Another engine has taken over the execution's lease (this engine's expired): the
     /// commit was not made, and this engine must drop the execution.
+    #[error("execution {id:?} is leased to another engine; this engine's lease expired")]
     LeaseLost {
         /// The execution.
         id: String,
     },
     /// The data directory is already open in another engine or process.
+    #[error("the data directory {path} is already in use by another engine")]
     Locked {
         /// The directory.
         path: String,
     },
     /// A stored record could not be decoded: the data is corrupt or was written by an
     /// incompatible version.
+    #[error("corrupt record {key}: {source}")]
     Corrupt {
         /// Which record.
         key: String,
@@ -133,15 +117,18 @@ pub enum StoreError {
         source: CodecError,
     },
     /// The store has been closed.
+    #[error("the store is closed")]
     Closed,
     /// The request breaks the store's contract (a caller's bug, not bad data): for
     /// example a commit that writes another execution's operation.
+    #[error("invalid store request: {message}")]
     Invalid {
         /// What is wrong.
         message: String,
     },
     /// An I/O or backend error.
-    Backend(Box<dyn std::error::Error + Send + Sync>),
+    #[error("store backend error: {0}")]
+    Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 impl StoreError {
@@ -151,65 +138,27 @@ impl StoreError {
     }
 }
 
-impl fmt::Display for StoreError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            StoreError::Conflict {
-                id,
-                expected,
-                found,
-            } => match found {
-                Some(found) => write!(
-                    f,
-                    "execution {id:?} was advanced concurrently: expected sequence {expected}, found {found}"
-                ),
-                None => write!(f, "execution {id:?} does not exist"),
-            },
-            StoreError::OperationConflict { id, key, expected } => write!(
-                f,
-                "operation {key:?} of execution {id:?} changed concurrently: expected {expected:?}"
-            ),
-            StoreError::LeaseLost { id } => write!(
-                f,
-                "execution {id:?} is leased to another engine; this engine's lease expired"
-            ),
-            StoreError::Locked { path } => write!(
-                f,
-                "the data directory {path} is already in use by another engine"
-            ),
-            StoreError::Corrupt { key, source } => write!(f, "corrupt record {key}: {source}"),
-            StoreError::Closed => write!(f, "the store is closed"),
-            StoreError::Invalid { message } => write!(f, "invalid store request: {message}"),
-            StoreError::Backend(e) => write!(f, "store backend error: {e}"),
-        }
-    }
-}
 
-impl std::error::Error for StoreError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            StoreError::Corrupt { source, .. } => Some(source),
-            StoreError::Backend(e) => Some(&**e),
-            _ => None,
-        }
-    }
-}
 
 /// An error from the engine's API.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// The store failed.
-    Store(StoreError),
+    #[error("{0}")]
+    Store(#[from] StoreError),
     /// A value could not be encoded or decoded.
-    Codec(CodecError),
+    #[error("{0}")]
+    Codec(#[from] CodecError),
     /// No workflow with this name is registered with the engine.
+    #[error("workflow {workflow:?} is not registered with this engine")]
     NotRegistered {
         /// The workflow name.
         workflow: String,
     },
     /// An execution with this id exists but was started with another input or another
     /// workflow; execution ids are idempotency keys, so the start was refused.
+    #[error("execution {id:?} already exists with a different start: {reason}")]
     IdConflict {
         /// The execution id.
         id: String,
@@ -217,6 +166,7 @@ pub enum Error {
         reason: String,
     },
     /// No execution has this id.
+    #[error("no execution with id {id:?}")]
     NotFound {
         /// The execution id.
         id: String,
@@ -225,6 +175,7 @@ pub enum Error {
     /// in an infallible step, or its state could not be read back. (A `Result` workflow
     /// that returned `Err` has failed too, but [`Handle::result`](crate::Handle::result)
     /// returns its output.)
+    #[error("execution {id:?} failed: {message}")]
     Failed {
         /// The execution id.
         id: String,
@@ -234,6 +185,7 @@ pub enum Error {
     /// The execution runs another workflow than the one the handle was made for
     /// ([`Engine::handle`](crate::Engine::handle) cannot check without reading the
     /// store, so the handle's first read does).
+    #[error("execution {id:?} runs workflow `{found}`, not `{expected}` as the handle expects")]
     WrongWorkflow {
         /// The execution id.
         id: String,
@@ -245,6 +197,7 @@ pub enum Error {
     /// The execution is parked: no registered version of its workflow matches the code
     /// that wrote its state. Its data is intact; registering the matching version
     /// resumes it.
+    #[error("execution {id:?} is parked: {message}")]
     Parked {
         /// The execution id.
         id: String,
@@ -253,6 +206,7 @@ pub enum Error {
     },
     /// The execution's stored state cannot be read (corrupt, truncated or foreign bytes,
     /// or a type that no longer decodes it).
+    #[error("execution {id:?} has unreadable state: {message}")]
     Corrupt {
         /// The execution id.
         id: String,
@@ -260,70 +214,19 @@ pub enum Error {
         message: String,
     },
     /// The engine is shutting down or has shut down.
+    #[error("the engine has shut down")]
     ShutDown,
     /// An argument was invalid.
+    #[error("{message}")]
     Invalid {
         /// What was wrong.
         message: String,
     },
 }
 
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Error::Store(e) => write!(f, "{e}"),
-            Error::Codec(e) => write!(f, "{e}"),
-            Error::NotRegistered { workflow } => {
-                write!(
-                    f,
-                    "workflow {workflow:?} is not registered with this engine"
-                )
-            }
-            Error::IdConflict { id, reason } => write!(
-                f,
-                "execution {id:?} already exists with a different start: {reason}"
-            ),
-            Error::NotFound { id } => write!(f, "no execution with id {id:?}"),
-            Error::Failed { id, message } => write!(f, "execution {id:?} failed: {message}"),
-            Error::WrongWorkflow {
-                id,
-                expected,
-                found,
-            } => write!(
-                f,
-                "execution {id:?} runs workflow `{found}`, not `{expected}` as the handle expects"
-            ),
-            Error::Parked { id, message } => write!(f, "execution {id:?} is parked: {message}"),
-            Error::Corrupt { id, message } => {
-                write!(f, "execution {id:?} has unreadable state: {message}")
-            }
-            Error::ShutDown => write!(f, "the engine has shut down"),
-            Error::Invalid { message } => write!(f, "{message}"),
-        }
-    }
-}
 
-impl std::error::Error for Error {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Error::Store(e) => Some(e),
-            Error::Codec(e) => Some(e),
-            _ => None,
-        }
-    }
-}
 
-impl From<StoreError> for Error {
-    fn from(e: StoreError) -> Self {
-        Error::Store(e)
-    }
-}
 
-impl From<CodecError> for Error {
-    fn from(e: CodecError) -> Self {
-        Error::Codec(e)
-    }
-}
 
 /// Why a step gave up: what `ctx.step(..).await` returns in its `Err`.
 ///
@@ -340,11 +243,12 @@ impl From<CodecError> for Error {
 ///     }
 /// }
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 #[non_exhaustive]
 pub enum StepError<E> {
     /// The body returned `error` on its last attempt and the retry policy gave up
     /// (attempts exhausted, or the retry predicate said the error is permanent).
+    #[error("step failed after {attempts} attempt(s): {error}")]
     Failed {
         /// The last attempt's error.
         error: E,
@@ -353,6 +257,7 @@ pub enum StepError<E> {
     },
     /// An at-most-once attempt was interrupted (the process died while it ran) and no
     /// attempt is left: whether its effect happened is unknown.
+    #[error("at-most-once step interrupted after {attempts} attempt(s); its outcome is unknown")]
     Interrupted {
         /// How many attempts were started.
         attempts: u32,
@@ -361,6 +266,7 @@ pub enum StepError<E> {
     /// The body panicked on its last attempt and the retry policy gave up (attempts
     /// exhausted, or a [`retry_if`](crate::Step::retry_if) predicate is set and the
     /// step does not [`retry_panics`](crate::Step::retry_panics)).
+    #[error("step panicked after {attempts} attempt(s): {message}")]
     Panicked {
         /// The panic's message (its payload, when that is a string).
         message: String,
@@ -388,21 +294,13 @@ impl<E> StepError<E> {
     }
 }
 
-impl<E: fmt::Display> fmt::Display for StepError<E> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            StepError::Failed { error, attempts } => {
-                write!(f, "step failed after {attempts} attempt(s): {error}")
-            }
-            StepError::Interrupted { attempts } => write!(
-                f,
-                "at-most-once step interrupted after {attempts} attempt(s); its outcome is unknown"
-            ),
-            StepError::Panicked { message, attempts } => {
-                write!(f, "step panicked after {attempts} attempt(s): {message}")
-            }
-        }
+
+
+fn conflict_message(id: &str, expected: u64, found: Option<u64>) -> String {
+    match found {
+        Some(found) => format!(
+            "execution {id:?} was advanced concurrently: expected sequence {expected}, found {found}"
+        ),
+        None => format!("execution {id:?} does not exist"),
     }
 }
-
-impl<E: fmt::Debug + fmt::Display> std::error::Error for StepError<E> {}

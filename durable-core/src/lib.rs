@@ -61,6 +61,7 @@
 //! `durable-core` holds the engine, the [`MemoryStore`] and the macro; the embedded
 //! durable default store is `durable-store-sled`.
 #![deny(missing_docs)]
+#![forbid(unsafe_code)]
 
 // Layer 1: values, time, records, errors, retry policies.
 mod canonical;

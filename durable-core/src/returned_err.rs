@@ -30,16 +30,10 @@ fn error_text<T: Serialize + ?Sized>(error: &T) -> String {
 struct Probe;
 
 /// Ends the probe: the value is not a `Result`.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("not a `Result::Err`")]
 struct NotErr;
 
-impl fmt::Display for NotErr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("not a `Result::Err`")
-    }
-}
-
-impl std::error::Error for NotErr {}
 
 impl ser::Error for NotErr {
     fn custom<T: fmt::Display>(_: T) -> Self {

@@ -39,7 +39,7 @@ impl Timestamp {
     pub fn from_system_time(time: SystemTime) -> Self {
         let millis = time
             .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis().min(u128::from(u64::MAX)) as u64)
+            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
             .unwrap_or(0);
         Timestamp(millis)
     }

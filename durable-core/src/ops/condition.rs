@@ -59,10 +59,11 @@ fn never_done<S>(_: &S) -> bool {
 
 /// Why a condition wait gave up; what `ctx.wait_for_condition(..).await` returns in its
 /// `Err`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConditionError<S> {
     /// The strategy allowed no more checks and the condition still did not hold.
+    #[error("condition still false after {attempts} checks (last state {state:?})")]
     Exhausted {
         /// The last state `check` returned.
         state: S,
@@ -70,19 +71,6 @@ pub enum ConditionError<S> {
         attempts: u32,
     },
 }
-
-impl<S: fmt::Debug> fmt::Display for ConditionError<S> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ConditionError::Exhausted { state, attempts } => write!(
-                f,
-                "condition still false after {attempts} checks (last state {state:?})"
-            ),
-        }
-    }
-}
-
-impl<S: fmt::Debug> std::error::Error for ConditionError<S> {}
 
 /// A condition wait, built by [`Ctx::wait_for_condition`].
 #[must_use = "a wait does nothing until it is awaited in a `#[durable]` fn"]

@@ -17,10 +17,11 @@ use crate::time::Timestamp;
 pub const MAX_WAIT: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
 /// A wait that cannot be scheduled; what `ctx.sleep(..).await` returns in its `Err`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 #[non_exhaustive]
 pub enum WaitError {
     /// The wake-up time is further away than [`MAX_WAIT`] or past the clock's range.
+    #[error("wait `{name}` of {requested_ms} ms is longer than the maximum of {} days", MAX_WAIT.as_secs() / 86_400)]
     TooFar {
         /// The wait's name.
         name: String,
@@ -29,19 +30,6 @@ pub enum WaitError {
     },
 }
 
-impl fmt::Display for WaitError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            WaitError::TooFar { name, requested_ms } => write!(
-                f,
-                "wait `{name}` of {requested_ms} ms is longer than the maximum of {} days",
-                MAX_WAIT.as_secs() / 86_400
-            ),
-        }
-    }
-}
-
-impl std::error::Error for WaitError {}
 
 enum Deadline {
     After(Duration),
