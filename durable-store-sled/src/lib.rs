@@ -37,8 +37,12 @@
 //! None: the crate has one configuration.
 #![deny(missing_docs)]
 
+mod error;
 mod keys;
+mod lock;
+mod options;
 mod store;
 mod writer;
 
-pub use store::{Durability, Options, SledStore};
+pub use options::{Durability, Options};
+pub use store::SledStore;

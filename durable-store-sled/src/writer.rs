@@ -15,7 +15,6 @@
 //! - If the batch or the sync fails, every request of the group that was waiting for it
 //!   gets [`StoreError::Backend`]: its write may or may not have reached the disk.
 
-use crate::store::Durability;
 use std::collections::HashMap;
 use std::fs::File;
 use std::io;
@@ -25,7 +24,9 @@ use std::thread::JoinHandle;
 use durable_core::{Commit, Created, ExecutionRecord, StoreError};
 use tokio::sync::oneshot;
 
+use crate::error::sled_error;
 use crate::keys;
+use crate::options::Durability;
 
 /// Most requests written with one batch and one sync, so a flood of requests cannot
 /// grow a batch (and the wait of its first request) without bound.
@@ -127,26 +128,24 @@ impl Disk {
 /// request, sync, and exit, and waits for that.
 pub(crate) struct Writer {
     requests: Option<mpsc::Sender<Request>>,
-    stopped: Option<oneshot::Receiver<Result<(), StoreError>>>,
-    thread: Option<JoinHandle<()>>,
+    /// Returns the result of the thread's last sync.
+    thread: Option<JoinHandle<Result<(), StoreError>>>,
 }
 
 impl Writer {
     pub(crate) fn spawn(disk: Disk) -> Result<Self, StoreError> {
         let (requests, queue) = mpsc::channel();
-        let (stopped_tx, stopped) = oneshot::channel();
         let thread = std::thread::Builder::new()
             .name("durable-sled-writer".into())
             .spawn(move || {
                 run(&disk, &queue);
                 // Every group was synced already; this covers nothing but is cheap, and
                 // makes `close` report a disk that stopped accepting writes.
-                let _ = stopped_tx.send(disk.sync().map_err(StoreError::backend));
+                disk.sync().map_err(StoreError::backend)
             })
             .map_err(StoreError::backend)?;
         Ok(Writer {
             requests: Some(requests),
-            stopped: Some(stopped),
             thread: Some(thread),
         })
     }
@@ -159,21 +158,28 @@ impl Writer {
             .map_err(|_| writer_gone())
     }
 
-    /// Tells the thread to stop once the queue is empty; the receiver answers with the
-    /// last sync's result when it has.
-    pub(crate) fn stop(&mut self) -> Option<oneshot::Receiver<Result<(), StoreError>>> {
+    /// Lets the thread write every queued request, sync and exit, and returns the last
+    /// sync's result; blocks until then.
+    pub(crate) fn finish(mut self) -> Result<(), StoreError> {
+        self.stop()
+    }
+
+    fn stop(&mut self) -> Result<(), StoreError> {
         self.requests = None;
-        self.stopped.take()
+        match self.thread.take() {
+            Some(thread) => thread.join().unwrap_or_else(|_| {
+                tracing::error!("the sled store's writer thread panicked");
+                Err(writer_gone())
+            }),
+            None => Ok(()),
+        }
     }
 }
 
 impl Drop for Writer {
     fn drop(&mut self) {
-        self.requests = None;
-        if let Some(thread) = self.thread.take() {
-            if thread.join().is_err() {
-                tracing::error!("the sled store's writer thread panicked");
-            }
+        if let Err(e) = self.stop() {
+            tracing::error!(error = %e, "the sled store's last sync failed");
         }
     }
 }
@@ -383,7 +389,7 @@ impl Group<'_> {
                     if from_group {
                         self.staged.insert(id, Staged { value: old, chunks });
                     }
-                    return drop(reply.send(Err(StoreError::backend(e))));
+                    return drop(reply.send(Err(sled_error(e))));
                 }
             }
         } else {
@@ -439,7 +445,7 @@ impl Group<'_> {
 
 /// The execution value stored under `key`, decoded.
 fn load_value(tree: &sled::Tree, key: &[u8]) -> Result<Option<keys::Execution>, StoreError> {
-    match tree.get(key).map_err(StoreError::backend)? {
+    match tree.get(key).map_err(sled_error)? {
         Some(bytes) => keys::decode_execution(key, &bytes).map(Some),
         None => Ok(None),
     }
@@ -447,7 +453,7 @@ fn load_value(tree: &sled::Tree, key: &[u8]) -> Result<Option<keys::Execution>, 
 
 /// The record stored under `key`, decoded.
 pub(crate) fn load(tree: &sled::Tree, key: &[u8]) -> Result<Option<ExecutionRecord>, StoreError> {
-    match tree.get(key).map_err(StoreError::backend)? {
+    match tree.get(key).map_err(sled_error)? {
         Some(bytes) => keys::decode_record(key, &bytes).map(Some),
         None => Ok(None),
     }

@@ -24,7 +24,7 @@ use serde::de::DeserializeOwned;
 use tokio::sync::{Notify, Semaphore};
 
 use crate::codec::decode_value;
-use crate::error::Error;
+use crate::error::{Error, StoreError};
 use crate::record::{Created, ExecutionRecord, HistoryEntry, ListFilter, Status};
 use crate::store::Store;
 use crate::time::{Clock, SystemClock};
@@ -562,13 +562,15 @@ impl<W: Workflow> Handle<W> {
             let done = waiter.notified();
             tokio::pin!(done);
             done.as_mut().enable();
-            let record = shared
-                .store
-                .load(&self.id)
-                .await?
-                .ok_or_else(|| Error::NotFound {
+            let record = match shared.store.load(&self.id).await {
+                // The engine closed its store on shutting down.
+                Err(StoreError::Closed) if shared.is_shutting_down() => {
+                    return Err(Error::ShutDown)
+                }
+                loaded => loaded?.ok_or_else(|| Error::NotFound {
                     id: self.id.clone(),
-                })?;
+                })?,
+            };
             match record.status {
                 Status::Completed => {
                     let output = record.output.as_deref().unwrap_or_default();
