@@ -41,6 +41,7 @@ mod error;
 mod keys;
 mod lock;
 mod options;
+mod repair;
 mod store;
 mod writer;
 

@@ -43,6 +43,7 @@ use crate::error::{io_error, sled_error, sled_panicked};
 use crate::keys;
 use crate::lock::DirLock;
 use crate::options::Options;
+use crate::repair;
 use crate::writer::{self, Disk, Request, Writer};
 
 /// The subdirectory that holds sled's own files.
@@ -228,6 +229,7 @@ impl SledStore {
         let config = sled::Config::new()
             .path(&data)
             .cache_capacity(options.cache_capacity.max(1024 * 1024));
+        repair::prepare(&data)?;
         let db = open_sled(&config)?;
         let log_path = data.join(SLED_LOG);
         // Write access because some systems refuse to fsync a file opened read-only.
