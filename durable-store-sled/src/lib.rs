@@ -37,6 +37,7 @@
 //! None: the crate has one configuration.
 #![deny(missing_docs)]
 
+mod blobs;
 mod error;
 mod keys;
 mod lock;

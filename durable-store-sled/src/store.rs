@@ -1,29 +1,26 @@
 //! [`SledStore`]: the [`Store`] on one sled database in one directory.
 //!
 //! Invariants:
-//! - One process, one store per directory: `open` takes an exclusive lock on
-//!   `<dir>/durable.lock` before it opens sled in `<dir>/sled`, and keeps it until the store
-//!   is closed or dropped. That is why leases can live in memory ([`LeaseTable`]): no other
-//!   process can hold one on the same data.
+//! - One process, one store per directory: `open` takes an exclusive lock on the
+//!   directory (see `lock`) before it opens sled in `<dir>/sled`, and keeps it until the
+//!   store is closed or dropped. That is why leases can live in memory ([`LeaseTable`]):
+//!   no other process can hold one on the same data.
 //! - Every write (`create`, `commit`) is one atomic sled batch made by the single writer
 //!   thread (see `writer`), and is answered only after the fsync that made it durable.
 //!   Concurrent writes share that fsync.
-//! - Reads go to the tree directly from the calling thread. They see a write as soon as
-//!   its batch is applied, which can be a moment before its fsync has completed and before
-//!   its caller got its answer. The writer applies a group only after the previous group's
-//!   fsync has returned, so a commit based on such a read cannot become durable without
-//!   the write it read.
-//! - After [`close`](SledStore::close) every method returns [`StoreError::Closed`].
+//! - Reads run on tokio's blocking threads and go to the tree directly. They see a write
+//!   as soon as its batch is applied, which can be a moment before its fsync has
+//!   completed and before its caller got its answer. The writer applies a group only
+//!   after the previous group's fsync has returned, so a commit based on such a read
+//!   cannot become durable without the write it read.
+//! - After [`close`](SledStore::close) every method returns [`StoreError::Closed`]; the
+//!   state is taken out under the write side of its lock, so `close` waits for the reads
+//!   in flight, and every later call finds it gone.
 //!
 //! Directory layout: `durable.lock` (empty; held with an OS file lock while open) and
-//! `sled/` (sled's own files; `sled/db` is its log, which the writer fsyncs). The key
-//! layout and record formats inside sled are described in `keys`.
-//!
-//! Known limit: sled writes a single log item larger than about 128 KiB (a quarter of its
-//! 512 KiB segment) to a separate file under `sled/blobs/` and does not fsync it, so a
-//! power cut (not a process crash) can lose a transition whose execution value (record,
-//! small input, newest history entries), large input or history chunk is that large even
-//! after it was acknowledged.
+//! `sled/` (sled's own files: `sled/db` is its log, which the writer fsyncs, and
+//! `sled/blobs/` holds items too large for the log, which the writer fsyncs too; see
+//! `blobs`). The key layout and record formats inside sled are described in `keys`.
 
 use std::fs::File;
 use std::ops::Bound;
@@ -39,6 +36,7 @@ use durable_core::{
 };
 use tokio::sync::{OwnedRwLockReadGuard, RwLock};
 
+use crate::blobs::Blobs;
 use crate::error::{io_error, sled_error, sled_panicked};
 use crate::keys;
 use crate::lock::DirLock;
@@ -241,6 +239,7 @@ impl SledStore {
         let writer = Writer::spawn(Disk {
             db: db.clone(),
             log,
+            blobs: Blobs::new(data),
             durability: options.durability,
         })?;
         Ok(SledStore {
