@@ -257,3 +257,219 @@ async fn a_corrupt_record_is_an_error_not_a_panic() {
     ));
     assert_eq!(store.load("good").await.unwrap().unwrap().seq, 1);
 }
+
+/// Set in the child process of `an_empty_path_is_refused_and_creates_nothing`.
+const CHILD_EMPTY_PATH: &str = "DURABLE_SLED_TEST_EMPTY_PATH";
+
+#[test]
+fn an_empty_path_is_refused_and_creates_nothing() {
+    if std::env::var_os(CHILD_EMPTY_PATH).is_some() {
+        // The child runs in an empty directory of its own, so whatever the open creates
+        // shows up there.
+        for result in [
+            SledStore::open(""),
+            SledStore::open_with("", durable_store_sled::Durability::ProcessCrash),
+        ] {
+            match result {
+                Err(StoreError::Backend(error)) => {
+                    let io = error
+                        .downcast_ref::<std::io::Error>()
+                        .expect("an io::Error");
+                    assert_eq!(io.kind(), std::io::ErrorKind::InvalidInput, "{io}");
+                    assert!(io.to_string().contains("empty path"), "{io}");
+                }
+                other => panic!("child: expected an invalid-input error, got {other:?}"),
+            }
+        }
+        let created: Vec<_> = std::fs::read_dir(".").unwrap().collect();
+        assert!(created.is_empty(), "the open created {created:?}");
+        return;
+    }
+    let dir = TempDir::new();
+    std::fs::create_dir_all(dir.path()).unwrap();
+    let child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "an_empty_path_is_refused_and_creates_nothing",
+            "--nocapture",
+        ])
+        .current_dir(dir.path())
+        .env(CHILD_EMPTY_PATH, "1")
+        .output()
+        .unwrap();
+    let ran = String::from_utf8_lossy(&child.stdout);
+    assert!(
+        child.status.success(),
+        "{ran}{}",
+        String::from_utf8_lossy(&child.stderr)
+    );
+    assert!(ran.contains("1 passed"), "the child ran no test: {ran}");
+}
+
+/// Issue 7, item 11: a child process forked by another thread holds a copy of the lock
+/// file's open file description until it execs, so the lock must be released explicitly
+/// rather than by closing the file.
+#[test]
+fn a_closed_store_reopens_while_another_thread_spawns_processes() {
+    let dir = TempDir::new();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let spawner = std::thread::spawn({
+        let stop = stop.clone();
+        move || {
+            let mut spawned = 0u32;
+            while !stop.load(Ordering::Relaxed) {
+                let status = std::process::Command::new("true").status().unwrap();
+                assert!(status.success());
+                spawned += 1;
+            }
+            spawned
+        }
+    });
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let mut failures = Vec::new();
+    runtime.block_on(async {
+        for attempt in 0..300 {
+            match SledStore::open(dir.path()) {
+                Ok(store) => store.close().await.unwrap(),
+                Err(error) => failures.push(format!("{attempt}: {error}")),
+            }
+        }
+    });
+    stop.store(true, Ordering::Relaxed);
+    let spawned = spawner.join().unwrap();
+    assert!(spawned > 0, "no child process ran during the reopens");
+    assert!(
+        failures.is_empty(),
+        "{} of 300 reopens failed: {:?}",
+        failures.len(),
+        &failures[..failures.len().min(5)]
+    );
+}
+
+/// A current-thread runtime whose only blocking thread is kept busy until the returned
+/// sender is used or dropped: work handed to `spawn_blocking` waits, work done on the
+/// runtime's thread does not.
+async fn occupy_the_blocking_pool() -> std::sync::mpsc::Sender<()> {
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let (started, running) = tokio::sync::oneshot::channel();
+    tokio::task::spawn_blocking(move || {
+        started.send(()).unwrap();
+        let _ = released.recv();
+    });
+    running.await.unwrap();
+    release
+}
+
+fn runtime_with_one_blocking_thread() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .max_blocking_threads(1)
+        .build()
+        .unwrap()
+}
+
+/// Polls `future` once.
+async fn poll_once<F: std::future::Future + Unpin>(future: &mut F) -> std::task::Poll<F::Output> {
+    std::future::poll_fn(|cx| std::task::Poll::Ready(std::pin::Pin::new(&mut *future).poll(cx)))
+        .await
+}
+
+/// Issue 7, item 10: sled reads block, so they run off the runtime's threads.
+#[test]
+fn reads_run_off_the_runtime_thread() {
+    runtime_with_one_blocking_thread().block_on(async {
+        let store = SledStore::temporary().unwrap();
+        let committed = create_and_commit(&store, "x").await;
+        let release = occupy_the_blocking_pool().await;
+        let mut load = Box::pin(store.load("x"));
+        let filter = ListFilter::default();
+        let mut list = Box::pin(store.list(&filter));
+        let mut due = Box::pin(store.due(Timestamp::from_millis(500), 10));
+        assert!(
+            poll_once(&mut load).await.is_pending(),
+            "load read on the runtime thread"
+        );
+        assert!(
+            poll_once(&mut list).await.is_pending(),
+            "list read on the runtime thread"
+        );
+        assert!(
+            poll_once(&mut due).await.is_pending(),
+            "due read on the runtime thread"
+        );
+        release.send(()).unwrap();
+        assert_eq!(load.await.unwrap(), Some(committed.clone()));
+        assert_eq!(list.await.unwrap(), [committed]);
+        assert_eq!(due.await.unwrap().len(), 1);
+        store.close().await.unwrap();
+    });
+}
+
+/// Whether another open file description can take `dir`'s lock right now.
+fn lock_is_free(dir: &Path) -> bool {
+    let file = std::fs::File::open(dir.join("durable.lock")).unwrap();
+    let free = file.try_lock().is_ok();
+    if free {
+        file.unlock().unwrap();
+    }
+    free
+}
+
+/// Issue 7, item 10: dropping a store finishes its writes and closes sled, which blocks,
+/// so inside a runtime that happens off the runtime's threads; an open of the same
+/// directory in this process waits for it.
+#[test]
+fn dropping_a_store_in_a_runtime_does_not_block_the_runtime_thread() {
+    let dir = TempDir::new();
+    runtime_with_one_blocking_thread().block_on(async {
+        let store = SledStore::open(dir.path()).unwrap();
+        let committed = create_and_commit(&store, "kept").await;
+        let release = occupy_the_blocking_pool().await;
+        drop(store);
+        assert!(
+            !lock_is_free(dir.path()),
+            "the store was closed on the runtime thread"
+        );
+        release.send(()).unwrap();
+        let store = SledStore::open(dir.path()).expect("the open waits for the drop");
+        assert_contains(&store, &committed).await;
+        store.close().await.unwrap();
+    });
+}
+
+#[durable_core::durable]
+async fn nap(ctx: durable_core::Ctx, days: u64) -> u64 {
+    ctx.sleep(std::time::Duration::from_secs(86_400 * days))
+        .await
+        .unwrap();
+    days
+}
+
+/// Issue 7, item 12: `result` promises `ShutDown` when the engine shuts down first, also
+/// once the store is closed.
+#[tokio::test]
+async fn result_after_shutdown_is_shut_down() {
+    let dir = TempDir::new();
+    let clock = durable_core::TestClock::new(Timestamp::from_millis(0));
+    let store = std::sync::Arc::new(SledStore::open(dir.path()).unwrap());
+    let engine = durable_core::EngineBuilder::with_store(store.clone())
+        .register(nap)
+        .clock(clock)
+        .open()
+        .await
+        .unwrap();
+    let handle = engine.start(nap, "napping", 3).await.unwrap();
+    while store.load("napping").await.unwrap().unwrap().status != Status::Suspended {
+        tokio::task::yield_now().await;
+    }
+    engine.shutdown().await;
+    assert!(matches!(
+        store.load("napping").await,
+        Err(StoreError::Closed)
+    ));
+    match handle.result().await {
+        Err(durable_core::Error::ShutDown) => {}
+        other => panic!("expected Error::ShutDown, got {other:?}"),
+    }
+}

@@ -37,8 +37,14 @@
 //! None: the crate has one configuration.
 #![deny(missing_docs)]
 
+mod blobs;
+mod error;
 mod keys;
+mod lock;
+mod options;
+mod repair;
 mod store;
 mod writer;
 
-pub use store::{Durability, Options, SledStore};
+pub use options::{Durability, Options};
+pub use store::SledStore;

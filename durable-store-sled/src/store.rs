@@ -1,124 +1,53 @@
 //! [`SledStore`]: the [`Store`] on one sled database in one directory.
 //!
 //! Invariants:
-//! - One process, one store per directory: `open` takes an exclusive lock on
-//!   `<dir>/durable.lock` before it opens sled in `<dir>/sled`, and keeps it until the store
-//!   is closed or dropped. That is why leases can live in memory ([`LeaseTable`]): no other
-//!   process can hold one on the same data.
+//! - One process, one store per directory: `open` takes an exclusive lock on the
+//!   directory (see `lock`) before it opens sled in `<dir>/sled`, and keeps it until the
+//!   store is closed or dropped. That is why leases can live in memory ([`LeaseTable`]):
+//!   no other process can hold one on the same data.
 //! - Every write (`create`, `commit`) is one atomic sled batch made by the single writer
 //!   thread (see `writer`), and is answered only after the fsync that made it durable.
 //!   Concurrent writes share that fsync.
-//! - Reads go to the tree directly from the calling thread. They see a write as soon as
-//!   its batch is applied, which can be a moment before its fsync has completed and before
-//!   its caller got its answer. The writer applies a group only after the previous group's
-//!   fsync has returned, so a commit based on such a read cannot become durable without
-//!   the write it read.
-//! - After [`close`](SledStore::close) every method returns [`StoreError::Closed`].
+//! - Reads run on tokio's blocking threads and go to the tree directly. They see a write
+//!   as soon as its batch is applied, which can be a moment before its fsync has
+//!   completed and before its caller got its answer. The writer applies a group only
+//!   after the previous group's fsync has returned, so a commit based on such a read
+//!   cannot become durable without the write it read.
+//! - After [`close`](SledStore::close) every method returns [`StoreError::Closed`]; the
+//!   state is taken out under the write side of its lock, so `close` waits for the reads
+//!   in flight, and every later call finds it gone.
 //!
 //! Directory layout: `durable.lock` (empty; held with an OS file lock while open) and
-//! `sled/` (sled's own files; `sled/db` is its log, which the writer fsyncs). The key
-//! layout and record formats inside sled are described in `keys`.
-//!
-//! Known limit: sled writes a single log item larger than about 128 KiB (a quarter of its
-//! 512 KiB segment) to a separate file under `sled/blobs/` and does not fsync it, so a
-//! power cut (not a process crash) can lose a transition whose execution value (record,
-//! small input, newest history entries), large input or history chunk is that large even
-//! after it was acknowledged.
+//! `sled/` (sled's own files: `sled/db` is its log, which the writer fsyncs, and
+//! `sled/blobs/` holds items too large for the log, which the writer fsyncs too; see
+//! `blobs`). The key layout and record formats inside sled are described in `keys`.
 
-use std::fs::{File, TryLockError};
+use std::fs::File;
 use std::ops::Bound;
+use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{RwLock, RwLockReadGuard};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use durable_core::{
     Commit, Created, ExecutionRecord, HistoryEntry, LeaseTable, ListFilter, Store, StoreError,
     Timestamp,
 };
+use tokio::sync::{OwnedRwLockReadGuard, RwLock};
 
+use crate::blobs::Blobs;
+use crate::error::{io_error, sled_error, sled_panicked};
 use crate::keys;
+use crate::lock::DirLock;
+use crate::options::Options;
+use crate::repair;
 use crate::writer::{self, Disk, Request, Writer};
 
-/// The file in the store's directory that marks it as open.
-const LOCK_FILE: &str = "durable.lock";
 /// The subdirectory that holds sled's own files.
 const DATA_DIR: &str = "sled";
 /// sled's log file in its directory (sled 0.34), which the writer fsyncs.
 const SLED_LOG: &str = "db";
-
-/// What a commit survives once it has returned.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum Durability {
-    /// The process dying and the machine losing power (the default): every group of
-    /// commits ends with sled's flush and an `fdatasync` of its log file.
-    #[default]
-    PowerLoss,
-    /// The process dying, not the machine losing power: every group of commits ends with
-    /// sled's own flush only, which on Linux does not persist the log file's size
-    /// (sled issue #1452). Faster by the cost of one `fdatasync` per group.
-    ProcessCrash,
-}
-
-/// How [`SledStore::open_with`] opens a store; a [`Durability`] converts into the
-/// default options with that durability.
-///
-/// ```
-/// use durable_store_sled::{Durability, Options};
-///
-/// let options = Options::default()
-///     .durability(Durability::PowerLoss)
-///     .cache_capacity(32 * 1024 * 1024);
-/// # let _ = options;
-/// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub struct Options {
-    /// What a commit survives once it has returned (default [`Durability::PowerLoss`]).
-    pub durability: Durability,
-    /// Bytes of sled's page cache (default [`Options::DEFAULT_CACHE_CAPACITY`]).
-    pub cache_capacity: u64,
-}
-
-impl Options {
-    /// The default size of sled's page cache: 32 MiB (sled's own default is 1 GiB).
-    ///
-    /// sled counts a page by its size in the log; in memory it takes more, so the
-    /// process holds about 1.3 to 2 times this much for the cache once the data outgrows
-    /// it. Pages outside the cache are read from the disk (usually the OS page cache) when
-    /// needed, so a smaller cache costs speed, never correctness. With a million sleeping
-    /// executions, 32 MiB suspended and woke them as fast as 64 MiB did (benchmark
-    /// `sleepers`), in 55 MB less memory.
-    pub const DEFAULT_CACHE_CAPACITY: u64 = 32 * 1024 * 1024;
-
-    /// Sets what a commit survives once it has returned.
-    pub fn durability(mut self, durability: Durability) -> Self {
-        self.durability = durability;
-        self
-    }
-
-    /// Sets the size of sled's page cache in bytes (at least 1 MiB is used).
-    pub fn cache_capacity(mut self, bytes: u64) -> Self {
-        self.cache_capacity = bytes;
-        self
-    }
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Options {
-            durability: Durability::default(),
-            cache_capacity: Options::DEFAULT_CACHE_CAPACITY,
-        }
-    }
-}
-
-impl From<Durability> for Options {
-    fn from(durability: Durability) -> Self {
-        Options::default().durability(durability)
-    }
-}
 
 /// A durable [`Store`] in a local directory, on sled.
 ///
@@ -126,11 +55,18 @@ impl From<Durability> for Options {
 /// commits of many executions share one fsync (group commit). Only one `SledStore` can
 /// have a directory open at a time, in this process or any other.
 ///
+/// Reads run on tokio's blocking threads (inline when there is no tokio runtime), writes
+/// on the store's own writer thread, so no method blocks an async runtime's thread.
+///
 /// Dropping the store finishes every write already asked for, syncs, and releases the
-/// directory; [`close`](SledStore::close) does the same without blocking the runtime.
+/// directory; inside a tokio runtime this happens on a blocking thread, and an
+/// [`open`](SledStore::open) of the same directory in this process waits for it.
+/// [`close`](SledStore::close) does the same and reports the last sync's result.
 pub struct SledStore {
     path: PathBuf,
-    open: RwLock<Option<Open>>,
+    /// `None` once closed. Reads hold a read guard until their blocking work is done, so
+    /// `close` (the writer) waits for reads in flight.
+    state: Arc<RwLock<Option<Open>>>,
     leases: LeaseTable,
 }
 
@@ -140,8 +76,64 @@ pub struct SledStore {
 struct Open {
     writer: Writer,
     db: sled::Db,
-    _lock: File,
+    lock: DirLock,
     _temporary: Option<RemoveDir>,
+}
+
+impl Open {
+    /// Finishes the queued writes, syncs, closes sled and releases the directory; blocks.
+    fn finish(self) -> Result<(), StoreError> {
+        let Open {
+            writer,
+            db,
+            lock,
+            _temporary,
+        } = self;
+        let result = writer.finish();
+        // sled's own close flushes and syncs its log.
+        drop(db);
+        drop(lock);
+        drop(_temporary);
+        result
+    }
+
+    /// Starts finishing (see [`finish`](Open::finish)): on a blocking thread inside a
+    /// tokio runtime, here and now outside one. Marks the directory as closing first, so
+    /// that an open of it in this process waits for the finish. With `log`, an error is
+    /// also logged, for a finish nobody waits for.
+    fn start_finishing(self, log: bool) -> Finishing {
+        self.lock.closing();
+        let finish = move || {
+            let result = std::panic::catch_unwind(AssertUnwindSafe(|| self.finish()))
+                .unwrap_or_else(|payload| Err(sled_panicked(payload, "closing")));
+            if let (true, Err(e)) = (log, &result) {
+                tracing::error!(error = %e, "closing a dropped store failed");
+            }
+            result
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => Finishing::Background(runtime.spawn_blocking(finish)),
+            // Not in a tokio runtime: there is no runtime thread to keep free.
+            Err(_) => Finishing::Done(finish()),
+        }
+    }
+}
+
+/// A store being finished, from [`Open::start_finishing`].
+enum Finishing {
+    Background(tokio::task::JoinHandle<Result<(), StoreError>>),
+    Done(Result<(), StoreError>),
+}
+
+impl Finishing {
+    async fn wait(self) -> Result<(), StoreError> {
+        match self {
+            Finishing::Background(finishing) => finishing
+                .await
+                .unwrap_or_else(|e| Err(StoreError::backend(e))),
+            Finishing::Done(result) => result,
+        }
+    }
 }
 
 /// Removes a temporary store's directory when dropped.
@@ -162,10 +154,12 @@ const _: fn() = || {
 
 impl std::fmt::Debug for SledStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SledStore")
-            .field("path", &self.path)
-            .field("open", &self.read().is_some())
-            .finish_non_exhaustive()
+        let mut debug = f.debug_struct("SledStore");
+        debug.field("path", &self.path);
+        if let Ok(state) = self.state.try_read() {
+            debug.field("open", &state.is_some());
+        }
+        debug.finish_non_exhaustive()
     }
 }
 
@@ -173,17 +167,27 @@ impl SledStore {
     /// Opens the store in directory `path`, creating the directory if needed.
     ///
     /// Fails with [`StoreError::Locked`] if a store is already open on `path`, in this
-    /// process or another one.
+    /// process or another one, and with an [`InvalidInput`](std::io::ErrorKind) I/O
+    /// error (as [`StoreError::Backend`]) if `path` is empty. Blocks while sled reads its
+    /// log, and while a store of this process on the same directory finishes closing.
     pub fn open(path: impl AsRef<Path>) -> Result<SledStore, StoreError> {
         Self::open_with(path, Options::default())
     }
 
-    /// Like [`open`](SledStore::open), with the given [`Options`] (or [`Durability`]).
+    /// Like [`open`](SledStore::open), with the given [`Options`] (or
+    /// [`Durability`](crate::Durability)).
     pub fn open_with(
         path: impl AsRef<Path>,
         options: impl Into<Options>,
     ) -> Result<SledStore, StoreError> {
         let path = path.as_ref();
+        if path.as_os_str().is_empty() {
+            // Rather than the current directory, which an empty path would resolve to.
+            return Err(StoreError::backend(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "cannot open a store at an empty path: name its directory",
+            )));
+        }
         std::fs::create_dir_all(path).map_err(|e| io_error(e, "cannot create", path))?;
         Self::open_dir(path.to_path_buf(), None, options.into())
     }
@@ -218,27 +222,12 @@ impl SledStore {
         temporary: Option<RemoveDir>,
         options: Options,
     ) -> Result<SledStore, StoreError> {
-        let lock_path = path.join(LOCK_FILE);
-        let lock = File::options()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&lock_path)
-            .map_err(|e| io_error(e, "cannot open", &lock_path))?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(TryLockError::WouldBlock) => {
-                return Err(StoreError::Locked {
-                    path: path.display().to_string(),
-                })
-            }
-            Err(TryLockError::Error(e)) => return Err(io_error(e, "cannot lock", &lock_path)),
-        }
+        let lock = DirLock::acquire(&path)?;
         let data = path.join(DATA_DIR);
         let config = sled::Config::new()
             .path(&data)
             .cache_capacity(options.cache_capacity.max(1024 * 1024));
+        repair::prepare(&data)?;
         let db = open_sled(&config)?;
         let log_path = data.join(SLED_LOG);
         // Write access because some systems refuse to fsync a file opened read-only.
@@ -250,16 +239,17 @@ impl SledStore {
         let writer = Writer::spawn(Disk {
             db: db.clone(),
             log,
+            blobs: Blobs::new(data),
             durability: options.durability,
         })?;
         Ok(SledStore {
             path,
-            open: RwLock::new(Some(Open {
+            state: Arc::new(RwLock::new(Some(Open {
                 writer,
                 db,
-                _lock: lock,
+                lock,
                 _temporary: temporary,
-            })),
+            }))),
             leases: LeaseTable::new(),
         })
     }
@@ -271,50 +261,70 @@ impl SledStore {
 
     /// Finishes every write already asked for, syncs, and releases the directory, which
     /// can then be opened again. Every later call on this store returns
-    /// [`StoreError::Closed`]; closing again does nothing.
+    /// [`StoreError::Closed`]; closing again does nothing. Waits for reads in flight; the
+    /// blocking part runs on tokio's blocking threads.
     ///
     /// Durable: when this returns `Ok`, everything the store acknowledged survives a crash
     /// (as it already did when acknowledged); an `Err` reports that the last sync failed.
     pub async fn close(&self) -> Result<(), StoreError> {
-        let taken = self.open.write().unwrap_or_else(|e| e.into_inner()).take();
-        let Some(mut open) = taken else {
+        let Some(open) = self.state.write().await.take() else {
             return Ok(());
         };
-        let result = match open.writer.stop() {
-            Some(stopped) => stopped.await.unwrap_or_else(|_| Err(writer::writer_gone())),
-            None => Ok(()),
+        // Started before the next await, so that dropping this future mid-way still
+        // closes the store.
+        open.start_finishing(false).wait().await
+    }
+
+    /// The open state, for as long as the guard lives; `Closed` once closed.
+    async fn open_state(&self) -> Result<OwnedRwLockReadGuard<Option<Open>, Open>, StoreError> {
+        OwnedRwLockReadGuard::try_map(self.state.clone().read_owned().await, Option::as_ref)
+            .map_err(|_| StoreError::Closed)
+    }
+
+    /// Runs the blocking read `f` on the open database, on a blocking thread.
+    async fn read<T, F>(&self, doing: &'static str, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&sled::Db) -> Result<T, StoreError> + Send + 'static,
+    {
+        let open = self.open_state().await?;
+        let read = move || {
+            std::panic::catch_unwind(AssertUnwindSafe(|| f(&open.db)))
+                .unwrap_or_else(|payload| Err(sled_panicked(payload, doing)))
         };
-        // The writer has answered, so joining it here waits only for its thread to exit.
-        drop(open);
-        result
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => runtime
+                .spawn_blocking(read)
+                .await
+                .unwrap_or_else(|e| Err(StoreError::backend(e))),
+            // Not in a tokio runtime: there is no runtime thread to keep free.
+            Err(_) => read(),
+        }
     }
 
-    fn read(&self) -> RwLockReadGuard<'_, Option<Open>> {
-        // Nothing panics while holding the write guard, which only swaps the option.
-        self.open.read().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Runs `f` on the open database.
-    fn with_db<T>(
-        &self,
-        f: impl FnOnce(&sled::Db) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
-        let open = self.read();
-        f(&open.as_ref().ok_or(StoreError::Closed)?.db)
-    }
-
-    /// Hands `request` to the writer; holding the read guard while sending means `close`
+    /// Hands `request` to the writer; holding the state while sending means `close`
     /// cannot stop the writer between the check and the send.
-    fn send(&self, request: Request) -> Result<(), StoreError> {
-        let open = self.read();
-        open.as_ref()
-            .ok_or(StoreError::Closed)?
-            .writer
-            .send(request)
+    async fn send(&self, request: Request) -> Result<(), StoreError> {
+        self.open_state().await?.writer.send(request)
     }
 
-    fn check_open(&self) -> Result<(), StoreError> {
-        self.with_db(|_| Ok(()))
+    async fn check_open(&self) -> Result<(), StoreError> {
+        self.open_state().await.map(drop)
+    }
+}
+
+impl Drop for SledStore {
+    fn drop(&mut self) {
+        // A read cancelled mid-way may still hold the state on a blocking thread; the
+        // store then closes when that read ends, on its thread.
+        if let Some(open) = self
+            .state
+            .try_write()
+            .ok()
+            .and_then(|mut state| state.take())
+        {
+            drop(open.start_finishing(true));
+        }
     }
 }
 
@@ -329,26 +339,30 @@ impl Store for SledStore {
     /// written and fsynced, and survive a crash or a power cut.
     async fn create(&self, record: ExecutionRecord, input: Vec<u8>) -> Result<Created, StoreError> {
         let (request, answer) = Request::create(record, input)?;
-        self.send(request)?;
+        self.send(request).await?;
         answer.await.unwrap_or_else(|_| Err(writer::writer_gone()))
     }
 
     async fn load(&self, id: &str) -> Result<Option<ExecutionRecord>, StoreError> {
-        self.with_db(|db| writer::load(db, &keys::execution(id)))
+        let key = keys::execution(id);
+        self.read("reading a record", move |db| writer::load(db, &key))
+            .await
     }
 
     async fn load_input(&self, id: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        self.with_db(|db| {
-            let key = keys::execution(id);
-            let Some(bytes) = db.get(&key).map_err(StoreError::backend)? else {
+        let id = id.to_owned();
+        self.read("reading an input", move |db| {
+            let key = keys::execution(&id);
+            let Some(bytes) = db.get(&key).map_err(sled_error)? else {
                 return Ok(None);
             };
             if let Some(input) = keys::decode_execution(&key, &bytes)?.input {
                 return Ok(Some(input));
             }
-            let input = db.get(keys::input(id)).map_err(StoreError::backend)?;
+            let input = db.get(keys::input(&id)).map_err(sled_error)?;
             Ok(input.map(|bytes| bytes.to_vec()))
         })
+        .await
     }
 
     /// Durable: when this returns `Ok`, the record, its history entries and its timer
@@ -356,7 +370,7 @@ impl Store for SledStore {
     /// or a power cut. Commits of other executions made at the same time share the fsync.
     async fn commit(&self, commit: Commit) -> Result<(), StoreError> {
         let (request, answer) = Request::commit(commit)?;
-        self.send(request)?;
+        self.send(request).await?;
         answer.await.unwrap_or_else(|_| Err(writer::writer_gone()))
     }
 
@@ -369,12 +383,12 @@ impl Store for SledStore {
         now: Timestamp,
         until: Timestamp,
     ) -> Result<bool, StoreError> {
-        self.check_open()?;
+        self.check_open().await?;
         Ok(self.leases.claim(id, owner, now, until))
     }
 
     async fn release(&self, id: &str, owner: u128) -> Result<(), StoreError> {
-        self.check_open()?;
+        self.check_open().await?;
         self.leases.release(id, owner);
         Ok(())
     }
@@ -384,13 +398,13 @@ impl Store for SledStore {
         now: Timestamp,
         limit: usize,
     ) -> Result<Vec<(Timestamp, String)>, StoreError> {
-        self.with_db(|db| {
+        self.read("reading the timer index", move |db| {
             let mut due = Vec::new();
             for key in db.scan_prefix(keys::TIMER).keys() {
                 if due.len() >= limit {
                     break;
                 }
-                let (at, id) = keys::parse_timer(&key.map_err(StoreError::backend)?)?;
+                let (at, id) = keys::parse_timer(&key.map_err(sled_error)?)?;
                 if at > now {
                     break;
                 }
@@ -398,15 +412,17 @@ impl Store for SledStore {
             }
             Ok(due)
         })
+        .await
     }
 
     async fn next_wake(&self) -> Result<Option<Timestamp>, StoreError> {
-        self.with_db(|db| match db.scan_prefix(keys::TIMER).keys().next() {
-            Some(key) => Ok(Some(
-                keys::parse_timer(&key.map_err(StoreError::backend)?)?.0,
-            )),
-            None => Ok(None),
+        self.read("reading the timer index", |db| {
+            match db.scan_prefix(keys::TIMER).keys().next() {
+                Some(key) => Ok(Some(keys::parse_timer(&key.map_err(sled_error)?)?.0)),
+                None => Ok(None),
+            }
         })
+        .await
     }
 
     async fn timers_after(
@@ -419,10 +435,10 @@ impl Store for SledStore {
             Some((at, id)) => Bound::Excluded(keys::timer(at, id)),
             None => Bound::Included(keys::TIMER.to_vec()),
         };
-        self.with_db(|db| {
+        self.read("reading the timer index", move |db| {
             let mut entries = Vec::new();
             for key in db.range((start, Bound::Unbounded)).keys() {
-                let key = key.map_err(StoreError::backend)?;
+                let key = key.map_err(sled_error)?;
                 if entries.len() >= limit || !key.starts_with(keys::TIMER) {
                     break;
                 }
@@ -434,17 +450,19 @@ impl Store for SledStore {
             }
             Ok(entries)
         })
+        .await
     }
 
     async fn list(&self, filter: &ListFilter) -> Result<Vec<ExecutionRecord>, StoreError> {
+        let filter = filter.clone();
         let limit = filter.limit.unwrap_or(usize::MAX);
-        self.with_db(|db| {
+        self.read("listing records", move |db| {
             let mut records = Vec::new();
             for entry in db.scan_prefix(keys::EXECUTION) {
                 if records.len() >= limit {
                     break;
                 }
-                let (key, bytes) = entry.map_err(StoreError::backend)?;
+                let (key, bytes) = entry.map_err(sled_error)?;
                 let record = keys::decode_record(&key, &bytes)?;
                 if filter.matches(&record) {
                     records.push(record);
@@ -452,10 +470,13 @@ impl Store for SledStore {
             }
             Ok(records)
         })
+        .await
     }
 
     async fn history(&self, id: &str) -> Result<Vec<HistoryEntry>, StoreError> {
-        self.with_db(|db| read_history(db, id))
+        let id = id.to_owned();
+        self.read("reading a history", move |db| read_history(db, &id))
+            .await
     }
 }
 
@@ -463,13 +484,13 @@ impl Store for SledStore {
 /// without the entries below the value's prune line.
 pub(crate) fn read_history(db: &sled::Db, id: &str) -> Result<Vec<HistoryEntry>, StoreError> {
     let key = keys::execution(id);
-    let Some(bytes) = db.get(&key).map_err(StoreError::backend)? else {
+    let Some(bytes) = db.get(&key).map_err(sled_error)? else {
         return Ok(Vec::new());
     };
     let execution = keys::decode_execution(&key, &bytes)?;
     let mut history = Vec::new();
     for entry in db.scan_prefix(keys::history_prefix(id)) {
-        let (key, bytes) = entry.map_err(StoreError::backend)?;
+        let (key, bytes) = entry.map_err(sled_error)?;
         history.extend(keys::decode_history(&key, &bytes)?);
     }
     history.extend(keys::decode_entries(&key, &execution.tail)?);
@@ -477,17 +498,18 @@ pub(crate) fn read_history(db: &sled::Db, id: &str) -> Result<Vec<HistoryEntry>,
     Ok(history)
 }
 
-/// How long [`open_sled`] waits for a closed store's sled threads to let go of the
-/// directory.
+/// How long [`open_sled`] waits for sled's own lock on its log file.
 const SLED_RELEASE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// Opens sled, waiting out a closed store of this process whose background threads still
-/// hold sled's own file lock.
+/// Opens sled, waiting for sled's own lock on its log file.
 ///
-/// Called only while holding `durable.lock`, which proves that no open store uses the
-/// directory: when the last `sled::Db` of a closed store drops, sled's background
-/// threads may hold its lock a moment longer, so a reopen in the same process can find
-/// it taken. Any other error is returned at once.
+/// Called only while holding the directory lock, which proves that no open store uses
+/// the directory, so a taken sled lock can only be held a moment longer by: the
+/// background threads of a closed store of this process (sled lets them finish after the
+/// last `sled::Db` drops), or a child process forked by another thread, which holds a
+/// copy of sled's file until it execs. sled 0.34 offers no way to release its lock
+/// explicitly (it is an `flock` on a file sled keeps private), so the open retries until
+/// those let go. Any other error is returned at once.
 fn open_sled(config: &sled::Config) -> Result<sled::Db, StoreError> {
     let deadline = std::time::Instant::now() + SLED_RELEASE_TIMEOUT;
     loop {
@@ -499,14 +521,7 @@ fn open_sled(config: &sled::Config) -> Result<sled::Db, StoreError> {
             {
                 std::thread::sleep(std::time::Duration::from_millis(5));
             }
-            Err(e) => return Err(StoreError::backend(e)),
+            Err(e) => return Err(sled_error(e)),
         }
     }
-}
-
-fn io_error(error: std::io::Error, doing: &str, path: &Path) -> StoreError {
-    StoreError::backend(std::io::Error::new(
-        error.kind(),
-        format!("{doing} {}: {error}", path.display()),
-    ))
 }

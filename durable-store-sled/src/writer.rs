@@ -15,7 +15,6 @@
 //! - If the batch or the sync fails, every request of the group that was waiting for it
 //!   gets [`StoreError::Backend`]: its write may or may not have reached the disk.
 
-use crate::store::Durability;
 use std::collections::HashMap;
 use std::fs::File;
 use std::io;
@@ -25,7 +24,10 @@ use std::thread::JoinHandle;
 use durable_core::{Commit, Created, ExecutionRecord, StoreError};
 use tokio::sync::oneshot;
 
+use crate::blobs::Blobs;
+use crate::error::sled_error;
 use crate::keys;
+use crate::options::Durability;
 
 /// Most requests written with one batch and one sync, so a flood of requests cannot
 /// grow a batch (and the wait of its first request) without bound.
@@ -99,25 +101,31 @@ pub(crate) fn writer_gone() -> StoreError {
     ))
 }
 
-/// What the writer writes to: the database and sled's log file.
+/// What the writer writes to: the database, sled's log file and its blob files.
 pub(crate) struct Disk {
     pub(crate) db: sled::Db,
     /// sled's log file, `db` in sled's directory, opened separately to fsync it.
     pub(crate) log: File,
+    pub(crate) blobs: Blobs,
     pub(crate) durability: Durability,
 }
 
 impl Disk {
     /// Makes every applied write durable.
     ///
-    /// `sled::Db::flush` alone is not enough: on Linux, sled 0.34 ends a flush with
-    /// `sync_file_range`, which neither flushes the drive's write cache nor writes the
-    /// file's size, so a power cut can lose a write it reported flushed (sled issue #1452).
-    /// `fdatasync` on the log file does both, once the flush has written the data.
-    fn sync(&self) -> io::Result<()> {
+    /// `sled::Db::flush` alone is not enough for [`Durability::PowerLoss`]: on Linux, sled
+    /// 0.34 ends a flush with `sync_file_range`, which neither flushes the drive's write
+    /// cache nor writes the file's size, so a power cut can lose a write it reported
+    /// flushed (sled issue #1452); `fdatasync` on the log file does both, once the flush
+    /// has written the data. And sled never fsyncs the files of items too large for its
+    /// log (see `blobs`).
+    fn sync(&mut self) -> io::Result<()> {
         self.db.flush()?;
         match self.durability {
-            Durability::PowerLoss => self.log.sync_data(),
+            Durability::PowerLoss => {
+                self.log.sync_data()?;
+                self.blobs.sync().map(drop)
+            }
             Durability::ProcessCrash => Ok(()),
         }
     }
@@ -127,26 +135,25 @@ impl Disk {
 /// request, sync, and exit, and waits for that.
 pub(crate) struct Writer {
     requests: Option<mpsc::Sender<Request>>,
-    stopped: Option<oneshot::Receiver<Result<(), StoreError>>>,
-    thread: Option<JoinHandle<()>>,
+    /// Returns the result of the thread's last sync.
+    thread: Option<JoinHandle<Result<(), StoreError>>>,
 }
 
 impl Writer {
     pub(crate) fn spawn(disk: Disk) -> Result<Self, StoreError> {
         let (requests, queue) = mpsc::channel();
-        let (stopped_tx, stopped) = oneshot::channel();
         let thread = std::thread::Builder::new()
             .name("durable-sled-writer".into())
             .spawn(move || {
-                run(&disk, &queue);
+                let mut disk = disk;
+                run(&mut disk, &queue);
                 // Every group was synced already; this covers nothing but is cheap, and
                 // makes `close` report a disk that stopped accepting writes.
-                let _ = stopped_tx.send(disk.sync().map_err(StoreError::backend));
+                disk.sync().map_err(StoreError::backend)
             })
             .map_err(StoreError::backend)?;
         Ok(Writer {
             requests: Some(requests),
-            stopped: Some(stopped),
             thread: Some(thread),
         })
     }
@@ -159,26 +166,33 @@ impl Writer {
             .map_err(|_| writer_gone())
     }
 
-    /// Tells the thread to stop once the queue is empty; the receiver answers with the
-    /// last sync's result when it has.
-    pub(crate) fn stop(&mut self) -> Option<oneshot::Receiver<Result<(), StoreError>>> {
+    /// Lets the thread write every queued request, sync and exit, and returns the last
+    /// sync's result; blocks until then.
+    pub(crate) fn finish(mut self) -> Result<(), StoreError> {
+        self.stop()
+    }
+
+    fn stop(&mut self) -> Result<(), StoreError> {
         self.requests = None;
-        self.stopped.take()
+        match self.thread.take() {
+            Some(thread) => thread.join().unwrap_or_else(|_| {
+                tracing::error!("the sled store's writer thread panicked");
+                Err(writer_gone())
+            }),
+            None => Ok(()),
+        }
     }
 }
 
 impl Drop for Writer {
     fn drop(&mut self) {
-        self.requests = None;
-        if let Some(thread) = self.thread.take() {
-            if thread.join().is_err() {
-                tracing::error!("the sled store's writer thread panicked");
-            }
+        if let Err(e) = self.stop() {
+            tracing::error!(error = %e, "the sled store's last sync failed");
         }
     }
 }
 
-fn run(disk: &Disk, queue: &mpsc::Receiver<Request>) {
+fn run(disk: &mut Disk, queue: &mpsc::Receiver<Request>) {
     // `recv` keeps returning queued requests after the sender is dropped, so stopping
     // never loses one.
     while let Ok(first) = queue.recv() {
@@ -223,7 +237,7 @@ impl Waiting {
 }
 
 /// Checks, writes with one batch and syncs once, then answers: see the module docs.
-fn write_group(disk: &Disk, requests: Vec<Request>) {
+fn write_group(disk: &mut Disk, requests: Vec<Request>) {
     let size = requests.len();
     let mut group = Group {
         db: &disk.db,
@@ -383,7 +397,7 @@ impl Group<'_> {
                     if from_group {
                         self.staged.insert(id, Staged { value: old, chunks });
                     }
-                    return drop(reply.send(Err(StoreError::backend(e))));
+                    return drop(reply.send(Err(sled_error(e))));
                 }
             }
         } else {
@@ -439,7 +453,7 @@ impl Group<'_> {
 
 /// The execution value stored under `key`, decoded.
 fn load_value(tree: &sled::Tree, key: &[u8]) -> Result<Option<keys::Execution>, StoreError> {
-    match tree.get(key).map_err(StoreError::backend)? {
+    match tree.get(key).map_err(sled_error)? {
         Some(bytes) => keys::decode_execution(key, &bytes).map(Some),
         None => Ok(None),
     }
@@ -447,7 +461,7 @@ fn load_value(tree: &sled::Tree, key: &[u8]) -> Result<Option<keys::Execution>, 
 
 /// The record stored under `key`, decoded.
 pub(crate) fn load(tree: &sled::Tree, key: &[u8]) -> Result<Option<ExecutionRecord>, StoreError> {
-    match tree.get(key).map_err(StoreError::backend)? {
+    match tree.get(key).map_err(sled_error)? {
         Some(bytes) => keys::decode_record(key, &bytes).map(Some),
         None => Ok(None),
     }
@@ -552,14 +566,15 @@ mod tests {
         Disk {
             db,
             log,
+            blobs: Blobs::new(dir),
             durability: Durability::default(),
         }
     }
 
     #[test]
     fn requests_of_one_group_see_the_ones_accepted_before_them() {
-        let disk = temporary();
-        let db = &disk.db;
+        let mut disk = temporary();
+        let db = &disk.db.clone();
         let (first, mut created) =
             Request::create(record("a", 0, Some(50)), b"in".to_vec()).unwrap();
         let (twin, mut twin_created) =
@@ -568,7 +583,7 @@ mod tests {
         let (c2, mut r2) = commit(record("a", 2, None), 1, &[2], 0);
         let (stale, mut r_stale) = commit(record("a", 1, None), 0, &[], 0);
         let (missing, mut r_missing) = commit(record("b", 1, None), 0, &[], 0);
-        write_group(&disk, vec![first, twin, c1, c2, stale, missing]);
+        write_group(&mut disk, vec![first, twin, c1, c2, stale, missing]);
 
         assert_eq!(created.try_recv().unwrap().unwrap(), Created::New);
         assert_eq!(
@@ -606,23 +621,23 @@ mod tests {
 
     #[test]
     fn a_prune_removes_entries_of_the_tree_and_of_its_own_group() {
-        let disk = temporary();
-        let db = &disk.db;
+        let mut disk = temporary();
+        let db = &disk.db.clone();
         let (create, _) = Request::create(record("a", 0, None), Vec::new()).unwrap();
         let (c1, _) = commit(record("a", 1, None), 0, &[0, 1, 2], 0);
-        write_group(&disk, vec![create, c1]);
+        write_group(&mut disk, vec![create, c1]);
         assert_eq!(history(db, "a"), [0, 1, 2]);
 
         let (c2, mut r2) = commit(record("a", 2, Some(9)), 1, &[3, 4], 0);
         let (c3, mut r3) = commit(record("a", 3, Some(9)), 2, &[5, 6], 4);
-        write_group(&disk, vec![c2, c3]);
+        write_group(&mut disk, vec![c2, c3]);
         r2.try_recv().unwrap().unwrap();
         r3.try_recv().unwrap().unwrap();
         assert_eq!(history(db, "a"), [4, 5, 6]);
         assert_eq!(timers(db), [(Timestamp::from_millis(9), "a".to_owned())]);
 
         let (c4, _) = commit(record("a", 4, None), 3, &[7, 8], 8);
-        write_group(&disk, vec![c4]);
+        write_group(&mut disk, vec![c4]);
         assert_eq!(
             history(db, "a"),
             [8],
@@ -632,15 +647,15 @@ mod tests {
 
     #[test]
     fn a_corrupt_record_refuses_its_request_only() {
-        let disk = temporary();
-        let db = &disk.db;
+        let mut disk = temporary();
+        let db = &disk.db.clone();
         db.insert(keys::execution("bad"), b"garbage".as_slice())
             .unwrap();
         let (bad, mut r_bad) = commit(record("bad", 1, None), 0, &[], 0);
         let (bad_create, mut r_bad_create) =
             Request::create(record("bad", 0, None), Vec::new()).unwrap();
         let (good, mut r_good) = Request::create(record("good", 0, None), Vec::new()).unwrap();
-        write_group(&disk, vec![bad, bad_create, good]);
+        write_group(&mut disk, vec![bad, bad_create, good]);
         assert!(matches!(
             r_bad.try_recv().unwrap(),
             Err(StoreError::Corrupt { .. })
@@ -654,17 +669,17 @@ mod tests {
 
     #[test]
     fn history_moves_into_chunks_that_a_prune_drops_whole() {
-        let disk = temporary();
-        let db = &disk.db;
+        let mut disk = temporary();
+        let db = &disk.db.clone();
         let (create, _) = Request::create(record("a", 0, None), Vec::new()).unwrap();
-        write_group(&disk, vec![create]);
+        write_group(&mut disk, vec![create]);
         let chunk = keys::HISTORY_CHUNK as u64;
         let mut seq = 0;
         let mut next = 0;
         let mut step = |count: u64, prune: u64| {
             let numbers: Vec<u64> = (next..next + count).collect();
             let (c, mut r) = commit(record("a", seq + 1, None), seq, &numbers, prune);
-            write_group(&disk, vec![c]);
+            write_group(&mut disk, vec![c]);
             r.try_recv().unwrap().unwrap();
             seq += 1;
             next += count;
@@ -692,8 +707,8 @@ mod tests {
 
     #[test]
     fn a_large_history_entry_moves_into_a_chunk_at_once() {
-        let disk = temporary();
-        let db = &disk.db;
+        let mut disk = temporary();
+        let db = &disk.db.clone();
         let (create, _) = Request::create(record("a", 0, None), Vec::new()).unwrap();
         let large = HistoryEntry {
             event: Event::Failed {
@@ -708,7 +723,7 @@ mod tests {
             prune_history_below: 0,
         })
         .unwrap();
-        write_group(&disk, vec![create, c]);
+        write_group(&mut disk, vec![create, c]);
         r.try_recv().unwrap().unwrap();
         assert_eq!(chunks(db, "a"), [0]);
         assert_eq!(crate::store::read_history(db, "a").unwrap(), [large]);
@@ -716,21 +731,42 @@ mod tests {
 
     #[test]
     fn a_large_input_has_its_own_key() {
-        let disk = temporary();
-        let db = &disk.db;
+        let mut disk = temporary();
+        let db = &disk.db.clone();
         let large = vec![7; keys::INLINE_INPUT_MAX + 1];
         let (create, _) = Request::create(record("a", 0, None), large.clone()).unwrap();
-        write_group(&disk, vec![create]);
+        write_group(&mut disk, vec![create]);
         let (c, _) = commit(record("a", 1, Some(5)), 0, &[0], 0);
-        write_group(&disk, vec![c]);
+        write_group(&mut disk, vec![c]);
         assert_eq!(input(db, "a").unwrap(), large);
         assert_eq!(db.get(keys::input("a")).unwrap().unwrap(), large.as_slice());
     }
 
+    /// Issue 7, item 9: sled writes an item of over about 128 KiB to a file of its own
+    /// and does not fsync it; the group's sync does, before answering.
+    #[test]
+    fn a_value_too_large_for_sleds_log_is_fsynced_before_the_answer() {
+        let mut disk = temporary();
+        let large = vec![7; 200 * 1024];
+        let (create, mut created) = Request::create(record("a", 0, None), large.clone()).unwrap();
+        write_group(&mut disk, vec![create]);
+        assert_eq!(created.try_recv().unwrap().unwrap(), Created::New);
+        let files: HashMap<_, _> = std::fs::read_dir(disk.blobs.dir())
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                (e.file_name(), e.metadata().unwrap().len())
+            })
+            .collect();
+        assert!(!files.is_empty(), "sled wrote no blob file");
+        assert_eq!(&files, disk.blobs.synced());
+        assert_eq!(input(&disk.db, "a").unwrap(), large);
+    }
+
     #[test]
     fn values_of_layout_1_are_read_and_rewritten() {
-        let disk = temporary();
-        let db = &disk.db;
+        let mut disk = temporary();
+        let db = &disk.db.clone();
         // Layout 1: a bare record envelope, the input under `i/`, one entry per `h/` key.
         db.insert(
             keys::execution("a"),
@@ -750,7 +786,7 @@ mod tests {
         assert_eq!(input(db, "a").unwrap(), b"old input");
 
         let (c, mut r) = commit(record("a", 2, None), 1, &[3], 2);
-        write_group(&disk, vec![c]);
+        write_group(&mut disk, vec![c]);
         r.try_recv().unwrap().unwrap();
         assert_eq!(
             load(db, &keys::execution("a")).unwrap(),
