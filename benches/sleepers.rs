@@ -39,8 +39,8 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use durable_core::{
-    durable, Commit, Created, Ctx, Engine, ExecutionRecord, HistoryEntry, ListFilter, Status,
-    Store, StoreError, TestClock, Timestamp,
+    durable, Commit, Committed, Created, Ctx, Delivered, Delivery, Engine, ExecutionRecord,
+    HistoryEntry, ListFilter, OperationRecord, Status, Store, StoreError, TestClock, Timestamp,
 };
 use durable_store_sled::{Options, SledStore};
 use tokio::sync::Notify;
@@ -107,15 +107,39 @@ impl Store for Counted {
     async fn load_input(&self, id: &str) -> Result<Option<Vec<u8>>, StoreError> {
         self.store.load_input(id).await
     }
-    async fn commit(&self, commit: Commit) -> Result<(), StoreError> {
+    async fn commit(&self, commit: Commit) -> Result<Committed, StoreError> {
         let status = commit.record.status;
-        self.store.commit(commit).await?;
+        let committed = self.store.commit(commit).await?;
         match status {
             Status::Suspended => self.count(&self.counts.suspended),
             Status::Completed => self.count(&self.counts.completed),
             _ => {}
         }
-        Ok(())
+        Ok(committed)
+    }
+    async fn deliver(&self, delivery: Delivery) -> Result<Delivered, StoreError> {
+        self.store.deliver(delivery).await
+    }
+    async fn operation(
+        &self,
+        execution: &str,
+        key: &str,
+    ) -> Result<Option<OperationRecord>, StoreError> {
+        self.store.operation(execution, key).await
+    }
+    async fn operation_by_token(&self, token: &str) -> Result<Option<OperationRecord>, StoreError> {
+        self.store.operation_by_token(token).await
+    }
+    async fn operations(
+        &self,
+        execution: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<OperationRecord>, StoreError> {
+        self.store.operations(execution, after, limit).await
+    }
+    async fn delete(&self, id: &str) -> Result<bool, StoreError> {
+        self.store.delete(id).await
     }
     async fn claim(
         &self,

@@ -70,10 +70,7 @@ async fn auto_advance_never_strands_a_sleeping_execution() {
         }
     }
     let done = engine
-        .executions(&durable_core::ListFilter {
-            status: Some(Status::Completed),
-            ..Default::default()
-        })
+        .executions(&durable_core::ListFilter::all().status(Status::Completed))
         .await
         .unwrap();
     assert_eq!(done.len(), runs as usize);

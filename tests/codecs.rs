@@ -112,6 +112,8 @@ async fn replace_frame(store: &MemoryStore, id: &str, frame: Vec<u8>) {
             expected_seq,
             history: Vec::new(),
             prune_history_below: 0,
+            operations: Vec::new(),
+            deliveries: Vec::new(),
         })
         .await
         .unwrap();

@@ -65,10 +65,7 @@ fn engine_over(store: Arc<MemoryStore>) -> EngineBuilder {
 }
 
 async fn ids(engine: &durable_core::Engine, status: Status) -> Vec<String> {
-    let filter = ListFilter {
-        status: Some(status),
-        ..ListFilter::default()
-    };
+    let filter = ListFilter::all().status(status);
     let records = engine.executions(&filter).await.unwrap();
     records.into_iter().map(|r| r.id).collect()
 }

@@ -148,6 +148,8 @@ fn counter(seq: u64) -> ExecutionRecord {
         history_next: seq,
         created_at: Timestamp::from_millis(1),
         updated_at: Timestamp::from_millis(seq),
+        parent: None,
+        awaiting: Vec::new(),
     }
 }
 
@@ -177,6 +179,8 @@ async fn reopen_and_advance(dir: &Path, acked: u64) -> Result<u64, String> {
             expected_seq: found,
             history: Vec::new(),
             prune_history_below: 0,
+            operations: Vec::new(),
+            deliveries: Vec::new(),
         })
         .await
         .map_err(|e| e.to_string())?;
@@ -399,6 +403,8 @@ async fn advance_all(store: &std::sync::Arc<SledStore>, count: usize, from: u64,
                         expected_seq: seq,
                         history: Vec::new(),
                         prune_history_below: 0,
+                        operations: Vec::new(),
+                        deliveries: Vec::new(),
                     })
                     .await
             });

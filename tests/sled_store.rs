@@ -48,6 +48,8 @@ fn record(id: &str) -> ExecutionRecord {
         history_next: 0,
         created_at: Timestamp::from_millis(1),
         updated_at: Timestamp::from_millis(1),
+        parent: None,
+        awaiting: Vec::new(),
     }
 }
 
@@ -77,6 +79,8 @@ async fn create_and_commit(store: &SledStore, id: &str) -> ExecutionRecord {
             expected_seq: 0,
             history: vec![entry(0), entry(1)],
             prune_history_below: 0,
+            operations: Vec::new(),
+            deliveries: Vec::new(),
         })
         .await
         .unwrap();
@@ -211,6 +215,8 @@ async fn a_closed_store_refuses_every_call() {
         expected_seq: 1,
         history: Vec::new(),
         prune_history_below: 0,
+        operations: Vec::new(),
+        deliveries: Vec::new(),
     };
     assert!(matches!(
         store.commit(commit).await,
@@ -250,8 +256,10 @@ async fn a_corrupt_record_is_an_error_not_a_panic() {
         expected_seq: 1,
         history: Vec::new(),
         prune_history_below: 0,
+        operations: Vec::new(),
+        deliveries: Vec::new(),
     };
-    assert!(is_corrupt_bad(store.commit(retry).await));
+    assert!(is_corrupt_bad(store.commit(retry).await.map(drop)));
     assert!(is_corrupt_bad(
         store.create(record("bad"), Vec::new()).await.map(drop)
     ));

@@ -4,6 +4,7 @@
 //! time: the engine runs on a manual `TestClock`, and tokio's clock is paused where time
 //! must pass for tokio.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -121,7 +122,7 @@ async fn a_wave_of_due_timers_reads_each_entry_once() {
     let read = store.counts().timer_entries - entries_before;
     // Each due entry once, plus a look at the next one after each batch.
     assert!(
-        read <= EXECUTIONS + EXECUTIONS / 100,
+        read <= (EXECUTIONS + EXECUTIONS / 100) as u64,
         "{read} timer entries read to wake {EXECUTIONS} executions"
     );
     engine.shutdown().await;

@@ -94,7 +94,6 @@ fn is_unordered_set(name: &str) -> bool {
 #[error("{0}")]
 pub(crate) struct CanonError(String);
 
-
 impl ser::Error for CanonError {
     fn custom<T: fmt::Display>(msg: T) -> Self {
         CanonError(msg.to_string())

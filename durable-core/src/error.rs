@@ -65,8 +65,6 @@ pub enum CodecError {
     },
 }
 
-
-
 /// A store could not do what was asked.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -116,6 +114,17 @@ pub enum StoreError {
         /// Why it could not be read.
         source: CodecError,
     },
+    /// The store was written by a newer version of its code (a newer on-disk format or
+    /// database schema) than this build knows; nothing was changed.
+    #[error("{what} has format version {found}, newer than the {supported} this build reads; open it with a newer version")]
+    UnsupportedFormat {
+        /// What has the format (a directory, a database schema).
+        what: String,
+        /// The version found.
+        found: u64,
+        /// The newest version this build reads.
+        supported: u64,
+    },
     /// The store has been closed.
     #[error("the store is closed")]
     Closed,
@@ -137,8 +146,6 @@ impl StoreError {
         StoreError::Backend(Box::new(error))
     }
 }
-
-
 
 /// An error from the engine's API.
 #[derive(Debug, thiserror::Error)]
@@ -224,10 +231,6 @@ pub enum Error {
     },
 }
 
-
-
-
-
 /// Why a step gave up: what `ctx.step(..).await` returns in its `Err`.
 ///
 /// Match on it to handle an exhausted step like any other error:
@@ -293,8 +296,6 @@ impl<E> StepError<E> {
         }
     }
 }
-
-
 
 fn conflict_message(id: &str, expected: u64, found: Option<u64>) -> String {
     match found {

@@ -96,21 +96,21 @@ pub mod __private_v1 {
 }
 
 pub use codec::{decode_value, value_to_json, Codec, FrameReader, FrameWriter, FORMAT_VERSION};
-pub use execution::Ctx;
 pub use durable_macros::durable;
 pub use engine::{
     Description, Engine, EngineBuilder, Handle, Local, PointDescription, Waiting, MAX_ID_LEN,
 };
 pub use error::{CodecError, Error, StepError, StoreError};
-pub use record::{
-    Commit, Committed, Created, Delivered, Delivery, Event, ExecutionRecord, Expect,
-    HistoryEntry, ListFilter, OperationAction, OperationChange, OperationKind, OperationRecord,
-    OperationRef, OperationState, ParentLink, PointState, Position, Settlement, Status,
-};
-pub use retry::RetryPolicy;
+pub use execution::Ctx;
+pub use execution::{Workflow, WorkflowFn};
 pub use ops::{
     ConditionError, InfallibleStep, SleepOp, Step, WaitError, WaitForCondition, MAX_WAIT,
 };
+pub use record::{
+    Commit, Committed, Created, Delivered, Delivery, Event, ExecutionRecord, Expect, HistoryEntry,
+    ListFilter, OperationAction, OperationChange, OperationKind, OperationRecord, OperationRef,
+    OperationState, ParentLink, PointState, Position, Settlement, Status,
+};
+pub use retry::RetryPolicy;
 pub use store::{store_rules, LeaseTable, MemoryStore, Store};
 pub use time::{Clock, SleepFuture, SystemClock, TestClock, Timestamp};
-pub use execution::{Workflow, WorkflowFn};

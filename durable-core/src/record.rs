@@ -458,7 +458,7 @@ pub enum OperationAction {
     /// Nothing: the change is only a condition.
     Keep,
     /// Writes the record (its `execution` and `key` must be the commit's and the change's).
-    Put(OperationRecord),
+    Put(Box<OperationRecord>),
     /// Deletes the operation (and its token).
     Delete,
 }

@@ -34,7 +34,6 @@ struct Probe;
 #[error("not a `Result::Err`")]
 struct NotErr;
 
-
 impl ser::Error for NotErr {
     fn custom<T: fmt::Display>(_: T) -> Self {
         NotErr

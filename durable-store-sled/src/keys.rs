@@ -6,15 +6,22 @@
 //! | `i/` id | the execution's input, exactly the bytes the engine handed to `create`, when it is too large to live in the execution value |
 //! | `h/` escaped id `00 01` number | a chunk of history entries, `number` being the last one's (below) |
 //! | `t/` wake_at id | empty: the timer index |
+//! | `u/` status id | empty: the unfinished index (status `0` running, `1` suspended, `2` parked) |
+//! | `o/` escaped id `00 01` key | an operation (below) |
+//! | `k/` token | the `o/` key of the operation the token belongs to |
+//! | `m/format` | the store's format, `u32` little-endian (3 since the unfinished index and operations) |
 //!
 //! - id is the execution id's UTF-8 bytes. In `e/`, `i/` and `t/` keys it runs to the end
 //!   of the key, so it needs no delimiter: `e/` and `i/` keys are only looked up whole or
 //!   scanned in full, and in `t/` keys it follows a fixed-width field.
-//! - In `h/` keys the id is followed by more data and the history of one id is read with a
-//!   prefix scan, so the id must not be a prefix of another id's encoding: every `00` byte
-//!   of the id is written as `00 ff`, and the id ends with `00 01`. No escaped id contains
-//!   `00 01`, so `h/` escaped("a") `00 01` is a prefix of the keys of "a" only, never of
-//!   "a\0b"'s. The escape preserves byte order.
+//! - In `h/` and `o/` keys the id is followed by more data and one id's entries are read
+//!   with a prefix scan, so the id must not be a prefix of another id's encoding: every
+//!   `00` byte of the id is written as `00 ff`, and the id ends with `00 01`. No escaped
+//!   id contains `00 01`, so `h/` escaped("a") `00 01` is a prefix of the keys of "a" only,
+//!   never of "a\0b"'s. The escape preserves byte order. An operation key runs to the end
+//!   of its `o/` key.
+//! - In `u/` keys a status byte precedes the id, so that the executions with one status
+//!   are one prefix scan, in id order.
 //! - number and wake_at (milliseconds since the Unix epoch) are `u64` big-endian, so byte
 //!   order is numeric order: history scans run oldest first and the timer index runs
 //!   earliest first, ties in id order.
@@ -23,8 +30,8 @@
 //! costs memory (page table, cache accounting) and log space of its own. A suspended
 //! execution is two keys, `e/` and `t/`; a finished one with a short history is one.
 //!
-//! **Execution value** (layout 2), all integers little-endian:
-//! `b'E' 2 | record length: u32 | record | input | history_from: u64 | tail count: u16 |
+//! **Execution value** (layout 3), all integers little-endian:
+//! `b'E' 3 | record length: u32 | record | input | history_from: u64 | tail count: u16 |
 //! count × entry`, where
 //! - record is the [`ExecutionRecord`](durable_core::ExecutionRecord) in a value envelope
 //!   (bincode);
@@ -40,17 +47,26 @@
 //! **history chunk**: `b'H' 2 | count: u16 | count × entry` under the `h/` key of the last
 //! entry's number, so deleting the keys below a number drops only whole chunks below it.
 //!
-//! Layout 1, written before, is still read: an execution value that is a bare record
-//! envelope (its input under `i/`, no tail, nothing pruned to skip), and `h/` values that
-//! are a single entry's envelope under that entry's number. The next commit of such an
-//! execution rewrites its value in layout 2.
+//! An **operation** is an [`OperationRecord`](durable_core::OperationRecord) in a value
+//! envelope (bincode).
+//!
+//! Layouts written before are still read. Layout 2 is layout 3 with `b'E' 2` and a record
+//! of the format before operations (no `parent`, no `awaiting`, see `RecordV1`). Layout 1
+//! is an execution value that is a bare record envelope of that format (its input under
+//! `i/`, no tail, nothing pruned to skip), and `h/` values that are a single entry's
+//! envelope under that entry's number. The next commit of such an execution rewrites its
+//! value in layout 3. A store of format 2 (no `m/format` key) is migrated when it opens:
+//! its unfinished executions are entered into the `u/` index.
 //!
 //! Envelopes carry their format version (see `durable_core::codec`); a value that does not
 //! decode is reported as [`StoreError::Corrupt`] naming its key.
 
-use durable_core::{decode_value, Codec, ExecutionRecord, HistoryEntry, StoreError, Timestamp};
+use durable_core::{
+    decode_value, Codec, ExecutionRecord, HistoryEntry, OperationRecord, Position, Status,
+    StoreError, Timestamp,
+};
 use serde::de::DeserializeOwned;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Prefix of execution records.
 pub(crate) const EXECUTION: &[u8] = b"e/";
@@ -60,6 +76,16 @@ pub(crate) const INPUT: &[u8] = b"i/";
 pub(crate) const HISTORY: &[u8] = b"h/";
 /// Prefix of the timer index.
 pub(crate) const TIMER: &[u8] = b"t/";
+/// Prefix of the unfinished index.
+pub(crate) const UNFINISHED: &[u8] = b"u/";
+/// Prefix of operations.
+pub(crate) const OPERATION: &[u8] = b"o/";
+/// Prefix of the token index.
+pub(crate) const TOKEN: &[u8] = b"k/";
+/// The key of the store's format.
+pub(crate) const FORMAT: &[u8] = b"m/format";
+/// The format this build writes.
+pub(crate) const FORMAT_VERSION: u32 = 3;
 
 const ID_END: [u8; 2] = [0x00, 0x01];
 const ESCAPED_ZERO: [u8; 2] = [0x00, 0xff];
@@ -83,8 +109,77 @@ pub(crate) fn input(id: &str) -> Vec<u8> {
 
 /// The prefix shared by every history key of `id`, and by no other id's.
 pub(crate) fn history_prefix(id: &str) -> Vec<u8> {
-    let mut key = Vec::with_capacity(HISTORY.len() + id.len() + ID_END.len() + 8);
-    key.extend_from_slice(HISTORY);
+    escaped(HISTORY, id)
+}
+
+/// The prefix shared by every operation key of `id`, and by no other id's.
+pub(crate) fn operation_prefix(id: &str) -> Vec<u8> {
+    escaped(OPERATION, id)
+}
+
+/// The key of operation `key` of execution `id`.
+pub(crate) fn operation(id: &str, key: &str) -> Vec<u8> {
+    let mut out = operation_prefix(id);
+    out.extend_from_slice(key.as_bytes());
+    out
+}
+
+/// The operation key within an `o/` key under `prefix` (from [`operation_prefix`]).
+pub(crate) fn parse_operation_key(prefix: &[u8], key: &[u8]) -> Result<String, StoreError> {
+    let rest = key
+        .strip_prefix(prefix)
+        .ok_or_else(|| corrupt_key(key, "not an operation key of this execution"))?;
+    String::from_utf8(rest.to_vec())
+        .map_err(|_| corrupt_key(key, "operation key that is not UTF-8"))
+}
+
+/// The token index key of `token`.
+pub(crate) fn token(token: &str) -> Vec<u8> {
+    prefixed(TOKEN, token)
+}
+
+/// The unfinished index key of `id` with `status`, `None` for a finished status.
+pub(crate) fn unfinished(status: Status, id: &str) -> Option<Vec<u8>> {
+    let mut key = unfinished_prefix(status)?;
+    key.extend_from_slice(id.as_bytes());
+    Some(key)
+}
+
+/// The prefix of the unfinished index entries with `status`, `None` for a finished one.
+pub(crate) fn unfinished_prefix(status: Status) -> Option<Vec<u8>> {
+    let rank = match status {
+        Status::Running => b'0',
+        Status::Suspended => b'1',
+        Status::Parked => b'2',
+        _ => return None,
+    };
+    let mut key = UNFINISHED.to_vec();
+    key.push(rank);
+    Some(key)
+}
+
+/// The id in an unfinished index key under `prefix`.
+pub(crate) fn parse_unfinished(prefix: &[u8], key: &[u8]) -> Result<String, StoreError> {
+    let rest = key
+        .strip_prefix(prefix)
+        .ok_or_else(|| corrupt_key(key, "not an unfinished index key"))?;
+    String::from_utf8(rest.to_vec())
+        .map_err(|_| corrupt_key(key, "unfinished index key with an id that is not UTF-8"))
+}
+
+fn corrupt_key(key: &[u8], message: &str) -> StoreError {
+    StoreError::Corrupt {
+        key: describe(key),
+        source: durable_core::CodecError::Decode {
+            message: message.to_owned(),
+        },
+    }
+}
+
+/// `prefix`, then `id` escaped so that no id's encoding is a prefix of another's.
+fn escaped(prefix: &[u8], id: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(prefix.len() + id.len() + ID_END.len() + 8);
+    key.extend_from_slice(prefix);
     for &byte in id.as_bytes() {
         if byte == 0 {
             key.extend_from_slice(&ESCAPED_ZERO);
@@ -146,7 +241,9 @@ pub(crate) const HISTORY_CHUNK: usize = 8;
 /// large entry (a long error message) is not rewritten by the commits after it.
 pub(crate) const HISTORY_TAIL_MAX_BYTES: usize = 1024;
 
-const EXECUTION_TAG: [u8; 2] = [b'E', 2];
+const EXECUTION_TAG: [u8; 2] = [b'E', 3];
+/// Layout 2: layout 3 with a record of the format before operations.
+const EXECUTION_TAG_V2: [u8; 2] = [b'E', 2];
 const CHUNK_TAG: [u8; 2] = [b'H', 2];
 /// The first byte of a value envelope: an execution value or history value of layout 1.
 const ENVELOPE_TAG: u8 = b'v';
@@ -170,37 +267,36 @@ pub(crate) fn encode_execution(
     input: Option<&[u8]>,
     history_from: u64,
     tail: &[Entry],
-) -> Vec<u8> {
+) -> Result<Vec<u8>, StoreError> {
     let tail_len: usize = tail.iter().map(|(_, e)| 12 + e.len()).sum();
     let input_len = input.map_or(0, |i| 4 + i.len());
     let mut out = Vec::with_capacity(2 + 4 + record.len() + 1 + input_len + 8 + 2 + tail_len);
     out.extend_from_slice(&EXECUTION_TAG);
-    put_bytes(&mut out, record);
+    put_bytes(&mut out, record)?;
     match input {
         None => out.push(0),
         Some(input) => {
             out.push(1);
-            put_bytes(&mut out, input);
+            put_bytes(&mut out, input)?;
         }
     }
     out.extend_from_slice(&history_from.to_le_bytes());
-    put_entries(&mut out, tail);
-    out
+    put_entries(&mut out, tail)?;
+    Ok(out)
 }
 
 /// Decodes the execution value stored under `key`.
 pub(crate) fn decode_execution(key: &[u8], bytes: &[u8]) -> Result<Execution, StoreError> {
     if bytes.first() == Some(&ENVELOPE_TAG) {
         return Ok(Execution {
-            record: decode(key, bytes)?,
+            record: decode::<RecordV1>(key, bytes)?.into(),
             input: None,
             history_from: 0,
             tail: Vec::new(),
         });
     }
     let mut reader = Reader::new(key, bytes);
-    reader.tag(EXECUTION_TAG, "not an execution value")?;
-    let record = decode(key, reader.bytes()?)?;
+    let record = reader.record()?;
     let input = match reader.take(1)?[0] {
         0 => None,
         1 => Some(reader.bytes()?.to_vec()),
@@ -220,19 +316,83 @@ pub(crate) fn decode_execution(key: &[u8], bytes: &[u8]) -> Result<Execution, St
 /// Decodes only the record of the execution value stored under `key`.
 pub(crate) fn decode_record(key: &[u8], bytes: &[u8]) -> Result<ExecutionRecord, StoreError> {
     if bytes.first() == Some(&ENVELOPE_TAG) {
-        return decode(key, bytes);
+        return Ok(decode::<RecordV1>(key, bytes)?.into());
     }
-    let mut reader = Reader::new(key, bytes);
-    reader.tag(EXECUTION_TAG, "not an execution value")?;
-    decode(key, reader.bytes()?)
+    Reader::new(key, bytes).record()
+}
+
+/// The record format of layouts 1 and 2, before operations: an [`ExecutionRecord`]
+/// without `parent` and `awaiting`. bincode is not self-describing, so an old record is
+/// read with its own shape and converted.
+#[derive(Serialize, Deserialize)]
+struct RecordV1 {
+    id: String,
+    workflow: String,
+    fingerprint: u64,
+    seq: u64,
+    status: Status,
+    position: Option<Position>,
+    wake_at: Option<Timestamp>,
+    output: Option<Vec<u8>>,
+    message: Option<String>,
+    history_next: u64,
+    created_at: Timestamp,
+    updated_at: Timestamp,
+}
+
+impl From<RecordV1> for ExecutionRecord {
+    fn from(old: RecordV1) -> Self {
+        ExecutionRecord {
+            seq: old.seq,
+            status: old.status,
+            position: old.position,
+            wake_at: old.wake_at,
+            output: old.output,
+            message: old.message,
+            history_next: old.history_next,
+            updated_at: old.updated_at,
+            ..ExecutionRecord::new(old.id, old.workflow, old.fingerprint, old.created_at)
+        }
+    }
+}
+
+/// Encodes `record` in the record format of layouts 1 and 2, as a store of format 2
+/// wrote it (for tests of reading old stores); `parent` and `awaiting` are dropped.
+#[cfg(test)]
+pub(crate) fn encode_v1(record: &ExecutionRecord) -> Vec<u8> {
+    let old = RecordV1 {
+        id: record.id.clone(),
+        workflow: record.workflow.clone(),
+        fingerprint: record.fingerprint,
+        seq: record.seq,
+        status: record.status,
+        position: record.position.clone(),
+        wake_at: record.wake_at,
+        output: record.output.clone(),
+        message: record.message.clone(),
+        history_next: record.history_next,
+        created_at: record.created_at,
+        updated_at: record.updated_at,
+    };
+    encode(&old).expect("a record encodes")
+}
+
+/// Encodes an operation for storage.
+pub(crate) fn encode_operation(op: &OperationRecord) -> Result<Vec<u8>, StoreError> {
+    encode(op)
+}
+
+/// Decodes the operation stored under `key`.
+pub(crate) fn decode_operation(key: &[u8], bytes: &[u8]) -> Result<OperationRecord, StoreError> {
+    decode(key, bytes)
 }
 
 /// Encodes a history chunk.
-pub(crate) fn encode_chunk(entries: &[Entry]) -> Vec<u8> {
+pub(crate) fn encode_chunk(entries: &[Entry]) -> Result<Vec<u8>, StoreError> {
     let mut out = Vec::with_capacity(4 + entries.iter().map(|(_, e)| 12 + e.len()).sum::<usize>());
     out.extend_from_slice(&CHUNK_TAG);
-    put_entries(&mut out, entries);
-    out
+    put_entries(&mut out, entries)?;
+    Ok(out)
 }
 
 /// Decodes the history value stored under `key`: a chunk, or a single entry of layout 1.
@@ -261,18 +421,29 @@ pub(crate) fn decode_entries(
         .collect()
 }
 
-fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
-    // Values are far below 4 GiB: sled refuses larger ones.
-    out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) -> Result<(), StoreError> {
+    let len = u32::try_from(bytes.len()).map_err(|_| too_large("a value", bytes.len()))?;
+    out.extend_from_slice(&len.to_le_bytes());
     out.extend_from_slice(bytes);
+    Ok(())
 }
 
-fn put_entries(out: &mut Vec<u8>, entries: &[Entry]) {
-    // At most `HISTORY_CHUNK` entries, plus one commit's worth.
-    out.extend_from_slice(&(entries.len() as u16).to_le_bytes());
+fn put_entries(out: &mut Vec<u8>, entries: &[Entry]) -> Result<(), StoreError> {
+    let count =
+        u16::try_from(entries.len()).map_err(|_| too_large("a history chunk", entries.len()))?;
+    out.extend_from_slice(&count.to_le_bytes());
     for (number, entry) in entries {
         out.extend_from_slice(&number.to_le_bytes());
-        put_bytes(out, entry);
+        put_bytes(out, entry)?;
+    }
+    Ok(())
+}
+
+fn too_large(what: &str, size: usize) -> StoreError {
+    StoreError::Invalid {
+        message: format!(
+            "{what} of {size} (bytes or entries) is too large for the sled store's layout"
+        ),
     }
 }
 
@@ -305,6 +476,20 @@ impl<'a> Reader<'a> {
         Ok(taken)
     }
 
+    /// The tag and record of an execution value of layout 2 or 3.
+    fn record(&mut self) -> Result<ExecutionRecord, StoreError> {
+        let tag = self
+            .take(2)
+            .map_err(|_| self.corrupt("not an execution value"))?;
+        if tag == EXECUTION_TAG {
+            decode(self.key, self.bytes()?)
+        } else if tag == EXECUTION_TAG_V2 {
+            Ok(decode::<RecordV1>(self.key, self.bytes()?)?.into())
+        } else {
+            Err(self.corrupt("not an execution value"))
+        }
+    }
+
     fn tag(&mut self, tag: [u8; 2], message: &str) -> Result<(), StoreError> {
         if self.take(2).ok() != Some(tag.as_slice()) {
             return Err(self.corrupt(message));
@@ -321,7 +506,9 @@ impl<'a> Reader<'a> {
     fn bytes(&mut self) -> Result<&'a [u8], StoreError> {
         let mut len = [0; 4];
         len.copy_from_slice(self.take(4)?);
-        self.take(u32::from_le_bytes(len) as usize)
+        let len = usize::try_from(u32::from_le_bytes(len))
+            .map_err(|_| self.corrupt("length does not fit in memory"))?;
+        self.take(len)
     }
 
     fn entries(&mut self) -> Result<Vec<Entry>, StoreError> {
@@ -423,6 +610,8 @@ mod tests {
             history_next: 2,
             created_at: Timestamp::EPOCH,
             updated_at: Timestamp::from_millis(1),
+            parent: None,
+            awaiting: Vec::new(),
         };
         let entry = HistoryEntry {
             number: 1,
@@ -431,7 +620,7 @@ mod tests {
             event: durable_core::Event::Completed,
         };
         let tail = vec![(1, encode(&entry).unwrap())];
-        let value = encode_execution(&encode(&record).unwrap(), Some(b"in"), 1, &tail);
+        let value = encode_execution(&encode(&record).unwrap(), Some(b"in"), 1, &tail).unwrap();
         let decoded = decode_execution(b"e/x", &value).unwrap();
         assert_eq!(decoded.record, record);
         assert_eq!(decoded.input.as_deref(), Some(b"in".as_slice()));
@@ -450,7 +639,7 @@ mod tests {
                 "truncated to {len} bytes"
             );
         }
-        let chunk = encode_chunk(&tail);
+        let chunk = encode_chunk(&tail).unwrap();
         assert_eq!(decode_history(b"h/x", &chunk).unwrap(), [entry]);
         for len in 0..chunk.len() {
             assert!(decode_history(b"h/x", &chunk[..len]).is_err());

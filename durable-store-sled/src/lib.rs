@@ -39,6 +39,7 @@
 
 mod blobs;
 mod error;
+mod format;
 mod keys;
 mod lock;
 mod options;

@@ -31,8 +31,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use durable_core::{
-    Commit, Created, ExecutionRecord, HistoryEntry, LeaseTable, ListFilter, Store, StoreError,
-    Timestamp,
+    Commit, Committed, Created, Delivered, Delivery, ExecutionRecord, HistoryEntry, LeaseTable,
+    ListFilter, OperationRecord, Store, StoreError, Timestamp,
 };
 use tokio::sync::{OwnedRwLockReadGuard, RwLock};
 
@@ -229,6 +229,7 @@ impl SledStore {
             .cache_capacity(options.cache_capacity.max(1024 * 1024));
         repair::prepare(&data)?;
         let db = open_sled(&config)?;
+        crate::format::prepare(&db, &format!("the sled store in {}", path.display()))?;
         let log_path = data.join(SLED_LOG);
         // Write access because some systems refuse to fsync a file opened read-only.
         let log = File::options()
@@ -365,11 +366,85 @@ impl Store for SledStore {
         .await
     }
 
-    /// Durable: when this returns `Ok`, the record, its history entries and its timer
-    /// index change have been written in one atomic batch and fsynced, and survive a crash
-    /// or a power cut. Commits of other executions made at the same time share the fsync.
-    async fn commit(&self, commit: Commit) -> Result<(), StoreError> {
+    /// Durable: when this returns `Ok`, the record, its history entries, its index changes,
+    /// its operation changes and its deliveries have been written in one atomic batch and
+    /// fsynced, and survive a crash or a power cut. Commits of other executions made at the
+    /// same time share the fsync.
+    async fn commit(&self, commit: Commit) -> Result<Committed, StoreError> {
         let (request, answer) = Request::commit(commit)?;
+        self.send(request).await?;
+        answer.await.unwrap_or_else(|_| Err(writer::writer_gone()))
+    }
+
+    /// Durable: when this returns `Ok(Delivered::Applied { .. })`, the operation (and the
+    /// execution it woke) has been written and fsynced like a commit, sharing its group's
+    /// fsync.
+    async fn deliver(&self, delivery: Delivery) -> Result<Delivered, StoreError> {
+        let (request, answer) = Request::deliver(delivery)?;
+        self.send(request).await?;
+        answer.await.unwrap_or_else(|_| Err(writer::writer_gone()))
+    }
+
+    async fn operation(
+        &self,
+        execution: &str,
+        key: &str,
+    ) -> Result<Option<OperationRecord>, StoreError> {
+        let key = keys::operation(execution, key);
+        self.read("reading an operation", move |db| {
+            match db.get(&key).map_err(sled_error)? {
+                Some(bytes) => keys::decode_operation(&key, &bytes).map(Some),
+                None => Ok(None),
+            }
+        })
+        .await
+    }
+
+    async fn operation_by_token(&self, token: &str) -> Result<Option<OperationRecord>, StoreError> {
+        let token_key = keys::token(token);
+        self.read("reading an operation", move |db| {
+            let Some(owner) = db.get(&token_key).map_err(sled_error)? else {
+                return Ok(None);
+            };
+            let (execution, key): (String, String) = keys::decode(&token_key, &owner)?;
+            let key = keys::operation(&execution, &key);
+            match db.get(&key).map_err(sled_error)? {
+                Some(bytes) => keys::decode_operation(&key, &bytes).map(Some),
+                None => Ok(None),
+            }
+        })
+        .await
+    }
+
+    async fn operations(
+        &self,
+        execution: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<OperationRecord>, StoreError> {
+        let prefix = keys::operation_prefix(execution);
+        let start = match after {
+            Some(after) => Bound::Excluded(keys::operation(execution, after)),
+            None => Bound::Included(prefix.clone()),
+        };
+        self.read("reading operations", move |db| {
+            let mut ops = Vec::new();
+            for entry in db.range((start, Bound::Unbounded)) {
+                let (key, bytes) = entry.map_err(sled_error)?;
+                if ops.len() >= limit || !key.starts_with(&prefix) {
+                    break;
+                }
+                ops.push(keys::decode_operation(&key, &bytes)?);
+            }
+            Ok(ops)
+        })
+        .await
+    }
+
+    /// Durable: when this returns, the deletion has been written in one atomic batch and
+    /// fsynced.
+    async fn delete(&self, id: &str) -> Result<bool, StoreError> {
+        let (request, answer) = Request::delete(id);
         self.send(request).await?;
         answer.await.unwrap_or_else(|_| Err(writer::writer_gone()))
     }
@@ -458,11 +533,40 @@ impl Store for SledStore {
         let limit = filter.limit.unwrap_or(usize::MAX);
         self.read("listing records", move |db| {
             let mut records = Vec::new();
-            for entry in db.scan_prefix(keys::EXECUTION) {
-                if records.len() >= limit {
+            if let Some(prefix) = filter.status.and_then(keys::unfinished_prefix) {
+                // An unfinished status: its index, never the finished executions.
+                let mut start = prefix.clone();
+                let start = match &filter.after {
+                    Some(after) => {
+                        start.extend_from_slice(after.as_bytes());
+                        Bound::Excluded(start)
+                    }
+                    None => Bound::Included(start),
+                };
+                for key in db.range((start, Bound::Unbounded)).keys() {
+                    let key = key.map_err(sled_error)?;
+                    if records.len() >= limit || !key.starts_with(&prefix) {
+                        break;
+                    }
+                    let id = keys::parse_unfinished(&prefix, &key)?;
+                    let record_key = keys::execution(&id);
+                    if let Some(record) = writer::load(db, &record_key)? {
+                        if filter.matches(&record) {
+                            records.push(record);
+                        }
+                    }
+                }
+                return Ok(records);
+            }
+            let start = match &filter.after {
+                Some(after) => Bound::Excluded(keys::execution(after)),
+                None => Bound::Included(keys::EXECUTION.to_vec()),
+            };
+            for entry in db.range((start, Bound::Unbounded)) {
+                let (key, bytes) = entry.map_err(sled_error)?;
+                if records.len() >= limit || !key.starts_with(keys::EXECUTION) {
                     break;
                 }
-                let (key, bytes) = entry.map_err(sled_error)?;
                 let record = keys::decode_record(&key, &bytes)?;
                 if filter.matches(&record) {
                     records.push(record);

@@ -15,13 +15,16 @@
 //! - If the batch or the sync fails, every request of the group that was waiting for it
 //!   gets [`StoreError::Backend`]: its write may or may not have reached the disk.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io;
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 
-use durable_core::{Commit, Created, ExecutionRecord, StoreError};
+use durable_core::{
+    store_rules, Commit, Committed, Created, Delivered, Delivery, ExecutionRecord, OperationAction,
+    OperationChange, OperationRecord, OperationRef, StoreError,
+};
 use tokio::sync::oneshot;
 
 use crate::blobs::Blobs;
@@ -51,7 +54,17 @@ pub(crate) enum Request {
         expected_seq: u64,
         history: Vec<(u64, Vec<u8>)>,
         prune_history_below: u64,
-        reply: Reply<()>,
+        operations: Vec<OperationChange>,
+        deliveries: Vec<Delivery>,
+        reply: Reply<Committed>,
+    },
+    Deliver {
+        delivery: Delivery,
+        reply: Reply<Delivered>,
+    },
+    Delete {
+        id: String,
+        reply: Reply<bool>,
     },
 }
 
@@ -73,7 +86,7 @@ impl Request {
 
     pub(crate) fn commit(
         commit: Commit,
-    ) -> Result<(Self, oneshot::Receiver<Result<(), StoreError>>), StoreError> {
+    ) -> Result<(Self, oneshot::Receiver<Result<Committed, StoreError>>), StoreError> {
         let (reply, answer) = oneshot::channel();
         let encoded = keys::encode(&commit.record)?;
         let history = commit
@@ -81,15 +94,37 @@ impl Request {
             .iter()
             .map(|entry| Ok((entry.number, keys::encode(entry)?)))
             .collect::<Result<_, StoreError>>()?;
+        for delivery in &commit.deliveries {
+            store_rules::check_delivery(delivery)?;
+        }
         let request = Request::Commit {
             record: commit.record,
             encoded,
             expected_seq: commit.expected_seq,
             history,
             prune_history_below: commit.prune_history_below,
+            operations: commit.operations,
+            deliveries: commit.deliveries,
             reply,
         };
         Ok((request, answer))
+    }
+
+    pub(crate) fn deliver(
+        delivery: Delivery,
+    ) -> Result<(Self, oneshot::Receiver<Result<Delivered, StoreError>>), StoreError> {
+        store_rules::check_delivery(&delivery)?;
+        let (reply, answer) = oneshot::channel();
+        Ok((Request::Deliver { delivery, reply }, answer))
+    }
+
+    pub(crate) fn delete(id: &str) -> (Self, oneshot::Receiver<Result<bool, StoreError>>) {
+        let (reply, answer) = oneshot::channel();
+        let request = Request::Delete {
+            id: id.to_owned(),
+            reply,
+        };
+        (request, answer)
     }
 }
 
@@ -207,31 +242,40 @@ fn run(disk: &mut Disk, queue: &mpsc::Receiver<Request>) {
 /// same group must be checked against and build on, since it is not in the tree yet.
 struct Staged {
     value: keys::Execution,
-    /// Last numbers (keys) of the history chunks this group inserts, so a later prune in
-    /// the group can take them out again.
+    /// Last numbers (keys) of the history chunks this group inserts, so a later prune or
+    /// delete in the group can take them out again.
     chunks: Vec<u64>,
 }
 
+/// An operation's identity: its execution and its key.
+type OpId = (String, String);
+
 /// An answer that waits for the group's sync.
 enum Waiting {
-    Create(Reply<Created>, Created),
-    Commit(Reply<()>, Result<(), StoreError>),
+    Create(Reply<Created>, Result<Created, StoreError>),
+    Commit(Reply<Committed>, Result<Committed, StoreError>),
+    Deliver(Reply<Delivered>, Delivered),
+    Delete(Reply<bool>, bool),
 }
 
 impl Waiting {
     fn send(self) {
         // A caller that stopped waiting (its future was dropped) needs no answer.
         match self {
-            Waiting::Create(reply, created) => drop(reply.send(Ok(created))),
+            Waiting::Create(reply, created) => drop(reply.send(created)),
             Waiting::Commit(reply, result) => drop(reply.send(result)),
+            Waiting::Deliver(reply, delivered) => drop(reply.send(Ok(delivered))),
+            Waiting::Delete(reply, existed) => drop(reply.send(Ok(existed))),
         }
     }
 
     fn fail(self, error: &io::Error) {
-        let error = StoreError::backend(io::Error::new(error.kind(), error.to_string()));
+        let error = || StoreError::backend(io::Error::new(error.kind(), error.to_string()));
         match self {
-            Waiting::Create(reply, _) => drop(reply.send(Err(error))),
-            Waiting::Commit(reply, _) => drop(reply.send(Err(error))),
+            Waiting::Create(reply, _) => drop(reply.send(Err(error()))),
+            Waiting::Commit(reply, _) => drop(reply.send(Err(error()))),
+            Waiting::Deliver(reply, _) => drop(reply.send(Err(error()))),
+            Waiting::Delete(reply, _) => drop(reply.send(Err(error()))),
         }
     }
 }
@@ -243,7 +287,11 @@ fn write_group(disk: &mut Disk, requests: Vec<Request>) {
         db: &disk.db,
         batch: sled::Batch::default(),
         staged: HashMap::new(),
+        deleted: HashSet::new(),
+        operations: HashMap::new(),
+        tokens: HashMap::new(),
         waiting: Vec::with_capacity(size),
+        writes: false,
     };
     for request in requests {
         match request {
@@ -259,19 +307,34 @@ fn write_group(disk: &mut Disk, requests: Vec<Request>) {
                 expected_seq,
                 history,
                 prune_history_below,
+                operations,
+                deliveries,
                 reply,
-            } => group.commit(
-                record,
-                encoded,
-                expected_seq,
-                history,
-                prune_history_below,
-                reply,
-            ),
+            } => {
+                let commit = StagedCommit {
+                    record,
+                    encoded,
+                    expected_seq,
+                    history,
+                    prune: prune_history_below,
+                    operations,
+                    deliveries,
+                };
+                group.commit(commit, reply)
+            }
+            Request::Deliver { delivery, reply } => group.deliver_request(delivery, reply),
+            Request::Delete { id, reply } => group.delete(id, reply),
         }
     }
-    let Group { batch, waiting, .. } = group;
-    if waiting.is_empty() {
+    let Group {
+        batch,
+        waiting,
+        writes,
+        ..
+    } = group;
+    if !writes {
+        // Only refusals and reads: nothing to make durable.
+        waiting.into_iter().for_each(Waiting::send);
         return;
     }
     let written = disk.db.apply_batch(batch).map_err(io::Error::from);
@@ -287,18 +350,167 @@ fn write_group(disk: &mut Disk, requests: Vec<Request>) {
     }
 }
 
+/// A commit request's contents, once taken out of its [`Request`].
+struct StagedCommit {
+    record: ExecutionRecord,
+    encoded: Vec<u8>,
+    expected_seq: u64,
+    history: Vec<(u64, Vec<u8>)>,
+    prune: u64,
+    operations: Vec<OperationChange>,
+    deliveries: Vec<Delivery>,
+}
+
 /// One group being checked and staged.
 ///
-/// A request either changes `batch` and `staged` and waits for the sync, or is refused
-/// and changes neither; every fallible read happens before the first change.
+/// A request either changes `batch` and the staged state and waits for the sync, or is
+/// refused and changes neither; every fallible read and encoding happens before the first
+/// change. Every answer is sent after the group's sync (a refusal may depend on a write
+/// accepted earlier in the group, which is true only if that write lands).
 struct Group<'a> {
     db: &'a sled::Db,
     batch: sled::Batch,
+    /// Executions written by this group, as they will be in the tree.
     staged: HashMap<String, Staged>,
+    /// Executions deleted by this group.
+    deleted: HashSet<String>,
+    /// Operations written (`Some`) or deleted (`None`) by this group.
+    operations: HashMap<OpId, Option<OperationRecord>>,
+    /// Token index entries written (`Some`) or deleted (`None`) by this group.
+    tokens: HashMap<String, Option<OpId>>,
     waiting: Vec<Waiting>,
+    /// Whether anything was staged in `batch`.
+    writes: bool,
 }
 
 impl Group<'_> {
+    /// The execution value of `id` as this group will leave it, without taking it.
+    fn value(&self, id: &str) -> Result<Option<keys::Execution>, StoreError> {
+        if self.deleted.contains(id) {
+            return Ok(None);
+        }
+        match self.staged.get(id) {
+            Some(staged) => Ok(Some(keys::Execution {
+                record: staged.value.record.clone(),
+                input: staged.value.input.clone(),
+                history_from: staged.value.history_from,
+                tail: staged.value.tail.clone(),
+            })),
+            None => load_value(self.db, &keys::execution(id)),
+        }
+    }
+
+    /// Takes the execution `id` out of the group's staging (or reads it from the tree),
+    /// for a request that rewrites it; `put_back` must return it if the request is
+    /// refused.
+    fn take(&mut self, id: &str) -> Result<Option<Staged>, StoreError> {
+        if self.deleted.contains(id) {
+            return Ok(None);
+        }
+        match self.staged.remove(id) {
+            Some(staged) => Ok(Some(staged)),
+            None => Ok(
+                load_value(self.db, &keys::execution(id))?.map(|value| Staged {
+                    value,
+                    chunks: Vec::new(),
+                }),
+            ),
+        }
+    }
+
+    fn put_back(&mut self, id: String, staged: Option<Staged>) {
+        if let Some(staged) = staged {
+            self.staged.insert(id, staged);
+        }
+    }
+
+    /// The operation `(execution, key)` as this group will leave it.
+    fn operation(&self, id: &OpId) -> Result<Option<OperationRecord>, StoreError> {
+        if let Some(staged) = self.operations.get(id) {
+            return Ok(staged.clone());
+        }
+        if self.deleted.contains(&id.0) {
+            return Ok(None);
+        }
+        let key = keys::operation(&id.0, &id.1);
+        match self.db.get(&key).map_err(sled_error)? {
+            Some(bytes) => keys::decode_operation(&key, &bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The operation that `token` belongs to, as this group will leave the index.
+    fn token_owner(&self, token: &str) -> Result<Option<OpId>, StoreError> {
+        if let Some(staged) = self.tokens.get(token) {
+            return Ok(staged.clone());
+        }
+        let key = keys::token(token);
+        match self.db.get(&key).map_err(sled_error)? {
+            Some(bytes) => keys::decode::<OpId>(&key, &bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Stages an execution value: the `e/` key, and the timer and unfinished index
+    /// changes from `old` (the record before, if any) to the new record.
+    fn put_value(&mut self, old: Option<&ExecutionRecord>, encoded: Vec<u8>, staged: Staged) {
+        let record = &staged.value.record;
+        let id = record.id.clone();
+        let batch = &mut self.batch;
+        if let Some(old) = old {
+            if let Some(at) = old.wake_at {
+                batch.remove(keys::timer(at, &id));
+            }
+            if let Some(key) = keys::unfinished(old.status, &id) {
+                batch.remove(key);
+            }
+        }
+        // After the removals: a batch keeps the last write to a key, so an unchanged
+        // `wake_at` or status ends up inserted.
+        if let Some(at) = record.wake_at {
+            batch.insert(keys::timer(at, &id), &[]);
+        }
+        if let Some(key) = keys::unfinished(record.status, &id) {
+            batch.insert(key, &[]);
+        }
+        batch.insert(keys::execution(&id), encoded);
+        self.writes = true;
+        self.deleted.remove(&id);
+        self.staged.insert(id, staged);
+    }
+
+    /// Stages an operation write (`Some`) or deletion (`None`) with its token index
+    /// entries; `old` is the operation before.
+    fn put_operation(
+        &mut self,
+        id: OpId,
+        old: Option<&OperationRecord>,
+        op: Option<OperationRecord>,
+    ) {
+        let old_token = old.and_then(|op| op.token.clone());
+        let new_token = op.as_ref().and_then(|op| op.token.clone());
+        if let Some(token) = old_token.filter(|t| Some(t) != new_token.as_ref()) {
+            self.batch.remove(keys::token(&token));
+            self.tokens.insert(token, None);
+        }
+        let key = keys::operation(&id.0, &id.1);
+        match &op {
+            Some(op) => {
+                // Encoded and checked by the caller before any change.
+                let encoded = keys::encode_operation(op).unwrap_or_default();
+                self.batch.insert(key, encoded);
+                if let Some(token) = new_token {
+                    let owner = keys::encode(&id).unwrap_or_default();
+                    self.batch.insert(keys::token(&token), owner);
+                    self.tokens.insert(token, Some(id.clone()));
+                }
+            }
+            None => self.batch.remove(key),
+        }
+        self.writes = true;
+        self.operations.insert(id, op);
+    }
+
     fn create(
         &mut self,
         record: ExecutionRecord,
@@ -306,117 +518,190 @@ impl Group<'_> {
         input: Vec<u8>,
         reply: Reply<Created>,
     ) {
-        if let Some(earlier) = self.staged.get(&record.id) {
-            let existing = Created::Existing(Box::new(earlier.value.record.clone()));
-            self.waiting.push(Waiting::Create(reply, existing));
-            return;
+        let existing = match self.value(&record.id) {
+            Ok(existing) => existing,
+            Err(e) => return self.waiting.push(Waiting::Create(reply, Err(e))),
+        };
+        if let Some(existing) = existing {
+            let existing = Created::Existing(Box::new(existing.record));
+            return self.waiting.push(Waiting::Create(reply, Ok(existing)));
         }
-        let key = keys::execution(&record.id);
-        match load(self.db, &key) {
-            Err(e) => drop(reply.send(Err(e))),
-            Ok(Some(existing)) => drop(reply.send(Ok(Created::Existing(Box::new(existing))))),
-            Ok(None) => {
-                let inline = input.len() <= keys::INLINE_INPUT_MAX;
-                let value = keys::encode_execution(&encoded, inline.then_some(&input), 0, &[]);
-                self.batch.insert(key, value);
-                if !inline {
-                    self.batch.insert(keys::input(&record.id), input.as_slice());
-                }
-                if let Some(at) = record.wake_at {
-                    self.batch.insert(keys::timer(at, &record.id), &[]);
-                }
-                self.waiting.push(Waiting::Create(reply, Created::New));
-                let staged = Staged {
-                    value: keys::Execution {
-                        record,
-                        input: inline.then_some(input),
-                        history_from: 0,
-                        tail: Vec::new(),
-                    },
-                    chunks: Vec::new(),
-                };
-                self.staged.insert(staged.value.record.id.clone(), staged);
+        let inline = input.len() <= keys::INLINE_INPUT_MAX;
+        let value = match keys::encode_execution(&encoded, inline.then_some(&input), 0, &[]) {
+            Ok(value) => value,
+            Err(e) => return self.waiting.push(Waiting::Create(reply, Err(e))),
+        };
+        if !inline {
+            self.batch.insert(keys::input(&record.id), input.as_slice());
+        }
+        let staged = Staged {
+            value: keys::Execution {
+                record,
+                input: inline.then_some(input),
+                history_from: 0,
+                tail: Vec::new(),
+            },
+            chunks: Vec::new(),
+        };
+        self.put_value(None, value, staged);
+        self.waiting.push(Waiting::Create(reply, Ok(Created::New)));
+    }
+
+    fn commit(&mut self, commit: StagedCommit, reply: Reply<Committed>) {
+        let id = commit.record.id.clone();
+        let old = match self.take(&id) {
+            Ok(old) => old,
+            Err(e) => return self.waiting.push(Waiting::Commit(reply, Err(e))),
+        };
+        let found = old.as_ref().map(|o| o.value.record.seq);
+        if found != Some(commit.expected_seq) {
+            let conflict = StoreError::Conflict {
+                id: id.clone(),
+                expected: commit.expected_seq,
+                found,
+            };
+            self.put_back(id, old);
+            return self.waiting.push(Waiting::Commit(reply, Err(conflict)));
+        }
+        let Some(old) = old else {
+            unreachable!("a found seq means an execution");
+        };
+        match self.prepare_commit(&commit, &old) {
+            Ok(prepared) => {
+                let woken = self.apply_commit(commit, old, prepared);
+                self.waiting
+                    .push(Waiting::Commit(reply, Ok(Committed { woken })));
+            }
+            Err(e) => {
+                self.put_back(id, Some(old));
+                self.waiting.push(Waiting::Commit(reply, Err(e)));
             }
         }
     }
 
-    fn commit(
-        &mut self,
-        record: ExecutionRecord,
-        encoded: Vec<u8>,
-        expected_seq: u64,
-        history: Vec<(u64, Vec<u8>)>,
-        prune: u64,
-        reply: Reply<()>,
-    ) {
-        let id = record.id.clone();
-        let key = keys::execution(&id);
-        let (old, from_group) = match self.staged.remove(&id) {
-            Some(earlier) => (Some(earlier), true),
-            None => match load_value(self.db, &key) {
-                Ok(stored) => (
-                    stored.map(|value| Staged {
-                        value,
-                        chunks: Vec::new(),
-                    }),
-                    false,
-                ),
-                Err(e) => return drop(reply.send(Err(e))),
-            },
-        };
-        let found = old.as_ref().map(|o| o.value.record.seq);
-        let old = match old {
-            Some(old) if found == Some(expected_seq) => old,
-            old => {
-                let conflict = Err(StoreError::Conflict {
-                    id: id.clone(),
-                    expected: expected_seq,
-                    found,
-                });
-                match old {
-                    // What the group accepted stays as it was.
-                    Some(old) if from_group => {
-                        self.staged.insert(id, old);
-                        self.waiting.push(Waiting::Commit(reply, conflict));
-                    }
-                    _ => drop(reply.send(conflict)),
-                }
-                return;
+    /// Everything a commit needs that can fail, computed before anything changes.
+    fn prepare_commit(
+        &self,
+        commit: &StagedCommit,
+        old: &Staged,
+    ) -> Result<PreparedCommit, StoreError> {
+        let id = &commit.record.id;
+        // The operation changes, checked in order against the state the earlier ones
+        // leave.
+        let mut overlay: HashMap<String, Option<OperationRecord>> = HashMap::new();
+        let mut befores: HashMap<String, Option<OperationRecord>> = HashMap::new();
+        let mut claimed_tokens: HashMap<String, String> = HashMap::new();
+        for change in &commit.operations {
+            let op_id = (id.clone(), change.key.clone());
+            if !befores.contains_key(&change.key) {
+                befores.insert(change.key.clone(), self.operation(&op_id)?);
             }
-        };
-        let Staged { value: old, chunks } = old;
-        let prefix = keys::history_prefix(&id);
-        let history_from = old.history_from.max(prune);
-        let pruned = if history_from > old.history_from {
+            let current = match overlay.get(&change.key) {
+                Some(current) => current.clone(),
+                None => befores[&change.key].clone(),
+            };
+            store_rules::check_change(id, change, current.as_ref())?;
+            let after = match &change.action {
+                OperationAction::Keep => current,
+                OperationAction::Put(op) => {
+                    keys::encode_operation(op)?;
+                    Some((**op).clone())
+                }
+                OperationAction::Delete => None,
+            };
+            if let Some(token) = after.as_ref().and_then(|op| op.token.clone()) {
+                let owner = match claimed_tokens.get(&token) {
+                    Some(key) => Some((id.clone(), key.clone())),
+                    None => self.token_owner(&token)?,
+                };
+                if owner.is_some_and(|owner| owner != op_id) {
+                    return Err(StoreError::OperationConflict {
+                        id: id.clone(),
+                        key: change.key.clone(),
+                        expected: change.expect,
+                    });
+                }
+                claimed_tokens.insert(token, change.key.clone());
+            }
+            overlay.insert(change.key.clone(), after);
+        }
+        // The history, the new execution value and a chunk, if the tail fills one.
+        let prefix = keys::history_prefix(id);
+        let history_from = old.value.history_from.max(commit.prune);
+        let pruned = if history_from > old.value.history_from {
             let below = keys::history_key(prefix.clone(), history_from);
             let range = self.db.range(prefix.as_slice()..below.as_slice());
-            match range.keys().collect::<Result<Vec<_>, _>>() {
-                Ok(pruned) => pruned,
-                Err(e) => {
-                    // Nothing changed: put back what the group accepted.
-                    if from_group {
-                        self.staged.insert(id, Staged { value: old, chunks });
-                    }
-                    return drop(reply.send(Err(sled_error(e))));
-                }
-            }
+            range
+                .keys()
+                .map(|key| key.map(|k| k.to_vec()))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(sled_error)?
         } else {
             Vec::new()
         };
+        let mut tail = old.value.tail.clone();
+        tail.retain(|(number, _)| *number >= history_from);
+        // Entries below the prune line would be dropped in the same breath.
+        tail.extend(
+            commit
+                .history
+                .iter()
+                .filter(|(n, _)| *n >= history_from)
+                .cloned(),
+        );
+        let tail_bytes: usize = tail.iter().map(|(_, entry)| entry.len()).sum();
+        let chunk =
+            if tail.len() >= keys::HISTORY_CHUNK || tail_bytes >= keys::HISTORY_TAIL_MAX_BYTES {
+                let last = tail.last().map_or(0, |(n, _)| *n);
+                let chunk = keys::encode_chunk(&tail)?;
+                tail.clear();
+                Some((last, chunk))
+            } else {
+                None
+            };
+        let value = keys::encode_execution(
+            &commit.encoded,
+            old.value.input.as_deref(),
+            history_from,
+            &tail,
+        )?;
+        Ok(PreparedCommit {
+            operations: overlay,
+            befores,
+            history_from,
+            pruned,
+            tail,
+            chunk,
+            value,
+        })
+    }
 
-        let batch = &mut self.batch;
-        if let Some(at) = old.record.wake_at {
-            batch.remove(keys::timer(at, &id));
-        }
-        // After the removal: a batch keeps the last write to a key, so an unchanged
-        // `wake_at` ends up inserted.
-        if let Some(at) = record.wake_at {
-            batch.insert(keys::timer(at, &id), &[]);
-        }
+    /// Stages a checked commit; returns the executions its deliveries woke.
+    fn apply_commit(
+        &mut self,
+        commit: StagedCommit,
+        old: Staged,
+        prepared: PreparedCommit,
+    ) -> Vec<String> {
+        let id = commit.record.id.clone();
+        let prefix = keys::history_prefix(&id);
+        let PreparedCommit {
+            operations,
+            befores,
+            history_from,
+            pruned,
+            tail,
+            chunk,
+            value,
+        } = prepared;
         for key in pruned {
-            batch.remove(key);
+            self.batch.remove(key);
         }
-        let mut chunks = chunks;
+        let Staged {
+            value: old_value,
+            mut chunks,
+        } = old;
+        let batch = &mut self.batch;
         chunks.retain(|&last| {
             let keep = last >= history_from;
             if !keep {
@@ -424,31 +709,179 @@ impl Group<'_> {
             }
             keep
         });
-        let mut tail = old.tail;
-        tail.retain(|(number, _)| *number >= history_from);
-        // Entries below the prune line would be dropped in the same breath.
-        tail.extend(history.into_iter().filter(|(n, _)| *n >= history_from));
-        let tail_bytes: usize = tail.iter().map(|(_, entry)| entry.len()).sum();
-        if tail.len() >= keys::HISTORY_CHUNK || tail_bytes >= keys::HISTORY_TAIL_MAX_BYTES {
-            let last = tail.last().map_or(0, |(n, _)| *n);
-            batch.insert(keys::history_key(prefix, last), keys::encode_chunk(&tail));
+        if let Some((last, bytes)) = chunk {
+            batch.insert(keys::history_key(prefix, last), bytes);
             chunks.push(last);
-            tail.clear();
         }
-        let value = keys::encode_execution(&encoded, old.input.as_deref(), history_from, &tail);
-        batch.insert(key, value);
-        self.waiting.push(Waiting::Commit(reply, Ok(())));
         let staged = Staged {
             value: keys::Execution {
-                record,
-                input: old.input,
+                record: commit.record,
+                input: old_value.input,
                 history_from,
                 tail,
             },
             chunks,
         };
-        self.staged.insert(id, staged);
+        self.put_value(Some(&old_value.record), value, staged);
+        for (key, after) in operations {
+            let before = befores.get(&key).cloned().flatten();
+            if before != after {
+                self.put_operation((id.clone(), key), before.as_ref(), after);
+            }
+        }
+        let mut woken = Vec::new();
+        for delivery in &commit.deliveries {
+            // A delivery of a commit that cannot apply (or cannot be read) is skipped.
+            if let Ok(Delivered::Applied {
+                execution,
+                woke: true,
+                ..
+            }) = self.deliver(delivery)
+            {
+                woken.push(execution);
+            }
+        }
+        woken
     }
+
+    /// Applies one delivery to the group's state.
+    fn deliver(&mut self, delivery: &Delivery) -> Result<Delivered, StoreError> {
+        let op_id = match &delivery.to {
+            OperationRef::Token(token) => match self.token_owner(token)? {
+                Some(owner) => owner,
+                None => return Ok(Delivered::Unknown),
+            },
+            OperationRef::Key { execution, key } => (execution.clone(), key.clone()),
+        };
+        let op = self.operation(&op_id)?;
+        let execution = self.value(&op_id.0)?;
+        if let Some(refused) =
+            store_rules::refusal(op.as_ref(), execution.as_ref().map(|e| &e.record))
+        {
+            return Ok(refused);
+        }
+        let (Some(before), Some(execution)) = (op, execution) else {
+            return Ok(Delivered::Unknown);
+        };
+        let mut op = before.clone();
+        let mut record = execution.record.clone();
+        let answer = store_rules::apply(delivery, &mut op, &mut record);
+        keys::encode_operation(&op)?;
+        if record != execution.record {
+            let encoded = keys::encode(&record)?;
+            let value = keys::encode_execution(
+                &encoded,
+                execution.input.as_deref(),
+                execution.history_from,
+                &execution.tail,
+            )?;
+            let chunks = self
+                .staged
+                .remove(&op_id.0)
+                .map(|staged| staged.chunks)
+                .unwrap_or_default();
+            let old = execution.record.clone();
+            let staged = Staged {
+                value: keys::Execution {
+                    record,
+                    ..execution
+                },
+                chunks,
+            };
+            self.put_value(Some(&old), value, staged);
+        }
+        self.put_operation(op_id, Some(&before), Some(op));
+        Ok(answer)
+    }
+
+    fn deliver_request(&mut self, delivery: Delivery, reply: Reply<Delivered>) {
+        match self.deliver(&delivery) {
+            Ok(delivered) => self.waiting.push(Waiting::Deliver(reply, delivered)),
+            Err(e) => drop(reply.send(Err(e))),
+        }
+    }
+
+    fn delete(&mut self, id: String, reply: Reply<bool>) {
+        match self.delete_keys(&id) {
+            Ok(existed) => self.waiting.push(Waiting::Delete(reply, existed)),
+            Err(e) => drop(reply.send(Err(e))),
+        }
+    }
+
+    /// Stages the removal of every key of execution `id`; returns whether it existed.
+    fn delete_keys(&mut self, id: &str) -> Result<bool, StoreError> {
+        let Some(value) = self.value(id)? else {
+            return Ok(false);
+        };
+        let chunk_keys: Vec<Vec<u8>> = self
+            .db
+            .scan_prefix(keys::history_prefix(id))
+            .keys()
+            .map(|key| key.map(|k| k.to_vec()))
+            .collect::<Result<_, _>>()
+            .map_err(sled_error)?;
+        let op_prefix = keys::operation_prefix(id);
+        let mut op_keys = Vec::new();
+        for entry in self.db.scan_prefix(&op_prefix) {
+            let (key, _) = entry.map_err(sled_error)?;
+            op_keys.push(keys::parse_operation_key(&op_prefix, &key)?);
+        }
+        op_keys.extend(
+            self.operations
+                .keys()
+                .filter(|(execution, _)| execution == id)
+                .map(|(_, key)| key.clone()),
+        );
+        let mut ops = Vec::new();
+        for key in op_keys {
+            let op_id = (id.to_owned(), key);
+            if let Some(op) = self.operation(&op_id)? {
+                ops.push((op_id, op));
+            }
+        }
+        // Nothing below can fail.
+        let record = &value.record;
+        let batch = &mut self.batch;
+        batch.remove(keys::execution(id));
+        batch.remove(keys::input(id));
+        if let Some(at) = record.wake_at {
+            batch.remove(keys::timer(at, id));
+        }
+        if let Some(key) = keys::unfinished(record.status, id) {
+            batch.remove(key);
+        }
+        for key in chunk_keys {
+            batch.remove(key);
+        }
+        if let Some(staged) = self.staged.remove(id) {
+            for last in staged.chunks {
+                self.batch
+                    .remove(keys::history_key(keys::history_prefix(id), last));
+            }
+        }
+        for (op_id, op) in ops {
+            self.put_operation(op_id, Some(&op), None);
+        }
+        self.deleted.insert(id.to_owned());
+        self.writes = true;
+        Ok(true)
+    }
+}
+
+/// What [`Group::prepare_commit`] computed for a commit.
+struct PreparedCommit {
+    /// Each changed operation's state after the commit, by key.
+    operations: HashMap<String, Option<OperationRecord>>,
+    /// Each changed operation's state before the commit, by key.
+    befores: HashMap<String, Option<OperationRecord>>,
+    history_from: u64,
+    /// History chunk keys in the tree below the new prune line.
+    pruned: Vec<Vec<u8>>,
+    tail: Vec<keys::Entry>,
+    /// A chunk to write: its last number and its bytes.
+    chunk: Option<(u64, Vec<u8>)>,
+    /// The new execution value.
+    value: Vec<u8>,
 }
 
 /// The execution value stored under `key`, decoded.
@@ -487,6 +920,8 @@ mod tests {
             history_next: 0,
             created_at: Timestamp::EPOCH,
             updated_at: Timestamp::from_millis(seq),
+            parent: None,
+            awaiting: Vec::new(),
         }
     }
 
@@ -504,12 +939,14 @@ mod tests {
         expected_seq: u64,
         history: &[u64],
         prune_history_below: u64,
-    ) -> (Request, oneshot::Receiver<Result<(), StoreError>>) {
+    ) -> (Request, oneshot::Receiver<Result<Committed, StoreError>>) {
         Request::commit(Commit {
             record,
             expected_seq,
             history: history.iter().copied().map(entry).collect(),
             prune_history_below,
+            operations: Vec::new(),
+            deliveries: Vec::new(),
         })
         .unwrap()
     }
@@ -721,6 +1158,8 @@ mod tests {
             expected_seq: 0,
             history: vec![large.clone()],
             prune_history_below: 0,
+            operations: Vec::new(),
+            deliveries: Vec::new(),
         })
         .unwrap();
         write_group(&mut disk, vec![create, c]);
@@ -770,7 +1209,7 @@ mod tests {
         // Layout 1: a bare record envelope, the input under `i/`, one entry per `h/` key.
         db.insert(
             keys::execution("a"),
-            keys::encode(&record("a", 1, Some(9))).unwrap(),
+            keys::encode_v1(&record("a", 1, Some(9))),
         )
         .unwrap();
         db.insert(keys::input("a"), b"old input".as_slice())

@@ -9,7 +9,7 @@
 
 use std::io::Write;
 
-use durable_core::{Commit, ExecutionRecord, HistoryEntry, Status, Store, Timestamp};
+use durable_core::{Commit, ExecutionRecord, HistoryEntry, Store, Timestamp};
 use durable_store_sled::SledStore;
 
 /// The one execution the worker advances.
@@ -23,18 +23,11 @@ fn say(line: &str) {
 
 fn record(seq: u64) -> ExecutionRecord {
     ExecutionRecord {
-        id: ID.to_owned(),
-        workflow: "count".to_owned(),
-        fingerprint: 1,
         seq,
-        status: Status::Running,
-        position: None,
-        wake_at: None,
-        output: None,
         message: Some(format!("seq {seq}")),
         history_next: seq,
-        created_at: Timestamp::from_millis(1),
         updated_at: Timestamp::from_millis(seq),
+        ..ExecutionRecord::new(ID, "count", 1, Timestamp::from_millis(1))
     }
 }
 
@@ -58,11 +51,10 @@ async fn advance(store: &SledStore) -> u64 {
     };
     store
         .commit(Commit {
-            record: record(seq + 1),
-            expected_seq: seq,
             history: vec![entry],
             // A bounded history, so the store stays small however long the test runs.
             prune_history_below: seq.saturating_sub(16),
+            ..Commit::new(record(seq + 1), seq)
         })
         .await
         .expect("the commit lands");

@@ -40,12 +40,18 @@ pub(super) async fn activate(shared: &Arc<Shared>, id: &str) {
         // woke it or settled what it was about to wait for): nothing was written, so run
         // it again from what is stored now.
         Err(StoreError::Conflict { .. } | StoreError::OperationConflict { .. }) => {
-            tracing::debug!(execution = id, "execution changed concurrently; running it again");
+            tracing::debug!(
+                execution = id,
+                "execution changed concurrently; running it again"
+            );
             shared.enqueue(id);
         }
         // Another engine took the execution over: it is that engine's now.
         Err(StoreError::LeaseLost { .. }) => {
-            tracing::warn!(execution = id, "lease lost to another engine; activation dropped");
+            tracing::warn!(
+                execution = id,
+                "lease lost to another engine; activation dropped"
+            );
         }
         Err(e) => retry_later(shared, id, e),
     }
@@ -198,7 +204,12 @@ async fn park(
             events: vec![Event::Parked { message }],
             ..Change::to(Status::Parked)
         };
-        let ctx = Ctx::new(runtime(shared), record, crate::Codec::default(), lease_until);
+        let ctx = Ctx::new(
+            runtime(shared),
+            record,
+            crate::Codec::default(),
+            lease_until,
+        );
         finish(shared, &ctx, change).await?;
     }
     shared.notify_done(&id);

@@ -208,7 +208,12 @@ async fn inspect(
         .as_ref()
         .map(|p| p.frame.clone())
         .unwrap_or_default();
-    let ctx = Ctx::new(shared.clone() as Arc<dyn Runtime>, record.clone(), codec, Timestamp::EPOCH);
+    let ctx = Ctx::new(
+        shared.clone() as Arc<dyn Runtime>,
+        record.clone(),
+        codec,
+        Timestamp::EPOCH,
+    );
     match run(ctx, Entry::Inspect { frame }).await {
         Err(Interrupt::Inspected(locals)) => Ok(locals
             .into_iter()

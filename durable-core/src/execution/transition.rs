@@ -5,9 +5,7 @@
 use super::ctx::Ctx;
 use super::protocol::Interrupt;
 use crate::error::StoreError;
-use crate::record::{
-    Commit, Delivery, Event, HistoryEntry, OperationChange, Position, Status,
-};
+use crate::record::{Commit, Delivery, Event, HistoryEntry, OperationChange, Position, Status};
 use crate::time::Timestamp;
 
 /// One transition's changes to an execution record.
@@ -58,8 +56,14 @@ impl Ctx {
         if renew {
             let until = now.saturating_add(limits.lease_ttl);
             let id = self.execution_id();
-            if !runtime.store().claim(id, runtime.owner(), now, until).await? {
-                return Err(Interrupt::Store(StoreError::LeaseLost { id: id.to_owned() }));
+            if !runtime
+                .store()
+                .claim(id, runtime.owner(), now, until)
+                .await?
+            {
+                return Err(Interrupt::Store(StoreError::LeaseLost {
+                    id: id.to_owned(),
+                }));
             }
             self.state().lease_until = until;
         }

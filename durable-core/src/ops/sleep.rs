@@ -30,7 +30,6 @@ pub enum WaitError {
     },
 }
 
-
 enum Deadline {
     After(Duration),
     At(Timestamp),

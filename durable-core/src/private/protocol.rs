@@ -8,8 +8,8 @@ use serde::de::DeserializeOwned;
 
 use crate::codec::{decode_value, FrameWriter};
 use crate::error::CodecError;
-pub use crate::execution::{AwaitedInDurableFn, Entered, Entry, Interrupt, Operation};
 pub use crate::execution::Select;
+pub use crate::execution::{AwaitedInDurableFn, Entered, Entry, Interrupt, Operation};
 use crate::execution::{Ctx, Machine, PointRun};
 
 /// Boxes a state machine future.

@@ -174,7 +174,7 @@ impl Store for MemoryStore {
             rules::check_change(&id, change, current)?;
             let after = match &change.action {
                 OperationAction::Keep => current,
-                OperationAction::Put(op) => Some(op),
+                OperationAction::Put(op) => Some(&**op),
                 OperationAction::Delete => None,
             };
             if let Some(token) = after.and_then(|op| op.token.as_ref()) {
@@ -193,7 +193,7 @@ impl Store for MemoryStore {
             let key = (id.clone(), change.key.clone());
             match &change.action {
                 OperationAction::Keep => {}
-                OperationAction::Put(op) => state.put_operation(op.clone()),
+                OperationAction::Put(op) => state.put_operation((**op).clone()),
                 OperationAction::Delete => state.remove_operation(&key),
             }
         }
@@ -237,10 +237,7 @@ impl Store for MemoryStore {
             .cloned())
     }
 
-    async fn operation_by_token(
-        &self,
-        token: &str,
-    ) -> Result<Option<OperationRecord>, StoreError> {
+    async fn operation_by_token(&self, token: &str) -> Result<Option<OperationRecord>, StoreError> {
         let state = self.state();
         Ok(state
             .tokens

@@ -98,8 +98,7 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Option<OperationRecord>, StoreError>;
 
     /// The operation whose token is `token`, `None` if there is none.
-    async fn operation_by_token(&self, token: &str)
-        -> Result<Option<OperationRecord>, StoreError>;
+    async fn operation_by_token(&self, token: &str) -> Result<Option<OperationRecord>, StoreError>;
 
     /// The operations of `execution` whose keys sort after `after` (by UTF-8 bytes; all
     /// when `None`), in key order, at most `limit`.

@@ -14,17 +14,15 @@
 //! durable_core::store_conformance!(my_store, my_crate::MyStore::open_temporary().await?);
 //! ```
 
-
 use std::sync::Arc;
 
 use tokio::sync::Barrier;
 use tokio::task::JoinSet;
 
 use crate::{
-    Commit, Created, Delivered, Delivery, Event, ExecutionRecord, Expect, HistoryEntry,
-    ListFilter, OperationAction, OperationChange, OperationKind, OperationRecord, OperationRef,
-    OperationState, ParentLink, PointState, Position, Settlement, Status, Store, StoreError,
-    Timestamp,
+    Commit, Created, Delivered, Delivery, Event, ExecutionRecord, Expect, HistoryEntry, ListFilter,
+    OperationAction, OperationChange, OperationKind, OperationRecord, OperationRef, OperationState,
+    ParentLink, PointState, Position, Settlement, Status, Store, StoreError, Timestamp,
 };
 
 /// A store as the checks receive it: shared, so that checks can spawn tasks on it.
@@ -471,10 +469,16 @@ pub async fn list_filters_by_status_and_workflow_in_id_order(store: SharedStore)
         create_new(&store, r, b"").await;
     }
     let list = |status, workflow: Option<&str>, limit| {
-        let mut filter = ListFilter::default();
-        filter.status = status;
-        filter.workflow = workflow.map(str::to_owned);
-        filter.limit = limit;
+        let mut filter = ListFilter::all();
+        if let Some(status) = status {
+            filter = filter.status(status);
+        }
+        if let Some(workflow) = workflow {
+            filter = filter.workflow(workflow);
+        }
+        if let Some(limit) = limit {
+            filter = filter.limit(limit);
+        }
         let store = store.clone();
         async move { store.list(&filter).await.unwrap() }
     };
@@ -716,16 +720,30 @@ pub async fn list_pages_with_after_and_limit(store: SharedStore) {
         } else {
             Status::Running
         };
-        create_new(&store, ExecutionRecord { status, ..record(id) }, b"").await;
+        create_new(
+            &store,
+            ExecutionRecord {
+                status,
+                ..record(id)
+            },
+            b"",
+        )
+        .await;
     }
     let page = |filter: ListFilter| {
         let store = store.clone();
         async move { list_ids(store.list(&filter).await.unwrap()) }
     };
     assert_eq!(page(ListFilter::all().limit(2)).await, ["a", "b"]);
-    assert_eq!(page(ListFilter::all().after("b").limit(2)).await, ["c", "d"]);
+    assert_eq!(
+        page(ListFilter::all().after("b").limit(2)).await,
+        ["c", "d"]
+    );
     assert_eq!(page(ListFilter::all().after("d").limit(2)).await, ["e"]);
-    assert_eq!(page(ListFilter::all().after("e")).await, Vec::<String>::new());
+    assert_eq!(
+        page(ListFilter::all().after("e")).await,
+        Vec::<String>::new()
+    );
     assert_eq!(
         page(ListFilter::all().after("bb")).await,
         ["c", "d", "e"],
@@ -753,7 +771,12 @@ pub async fn unfinished_statuses_list_exactly_the_matching_executions(store: Sha
         &[Status::Running, Status::Suspended, Status::Running],
         &[Status::Running, Status::Suspended, Status::Completed],
         &[Status::Running, Status::Failed],
-        &[Status::Running, Status::Parked, Status::Running, Status::Parked],
+        &[
+            Status::Running,
+            Status::Parked,
+            Status::Running,
+            Status::Parked,
+        ],
     ];
     let mut last = Vec::new();
     for (n, walk) in walks.iter().enumerate() {
@@ -779,10 +802,7 @@ pub async fn unfinished_statuses_list_exactly_the_matching_executions(store: Sha
             .map(|r| r.id.clone())
             .collect();
         expected.sort();
-        let listed = store
-            .list(&ListFilter::all().status(status))
-            .await
-            .unwrap();
+        let listed = store.list(&ListFilter::all().status(status)).await.unwrap();
         assert!(listed.iter().all(|r| r.status == status));
         assert_eq!(list_ids(listed), expected, "{status:?}");
     }
@@ -793,7 +813,11 @@ pub async fn unfinished_statuses_list_exactly_the_matching_executions(store: Sha
             .await
             .unwrap(),
     );
-    assert_eq!(suspended, ["w1-1", "w1-2"], "a deleted execution leaves the index");
+    assert_eq!(
+        suspended,
+        ["w1-1", "w1-2"],
+        "a deleted execution leaves the index"
+    );
 }
 
 fn operation(execution: &str, key: &str, token: Option<&str>) -> OperationRecord {
@@ -817,7 +841,7 @@ fn put(expect: Expect, op: &OperationRecord) -> OperationChange {
     OperationChange {
         key: op.key.clone(),
         expect,
-        action: OperationAction::Put(op.clone()),
+        action: OperationAction::Put(Box::new(op.clone())),
     }
 }
 
@@ -884,7 +908,10 @@ pub async fn delete_removes_everything_of_one_execution(store: SharedStore) {
             ..advanced(&waking(id, 50))
         };
         let ops = vec![
-            put(Expect::Absent, &operation(id, "a", Some(&format!("tok-{id}")))),
+            put(
+                Expect::Absent,
+                &operation(id, "a", Some(&format!("tok-{id}"))),
+            ),
             put(Expect::Absent, &operation(id, "b", None)),
         ];
         store
@@ -903,26 +930,43 @@ pub async fn delete_removes_everything_of_one_execution(store: SharedStore) {
     assert_eq!(store.operation("x", "a").await.unwrap(), None);
     assert_eq!(store.operation_by_token("tok-x").await.unwrap(), None);
     assert_eq!(
-        store.deliver(settle(token("tok-x"), succeeded(b"late"), 70)).await.unwrap(),
+        store
+            .deliver(settle(token("tok-x"), succeeded(b"late"), 70))
+            .await
+            .unwrap(),
         Delivered::Unknown
     );
     assert_eq!(
         store.due(at(u64::MAX), 10).await.unwrap(),
         timers(&[(60, "x\0"), (60, "x/")])
     );
-    assert_eq!(list_ids(store.list(&ListFilter::all()).await.unwrap()), ["x\0", "x/"]);
+    assert_eq!(
+        list_ids(store.list(&ListFilter::all()).await.unwrap()),
+        ["x\0", "x/"]
+    );
     for id in ["x/", "x\0"] {
         assert_eq!(store.history(id).await.unwrap(), entries(0..3), "{id:?}");
-        assert_eq!(store.operations(id, None, 100).await.unwrap().len(), 2, "{id:?}");
+        assert_eq!(
+            store.operations(id, None, 100).await.unwrap().len(),
+            2,
+            "{id:?}"
+        );
         assert!(store
             .operation_by_token(&format!("tok-{id}"))
             .await
             .unwrap()
             .is_some());
     }
-    assert!(!store.delete("x").await.unwrap(), "deleting twice finds nothing");
+    assert!(
+        !store.delete("x").await.unwrap(),
+        "deleting twice finds nothing"
+    );
     create_new(&store, record("x"), b"again").await;
-    assert_eq!(store.history("x").await.unwrap(), [], "a new execution starts clean");
+    assert_eq!(
+        store.history("x").await.unwrap(),
+        [],
+        "a new execution starts clean"
+    );
     assert_eq!(store.operations("x", None, 100).await.unwrap(), []);
 }
 
@@ -937,7 +981,10 @@ pub async fn operations_are_written_only_when_their_conditions_hold(store: Share
     let all = store.operations("x", None, 10).await.unwrap();
     assert_eq!(all, [a.clone(), b.clone(), c.clone()], "in key order");
     assert_eq!(store.operations("x", None, 2).await.unwrap(), all[..2]);
-    assert_eq!(store.operations("x", Some("a"), 10).await.unwrap(), all[1..]);
+    assert_eq!(
+        store.operations("x", Some("a"), 10).await.unwrap(),
+        all[1..]
+    );
     assert_eq!(store.operations("x", Some("c"), 10).await.unwrap(), []);
 
     // A failed condition refuses the whole commit: nothing of it is written.
@@ -986,13 +1033,19 @@ pub async fn operations_are_written_only_when_their_conditions_hold(store: Share
     let again = advanced(&next);
     expect_operation_conflict(
         store
-            .commit(commit_ops(&again, vec![change("b", Expect::Pending, OperationAction::Keep)]))
+            .commit(commit_ops(
+                &again,
+                vec![change("b", Expect::Pending, OperationAction::Keep)],
+            ))
             .await,
         "b",
     );
     expect_operation_conflict(
         store
-            .commit(commit_ops(&again, vec![change("c", Expect::Settled, OperationAction::Keep)]))
+            .commit(commit_ops(
+                &again,
+                vec![change("c", Expect::Settled, OperationAction::Keep)],
+            ))
             .await,
         "c",
     );
@@ -1017,7 +1070,10 @@ pub async fn tokens_are_unique_and_follow_their_operation(store: SharedStore) {
         store
             .commit(commit_ops(
                 &y,
-                vec![put(Expect::Absent, &operation("y", "b", Some("shared-token")))],
+                vec![put(
+                    Expect::Absent,
+                    &operation("y", "b", Some("shared-token")),
+                )],
             ))
             .await,
         "b",
@@ -1037,7 +1093,10 @@ pub async fn tokens_are_unique_and_follow_their_operation(store: SharedStore) {
         .commit(commit_ops(&next, vec![put(Expect::Pending, &renamed)]))
         .await
         .unwrap();
-    assert_eq!(store.operation_by_token("shared-token").await.unwrap(), None);
+    assert_eq!(
+        store.operation_by_token("shared-token").await.unwrap(),
+        None
+    );
     assert_eq!(
         store.operation_by_token("renamed").await.unwrap(),
         Some(renamed.clone())
@@ -1045,13 +1104,19 @@ pub async fn tokens_are_unique_and_follow_their_operation(store: SharedStore) {
     store
         .commit(commit_ops(
             &y,
-            vec![put(Expect::Absent, &operation("y", "b", Some("shared-token")))],
+            vec![put(
+                Expect::Absent,
+                &operation("y", "b", Some("shared-token")),
+            )],
         ))
         .await
         .unwrap();
     let last = advanced(&next);
     store
-        .commit(commit_ops(&last, vec![change("a", Expect::Any, OperationAction::Delete)]))
+        .commit(commit_ops(
+            &last,
+            vec![change("a", Expect::Any, OperationAction::Delete)],
+        ))
         .await
         .unwrap();
     assert_eq!(store.operation_by_token("renamed").await.unwrap(), None);
@@ -1065,7 +1130,10 @@ pub async fn deliveries_settle_a_pending_operation_once(store: SharedStore) {
     let a = operation("x", "a", Some("tok"));
     let current = with_operations(&store, "x", std::slice::from_ref(&a)).await;
     assert_eq!(
-        store.deliver(settle(token("nope"), succeeded(b"1"), 10)).await.unwrap(),
+        store
+            .deliver(settle(token("nope"), succeeded(b"1"), 10))
+            .await
+            .unwrap(),
         Delivered::Unknown
     );
     let by_key = |execution: &str, key: &str| OperationRef::Key {
@@ -1104,7 +1172,10 @@ pub async fn deliveries_settle_a_pending_operation_once(store: SharedStore) {
         updated_at: at(20),
         ..a.clone()
     };
-    assert_eq!(store.operation("x", "a").await.unwrap(), Some(beaten.clone()));
+    assert_eq!(
+        store.operation("x", "a").await.unwrap(),
+        Some(beaten.clone())
+    );
     match store
         .deliver(settle(token("tok"), OperationState::Pending, 25))
         .await
@@ -1128,10 +1199,19 @@ pub async fn deliveries_settle_a_pending_operation_once(store: SharedStore) {
         updated_at: at(30),
         ..beaten
     };
-    assert_eq!(store.operation("x", "a").await.unwrap(), Some(settled.clone()));
+    assert_eq!(
+        store.operation("x", "a").await.unwrap(),
+        Some(settled.clone())
+    );
     for late in [
         settle(token("tok"), succeeded(b"second"), 40),
-        settle(token("tok"), OperationState::Failed { error: b"no".to_vec() }, 40),
+        settle(
+            token("tok"),
+            OperationState::Failed {
+                error: b"no".to_vec(),
+            },
+            40,
+        ),
         Delivery {
             at: at(40),
             ..heartbeat
@@ -1170,7 +1250,10 @@ pub async fn a_delivery_wakes_an_execution_suspended_awaiting_it(store: SharedSt
         .await
         .unwrap();
     assert_eq!(
-        store.deliver(settle(token("t2"), succeeded(b"x"), 100)).await.unwrap(),
+        store
+            .deliver(settle(token("t2"), succeeded(b"x"), 100))
+            .await
+            .unwrap(),
         Delivered::Applied {
             execution: "x".into(),
             key: "other".into(),
@@ -1180,7 +1263,10 @@ pub async fn a_delivery_wakes_an_execution_suspended_awaiting_it(store: SharedSt
     );
     assert_eq!(store.load("x").await.unwrap(), Some(suspended.clone()));
     assert_eq!(
-        store.deliver(settle(token("t1"), succeeded(b"y"), 200)).await.unwrap(),
+        store
+            .deliver(settle(token("t1"), succeeded(b"y"), 200))
+            .await
+            .unwrap(),
         Delivered::Applied {
             execution: "x".into(),
             key: "awaited".into(),
@@ -1196,13 +1282,25 @@ pub async fn a_delivery_wakes_an_execution_suspended_awaiting_it(store: SharedSt
         ..suspended.clone()
     };
     assert_eq!(store.load("x").await.unwrap(), Some(woken.clone()));
-    assert_eq!(store.due(at(u64::MAX), 10).await.unwrap(), [], "its timer is gone");
     assert_eq!(
-        list_ids(store.list(&ListFilter::all().status(Status::Running)).await.unwrap()),
+        store.due(at(u64::MAX), 10).await.unwrap(),
+        [],
+        "its timer is gone"
+    );
+    assert_eq!(
+        list_ids(
+            store
+                .list(&ListFilter::all().status(Status::Running))
+                .await
+                .unwrap()
+        ),
         ["x"]
     );
     assert_eq!(
-        store.list(&ListFilter::all().status(Status::Suspended)).await.unwrap(),
+        store
+            .list(&ListFilter::all().status(Status::Suspended))
+            .await
+            .unwrap(),
         []
     );
     // The engine's next commit is based on the woken record.
@@ -1221,7 +1319,10 @@ pub async fn a_delivery_to_a_finished_execution_is_refused(store: SharedStore) {
     };
     store.commit(commit(&done, Vec::new(), 0)).await.unwrap();
     assert_eq!(
-        store.deliver(settle(token("t"), succeeded(b"late"), 10)).await.unwrap(),
+        store
+            .deliver(settle(token("t"), succeeded(b"late"), 10))
+            .await
+            .unwrap(),
         Delivered::ExecutionFinished {
             execution: "x".into(),
             status: Status::Completed
@@ -1300,7 +1401,12 @@ pub async fn commit_deliveries_reach_other_executions_and_report_woken(store: Sh
         (Status::Running, waiting.seq + 1)
     );
     assert_eq!(
-        store.operation("parent", "child-1").await.unwrap().unwrap().state,
+        store
+            .operation("parent", "child-1")
+            .await
+            .unwrap()
+            .unwrap()
+            .state,
         succeeded(b"out")
     );
 }
@@ -1342,14 +1448,16 @@ pub async fn concurrent_deliveries_to_one_operation_let_exactly_one_settle(store
         assert_eq!(winners[n].len(), 1, "x{n}: winners {:?}", winners[n]);
         let won = succeeded(format!("rival {}", winners[n][0]).as_bytes());
         assert!(losers[n].iter().all(|state| *state == won), "x{n}");
-        let stored = store.operation(&format!("x{n}"), "cb").await.unwrap().unwrap();
+        let stored = store
+            .operation(&format!("x{n}"), "cb")
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(stored.state, won);
     }
 }
 
-pub async fn a_delivery_racing_a_suspending_commit_never_strands_the_execution(
-    store: SharedStore,
-) {
+pub async fn a_delivery_racing_a_suspending_commit_never_strands_the_execution(store: SharedStore) {
     const ROUNDS: usize = 50;
     for round in 0..ROUNDS {
         let id = format!("race-{round}");

@@ -244,10 +244,7 @@ impl<S: Store> Store for InstrumentedStore<S> {
         self.inner.operation(execution, key).await
     }
 
-    async fn operation_by_token(
-        &self,
-        token: &str,
-    ) -> Result<Option<OperationRecord>, StoreError> {
+    async fn operation_by_token(&self, token: &str) -> Result<Option<OperationRecord>, StoreError> {
         self.read();
         self.inner.operation_by_token(token).await
     }
