@@ -1,0 +1,308 @@
+//! A store written by the record format before operations (commit 5c9a776, kept as the
+//! fixture `tests/fixtures/sled-format2`) opens with today's code: every record, input and
+//! history entry reads back as written, the unfinished executions are found through the
+//! unfinished index built when it opens, and an engine resumes them to their results.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use durable_core::{
+    durable, Ctx, Engine, ListFilter, PointState, RetryPolicy, Status, StepError, Store, TestClock,
+    Timestamp, Workflow,
+};
+use durable_store_sled::SledStore;
+use serde::{Deserialize, Serialize};
+
+// The workflows as the fixture's generator wrote them, token for token: an execution
+// resumes only on the code that wrote it.
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct FixtureInput {
+    steps: u32,
+    sleep_secs: u64,
+    fail_check: bool,
+    panic: bool,
+    hang: bool,
+    at_most_once: bool,
+    poll: bool,
+    pad: String,
+}
+
+async fn hang_if(hang: bool) {
+    if hang {
+        std::future::pending::<()>().await;
+    }
+}
+
+#[durable]
+async fn fixture_flow(ctx: Ctx, input: FixtureInput) -> Result<u64, StepError<String>> {
+    let mut total = 0u64;
+    for i in 0..input.steps {
+        let v = ctx
+            .step(
+                "add",
+                move || async move { Ok::<u64, String>(u64::from(i)) },
+            )
+            .await?;
+        total += v;
+    }
+    if input.panic {
+        panic!("fixture panic after {total}");
+    }
+    if input.poll {
+        let polls = ctx
+            .wait_for_condition("poll", 0u32, |n: u32| async move { n + 1 })
+            .until(|n: &u32| *n >= 3)
+            .backoff(RetryPolicy::fixed(Duration::from_secs(3600)).max_attempts(10))
+            .await;
+        total += u64::from(polls.unwrap_or(0));
+    }
+    let _ = ctx
+        .sleep(Duration::from_secs(input.sleep_secs))
+        .name("nap")
+        .await;
+    let fail = input.fail_check;
+    let hang = input.hang;
+    let checked = if input.at_most_once {
+        ctx.step("check", || async move {
+            hang_if(hang).await;
+            Ok::<u64, String>(7)
+        })
+        .at_most_once()
+        .await?
+    } else {
+        ctx.step("check", || async move {
+            hang_if(hang).await;
+            if fail {
+                Err("check failed".to_string())
+            } else {
+                Ok::<u64, String>(7)
+            }
+        })
+        .retry(RetryPolicy::fixed(Duration::from_secs(3600)).max_attempts(3))
+        .await?
+    };
+    Ok(total + checked + input.pad.len() as u64)
+}
+
+/// The fingerprint the generator printed for `fixture_flow`.
+const FIXTURE_FLOW_FINGERPRINT: u64 = 0x6ad5_bb23_f6ad_5f43;
+
+/// The fixture's clock when it was written.
+const WRITTEN_AT: u64 = 1_700_000_000_000;
+
+/// A copy of the fixture in a fresh directory (the fixture itself is never written).
+fn fixture_copy() -> (tempdir::Dir, PathBuf) {
+    let from = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sled-format2");
+    let dir = tempdir::Dir::new("durable-migration");
+    copy_dir(&from, dir.path());
+    let path = dir.path().to_path_buf();
+    (dir, path)
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+mod tempdir {
+    use std::path::{Path, PathBuf};
+
+    /// A directory removed when dropped.
+    pub struct Dir(PathBuf);
+
+    impl Dir {
+        pub fn new(prefix: &str) -> Self {
+            static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+            let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let path = std::env::temp_dir().join(format!("{prefix}-{}-{n}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&path);
+            Dir(path)
+        }
+
+        pub fn path(&self) -> &Path {
+            &self.0
+        }
+    }
+
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+fn ids(records: Vec<durable_core::ExecutionRecord>) -> Vec<String> {
+    records.into_iter().map(|r| r.id).collect()
+}
+
+#[tokio::test]
+async fn every_record_of_a_format_2_store_reads_back_as_written() {
+    let (_dir, path) = fixture_copy();
+    let store = SledStore::open(&path).expect("a format-2 store opens");
+    let at = |ms: u64| Some(Timestamp::from_millis(WRITTEN_AT + ms));
+    // (id, status, seq, point, wake_at, history_next), as the generator printed them.
+    let expected = [
+        ("done-1", Status::Completed, 6, None, None, 6),
+        ("long-history", Status::Completed, 33, None, None, 33),
+        ("failed-1", Status::Failed, 3, Some(0), None, 3),
+        (
+            "sleeping-1",
+            Status::Suspended,
+            3,
+            Some(2),
+            at(3_600_000),
+            3,
+        ),
+        ("big-input", Status::Suspended, 2, Some(2), at(7_200_000), 2),
+        (
+            "retrying-1",
+            Status::Suspended,
+            3,
+            Some(4),
+            at(3_600_000),
+            3,
+        ),
+        ("polling-1", Status::Suspended, 2, Some(1), at(3_600_000), 2),
+        ("started-1", Status::Completed, 5, None, None, 5),
+        ("running-1", Status::Running, 3, Some(2), None, 3),
+        ("parked-1", Status::Parked, 2, Some(0), None, 2),
+    ];
+    for (id, status, seq, point, wake_at, history_next) in expected {
+        let record = store
+            .load(id)
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("{id}"));
+        assert_eq!(
+            (
+                record.status,
+                record.seq,
+                record.position.as_ref().map(|p| p.point),
+                record.wake_at,
+                record.history_next
+            ),
+            (status, seq, point, wake_at, history_next),
+            "{id}"
+        );
+        assert_eq!(
+            record.created_at,
+            Timestamp::from_millis(WRITTEN_AT),
+            "{id}"
+        );
+        assert_eq!((record.parent, record.awaiting.len()), (None, 0), "{id}");
+        let history = store.history(id).await.unwrap();
+        assert_eq!(history.len() as u64, history_next, "{id}: every entry kept");
+        assert!(
+            history.iter().zip(0..).all(|(e, n)| e.number == n),
+            "{id}: entries numbered from 0 without gaps"
+        );
+        assert!(store.load_input(id).await.unwrap().is_some(), "{id}");
+    }
+    let done = store.load("done-1").await.unwrap().unwrap();
+    assert_eq!(done.output, Some(vec![118, 1, 1, 0, 10]));
+    let failed = store.load("failed-1").await.unwrap().unwrap();
+    assert_eq!(
+        failed.message.as_deref(),
+        Some("the workflow panicked: fixture panic after 1")
+    );
+    let polling = store.load("polling-1").await.unwrap().unwrap();
+    assert!(matches!(
+        polling.position.unwrap().state,
+        PointState::Polling { attempt: 2, .. }
+    ));
+    let big: FixtureInput =
+        durable_core::decode_value(&store.load_input("big-input").await.unwrap().unwrap()).unwrap();
+    assert_eq!(big.pad, "x".repeat(1000), "a large input under its own key");
+
+    let list = |status| {
+        let store = &store;
+        async move { ids(store.list(&ListFilter::all().status(status)).await.unwrap()) }
+    };
+    assert_eq!(list(Status::Running).await, ["running-1"]);
+    assert_eq!(
+        list(Status::Suspended).await,
+        ["big-input", "polling-1", "retrying-1", "sleeping-1"]
+    );
+    assert_eq!(list(Status::Parked).await, ["parked-1"]);
+    assert_eq!(ids(store.list(&ListFilter::all()).await.unwrap()).len(), 10);
+    store.close().await.unwrap();
+
+    // The migration happened once: a second open finds the index as it left it.
+    let store = SledStore::open(&path).unwrap();
+    assert_eq!(
+        ids(store
+            .list(&ListFilter::all().status(Status::Suspended))
+            .await
+            .unwrap())
+        .len(),
+        4
+    );
+    store.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_engine_resumes_the_executions_of_a_format_2_store() {
+    assert_eq!(
+        <fixture_flow::Workflow as Workflow>::FINGERPRINT,
+        FIXTURE_FLOW_FINGERPRINT,
+        "the fixture's executions resume only on the code that wrote them"
+    );
+    let (_dir, path) = fixture_copy();
+    // A hand-moved clock: `running-1` hangs in a step, so the engine is never idle and an
+    // auto-advancing clock would never move.
+    let clock = TestClock::new(Timestamp::from_millis(WRITTEN_AT));
+    let engine = Engine::builder(SledStore::open(&path).unwrap())
+        .register(fixture_flow)
+        .clock(clock.clone())
+        .shutdown_timeout(Duration::from_millis(100))
+        .open()
+        .await
+        .unwrap();
+    // Hours pass until every execution that can finish has finished.
+    let waiting = ["sleeping-1", "big-input", "polling-1", "retrying-1"];
+    for hour in 0.. {
+        let mut finished = 0;
+        for id in waiting {
+            let status = engine.handle(fixture_flow, id).status().await.unwrap();
+            finished += usize::from(status.is_terminal());
+        }
+        if finished == waiting.len() {
+            break;
+        }
+        assert!(hour < 1_000, "still waiting after {hour} hours");
+        clock.advance(Duration::from_secs(3600));
+        tokio::task::yield_now().await;
+    }
+    let result = |id: &str| {
+        let handle = engine.handle(fixture_flow, id);
+        async move { handle.result().await }
+    };
+    // Sums of the steps, the condition's three checks, the final step's 7 and the pad.
+    assert_eq!(result("sleeping-1").await.unwrap(), Ok(1 + 7));
+    assert_eq!(result("big-input").await.unwrap(), Ok(7 + 1000));
+    assert_eq!(result("polling-1").await.unwrap(), Ok(3 + 7));
+    assert_eq!(
+        result("retrying-1").await.unwrap(),
+        Err(StepError::Failed {
+            error: "check failed".into(),
+            attempts: 3
+        })
+    );
+    assert_eq!(result("done-1").await.unwrap(), Ok(10));
+    assert_eq!(result("long-history").await.unwrap(), Ok(435 + 7));
+    // `running-1` hangs in its step again, as it did when written; it is running there.
+    let running = engine.describe("running-1").await.unwrap();
+    assert_eq!(running.status, Status::Running);
+    let parked = engine.describe("parked-1").await.unwrap();
+    assert_eq!(parked.status, Status::Parked);
+    engine.shutdown().await;
+}
