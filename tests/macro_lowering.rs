@@ -187,6 +187,8 @@ pub struct Pair {
 
 #[durable(name = "renamed-workflow", codec = json)]
 /// Several parameters, patterns, postfix chains, hoisted items, `let ... else`.
+// The `let ... else` under test is what clippy would rather see as a `?`.
+#[allow(clippy::question_mark)]
 pub async fn many_shapes(
     ctx: Ctx,
     (a, b): (u32, u32),

@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use durable_core::__private_v1::{self as p, Entered, Entry, Machine, PointInfo, Slot};
+use durable_core::__private_v1::{self as p, Entry, Machine, PointInfo, Slot};
 use durable_core::{
     Codec, Ctx, Engine, Event, MemoryStore, RetryPolicy, Status, StepError, Store, TestClock,
     Timestamp, Workflow,
@@ -50,22 +50,20 @@ impl Workflow for Count {
     }];
 
     fn __machine(ctx: Ctx, entry: Entry) -> Machine<Self::Output> {
-        p::machine(async move {
+        p::machine(move |stop| async move {
             let __ctx = ctx;
             let mut s_n = Slot::new();
             let mut s_total = Slot::new();
             let mut s_iter = Slot::new();
             let mut s_i = Slot::new();
-            let (mut block, input, frame) = match entry {
-                Entry::Start { input } => (0u32, Some(input), None),
-                Entry::Resume { frame } | Entry::Inspect { frame } => (u32::MAX, None, Some(frame)),
-            };
-            let out: Result<u64, StepError<String>> = 'machine: loop {
+            let (mut block, mut bytes, inspect) = p::start(entry);
+            p::output::<Result<u64, StepError<String>>>('machine: loop {
                 match block {
                     0 => {
-                        let n = p::decode_workflow_input::<Count>(
-                            input.as_deref().unwrap_or_default(),
-                        )?;
+                        let n = match p::input::<Count>(&mut bytes) {
+                            Ok(n) => n,
+                            Err(interrupt) => match p::halt(&stop, interrupt).await {},
+                        };
                         let total = 0u64;
                         s_iter.put({
                             // Which trait applies depends on the type.
@@ -90,34 +88,26 @@ impl Workflow for Count {
                         }
                     }
                     2 => {
-                        let entered = p::enter(&__ctx, 0, |w| {
-                            p::SlotCodec::new().encode(w, &s_n, "n")?;
-                            p::SlotCodec::new().encode(w, &s_total, "total")?;
-                            p::SlotCodec::new().encode(w, &s_i, "i")?;
-                            p::SlotCodec::new().encode(w, &s_iter, "iter")?;
-                            Ok(())
-                        })?;
+                        let entered = p::enter(&stop, &__ctx, 0, |w| {
+                            w.local(p::SlotCodec::new(), &s_n, "n");
+                            w.local(p::SlotCodec::new(), &s_total, "total");
+                            w.local(p::SlotCodec::new(), &s_i, "i");
+                            w.local(p::SlotCodec::new(), &s_iter, "iter");
+                        })
+                        .await;
                         let i = s_i.take();
                         let mut total = s_total.take();
-                        let v = match entered {
-                            Entered::Recorded(b) => p::recorded(&b)?,
-                            Entered::Run(r) => {
-                                p::run(
-                                    __ctx.step("add", || async move {
-                                        BODY_RUNS.fetch_add(1, Ordering::SeqCst);
-                                        Ok::<u64, String>(i as u64)
-                                    }),
-                                    r,
-                                )
-                                .await?
-                            }
-                        };
-                        total += match p::Try::branch(v) {
-                            std::ops::ControlFlow::Continue(v) => v,
-                            std::ops::ControlFlow::Break(r) => {
-                                break 'machine p::FromResidual::from_residual(r)
-                            }
-                        };
+                        // The workflow's own `?`: the machine's body returns its output.
+                        total += p::outcome(&stop, entered, |r| {
+                            p::run(
+                                __ctx.step("add", || async move {
+                                    BODY_RUNS.fetch_add(1, Ordering::SeqCst);
+                                    Ok::<u64, String>(i as u64)
+                                }),
+                                r,
+                            )
+                        })
+                        .await?;
                         s_total.put(total);
                         block = 1;
                     }
@@ -126,25 +116,21 @@ impl Workflow for Count {
                         break 'machine Ok(total);
                     }
                     u32::MAX => {
-                        let bytes = frame.as_deref().unwrap_or_default();
-                        let mut r = p::frame_reader(bytes)?;
-                        match r.point() {
+                        block = p::resume(&stop, &mut bytes, inspect, |r| match r.point() {
                             0 => {
-                                p::SlotCodec::new().decode(&mut r, &mut s_n, "n")?;
-                                p::SlotCodec::new().decode(&mut r, &mut s_total, "total")?;
-                                p::SlotCodec::new().decode(&mut r, &mut s_i, "i")?;
-                                p::SlotCodec::new().decode(&mut r, &mut s_iter, "iter")?;
-                                p::frame_done(r)?;
-                                block = 2;
+                                r.local(p::SlotCodec::new(), &mut s_n, "n");
+                                r.local(p::SlotCodec::new(), &mut s_total, "total");
+                                r.local(p::SlotCodec::new(), &mut s_i, "i");
+                                r.local(p::SlotCodec::new(), &mut s_iter, "iter");
+                                2
                             }
-                            other => return Err(p::unknown_point(other)),
-                        }
+                            _ => r.unknown_point(),
+                        })
+                        .await;
                     }
-                    other => return Err(p::unknown_point(other)),
+                    _ => unreachable!("no such block"),
                 }
-            };
-            let _ = &s_n;
-            Ok(out)
+            })
         })
     }
 }
@@ -166,37 +152,29 @@ impl Workflow for Flaky {
     const POINTS: &'static [PointInfo] = &[];
 
     fn __machine(ctx: Ctx, entry: Entry) -> Machine<Self::Output> {
-        p::machine(async move {
-            let point = |ctx: Ctx| async move {
-                let entered = p::enter(&ctx, 0, |_| Ok(()))?;
-                match entered {
-                    Entered::Recorded(b) => p::recorded(&b),
-                    Entered::Run(r) => {
-                        p::run(
-                            ctx.step_with_attempt("flaky", |attempt| async move {
-                                if attempt < 3 {
-                                    FLAKY_FAILURES.fetch_add(1, Ordering::SeqCst);
-                                    Err(format!("attempt {attempt} failed"))
-                                } else {
-                                    Ok(attempt)
-                                }
-                            })
-                            .retry(
-                                RetryPolicy::fixed(Duration::from_secs(3600))
-                                    .max_attempts(5)
-                                    .jitter(0.0),
-                            ),
-                            r,
-                        )
-                        .await
-                    }
-                }
-            };
-            match entry {
-                Entry::Start { .. } | Entry::Resume { .. } | Entry::Inspect { .. } => {
-                    point(ctx).await
-                }
-            }
+        p::machine(move |stop| async move {
+            // Start, resume and inspect all enter the single point.
+            let _ = p::start(entry);
+            let entered = p::enter(&stop, &ctx, 0, |_| {}).await;
+            p::outcome(&stop, entered, |r| {
+                p::run(
+                    ctx.step_with_attempt("flaky", |attempt| async move {
+                        if attempt < 3 {
+                            FLAKY_FAILURES.fetch_add(1, Ordering::SeqCst);
+                            Err(format!("attempt {attempt} failed"))
+                        } else {
+                            Ok(attempt)
+                        }
+                    })
+                    .retry(
+                        RetryPolicy::fixed(Duration::from_secs(3600))
+                            .max_attempts(5)
+                            .jitter(0.0),
+                    ),
+                    r,
+                )
+            })
+            .await
         })
     }
 }

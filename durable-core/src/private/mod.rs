@@ -3,15 +3,15 @@
 //!
 //! The contract between the macro and the engine, one module per job:
 //! - [`protocol`]: how the engine enters a machine ([`Entry`]) and how it stops
-//!   ([`Interrupt`]); at durable point `p` the machine calls [`enter`], which either hands
-//!   back the recorded outcome of `p` (the execution resumed after `p` completed) or asks
-//!   the machine to run the operation with [`run`], after encoding the frame (the slots
-//!   live at `p`) through the closure it is given; [`run`] commits and may end the machine
-//!   with [`Interrupt::Suspended`];
+//!   ([`Interrupt`], left in a [`Stop`] so that the machine's body returns the workflow's
+//!   own output and the user's `?` and `return` stay Rust's own); at durable point `p`
+//!   the machine calls [`enter`], which either hands back the recorded outcome of `p` (the
+//!   execution resumed after `p` completed) or asks the machine to run the operation with
+//!   [`run`], after encoding the frame (the slots live at `p`) through the closure it is
+//!   given; [`run`] commits and may end the machine with [`Interrupt::Suspended`];
 //! - [`slots`]: every local that crosses a block boundary lives in a [`Slot`], written to
-//!   and read from frames through a [`SlotCodec`] obtained from the macro's per-local check;
-//! - [`question`]: the user's `?`, rewritten through [`Try`] / [`FromResidual`] so that it
-//!   leaves the state machine with the workflow's own return value;
+//!   frames by a [`FrameEncoder`] and read back by a [`FrameDecoder`] through a
+//!   [`SlotCodec`] obtained from the macro's per-local check;
 //! - [`loops`]: durable `for` loops iterate through [`ForSource`], so the iterator can be
 //!   saved.
 //!
@@ -25,15 +25,12 @@
 
 mod loops;
 mod protocol;
-mod question;
 mod slots;
 
-pub use crate::codec::{FrameReader, FrameWriter};
 pub use crate::execution::{Ctx, Machine, PointInfo, PointRun};
 pub use loops::{DurableItems, DurableRange, ForSource, LoopIter, RangeInt, ViaCollect, ViaRange};
 pub use protocol::{
-    decode_workflow_input, enter, machine, neutralised, recorded, run, AwaitedInDurableFn, Entered,
-    Entry, Interrupt, Operation, Select,
+    enter, halt, input, machine, neutralised, outcome, output, resume, run, start,
+    AwaitedInDurableFn, Entered, Entry, Interrupt, Operation, Select, Stop,
 };
-pub use question::{FromResidual, Try};
-pub use slots::{frame_done, frame_reader, unknown_point, DurableFrame, Saveable, Slot, SlotCodec};
+pub use slots::{DurableFrame, FrameDecoder, FrameEncoder, Saveable, Slot, SlotCodec};

@@ -1,44 +1,157 @@
 //! The engine–machine protocol as generated code sees it: what a machine calls at each
-//! durable point. The protocol's types live in the execution layer
-//! ([`crate::execution`]) and are re-exported here.
+//! durable point, and how an interrupt leaves it. The protocol's types live in the
+//! execution layer ([`crate::execution`]) and are re-exported here.
 
+use std::convert::Infallible;
 use std::future::Future;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::Poll;
 
 use serde::de::DeserializeOwned;
 
-use crate::codec::{decode_value, FrameWriter};
-use crate::error::CodecError;
-pub use crate::execution::Select;
-pub use crate::execution::{AwaitedInDurableFn, Entered, Entry, Interrupt, Operation};
+use super::{FrameDecoder, FrameEncoder};
+use crate::codec::{decode_value, FrameReader};
+pub use crate::execution::{AwaitedInDurableFn, Entered, Entry, Interrupt, Operation, Select};
 use crate::execution::{Ctx, Machine, PointRun};
 
-/// Boxes a state machine future.
-pub fn machine<O, F>(future: F) -> Machine<O>
+/// Where a running machine leaves the [`Interrupt`] that stops it.
+///
+/// Out of band, so that the machine's body returns the workflow's own output: the user's
+/// `?` and `return` in it are Rust's own, with rustc's messages. Every protocol call
+/// below that can fail takes the `Stop`: on an interrupt it records it and never
+/// completes, and the future [`machine`] returns then ends with it.
+#[derive(Debug, Clone, Default)]
+pub struct Stop(Arc<Mutex<Option<Interrupt>>>);
+
+impl Stop {
+    fn set(&self, interrupt: Interrupt) {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = Some(interrupt);
+    }
+
+    fn take(&self) -> Option<Interrupt> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).take()
+    }
+}
+
+/// Builds a state machine from its body, which gets the [`Stop`] it leaves interrupts in:
+/// the machine ends with the body's output, or with the interrupt once the body stopped.
+pub fn machine<O, F>(body: impl FnOnce(Stop) -> F) -> Machine<O>
 where
-    F: Future<Output = Result<O, Interrupt>> + Send + 'static,
+    F: Future<Output = O> + Send + 'static,
 {
-    Box::pin(future)
+    let stop = Stop::default();
+    let body = body(stop.clone());
+    Box::pin(async move {
+        let mut body = std::pin::pin!(body);
+        std::future::poll_fn(move |cx| match body.as_mut().poll(cx) {
+            Poll::Ready(output) => Poll::Ready(Ok(output)),
+            Poll::Pending => match stop.take() {
+                Some(interrupt) => Poll::Ready(Err(interrupt)),
+                None => Poll::Pending,
+            },
+        })
+        .await
+    })
 }
 
-/// Decodes the input of workflow `W`: the `Workflow` trait's bounds make it decodable, so
-/// the call adds no error of its own when the macro's input check fails.
-pub fn decode_workflow_input<W: crate::Workflow>(bytes: &[u8]) -> Result<W::Input, Interrupt> {
-    decode_value(bytes).map_err(|e| Interrupt::codec("cannot decode the workflow input", e))
+/// The value of `result`; for an interrupt, stops the machine there (never completes).
+async fn proceed<T>(stop: &Stop, result: Result<T, Interrupt>) -> T {
+    match result {
+        Ok(value) => value,
+        Err(interrupt) => {
+            stop.set(interrupt);
+            std::future::pending().await
+        }
+    }
 }
 
-/// Enters durable point `point`. If its operation has to run, `encode` is called to
-/// write the frame (the slots live at the point, in the macro's order).
-pub fn enter<F>(ctx: &Ctx, point: u32, encode: F) -> Result<Entered, Interrupt>
+/// The machine's output, typed: the body ends with `output::<Output>('machine: loop ..)`,
+/// which gives the user's `?` and `return` the workflow's output type to convert to.
+pub fn output<O>(output: O) -> O {
+    output
+}
+
+/// Where the machine starts: block 0 with the encoded input, or the resume block with the
+/// frame (and whether the engine only inspects it).
+pub fn start(entry: Entry) -> (u32, Option<Vec<u8>>, bool) {
+    match entry {
+        Entry::Start { input } => (0, Some(input), false),
+        Entry::Resume { frame } => (u32::MAX, Some(frame), false),
+        Entry::Inspect { frame } => (u32::MAX, Some(frame), true),
+    }
+}
+
+/// Decodes the input of workflow `W` (block 0). The `Workflow` trait's bounds make it
+/// decodable, so the call adds no error of its own when the macro's input check fails
+/// (nor does the generated code around it, which awaits only [`halt`] on an error).
+pub fn input<W: crate::Workflow>(bytes: &mut Option<Vec<u8>>) -> Result<W::Input, Interrupt> {
+    match bytes.take() {
+        Some(bytes) => decode_value(&bytes)
+            .map_err(|e| Interrupt::codec("cannot decode the workflow input", e)),
+        None => Err(internal("no input")),
+    }
+}
+
+/// Stops the machine with `interrupt`: records it and never completes.
+pub async fn halt(stop: &Stop, interrupt: Interrupt) -> Infallible {
+    proceed(stop, Err(interrupt)).await
+}
+
+/// Decodes the frame (the resume block): `locals` fills the slots of the frame's point and
+/// returns the block to resume at.
+pub async fn resume<F>(stop: &Stop, bytes: &mut Option<Vec<u8>>, inspect: bool, locals: F) -> u32
 where
-    F: FnOnce(&mut FrameWriter) -> Result<(), CodecError>,
+    F: FnOnce(&mut FrameDecoder<'_>) -> u32,
 {
-    ctx.enter_point(point, encode)
+    let resumed = match bytes.take() {
+        Some(frame) => match FrameReader::new(&frame) {
+            Ok(reader) => {
+                let mut decoder = FrameDecoder::new(reader, inspect);
+                let block = locals(&mut decoder);
+                decoder.finish(block)
+            }
+            Err(e) => Err(Interrupt::codec("cannot read the frame", e)),
+        },
+        None => Err(internal("no frame")),
+    };
+    proceed(stop, resumed).await
 }
 
-/// Decodes the recorded outcome of a completed point.
-pub fn recorded<T: DeserializeOwned>(outcome: &[u8]) -> Result<T, Interrupt> {
-    decode_value(outcome)
-        .map_err(|e| Interrupt::codec("cannot decode the recorded outcome of a durable point", e))
+fn internal(what: &str) -> Interrupt {
+    Interrupt::Failed(format!(
+        "durable: internal error: {what}; please report this bug"
+    ))
+}
+
+/// Enters durable point `point`. If its operation has to run, `locals` is called to write
+/// the frame (the slots live at the point, in the macro's order).
+pub async fn enter<F>(stop: &Stop, ctx: &Ctx, point: u32, locals: F) -> Entered
+where
+    F: FnOnce(&mut FrameEncoder<'_>),
+{
+    let entered = ctx.enter_point(point, |writer| {
+        let mut encoder = FrameEncoder::new(writer);
+        locals(&mut encoder);
+        encoder.finish()
+    });
+    proceed(stop, entered).await
+}
+
+/// A point's outcome: the recorded one, or the one `run` obtains by running the
+/// operation (`run` evaluates the operation only then).
+pub async fn outcome<T, F, Fut>(stop: &Stop, entered: Entered, run: F) -> T
+where
+    T: DeserializeOwned,
+    F: FnOnce(PointRun) -> Fut,
+    Fut: Future<Output = Result<T, Interrupt>>,
+{
+    let outcome = match entered {
+        Entered::Recorded(outcome) => decode_value(&outcome).map_err(|e| {
+            Interrupt::codec("cannot decode the recorded outcome of a durable point", e)
+        }),
+        Entered::Run(point) => run(point).await,
+    };
+    proceed(stop, outcome).await
 }
 
 /// Stands in for `op.await` in the user's fn when `#[durable]` reports an error: a value

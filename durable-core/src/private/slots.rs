@@ -1,6 +1,10 @@
-//! Slots and their frame codecs: every local that crosses a block boundary of a state
-//! machine lives in a [`Slot`], and is written to and read from a frame by the
-//! [`SlotCodec`] the macro's per-local check hands out.
+//! Slots and frames: every local that crosses a block boundary of a state machine lives
+//! in a [`Slot`], and is written to a frame by a [`FrameEncoder`] and read back by a
+//! [`FrameDecoder`], each through the [`SlotCodec`] the macro's per-local check hands out.
+//!
+//! The encoder and decoder keep the first error and ignore what follows it, so the
+//! generated code is one call per local, with no error handling of its own; the
+//! protocol's [`enter`](super::enter) and [`resume`](super::resume) report the error.
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -102,64 +106,111 @@ impl<T: Saveable> SlotCodec<T> {
     }
 }
 
-impl<T> SlotCodec<T> {
-    /// Appends the slot's value to a frame.
-    pub fn encode(
-        self,
-        writer: &mut FrameWriter,
-        slot: &Slot<T>,
-        local: &str,
-    ) -> Result<(), CodecError> {
-        match &slot.0 {
-            Some(value) => (self.encode)(writer, value).map_err(|e| CodecError::Encode {
-                message: format!("local `{local}`: {e}"),
+/// Writes the locals live at a durable point into its frame, in the macro's order.
+pub struct FrameEncoder<'w> {
+    writer: &'w mut FrameWriter,
+    error: Option<CodecError>,
+}
+
+impl<'w> FrameEncoder<'w> {
+    pub(super) fn new(writer: &'w mut FrameWriter) -> Self {
+        FrameEncoder {
+            writer,
+            error: None,
+        }
+    }
+
+    /// Appends local `name`'s value (after an error, does nothing).
+    pub fn local<T>(&mut self, codec: SlotCodec<T>, slot: &Slot<T>, name: &str) {
+        if self.error.is_some() {
+            return;
+        }
+        let result = match &slot.0 {
+            Some(value) => (codec.encode)(self.writer, value).map_err(|e| CodecError::Encode {
+                message: format!("local `{name}`: {e}"),
             }),
             None => Err(CodecError::Encode {
-                message: format!("local `{local}` has no value at this point"),
+                message: format!("local `{name}` has no value at this point"),
             }),
+        };
+        self.error = result.err();
+    }
+
+    pub(super) fn finish(self) -> Result<(), CodecError> {
+        self.error.map_or(Ok(()), Err)
+    }
+}
+
+/// Reads a frame's locals back into their slots, and, when the engine inspects an
+/// execution, keeps each one as JSON.
+pub struct FrameDecoder<'f> {
+    reader: FrameReader<'f>,
+    inspect: Option<Vec<(&'static str, serde_json::Value)>>,
+    error: Option<Interrupt>,
+}
+
+impl<'f> FrameDecoder<'f> {
+    pub(super) fn new(reader: FrameReader<'f>, inspect: bool) -> Self {
+        FrameDecoder {
+            reader,
+            inspect: inspect.then(Vec::new),
+            error: None,
         }
     }
 
-    /// Fills the slot from the next value of a frame.
-    pub fn decode(
-        self,
-        reader: &mut FrameReader<'_>,
-        slot: &mut Slot<T>,
-        local: &str,
-    ) -> Result<(), Interrupt> {
-        let value = (self.decode)(reader).map_err(|e| {
-            Interrupt::codec(&format!("cannot decode local `{local}` from the frame"), e)
-        })?;
+    /// The frame's durable point.
+    pub fn point(&self) -> u32 {
+        self.reader.point()
+    }
+
+    /// Fills local `name`'s slot from the frame's next value (after an error, does
+    /// nothing).
+    pub fn local<T>(&mut self, codec: SlotCodec<T>, slot: &mut Slot<T>, name: &'static str) {
+        if self.error.is_some() {
+            return;
+        }
+        let value = match (codec.decode)(&mut self.reader) {
+            Ok(value) => value,
+            Err(e) => {
+                let what = format!("cannot decode local `{name}` from the frame");
+                self.error = Some(Interrupt::codec(&what, e));
+                return;
+            }
+        };
+        if let Some(locals) = &mut self.inspect {
+            match (codec.json)(&value) {
+                Ok(json) => locals.push((name, json)),
+                Err(e) => {
+                    let message = format!("local `{name}` cannot be shown as JSON: {e}");
+                    self.error = Some(Interrupt::Failed(message));
+                }
+            }
+        }
         slot.put(value);
-        Ok(())
     }
 
-    /// The slot's value as JSON, for inspection.
-    pub fn json(self, slot: &Slot<T>, local: &str) -> Result<serde_json::Value, Interrupt> {
-        match &slot.0 {
-            Some(value) => (self.json)(value).map_err(|e| {
-                Interrupt::Failed(format!("local `{local}` cannot be shown as JSON: {e}"))
-            }),
-            None => Ok(serde_json::Value::Null),
+    /// For a frame whose point this workflow does not have: records the error (the
+    /// block returned is never entered).
+    pub fn unknown_point(&mut self) -> u32 {
+        let point = self.point();
+        self.error.get_or_insert(Interrupt::Failed(format!(
+            "the frame names durable point {point}, which this workflow does not have"
+        )));
+        u32::MAX
+    }
+
+    /// Where decoding ends: the block to resume at; or why not (an error, or the locals
+    /// when inspecting).
+    pub(super) fn finish(self, block: u32) -> Result<u32, Interrupt> {
+        if let Some(error) = self.error {
+            return Err(error);
+        }
+        self.reader
+            .finish()
+            .map_err(|e| Interrupt::codec("the frame does not match this workflow", e))?;
+        match self.inspect {
+            Some(locals) => Err(Interrupt::Inspected(locals)),
+            None => Ok(block),
         }
     }
-}
-
-/// Opens a frame for decoding.
-pub fn frame_reader(frame: &[u8]) -> Result<FrameReader<'_>, Interrupt> {
-    FrameReader::new(frame).map_err(|e| Interrupt::codec("cannot read the frame", e))
-}
-
-/// Checks that a frame was read to its end.
-pub fn frame_done(reader: FrameReader<'_>) -> Result<(), Interrupt> {
-    reader
-        .finish()
-        .map_err(|e| Interrupt::codec("the frame does not match this workflow", e))
-}
-
-/// The error for a frame whose point this workflow does not have.
-pub fn unknown_point(point: u32) -> Interrupt {
-    Interrupt::Failed(format!(
-        "the frame names durable point {point}, which this workflow does not have"
-    ))
 }

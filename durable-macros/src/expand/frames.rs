@@ -19,6 +19,7 @@ impl Expander<'_> {
             ctx,
             entered,
             writer,
+            stop,
             ..
         } = &self.n;
         let encodes = cfg.frame(pid).into_iter().map(|b| {
@@ -27,30 +28,25 @@ impl Expander<'_> {
             let s = located_slot(b, span);
             let c = codec_ident(b);
             let name = binding.name();
-            quote_spanned!(span=> #c.encode(#writer, &#s, #name)?;)
+            quote_spanned!(span=> #writer.local(#c, &#s, #name);)
         });
         let id = Literal::u32_unsuffixed(pid as u32);
         quote! {
-            let #entered = #p::enter(&#ctx, #id, |#writer| {
-                #(#encodes)*
-                ::core::result::Result::Ok(())
-            })?;
+            let #entered = #p::enter(&#stop, &#ctx, #id, |#writer| { #(#encodes)* }).await;
         }
     }
 
-    // Output: the last arm: decode the frame into the slots of its point's live
-    // locals (in frame order) and jump to the point's block; when inspecting, return
-    // the decoded locals as JSON instead of jumping.
+    // Output: the last arm: decode the frame into the slots of its point's live locals
+    // (in frame order) and go on at the point's block (the decoder reports a frame that
+    // does not decode, and answers an inspection with the locals).
     pub(super) fn resume_arm(&self) -> TokenStream {
         let Expander { p, cfg, .. } = self;
         let Names {
             block,
             bytes,
             reader,
-            frame,
-            other,
             inspect,
-            recorded: b,
+            stop,
             ..
         } = &self.n;
         let arms = cfg.points.iter().enumerate().map(|(pid, point)| {
@@ -60,41 +56,19 @@ impl Expander<'_> {
                 let s = located_slot(b, span);
                 let c = codec_ident(b);
                 let name = binding.name();
-                quote_spanned!(span=> #c.decode(&mut #reader, &mut #s, #name)?;)
-            });
-            let jsons = cfg.frame(pid).into_iter().map(|b| {
-                let binding = &cfg.bindings[b];
-                let s = located_slot(b, binding.ident.span());
-                let c = codec_ident(b);
-                let name = binding.name();
-                quote!((#name, #c.json(&#s, #name)?))
+                quote_spanned!(span=> #reader.local(#c, &mut #s, #name);)
             });
             let id = Literal::u32_unsuffixed(pid as u32);
             let num = Literal::u32_unsuffixed(cfg.number(point.block));
-            quote! {
-                #id => {
-                    #(#decodes)*
-                    #p::frame_done(#reader)?;
-                    if #inspect {
-                        return ::core::result::Result::Err(#p::Interrupt::Inspected(
-                            ::std::vec![#(#jsons),*],
-                        ));
-                    }
-                    #block = #num;
-                }
-            }
+            quote!(#id => { #(#decodes)* #num })
         });
         quote! {
             ::core::primitive::u32::MAX => {
-                let #frame = match ::core::option::Option::take(&mut #bytes) {
-                    ::core::option::Option::Some(#b) => #b,
-                    ::core::option::Option::None => ::core::unreachable!("durable: internal error: no frame"),
-                };
-                let mut #reader = #p::frame_reader(&#frame)?;
-                match #reader.point() {
+                #block = #p::resume(&#stop, &mut #bytes, #inspect, |#reader| match #reader.point() {
                     #(#arms)*
-                    #other => return ::core::result::Result::Err(#p::unknown_point(#other)),
-                }
+                    _ => #reader.unknown_point(),
+                })
+                .await;
             }
         }
     }

@@ -32,18 +32,13 @@ pub(super) struct Names {
     pub(super) entry: Ident,
     pub(super) block: Ident,
     pub(super) bytes: Ident,
-    pub(super) out: Ident,
     pub(super) entered: Ident,
-    pub(super) recorded: Ident,
     pub(super) run: Ident,
     pub(super) writer: Ident,
     pub(super) reader: Ident,
-    pub(super) frame: Ident,
-    pub(super) input: Ident,
-    pub(super) other: Ident,
     pub(super) inspect: Ident,
-    /// The outcome of a point block's operation.
-    pub(super) value: Ident,
+    /// Where the machine leaves the interrupt that stops it.
+    pub(super) stop: Ident,
     /// The machine loop's label.
     pub(super) label: Lifetime,
 }
@@ -55,17 +50,12 @@ impl Names {
             entry: mixed("__durable_entry"),
             block: mixed("__durable_block"),
             bytes: mixed("__durable_bytes"),
-            out: mixed("__durable_out"),
             entered: mixed("__durable_entered"),
-            recorded: mixed("__durable_b"),
             run: mixed("__durable_r"),
             writer: mixed("__durable_w"),
             reader: mixed("__durable_fr"),
-            frame: mixed("__durable_frame"),
-            input: mixed("__durable_input"),
-            other: mixed("__durable_other"),
             inspect: mixed("__durable_inspect"),
-            value: mixed("__durable_v"),
+            stop: mixed("__durable_stop"),
             label: Lifetime::new("'__durable_machine", Span::mixed_site()),
         }
     }
@@ -73,7 +63,9 @@ impl Names {
 
 impl Expander<'_> {
     // Input: the CFG.
-    // Output: `machine(async move { items; slots; entry; 'machine: loop { match .. } })`.
+    // Output: `machine(|stop| async move { items; slots; entry; output('machine: loop {
+    // match .. }) })`: the body returns the workflow's output (so the user's `?` and
+    // `return` are Rust's own) and stops through `stop`.
     pub(super) fn machine(&self) -> TokenStream {
         let Expander { p, cfg, .. } = self;
         let krate = self.rt.krate();
@@ -81,9 +73,9 @@ impl Expander<'_> {
             entry,
             block,
             bytes,
-            out,
             label,
             inspect,
+            stop,
             ..
         } = &self.n;
         let items = &cfg.items;
@@ -94,38 +86,34 @@ impl Expander<'_> {
         let checks = self.slot_checks();
         let arms = cfg.emission_order().into_iter().map(|b| self.block_arm(b));
         let resume = self.resume_arm();
-        let (input, frame) = (mixed("__durable_in"), mixed("__durable_fr"));
         let output = self.at_output(quote!(<Self as #krate::Workflow>::Output));
-        quote! {
-            #p::machine(async move {
-                #(#items)*
-                #(#slots)*
-                #(#checks)*
-                let (mut #block, mut #bytes, #inspect) = match #entry {
-                    #p::Entry::Start { input: #input } => {
-                        (0u32, ::core::option::Option::Some(#input), false)
-                    }
-                    #p::Entry::Resume { frame: #frame } => (
-                        ::core::primitive::u32::MAX,
-                        ::core::option::Option::Some(#frame),
-                        false,
-                    ),
-                    #p::Entry::Inspect { frame: #frame } => (
-                        ::core::primitive::u32::MAX,
-                        ::core::option::Option::Some(#frame),
-                        true,
-                    ),
-                };
-                let #out: #output = #label: loop {
-                    match #block {
-                        #(#arms)*
-                        #resume
-                        _ => ::core::unreachable!("durable: internal error: unknown block"),
-                    }
-                };
-                ::core::result::Result::Ok(#out)
+        // The user's `?` in an `async` block that returns the wrong type is reported as
+        // "this function returns ..." at the block: the user's `async fn`.
+        // The user's `?` in an `async` block that returns another type is reported as
+        // "this function returns ..." at the block: located at the user's `async`.
+        let at = self
+            .wf
+            .item
+            .sig
+            .asyncness
+            .map_or_else(Span::call_site, |a| a.span);
+        let body = quote! {
+            #(#items)*
+            #(#slots)*
+            #(#checks)*
+            let (mut #block, mut #bytes, #inspect) = #p::start(#entry);
+            #p::output::<#output>(#label: loop {
+                match #block {
+                    #(#arms)*
+                    #resume
+                    _ => ::core::unreachable!("durable: internal error: unknown block"),
+                }
             })
-        }
+        };
+        let mut body = Group::new(Delimiter::Brace, body);
+        body.set_span(at);
+        let async_move = quote_spanned!(at=> async move);
+        quote!(#p::machine(move |#stop| #async_move #body))
     }
 
     fn block_arm(&self, b: BlockId) -> TokenStream {
@@ -177,14 +165,11 @@ impl Expander<'_> {
                     nest.push(quote!(#s.put(#v);));
                 }
                 Code::Input => nest.push(self.input()),
-                Code::PointValue(pid) => nest.push(self.point_value(*pid)),
                 Code::Discard(pid) => {
-                    // Dropped through a call spanned at the `.await`, so an unused
-                    // `#[must_use]` outcome is reported there, as it would be without the
-                    // macro.
-                    let v = &self.n.value;
-                    let span = self.cfg.points[*pid].await_span;
-                    nest.push(quote_spanned!(span=> ::core::convert::identity(#v);));
+                    // The outcome spans the user's `ctx.op(..).await`, so an unused
+                    // `#[must_use]` outcome is reported there, with rustc's suggestion.
+                    let outcome = self.outcome(*pid);
+                    nest.push(quote!(#outcome;));
                 }
                 Code::LoopIter { iter, iterable } => {
                     let it = &self.cfg.bindings[*iter].ident;
@@ -253,12 +238,9 @@ impl Expander<'_> {
     }
 
     // Input: user code as the lowering left it.
-    // Output: its tokens, with each piece spelled out: `?` through `Try`/`FromResidual`
-    // out of the machine, `return` as a break out of the machine, jumps, slot reads and
-    // the point's outcome.
+    // Output: its tokens, with each piece spelled out: jumps, slot reads and point
+    // outcomes.
     fn frag(&self, f: &Frag) -> TokenStream {
-        let p = &self.p;
-        let label = &self.n.label;
         let mut out = TokenStream::new();
         for piece in &f.0 {
             match piece {
@@ -268,32 +250,12 @@ impl Expander<'_> {
                     g.set_span(*span);
                     out.extend([TokenTree::Group(g)]);
                 }
-                Piece::Try { expr, question } => {
-                    let inner = self.frag(expr);
-                    let (v, r) = (mixed("__durable_x"), mixed("__durable_e"));
-                    out.extend(quote_spanned! {*question=>
-                        (match #p::Try::branch(#inner) {
-                            ::core::ops::ControlFlow::Continue(#v) => #v,
-                            ::core::ops::ControlFlow::Break(#r) => break #label #p::FromResidual::from_residual(#r),
-                        })
-                    });
-                }
-                Piece::Return { value, keyword } => {
-                    let value = match value {
-                        Some(v) => self.frag(v),
-                        None => quote!(()),
-                    };
-                    out.extend(quote_spanned!(*keyword=> (break #label #value)));
-                }
                 Piece::Jump(g) => out.extend(self.goto(*g)),
                 Piece::Take(b) => {
                     let s = slot_ident(*b);
                     out.extend(quote!(#s.take()));
                 }
-                Piece::Outcome => {
-                    let v = &self.n.value;
-                    out.extend(quote!(#v));
-                }
+                Piece::Outcome(pid) => out.extend(self.outcome(*pid)),
                 Piece::Unreachable => out.extend(quote!(::core::unreachable!())),
             }
         }
@@ -333,50 +295,49 @@ impl Expander<'_> {
     // Output: block 0's decoding of `Self::Input` bound to them.
     fn input(&self) -> TokenStream {
         let p = &self.p;
-        let Names { bytes, input, .. } = &self.n;
+        let Names { bytes, stop, .. } = &self.n;
         let pats: Vec<_> = self.wf.params.iter().map(|p| &p.pat).collect();
         let pat = match pats.len() {
             1 => quote::ToTokens::to_token_stream(pats[0]),
             _ => quote!((#(#pats,)*)),
         };
-        let b = mixed("__durable_b");
         // At the input's type, like its check, so that an input that cannot be stored
         // is reported once.
         let span = self.input_span();
-        let path = respanned(quote!(#p::decode_workflow_input::<Self>), span);
-        let mut args = Group::new(Delimiter::Parenthesis, quote!(&#input));
+        let path = respanned(quote!(#p::input::<Self>), span);
+        let mut args = Group::new(Delimiter::Parenthesis, quote!(&mut #bytes));
         args.set_span(span);
-        let question = respanned(quote!(?), span);
-        let decode = quote!(#path #args #question);
+        let i = mixed("__durable_i");
         quote! {
-            let #input = match ::core::option::Option::take(&mut #bytes) {
-                ::core::option::Option::Some(#b) => #b,
-                ::core::option::Option::None => ::core::unreachable!("durable: internal error: no input"),
+            let #pat = match #path #args {
+                ::core::result::Result::Ok(#i) => #i,
+                ::core::result::Result::Err(#i) => match #p::halt(&#stop, #i).await {},
             };
-            let #pat = #decode;
         }
     }
 
     // Input: a point.
-    // Output: its outcome: recorded, or obtained by running the operation.
-    fn point_value(&self, pid: usize) -> TokenStream {
+    // Output: its outcome, where the user's expression uses it: the recorded one, or the
+    // one obtained by running the operation. The expression spans the user's
+    // `ctx.op(..).await` (its first token at `ctx`, its last at `.await`), so that rustc's
+    // errors and lints about the value point there.
+    fn outcome(&self, pid: usize) -> TokenStream {
         let p = &self.p;
         let Names {
-            entered,
-            recorded,
-            run,
-            value,
-            ..
+            entered, run, stop, ..
         } = &self.n;
         let point = &self.cfg.points[pid];
         let op = self.frag(&point.op);
+        // rustc spans an expression from its first to its last token only when both are
+        // the user's; tokens of the macro's own in between do not matter.
+        let head = respanned(quote!(#p::outcome), point.start_span);
+        let mut args = Group::new(
+            Delimiter::Parenthesis,
+            quote!(&#stop, #entered, |#run| #p::run(#op, #run)),
+        );
+        args.set_span(point.await_span);
         let awaited = quote_spanned!(point.await_span=> .await);
-        quote! {
-            let #value = match #entered {
-                #p::Entered::Recorded(#recorded) => #p::recorded(&#recorded)?,
-                #p::Entered::Run(#run) => #p::run(#op, #run) #awaited ?,
-            };
-        }
+        quote!(#head #args #awaited)
     }
 }
 

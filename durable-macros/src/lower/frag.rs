@@ -8,20 +8,16 @@ use proc_macro2::{Span, TokenStream, TokenTree};
 use quote::ToTokens;
 use syn::{Expr, Ident};
 
-use super::ir::{BindingId, Frag, GotoId, Piece};
+use super::ir::{BindingId, Frag, GotoId, Piece, PointId};
 
 /// What a hole stands for.
 pub(super) enum Hole {
-    /// `expr?`, `expr` already rewritten.
-    Try { expr: Expr, question: Span },
-    /// `return value`, `value` already rewritten.
-    Return { value: Option<Expr>, keyword: Span },
     /// A jump out of verbatim code.
     Jump(GotoId),
     /// A destination's value.
     Take(BindingId),
-    /// The current point's outcome.
-    Outcome,
+    /// A point's outcome.
+    Outcome(PointId),
     /// A value never produced.
     Unreachable,
 }
@@ -97,17 +93,9 @@ impl Holes {
 
     fn piece(&self, k: usize) -> Piece {
         match &self.holes[k] {
-            Hole::Try { expr, question } => Piece::Try {
-                expr: self.frag(expr.to_token_stream()),
-                question: *question,
-            },
-            Hole::Return { value, keyword } => Piece::Return {
-                value: value.as_ref().map(|v| self.frag(v.to_token_stream())),
-                keyword: *keyword,
-            },
             Hole::Jump(g) => Piece::Jump(*g),
             Hole::Take(b) => Piece::Take(*b),
-            Hole::Outcome => Piece::Outcome,
+            Hole::Outcome(p) => Piece::Outcome(*p),
             Hole::Unreachable => Piece::Unreachable,
         }
     }

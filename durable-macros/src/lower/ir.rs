@@ -121,10 +121,8 @@ pub enum Code {
     Close,
     /// Block 0: decode the input and bind the parameters.
     Input,
-    /// A point block: the operation's outcome, recorded or obtained by running it.
-    PointValue(PointId),
     /// `ctx.op(..).await;` as a statement: the outcome is dropped where the user can see
-    /// an unused `#[must_use]` outcome (at the `.await`).
+    /// an unused `#[must_use]` outcome.
     Discard(PointId),
     /// A lowered `for` loop's iterable made into its saveable iterator `iter`.
     LoopIter { iter: BindingId, iterable: Frag },
@@ -184,6 +182,9 @@ pub struct Point {
     pub op: Frag,
     /// The `.await`.
     pub await_span: Span,
+    /// The first token of the awaited expression (`ctx`): with `await_span`, where the
+    /// user's whole `ctx.op(..).await` is.
+    pub start_span: Span,
     /// `ctx.step("charge", ..)`.
     pub label: String,
     /// Source line of the `.await`.
@@ -202,16 +203,13 @@ pub enum Piece {
     Tokens(TokenStream),
     /// A delimited group whose contents hold pieces other than tokens.
     Group(Delimiter, Span, Frag),
-    /// `expr?`: leaves the machine with the residual converted to the workflow's output.
-    Try { expr: Frag, question: Span },
-    /// `return value`: leaves the machine with `value` (`()` when there is none).
-    Return { value: Option<Frag>, keyword: Span },
     /// A `break`/`continue` that leaves lowered code: the jump.
     Jump(GotoId),
     /// The value of a destination binding, taken from its slot.
     Take(BindingId),
-    /// The outcome of the point whose block this is.
-    Outcome,
+    /// The outcome of a point (whose block this is): recorded, or obtained by running
+    /// the operation.
+    Outcome(PointId),
     /// A value never produced (a construct that never completes normally).
     Unreachable,
 }

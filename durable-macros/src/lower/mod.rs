@@ -442,17 +442,17 @@ impl Lowerer<'_> {
         let block = self.new_block(BlockKind::Point(pid));
         self.goto(block);
         self.start_block(block);
-        self.emit(Code::PointValue(pid));
         let op = self.verbatim_expr((*aw.base).clone());
         let op = self.frag(&op);
         self.cfg.points.push(Point {
             block,
             op,
             await_span: aw.await_token.span,
+            start_span: first_span(&aw.base),
             label: point_label(&aw.base),
             line: aw.await_token.span.start().line as u32,
         });
-        self.holes.hole(Hole::Outcome)
+        self.holes.hole(Hole::Outcome(pid))
     }
 
     // Input: an expression that is not itself a point or lowered control flow, with a
@@ -912,6 +912,14 @@ fn focus(e: &Expr) -> Span {
         })
         .or(first)
         .unwrap_or_else(Span::call_site)
+}
+
+/// The span of the first token of `e`.
+fn first_span(e: &Expr) -> Span {
+    e.to_token_stream()
+        .into_iter()
+        .next()
+        .map_or_else(Span::call_site, |t| t.span())
 }
 
 /// `ctx.step("charge", ..).retry(..)`: the operation chain with its arguments elided.

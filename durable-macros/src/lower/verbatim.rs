@@ -10,11 +10,9 @@ use super::frag::Hole;
 use super::Lowerer;
 
 /// Rewrites a statement that stays verbatim and records what it mentions and declares.
-/// Where the statement leaves the machine, its node becomes a hole (see `frag`):
-/// - `e?` → [`Hole::Try`]: leaves the machine with the residual;
-/// - `return v` → [`Hole::Return`]: leaves the machine with `v`;
-/// - `break`/`continue` that leave a lowered loop or labeled block → [`Hole::Jump`]: the
-///   puts of the target's live locals and the jump;
+/// `?` and `return` stay as written (the machine's body returns the workflow's output),
+/// and a `break`/`continue` that leaves a lowered loop or labeled block becomes a hole
+/// (see `frag`), [`Hole::Jump`]: the puts of the target's live locals and the jump;
 /// - nothing inside closures, `async` blocks or nested items (their `?`, `return` and
 ///   `break` are their own), but their mentions of locals still count.
 pub(super) struct Verbatim<'l, 'a> {
@@ -135,22 +133,6 @@ impl VisitMut for Verbatim<'_, '_> {
                     }
                 }
             }
-            Expr::Try(t) if self.opaque == 0 => {
-                self.visit_expr_mut(&mut t.expr);
-                *e = self.l.holes.hole(Hole::Try {
-                    expr: (*t.expr).clone(),
-                    question: t.question_token.span,
-                });
-            }
-            Expr::Return(r) if self.opaque == 0 => {
-                if let Some(v) = &mut r.expr {
-                    self.visit_expr_mut(v);
-                }
-                *e = self.l.holes.hole(Hole::Return {
-                    value: r.expr.as_ref().map(|v| (**v).clone()),
-                    keyword: r.return_token.span,
-                });
-            }
             Expr::Break(b) if self.opaque == 0 => {
                 if let Some(v) = &mut b.expr {
                     self.visit_expr_mut(v);
@@ -259,8 +241,8 @@ impl VisitMut for Verbatim<'_, '_> {
 
 fn has_control_tokens(tokens: &TokenStream) -> bool {
     tokens.clone().into_iter().any(|tt| match tt {
-        TokenTree::Punct(p) => p.as_char() == '?',
-        TokenTree::Ident(i) => i == "return" || i == "break" || i == "continue",
+        TokenTree::Punct(_) => false,
+        TokenTree::Ident(i) => i == "break" || i == "continue",
         TokenTree::Group(g) => has_control_tokens(&g.stream()),
         TokenTree::Literal(_) => false,
     })

@@ -97,7 +97,7 @@ const _: () = {
             __durable_entry: __durable_private::Entry,
         ) -> __durable_private::Machine<<Self as ::durable_core::Workflow>::Output> {
             let __durable_ctx: Ctx = __durable_ctx;
-            __durable_private::machine(async move {
+            __durable_private::machine(move |__durable_stop| async move {
                 let mut __durable_s2 = __durable_private::Slot::new();
                 let mut __durable_s3 = __durable_private::Slot::new();
                 let mut __durable_s4 = __durable_private::Slot::new();
@@ -180,161 +180,122 @@ const _: () = {
                         _,
                     >>::__durable_codec(&__durable_s4)
                 };
-                let (mut __durable_block, mut __durable_bytes, __durable_inspect) = match __durable_entry {
-                    __durable_private::Entry::Start { input: __durable_in } => {
-                        (0u32, ::core::option::Option::Some(__durable_in), false)
-                    }
-                    __durable_private::Entry::Resume { frame: __durable_fr } => {
-                        (
-                            ::core::primitive::u32::MAX,
-                            ::core::option::Option::Some(__durable_fr),
-                            false,
-                        )
-                    }
-                    __durable_private::Entry::Inspect { frame: __durable_fr } => {
-                        (
-                            ::core::primitive::u32::MAX,
-                            ::core::option::Option::Some(__durable_fr),
-                            true,
-                        )
-                    }
-                };
-                let __durable_out: <Self as ::durable_core::Workflow>::Output = '__durable_machine: loop {
-                    match __durable_block {
-                        0 => {
-                            let __durable_input = match ::core::option::Option::take(
-                                &mut __durable_bytes,
-                            ) {
-                                ::core::option::Option::Some(__durable_b) => __durable_b,
-                                ::core::option::Option::None => {
-                                    ::core::unreachable!("durable: internal error: no input")
-                                }
-                            };
-                            let items = __durable_private::decode_workflow_input::<
-                                Self,
-                            >(&__durable_input)?;
-                            let mut total = 0u64;
-                            let __durable_i3 = {
-                                use __durable_private::{ViaRange as _, ViaCollect as _};
-                                (&__durable_private::ForSource::new(items)).durable_iter()
-                            };
-                            {
-                                __durable_s2.put(total);
-                                __durable_s3.put(__durable_i3);
-                                __durable_block = 1;
-                                continue '__durable_machine;
-                            }
-                        }
-                        1 => {
-                            let mut __durable_i3 = __durable_s3.take();
-                            match ::core::iter::Iterator::next(&mut __durable_i3) {
-                                ::core::option::Option::Some(item) => {
-                                    __durable_s3.put(__durable_i3);
-                                    __durable_s4.put(item);
-                                    __durable_block = 2;
-                                    continue '__durable_machine;
-                                }
-                                ::core::option::Option::None => {
-                                    __durable_block = 3;
-                                    continue '__durable_machine;
-                                }
-                            }
-                        }
-                        2 => {
-                            let __durable_entered = __durable_private::enter(
-                                &__durable_ctx,
-                                0,
-                                |__durable_w| {
-                                    __durable_c2.encode(__durable_w, &__durable_s2, "total")?;
-                                    __durable_c3
-                                        .encode(__durable_w, &__durable_s3, "for item")?;
-                                    __durable_c4.encode(__durable_w, &__durable_s4, "item")?;
-                                    ::core::result::Result::Ok(())
-                                },
-                            )?;
-                            let ctx = ::core::clone::Clone::clone(&__durable_ctx);
-                            let mut total = __durable_s2.take();
-                            {
-                                let mut item = __durable_s4.take();
-                                {
-                                    let __durable_v = match __durable_entered {
-                                        __durable_private::Entered::Recorded(__durable_b) => {
-                                            __durable_private::recorded(&__durable_b)?
-                                        }
-                                        __durable_private::Entered::Run(__durable_r) => {
-                                            __durable_private::run(
-                                                    ctx
-                                                        .step_infallible(
-                                                            "add",
-                                                            move || async move { u64::from(item) },
-                                                        ),
-                                                    __durable_r,
-                                                )
-                                                .await?
-                                        }
-                                    };
-                                    total += __durable_v;
-                                }
-                            }
-                            {
-                                __durable_s2.put(total);
-                                __durable_block = 1;
-                                continue '__durable_machine;
-                            }
-                        }
-                        3 => {
-                            let mut total = __durable_s2.take();
-                            break '__durable_machine total;
-                        }
-                        ::core::primitive::u32::MAX => {
-                            let __durable_frame = match ::core::option::Option::take(
-                                &mut __durable_bytes,
-                            ) {
-                                ::core::option::Option::Some(__durable_b) => __durable_b,
-                                ::core::option::Option::None => {
-                                    ::core::unreachable!("durable: internal error: no frame")
-                                }
-                            };
-                            let mut __durable_fr = __durable_private::frame_reader(
-                                &__durable_frame,
-                            )?;
-                            match __durable_fr.point() {
-                                0 => {
-                                    __durable_c2
-                                        .decode(&mut __durable_fr, &mut __durable_s2, "total")?;
-                                    __durable_c3
-                                        .decode(&mut __durable_fr, &mut __durable_s3, "for item")?;
-                                    __durable_c4
-                                        .decode(&mut __durable_fr, &mut __durable_s4, "item")?;
-                                    __durable_private::frame_done(__durable_fr)?;
-                                    if __durable_inspect {
-                                        return ::core::result::Result::Err(
-                                            __durable_private::Interrupt::Inspected(
-                                                ::std::vec![
-                                                    ("total", __durable_c2.json(& __durable_s2, "total") ?),
-                                                    ("for item", __durable_c3.json(& __durable_s3, "for item")
-                                                    ?), ("item", __durable_c4.json(& __durable_s4, "item") ?)
-                                                ],
-                                            ),
-                                        );
+                let (mut __durable_block, mut __durable_bytes, __durable_inspect) = __durable_private::start(
+                    __durable_entry,
+                );
+                __durable_private::output::<
+                    <Self as ::durable_core::Workflow>::Output,
+                >(
+                    '__durable_machine: loop {
+                        match __durable_block {
+                            0 => {
+                                let items = match __durable_private::input::<
+                                    Self,
+                                >(&mut __durable_bytes) {
+                                    ::core::result::Result::Ok(__durable_i) => __durable_i,
+                                    ::core::result::Result::Err(__durable_i) => {
+                                        match __durable_private::halt(&__durable_stop, __durable_i)
+                                            .await
+                                        {}
                                     }
-                                    __durable_block = 2;
-                                }
-                                __durable_other => {
-                                    return ::core::result::Result::Err(
-                                        __durable_private::unknown_point(__durable_other),
-                                    );
+                                };
+                                let mut total = 0u64;
+                                let __durable_i3 = {
+                                    use __durable_private::{ViaRange as _, ViaCollect as _};
+                                    (&__durable_private::ForSource::new(items)).durable_iter()
+                                };
+                                {
+                                    __durable_s2.put(total);
+                                    __durable_s3.put(__durable_i3);
+                                    __durable_block = 1;
+                                    continue '__durable_machine;
                                 }
                             }
+                            1 => {
+                                let mut __durable_i3 = __durable_s3.take();
+                                match ::core::iter::Iterator::next(&mut __durable_i3) {
+                                    ::core::option::Option::Some(item) => {
+                                        __durable_s3.put(__durable_i3);
+                                        __durable_s4.put(item);
+                                        __durable_block = 2;
+                                        continue '__durable_machine;
+                                    }
+                                    ::core::option::Option::None => {
+                                        __durable_block = 3;
+                                        continue '__durable_machine;
+                                    }
+                                }
+                            }
+                            2 => {
+                                let __durable_entered = __durable_private::enter(
+                                        &__durable_stop,
+                                        &__durable_ctx,
+                                        0,
+                                        |__durable_w| {
+                                            __durable_w.local(__durable_c2, &__durable_s2, "total");
+                                            __durable_w.local(__durable_c3, &__durable_s3, "for item");
+                                            __durable_w.local(__durable_c4, &__durable_s4, "item");
+                                        },
+                                    )
+                                    .await;
+                                let ctx = ::core::clone::Clone::clone(&__durable_ctx);
+                                let mut total = __durable_s2.take();
+                                {
+                                    let mut item = __durable_s4.take();
+                                    {
+                                        total
+                                            += __durable_private::outcome(
+                                                    &__durable_stop,
+                                                    __durable_entered,
+                                                    |__durable_r| __durable_private::run(
+                                                        ctx
+                                                            .step_infallible(
+                                                                "add",
+                                                                move || async move { u64::from(item) },
+                                                            ),
+                                                        __durable_r,
+                                                    ),
+                                                )
+                                                .await;
+                                    }
+                                }
+                                {
+                                    __durable_s2.put(total);
+                                    __durable_block = 1;
+                                    continue '__durable_machine;
+                                }
+                            }
+                            3 => {
+                                let mut total = __durable_s2.take();
+                                break '__durable_machine total;
+                            }
+                            ::core::primitive::u32::MAX => {
+                                __durable_block = __durable_private::resume(
+                                        &__durable_stop,
+                                        &mut __durable_bytes,
+                                        __durable_inspect,
+                                        |__durable_fr| match __durable_fr.point() {
+                                            0 => {
+                                                __durable_fr
+                                                    .local(__durable_c2, &mut __durable_s2, "total");
+                                                __durable_fr
+                                                    .local(__durable_c3, &mut __durable_s3, "for item");
+                                                __durable_fr.local(__durable_c4, &mut __durable_s4, "item");
+                                                2
+                                            }
+                                            _ => __durable_fr.unknown_point(),
+                                        },
+                                    )
+                                    .await;
+                            }
+                            _ => {
+                                ::core::unreachable!(
+                                    "durable: internal error: unknown block"
+                                )
+                            }
                         }
-                        _ => {
-                            ::core::unreachable!(
-                                "durable: internal error: unknown block"
-                            )
-                        }
-                    }
-                };
-                ::core::result::Result::Ok(__durable_out)
+                    },
+                )
             })
         }
     }

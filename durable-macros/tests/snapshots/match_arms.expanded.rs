@@ -136,7 +136,7 @@ const _: () = {
             __durable_entry: __durable_private::Entry,
         ) -> __durable_private::Machine<<Self as ::durable_core::Workflow>::Output> {
             let __durable_ctx: Ctx = __durable_ctx;
-            __durable_private::machine(async move {
+            __durable_private::machine(move |__durable_stop| async move {
                 let mut __durable_s2 = __durable_private::Slot::new();
                 let mut __durable_s3 = __durable_private::Slot::new();
                 let mut __durable_s5 = __durable_private::Slot::new();
@@ -169,245 +169,185 @@ const _: () = {
                         _,
                     >>::__durable_codec(&__durable_s5)
                 };
-                let (mut __durable_block, mut __durable_bytes, __durable_inspect) = match __durable_entry {
-                    __durable_private::Entry::Start { input: __durable_in } => {
-                        (0u32, ::core::option::Option::Some(__durable_in), false)
-                    }
-                    __durable_private::Entry::Resume { frame: __durable_fr } => {
-                        (
-                            ::core::primitive::u32::MAX,
-                            ::core::option::Option::Some(__durable_fr),
-                            false,
-                        )
-                    }
-                    __durable_private::Entry::Inspect { frame: __durable_fr } => {
-                        (
-                            ::core::primitive::u32::MAX,
-                            ::core::option::Option::Some(__durable_fr),
-                            true,
-                        )
-                    }
-                };
-                let __durable_out: <Self as ::durable_core::Workflow>::Output = '__durable_machine: loop {
-                    match __durable_block {
-                        0 => {
-                            let __durable_input = match ::core::option::Option::take(
-                                &mut __durable_bytes,
-                            ) {
-                                ::core::option::Option::Some(__durable_b) => __durable_b,
-                                ::core::option::Option::None => {
-                                    ::core::unreachable!("durable: internal error: no input")
-                                }
-                            };
-                            let (kind, amount) = __durable_private::decode_workflow_input::<
-                                Self,
-                            >(&__durable_input)?;
-                            match kind {
-                                0 => {
-                                    {
-                                        __durable_s3.put(0);
+                let (mut __durable_block, mut __durable_bytes, __durable_inspect) = __durable_private::start(
+                    __durable_entry,
+                );
+                __durable_private::output::<
+                    <Self as ::durable_core::Workflow>::Output,
+                >(
+                    '__durable_machine: loop {
+                        match __durable_block {
+                            0 => {
+                                let (kind, amount) = match __durable_private::input::<
+                                    Self,
+                                >(&mut __durable_bytes) {
+                                    ::core::result::Result::Ok(__durable_i) => __durable_i,
+                                    ::core::result::Result::Err(__durable_i) => {
+                                        match __durable_private::halt(&__durable_stop, __durable_i)
+                                            .await
+                                        {}
                                     }
-                                    {
+                                };
+                                match kind {
+                                    0 => {
+                                        {
+                                            __durable_s3.put(0);
+                                        }
+                                        {
+                                            __durable_s2.put(amount);
+                                            __durable_block = 3;
+                                            continue '__durable_machine;
+                                        }
+                                    }
+                                    1 => {
                                         __durable_s2.put(amount);
-                                        __durable_block = 3;
+                                        __durable_block = 1;
+                                        continue '__durable_machine;
+                                    }
+                                    _ => {
+                                        __durable_s2.put(amount);
+                                        __durable_block = 2;
                                         continue '__durable_machine;
                                     }
                                 }
-                                1 => {
-                                    __durable_s2.put(amount);
-                                    __durable_block = 1;
-                                    continue '__durable_machine;
-                                }
-                                _ => {
-                                    __durable_s2.put(amount);
-                                    __durable_block = 2;
-                                    continue '__durable_machine;
-                                }
                             }
-                        }
-                        1 => {
-                            let __durable_entered = __durable_private::enter(
-                                &__durable_ctx,
-                                0,
-                                |__durable_w| {
-                                    __durable_c2.encode(__durable_w, &__durable_s2, "amount")?;
-                                    ::core::result::Result::Ok(())
-                                },
-                            )?;
-                            let ctx = ::core::clone::Clone::clone(&__durable_ctx);
-                            let mut amount = __durable_s2.take();
-                            {
-                                let __durable_v = match __durable_entered {
-                                    __durable_private::Entered::Recorded(__durable_b) => {
-                                        __durable_private::recorded(&__durable_b)?
-                                    }
-                                    __durable_private::Entered::Run(__durable_r) => {
-                                        __durable_private::run(
-                                                ctx
-                                                    .step_infallible(
-                                                        "express",
-                                                        move || async move { amount / 10 },
-                                                    ),
-                                                __durable_r,
-                                            )
-                                            .await?
-                                    }
-                                };
-                                __durable_s3.put(__durable_v);
-                            }
-                            {
-                                __durable_s2.put(amount);
-                                __durable_block = 3;
-                                continue '__durable_machine;
-                            }
-                        }
-                        2 => {
-                            let __durable_entered = __durable_private::enter(
-                                &__durable_ctx,
-                                1,
-                                |__durable_w| {
-                                    __durable_c2.encode(__durable_w, &__durable_s2, "amount")?;
-                                    ::core::result::Result::Ok(())
-                                },
-                            )?;
-                            let ctx = ::core::clone::Clone::clone(&__durable_ctx);
-                            let mut amount = __durable_s2.take();
-                            {
+                            1 => {
+                                let __durable_entered = __durable_private::enter(
+                                        &__durable_stop,
+                                        &__durable_ctx,
+                                        0,
+                                        |__durable_w| {
+                                            __durable_w.local(__durable_c2, &__durable_s2, "amount");
+                                        },
+                                    )
+                                    .await;
+                                let ctx = ::core::clone::Clone::clone(&__durable_ctx);
+                                let mut amount = __durable_s2.take();
                                 {
-                                    let __durable_v = match __durable_entered {
-                                        __durable_private::Entered::Recorded(__durable_b) => {
-                                            __durable_private::recorded(&__durable_b)?
-                                        }
-                                        __durable_private::Entered::Run(__durable_r) => {
-                                            __durable_private::run(
+                                    __durable_s3
+                                        .put(
+                                            __durable_private::outcome(
+                                                    &__durable_stop,
+                                                    __durable_entered,
+                                                    |__durable_r| __durable_private::run(
+                                                        ctx
+                                                            .step_infallible(
+                                                                "express",
+                                                                move || async move { amount / 10 },
+                                                            ),
+                                                        __durable_r,
+                                                    ),
+                                                )
+                                                .await,
+                                        );
+                                }
+                                {
+                                    __durable_s2.put(amount);
+                                    __durable_block = 3;
+                                    continue '__durable_machine;
+                                }
+                            }
+                            2 => {
+                                let __durable_entered = __durable_private::enter(
+                                        &__durable_stop,
+                                        &__durable_ctx,
+                                        1,
+                                        |__durable_w| {
+                                            __durable_w.local(__durable_c2, &__durable_s2, "amount");
+                                        },
+                                    )
+                                    .await;
+                                let ctx = ::core::clone::Clone::clone(&__durable_ctx);
+                                let mut amount = __durable_s2.take();
+                                {
+                                    {
+                                        let base = __durable_private::outcome(
+                                                &__durable_stop,
+                                                __durable_entered,
+                                                |__durable_r| __durable_private::run(
                                                     ctx.step_infallible("quote", || async { 5u32 }),
                                                     __durable_r,
-                                                )
-                                                .await?
-                                        }
-                                    };
-                                    let base = __durable_v;
-                                    __durable_s3.put(base + amount / 20);
+                                                ),
+                                            )
+                                            .await;
+                                        __durable_s3.put(base + amount / 20);
+                                    }
+                                }
+                                {
+                                    __durable_s2.put(amount);
+                                    __durable_block = 3;
+                                    continue '__durable_machine;
                                 }
                             }
-                            {
-                                __durable_s2.put(amount);
-                                __durable_block = 3;
-                                continue '__durable_machine;
-                            }
-                        }
-                        3 => {
-                            let fee = __durable_s3.take();
-                            {
-                                __durable_s5.put(fee);
-                                __durable_block = 4;
-                                continue '__durable_machine;
-                            }
-                        }
-                        4 => {
-                            let __durable_entered = __durable_private::enter(
-                                &__durable_ctx,
-                                2,
-                                |__durable_w| {
-                                    __durable_c2.encode(__durable_w, &__durable_s2, "amount")?;
-                                    __durable_c5.encode(__durable_w, &__durable_s5, "fee")?;
-                                    ::core::result::Result::Ok(())
-                                },
-                            )?;
-                            let ctx = ::core::clone::Clone::clone(&__durable_ctx);
-                            let mut amount = __durable_s2.take();
-                            let mut fee = __durable_s5.take();
-                            let __durable_v = match __durable_entered {
-                                __durable_private::Entered::Recorded(__durable_b) => {
-                                    __durable_private::recorded(&__durable_b)?
+                            3 => {
+                                let fee = __durable_s3.take();
+                                {
+                                    __durable_s5.put(fee);
+                                    __durable_block = 4;
+                                    continue '__durable_machine;
                                 }
-                                __durable_private::Entered::Run(__durable_r) => {
-                                    __durable_private::run(
+                            }
+                            4 => {
+                                let __durable_entered = __durable_private::enter(
+                                        &__durable_stop,
+                                        &__durable_ctx,
+                                        2,
+                                        |__durable_w| {
+                                            __durable_w.local(__durable_c2, &__durable_s2, "amount");
+                                            __durable_w.local(__durable_c5, &__durable_s5, "fee");
+                                        },
+                                    )
+                                    .await;
+                                let ctx = ::core::clone::Clone::clone(&__durable_ctx);
+                                let mut amount = __durable_s2.take();
+                                let mut fee = __durable_s5.take();
+                                __durable_private::outcome(
+                                        &__durable_stop,
+                                        __durable_entered,
+                                        |__durable_r| __durable_private::run(
                                             ctx.sleep(std::time::Duration::from_secs(60)),
                                             __durable_r,
-                                        )
-                                        .await?
-                                }
-                            };
-                            __durable_v.ok();
-                            break '__durable_machine amount + fee;
-                        }
-                        ::core::primitive::u32::MAX => {
-                            let __durable_frame = match ::core::option::Option::take(
-                                &mut __durable_bytes,
-                            ) {
-                                ::core::option::Option::Some(__durable_b) => __durable_b,
-                                ::core::option::Option::None => {
-                                    ::core::unreachable!("durable: internal error: no frame")
-                                }
-                            };
-                            let mut __durable_fr = __durable_private::frame_reader(
-                                &__durable_frame,
-                            )?;
-                            match __durable_fr.point() {
-                                0 => {
-                                    __durable_c2
-                                        .decode(&mut __durable_fr, &mut __durable_s2, "amount")?;
-                                    __durable_private::frame_done(__durable_fr)?;
-                                    if __durable_inspect {
-                                        return ::core::result::Result::Err(
-                                            __durable_private::Interrupt::Inspected(
-                                                ::std::vec![
-                                                    ("amount", __durable_c2.json(& __durable_s2, "amount") ?)
-                                                ],
-                                            ),
-                                        );
-                                    }
-                                    __durable_block = 1;
-                                }
-                                1 => {
-                                    __durable_c2
-                                        .decode(&mut __durable_fr, &mut __durable_s2, "amount")?;
-                                    __durable_private::frame_done(__durable_fr)?;
-                                    if __durable_inspect {
-                                        return ::core::result::Result::Err(
-                                            __durable_private::Interrupt::Inspected(
-                                                ::std::vec![
-                                                    ("amount", __durable_c2.json(& __durable_s2, "amount") ?)
-                                                ],
-                                            ),
-                                        );
-                                    }
-                                    __durable_block = 2;
-                                }
-                                2 => {
-                                    __durable_c2
-                                        .decode(&mut __durable_fr, &mut __durable_s2, "amount")?;
-                                    __durable_c5
-                                        .decode(&mut __durable_fr, &mut __durable_s5, "fee")?;
-                                    __durable_private::frame_done(__durable_fr)?;
-                                    if __durable_inspect {
-                                        return ::core::result::Result::Err(
-                                            __durable_private::Interrupt::Inspected(
-                                                ::std::vec![
-                                                    ("amount", __durable_c2.json(& __durable_s2, "amount") ?),
-                                                    ("fee", __durable_c5.json(& __durable_s5, "fee") ?)
-                                                ],
-                                            ),
-                                        );
-                                    }
-                                    __durable_block = 4;
-                                }
-                                __durable_other => {
-                                    return ::core::result::Result::Err(
-                                        __durable_private::unknown_point(__durable_other),
-                                    );
-                                }
+                                        ),
+                                    )
+                                    .await
+                                    .ok();
+                                break '__durable_machine amount + fee;
+                            }
+                            ::core::primitive::u32::MAX => {
+                                __durable_block = __durable_private::resume(
+                                        &__durable_stop,
+                                        &mut __durable_bytes,
+                                        __durable_inspect,
+                                        |__durable_fr| match __durable_fr.point() {
+                                            0 => {
+                                                __durable_fr
+                                                    .local(__durable_c2, &mut __durable_s2, "amount");
+                                                1
+                                            }
+                                            1 => {
+                                                __durable_fr
+                                                    .local(__durable_c2, &mut __durable_s2, "amount");
+                                                2
+                                            }
+                                            2 => {
+                                                __durable_fr
+                                                    .local(__durable_c2, &mut __durable_s2, "amount");
+                                                __durable_fr.local(__durable_c5, &mut __durable_s5, "fee");
+                                                4
+                                            }
+                                            _ => __durable_fr.unknown_point(),
+                                        },
+                                    )
+                                    .await;
+                            }
+                            _ => {
+                                ::core::unreachable!(
+                                    "durable: internal error: unknown block"
+                                )
                             }
                         }
-                        _ => {
-                            ::core::unreachable!(
-                                "durable: internal error: unknown block"
-                            )
-                        }
-                    }
-                };
-                ::core::result::Result::Ok(__durable_out)
+                    },
+                )
             })
         }
     }

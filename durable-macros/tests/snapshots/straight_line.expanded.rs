@@ -103,7 +103,7 @@ const _: () = {
             __durable_entry: __durable_private::Entry,
         ) -> __durable_private::Machine<<Self as ::durable_core::Workflow>::Output> {
             let __durable_ctx: Ctx = __durable_ctx;
-            __durable_private::machine(async move {
+            __durable_private::machine(move |__durable_stop| async move {
                 let mut __durable_s1 = __durable_private::Slot::new();
                 let mut __durable_s2 = __durable_private::Slot::new();
                 let __durable_c1 = <__durable_private::DurableFrame as StorableInputUserOfWelcome<
@@ -135,185 +135,114 @@ const _: () = {
                         _,
                     >>::__durable_codec(&__durable_s2)
                 };
-                let (mut __durable_block, mut __durable_bytes, __durable_inspect) = match __durable_entry {
-                    __durable_private::Entry::Start { input: __durable_in } => {
-                        (0u32, ::core::option::Option::Some(__durable_in), false)
-                    }
-                    __durable_private::Entry::Resume { frame: __durable_fr } => {
-                        (
-                            ::core::primitive::u32::MAX,
-                            ::core::option::Option::Some(__durable_fr),
-                            false,
-                        )
-                    }
-                    __durable_private::Entry::Inspect { frame: __durable_fr } => {
-                        (
-                            ::core::primitive::u32::MAX,
-                            ::core::option::Option::Some(__durable_fr),
-                            true,
-                        )
-                    }
-                };
-                let __durable_out: <Self as ::durable_core::Workflow>::Output = '__durable_machine: loop {
-                    match __durable_block {
-                        0 => {
-                            let __durable_input = match ::core::option::Option::take(
-                                &mut __durable_bytes,
-                            ) {
-                                ::core::option::Option::Some(__durable_b) => __durable_b,
-                                ::core::option::Option::None => {
-                                    ::core::unreachable!("durable: internal error: no input")
+                let (mut __durable_block, mut __durable_bytes, __durable_inspect) = __durable_private::start(
+                    __durable_entry,
+                );
+                __durable_private::output::<
+                    <Self as ::durable_core::Workflow>::Output,
+                >(
+                    '__durable_machine: loop {
+                        match __durable_block {
+                            0 => {
+                                let user = match __durable_private::input::<
+                                    Self,
+                                >(&mut __durable_bytes) {
+                                    ::core::result::Result::Ok(__durable_i) => __durable_i,
+                                    ::core::result::Result::Err(__durable_i) => {
+                                        match __durable_private::halt(&__durable_stop, __durable_i)
+                                            .await
+                                        {}
+                                    }
+                                };
+                                {
+                                    __durable_s1.put(user);
+                                    __durable_block = 1;
+                                    continue '__durable_machine;
                                 }
-                            };
-                            let user = __durable_private::decode_workflow_input::<
-                                Self,
-                            >(&__durable_input)?;
-                            {
-                                __durable_s1.put(user);
-                                __durable_block = 1;
-                                continue '__durable_machine;
                             }
-                        }
-                        1 => {
-                            let __durable_entered = __durable_private::enter(
-                                &__durable_ctx,
-                                0,
-                                |__durable_w| {
-                                    __durable_c1.encode(__durable_w, &__durable_s1, "user")?;
-                                    ::core::result::Result::Ok(())
-                                },
-                            )?;
-                            let ctx = ::core::clone::Clone::clone(&__durable_ctx);
-                            let __durable_v = match __durable_entered {
-                                __durable_private::Entered::Recorded(__durable_b) => {
-                                    __durable_private::recorded(&__durable_b)?
-                                }
-                                __durable_private::Entered::Run(__durable_r) => {
-                                    __durable_private::run(
+                            1 => {
+                                let __durable_entered = __durable_private::enter(
+                                        &__durable_stop,
+                                        &__durable_ctx,
+                                        0,
+                                        |__durable_w| {
+                                            __durable_w.local(__durable_c1, &__durable_s1, "user");
+                                        },
+                                    )
+                                    .await;
+                                let ctx = ::core::clone::Clone::clone(&__durable_ctx);
+                                let id = __durable_private::outcome(
+                                        &__durable_stop,
+                                        __durable_entered,
+                                        |__durable_r| __durable_private::run(
                                             ctx
                                                 .step("create-account", || async { Ok::<u32, String>(42) }),
                                             __durable_r,
-                                        )
-                                        .await?
+                                        ),
+                                    )
+                                    .await?;
+                                {
+                                    __durable_s2.put(id);
+                                    __durable_block = 2;
+                                    continue '__durable_machine;
                                 }
-                            };
-                            let id = (match __durable_private::Try::branch(__durable_v) {
-                                ::core::ops::ControlFlow::Continue(__durable_x) => {
-                                    __durable_x
-                                }
-                                ::core::ops::ControlFlow::Break(__durable_e) => {
-                                    break '__durable_machine __durable_private::FromResidual::from_residual(
-                                        __durable_e,
-                                    );
-                                }
-                            });
-                            {
-                                __durable_s2.put(id);
-                                __durable_block = 2;
-                                continue '__durable_machine;
                             }
-                        }
-                        2 => {
-                            let __durable_entered = __durable_private::enter(
-                                &__durable_ctx,
-                                1,
-                                |__durable_w| {
-                                    __durable_c1.encode(__durable_w, &__durable_s1, "user")?;
-                                    __durable_c2.encode(__durable_w, &__durable_s2, "id")?;
-                                    ::core::result::Result::Ok(())
-                                },
-                            )?;
-                            let ctx = ::core::clone::Clone::clone(&__durable_ctx);
-                            let mut user = __durable_s1.take();
-                            let mut id = __durable_s2.take();
-                            let __durable_v = match __durable_entered {
-                                __durable_private::Entered::Recorded(__durable_b) => {
-                                    __durable_private::recorded(&__durable_b)?
-                                }
-                                __durable_private::Entered::Run(__durable_r) => {
-                                    __durable_private::run(
+                            2 => {
+                                let __durable_entered = __durable_private::enter(
+                                        &__durable_stop,
+                                        &__durable_ctx,
+                                        1,
+                                        |__durable_w| {
+                                            __durable_w.local(__durable_c1, &__durable_s1, "user");
+                                            __durable_w.local(__durable_c2, &__durable_s2, "id");
+                                        },
+                                    )
+                                    .await;
+                                let ctx = ::core::clone::Clone::clone(&__durable_ctx);
+                                let mut user = __durable_s1.take();
+                                let mut id = __durable_s2.take();
+                                __durable_private::outcome(
+                                        &__durable_stop,
+                                        __durable_entered,
+                                        |__durable_r| __durable_private::run(
                                             ctx
                                                 .step("send-email", || async { Ok::<(), String>(()) })
                                                 .retry(RetryPolicy::exponential().max_attempts(5)),
                                             __durable_r,
-                                        )
-                                        .await?
-                                }
-                            };
-                            (match __durable_private::Try::branch(__durable_v) {
-                                ::core::ops::ControlFlow::Continue(__durable_x) => {
-                                    __durable_x
-                                }
-                                ::core::ops::ControlFlow::Break(__durable_e) => {
-                                    break '__durable_machine __durable_private::FromResidual::from_residual(
-                                        __durable_e,
-                                    );
-                                }
-                            });
-                            println!("welcomed {user}");
-                            break '__durable_machine Ok(id);
-                        }
-                        ::core::primitive::u32::MAX => {
-                            let __durable_frame = match ::core::option::Option::take(
-                                &mut __durable_bytes,
-                            ) {
-                                ::core::option::Option::Some(__durable_b) => __durable_b,
-                                ::core::option::Option::None => {
-                                    ::core::unreachable!("durable: internal error: no frame")
-                                }
-                            };
-                            let mut __durable_fr = __durable_private::frame_reader(
-                                &__durable_frame,
-                            )?;
-                            match __durable_fr.point() {
-                                0 => {
-                                    __durable_c1
-                                        .decode(&mut __durable_fr, &mut __durable_s1, "user")?;
-                                    __durable_private::frame_done(__durable_fr)?;
-                                    if __durable_inspect {
-                                        return ::core::result::Result::Err(
-                                            __durable_private::Interrupt::Inspected(
-                                                ::std::vec![
-                                                    ("user", __durable_c1.json(& __durable_s1, "user") ?)
-                                                ],
-                                            ),
-                                        );
-                                    }
-                                    __durable_block = 1;
-                                }
-                                1 => {
-                                    __durable_c1
-                                        .decode(&mut __durable_fr, &mut __durable_s1, "user")?;
-                                    __durable_c2
-                                        .decode(&mut __durable_fr, &mut __durable_s2, "id")?;
-                                    __durable_private::frame_done(__durable_fr)?;
-                                    if __durable_inspect {
-                                        return ::core::result::Result::Err(
-                                            __durable_private::Interrupt::Inspected(
-                                                ::std::vec![
-                                                    ("user", __durable_c1.json(& __durable_s1, "user") ?),
-                                                    ("id", __durable_c2.json(& __durable_s2, "id") ?)
-                                                ],
-                                            ),
-                                        );
-                                    }
-                                    __durable_block = 2;
-                                }
-                                __durable_other => {
-                                    return ::core::result::Result::Err(
-                                        __durable_private::unknown_point(__durable_other),
-                                    );
-                                }
+                                        ),
+                                    )
+                                    .await?;
+                                println!("welcomed {user}");
+                                break '__durable_machine Ok(id);
+                            }
+                            ::core::primitive::u32::MAX => {
+                                __durable_block = __durable_private::resume(
+                                        &__durable_stop,
+                                        &mut __durable_bytes,
+                                        __durable_inspect,
+                                        |__durable_fr| match __durable_fr.point() {
+                                            0 => {
+                                                __durable_fr.local(__durable_c1, &mut __durable_s1, "user");
+                                                1
+                                            }
+                                            1 => {
+                                                __durable_fr.local(__durable_c1, &mut __durable_s1, "user");
+                                                __durable_fr.local(__durable_c2, &mut __durable_s2, "id");
+                                                2
+                                            }
+                                            _ => __durable_fr.unknown_point(),
+                                        },
+                                    )
+                                    .await;
+                            }
+                            _ => {
+                                ::core::unreachable!(
+                                    "durable: internal error: unknown block"
+                                )
                             }
                         }
-                        _ => {
-                            ::core::unreachable!(
-                                "durable: internal error: unknown block"
-                            )
-                        }
-                    }
-                };
-                ::core::result::Result::Ok(__durable_out)
+                    },
+                )
             })
         }
     }
