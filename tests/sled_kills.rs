@@ -435,11 +435,11 @@ fn without_a_snapshot_sled_rebuilds_every_record_from_its_log() {
         store.close().await.unwrap();
         // The second session starts from the snapshot sled writes as it opens.
         let store = std::sync::Arc::new(SledStore::open(dir.path()).unwrap());
-        advance_all(&store, count, 10, 20).await;
+        advance_all(&store, count, 10, 40).await;
         store.close().await.unwrap();
     });
     let sled = dir.path().join("sled");
-    let written = count as u64 * 20 * 1024;
+    let written = count as u64 * 40 * 1024;
     let log = std::fs::metadata(sled.join("db")).unwrap().len();
     assert!(
         log < written,
@@ -453,8 +453,8 @@ fn without_a_snapshot_sled_rebuilds_every_record_from_its_log() {
     runtime.block_on(async {
         let store = SledStore::open(dir.path()).unwrap();
         for n in 0..count {
-            let id = bulky(n, 20).id;
-            assert_eq!(store.load(&id).await.unwrap(), Some(bulky(n, 20)), "{id}");
+            let id = bulky(n, 40).id;
+            assert_eq!(store.load(&id).await.unwrap(), Some(bulky(n, 40)), "{id}");
             assert_eq!(store.load_input(&id).await.unwrap(), Some(input(n)), "{id}");
         }
         let listed = store.list(&Default::default()).await.unwrap();

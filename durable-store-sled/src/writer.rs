@@ -457,21 +457,24 @@ impl Group<'_> {
         let record = &staged.value.record;
         let id = record.id.clone();
         let batch = &mut self.batch;
-        if let Some(old) = old {
-            if let Some(at) = old.wake_at {
+        // Index entries change only with what they index: a commit that keeps its wake-up
+        // time and status writes no index key.
+        let (old_wake, old_status) = (old.and_then(|o| o.wake_at), old.map(|o| o.status));
+        if old_wake != record.wake_at {
+            if let Some(at) = old_wake {
                 batch.remove(keys::timer(at, &id));
             }
-            if let Some(key) = keys::unfinished(old.status, &id) {
-                batch.remove(key);
+            if let Some(at) = record.wake_at {
+                batch.insert(keys::timer(at, &id), &[]);
             }
         }
-        // After the removals: a batch keeps the last write to a key, so an unchanged
-        // `wake_at` or status ends up inserted.
-        if let Some(at) = record.wake_at {
-            batch.insert(keys::timer(at, &id), &[]);
-        }
-        if let Some(key) = keys::unfinished(record.status, &id) {
-            batch.insert(key, &[]);
+        if old_status != Some(record.status) {
+            if let Some(key) = old_status.and_then(|status| keys::unfinished(status, &id)) {
+                batch.remove(key);
+            }
+            if let Some(key) = keys::unfinished(record.status, &id) {
+                batch.insert(key, &[]);
+            }
         }
         batch.insert(keys::execution(&id), encoded);
         self.writes = true;
