@@ -31,7 +31,7 @@ pub use crate::ctx::{Ctx, PointRun};
 pub use crate::workflow::{Machine, PointInfo};
 pub use loops::{DurableItems, DurableRange, ForSource, LoopIter, RangeInt, ViaCollect, ViaRange};
 pub use protocol::{
-    enter, halt, input, machine, neutralised, outcome, output, resume, run, start,
+    enter, halt, input, machine, neutralised, outcome, output, resume, run, start, unknown_block,
     AwaitedInDurableFn, Entered, Entry, Interrupt, Operation, Select, Stop,
 };
 pub use slots::{DurableFrame, FrameDecoder, FrameEncoder, Saveable, Slot, SlotCodec};
