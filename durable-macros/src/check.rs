@@ -1,8 +1,9 @@
 //! Rules that reject a `#[durable]` fn with spanned errors, all collected in one pass.
 //!
-//! Positions of durable points inside the lowered spine (for example a second point in
-//! one expression) are checked by `lower`, which knows the evaluation order; this module
-//! checks the signature and the places the lowering never looks into.
+//! Points in positions the lowering can reach but not lower (an expression whose
+//! operands are not evaluated once and in order, a `let` chain) are reported by `lower`;
+//! this module checks the signature and the places the lowering never looks into
+//! (closures, `async` blocks, guards, macros other than the formatting ones).
 
 use proc_macro2::{Span, TokenStream};
 use syn::punctuated::Punctuated;
