@@ -1,13 +1,96 @@
 //! Differential tests of the transform: every control-flow shape is compiled twice, once
 //! with `#[durable]` and once as a plain `async fn` over an in-memory context with the
-//! same API, and run on several inputs. The durable version, run uninterrupted and with a
-//! forced suspend/resume at every point (frame encoded, dropped, decoded), must give the
-//! same result and the same side-effect trace as the plain one.
+//! same API, and run on several inputs. The durable version must give the same result
+//! and the same side-effect trace as the plain one, run three ways: uninterrupted; with a
+//! forced suspend/resume at every point (frame encoded, dropped, decoded); and on the
+//! sled store with the engine shut down and a new one opened on the same directory after
+//! every commit.
 
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use durable_core::{durable, Ctx, Engine, MemoryStore, RetryPolicy, StepError};
+use durable_core::{
+    durable, Ctx, Engine, MemoryStore, RetryPolicy, Status, StepError, Workflow, WorkflowFn,
+};
+use durable_store_sled::{Durability, SledStore};
 use serde::{Deserialize, Serialize};
+
+/// A fresh directory, removed when dropped (also when the test fails).
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let path =
+            std::env::temp_dir().join(format!("durable-differential-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        TempDir(path)
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Runs `wf` on the sled store, restarting: after each commit the engine is shut down
+/// (its running execution stops at its next commit) and a new engine opened on the same
+/// directory resumes the execution from the stored frame, until it completes.
+async fn run_with_restarts<F: WorkflowFn>(
+    wf: F,
+    input: <F::Workflow as Workflow>::Input,
+) -> <F::Workflow as Workflow>::Output {
+    let dir = TempDir::new();
+    let mut input = Some(input);
+    let mut seen = 0;
+    let mut opens = 0u64;
+    loop {
+        opens += 1;
+        let store = SledStore::open_with(dir.path(), Durability::ProcessCrash).unwrap();
+        let engine = Engine::builder(store)
+            .register(wf)
+            .suspend_after_every_point(true)
+            .open()
+            .await
+            .unwrap();
+        if let Some(input) = input.take() {
+            engine.start(wf, "restarted", input).await.unwrap();
+        }
+        loop {
+            let record = engine.execution("restarted").await.unwrap().unwrap();
+            match record.status {
+                Status::Completed => {
+                    let output = engine.handle(wf, "restarted").result().await.unwrap();
+                    engine.shutdown().await;
+                    // Each engine is shut down as soon as it has committed once more, so a
+                    // run of several commits always goes through more than one engine (how
+                    // many commits each one makes before the shutdown lands depends on
+                    // scheduling).
+                    assert!(
+                        opens > 1 || record.seq <= 4,
+                        "one engine ran all {} commits: nothing was restarted",
+                        record.seq
+                    );
+                    return output;
+                }
+                Status::Failed | Status::Parked => panic!("execution ended {record:?}"),
+                _ if record.seq > seen => {
+                    seen = record.seq;
+                    break;
+                }
+                _ => tokio::task::yield_now().await,
+            }
+        }
+        engine.shutdown().await;
+    }
+}
 
 /// The same builder API as `durable_core::Ctx`, run directly in memory.
 mod plain {
@@ -182,14 +265,23 @@ macro_rules! differential {
                 TRACE.lock().unwrap().push(line.into());
             }
 
+            /// `value`, noted with `tag`: the trace shows the order operands are evaluated in.
+            #[allow(dead_code)]
+            fn seen<T: std::fmt::Debug>(tag: &str, value: T) -> T {
+                note(format!("{tag}={value:?}"));
+                value
+            }
+
             fn take_trace() -> Vec<String> {
                 std::mem::take(&mut *TRACE.lock().unwrap())
             }
 
+            // The bodies exercise deferred initialization on purpose.
             #[durable]
+            #[allow(clippy::needless_late_init)]
             pub async fn durable_wf($ctx: Ctx, $input: $ity) -> $oty $body
 
-            #[allow(unused_mut, unused_variables)]
+            #[allow(unused_mut, unused_variables, clippy::needless_late_init)]
             pub async fn plain_wf($ctx: super::plain::Ctx, $input: $ity) -> $oty $body
 
             #[tokio::test]
@@ -221,6 +313,10 @@ macro_rules! differential {
                         );
                         engine.shutdown().await;
                     }
+                    let got = super::run_with_restarts(durable_wf, input.clone()).await;
+                    let trace = take_trace();
+                    assert_eq!(got, expected, "result, input {input:?}, restarted on sled");
+                    assert_eq!(trace, expected_trace, "trace, input {input:?}, restarted on sled");
                 }
             }
         }
@@ -552,3 +648,202 @@ differential!(
         Ok(value + guarded)
     }
 );
+
+fn add3(a: u32, b: u32, c: u32) -> u32 {
+    a * 100 + b * 10 + c
+}
+
+impl Point {
+    fn shifted(&self, by: i64) -> Point {
+        Point {
+            x: self.x + by,
+            y: self.y + by,
+        }
+    }
+}
+
+differential!(
+    points_inside_expressions,
+    inputs = [1u32, 4],
+    |ctx, n: u32| -> Result<(u32, Vec<u32>, String, Option<u32>, i64), AppError> {
+        // Call arguments, left to right: the operand before the point is evaluated (and
+        // noted) before the step, the one after it after.
+        let sum = add3(
+            seen("a", n),
+            ctx.step("b", move || ok(n * 2)).await?,
+            seen("c", 3),
+        );
+        // A method's receiver and arguments; an array with two points.
+        let mut v = vec![seen("v0", 1)];
+        v.push(
+            ctx.step_infallible("push", move || async move { n + 1 })
+                .await,
+        );
+        v.extend([
+            seen("e0", 7),
+            ctx.step_infallible("e1", || async { 8u32 }).await,
+            ctx.step_infallible("e2", || async { 9u32 }).await,
+        ]);
+        // Struct fields; binary operands with a point on each side.
+        let p = Point {
+            x: i64::from(seen("x", n)),
+            y: ctx.step_infallible("y", || async { -1i64 }).await,
+        };
+        let both = ctx.step_infallible("l", || async { 10u32 }).await * seen("mid", 2)
+            + ctx.step_infallible("r", || async { 5u32 }).await;
+        // `Ok(ctx.step(..).await?)` and `Some(..)`.
+        let wrapped: Result<u32, AppError> = Ok(ctx.step("w", move || ok(n)).await?);
+        let maybe = Some(ctx.step_infallible("s", move || async move { n * 3 }).await);
+        // A `match` on a tuple holding a point's outcome.
+        let state = seen("state", n % 2);
+        let label = match (
+            state,
+            ctx.step_infallible("m", move || async move { n > 2 }).await,
+        ) {
+            (0, true) => "even-big".to_string(),
+            (0, false) => "even-small".to_string(),
+            (_, true) => "odd-big".to_string(),
+            _ => "odd-small".to_string(),
+        };
+        // A point in a format macro's arguments and in a method call's receiver chain.
+        let text = format!(
+            "{label}:{}:{}",
+            seen("f", p.x),
+            ctx.step_infallible("fmt", || async { "z".to_string() })
+                .await
+        );
+        let moved = p
+            .shifted(ctx.step_infallible("by", || async { 2i64 }).await)
+            .y;
+        Ok((sum + both + wrapped?, v, text, maybe, moved))
+    }
+);
+
+differential!(
+    short_circuits_and_let_else_blocks,
+    inputs = [0u32, 1, 3, 5],
+    |ctx, n: u32| -> (bool, bool, u32, u32) {
+        // The point after `&&`/`||` runs only when the left operand allows it.
+        let and = seen("and-left", n > 0)
+            && ctx
+                .step_infallible("and", move || async move { n > 2 })
+                .await;
+        let or = seen("or-left", n == 0)
+            || ctx
+                .step_infallible("or", move || async move { n == 5 })
+                .await;
+        let mut skipped = 0;
+        for i in 0..n {
+            let Some(half) = (i % 2 == 0).then_some(i / 2) else {
+                skipped += ctx.step_infallible("skip", move || async move { i }).await;
+                note(format!("skipped {i}"));
+                continue;
+            };
+            note(format!("half {half}"));
+        }
+        let Some(k) = seen("k", n.checked_sub(1)) else {
+            let fallback = ctx.step_infallible("else", || async { 100u32 }).await;
+            note(format!("else {fallback}"));
+            return (and, or, fallback, skipped);
+        };
+        (and, or, k, skipped)
+    }
+);
+
+differential!(shadowing_across_points, inputs = [2u32, 3], |ctx,
+                                                            n: u32|
+ -> (
+    u32,
+    u32,
+    u32,
+    String,
+    u32
+) {
+    let a = n;
+    let mut total = 0;
+    for _ in 0..2 {
+        // Rebinds `a` while the outer `a` is still needed by the next iteration.
+        let a = a * 10;
+        total += ctx.step_infallible("inner", move || async move { a }).await;
+    }
+    let v = n + 1;
+    let hit = match ctx
+        .step_infallible("opt", move || async move { (n > 2).then_some(n * 7) })
+        .await
+    {
+        // An arm binding `v` over the outer `v`, which is needed after the `match`.
+        Some(v) => {
+            ctx.step_infallible("arm", move || async move { v + 1 })
+                .await
+        }
+        None => 0,
+    };
+    let word = String::from("outer");
+    if let Some(word) = ctx
+        .step_infallible("iflet", || async { Some("inner".to_string()) })
+        .await
+    {
+        let len = ctx
+            .step_infallible("len", move || async move { word.len() })
+            .await;
+        note(format!("len {len}"));
+    }
+    {
+        let v = format!("block {v}");
+        note(ctx.step_infallible("blk", move || async move { v }).await);
+    }
+    let mut w = 1;
+    for w in [5u32, 6] {
+        note(format!("loop w {w}"));
+        ctx.step_infallible("w", move || async move { w }).await;
+    }
+    w += 1;
+    (a + total, v, hit, word, w)
+});
+
+differential!(assignments_define_locals, inputs = [1u32, 3], |ctx,
+                                                              n: u32|
+ -> (
+    Vec<u32>,
+    u32,
+    String,
+    Vec<u32>
+) {
+    let mut acc = vec![n];
+    let mut history = Vec::new();
+    for i in 0..n {
+        // `acc` is moved out, then assigned from a point: its old value is not saved.
+        let prev = acc;
+        acc = ctx
+            .step_infallible("next", move || async move { vec![i, i + 1] })
+            .await;
+        history.push(prev.len() as u32);
+    }
+    let chosen;
+    if n > 2 {
+        chosen = ctx.step_infallible("big", || async { 10u32 }).await;
+    } else {
+        chosen = ctx.step_infallible("small", || async { 1u32 }).await;
+    }
+    let late;
+    ctx.step_infallible("between", || async {}).await;
+    late = format!("late {chosen}");
+    acc.extend(history);
+    // A `RetryPolicy` kept across a point (it is a value like any other).
+    let policy = RetryPolicy::fixed(Duration::ZERO).max_attempts(3);
+    let mut log = Vec::new();
+    log.push(ctx.step_infallible("log", || async { 1u32 }).await);
+    let tries = ctx
+        .step_with_attempt("flaky", move |attempt| async move {
+            if attempt < 2 {
+                Err(format!("attempt {attempt}"))
+            } else {
+                Ok(attempt)
+            }
+        })
+        .retry(policy)
+        .await
+        .unwrap_or(0);
+    log.push(tries);
+    (acc, chosen, late, log)
+});

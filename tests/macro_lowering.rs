@@ -335,3 +335,99 @@ async fn for_loops_over_collected_items_and_ranges() {
         vec!["0:a:2", "1:b:10", "2", "0"]
     );
 }
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct User {
+    id: u32,
+    name: String,
+    tags: Vec<String>,
+}
+
+#[durable]
+async fn shadowing_and_moves_at_the_edges(ctx: Ctx, user: User) -> (u32, u32, Vec<u32>, String) {
+    // A `Copy` field read out of a local saved whole afterwards.
+    let id = user.id;
+    let bumped = ctx
+        .step_infallible("id", move || async move { id + 1 })
+        .await;
+    // A `mut` arm binding that hides a local still needed.
+    let n = bumped * 2;
+    let got = match Some(n) {
+        Some(mut n) => {
+            n += 1;
+            ctx.step_infallible("arm", move || async move { n }).await
+        }
+        None => 0,
+    };
+    // `while let` whose binding hides a local still needed, and temporaries in a loop.
+    let x = 100u32;
+    let mut stack = vec![1u32, 2, 3];
+    let mut seen = Vec::new();
+    while let Some(x) = stack.pop() {
+        seen.push(x * 10 + ctx.step_infallible("pop", move || async move { x }).await);
+    }
+    seen.push(x);
+    // Declared without a value inside a loop, assigned from a point.
+    for i in 0..2u32 {
+        let v;
+        v = ctx
+            .step_infallible("v", move || async move { i + 40 })
+            .await;
+        seen.push(v);
+    }
+    // A `let ... else` whose else block awaits and breaks out of a loop.
+    let mut k = 0;
+    loop {
+        k += 1;
+        let Some(half) = (k % 3 != 0).then_some(k) else {
+            ctx.step_infallible("stop", || async {}).await;
+            break;
+        };
+        seen.push(half);
+    }
+    // A struct literal with a point in a field and the rest from a local.
+    let renamed = User {
+        name: ctx
+            .step_infallible("name", || async { "ada".to_string() })
+            .await,
+        ..user
+    };
+    (id + got, renamed.id, seen, renamed.name)
+}
+
+#[tokio::test]
+async fn shadowing_and_field_moves_at_the_edges_resume_everywhere() {
+    let user = User {
+        id: 7,
+        name: "x".into(),
+        tags: vec![],
+    };
+    // bumped = 8, n = 16, got = 17; pops 3, 2, 1; then 100, 40, 41, 1, 2.
+    assert_eq!(
+        run(shadowing_and_moves_at_the_edges, user).await,
+        (7 + 17, 7, vec![33, 22, 11, 100, 40, 41, 1, 2], "ada".into())
+    );
+}
+
+#[durable]
+async fn parked_and_taken_back_in_one_block(ctx: Ctx, n: u32) -> (u32, String) {
+    let x = n;
+    let label = {
+        // Hides `x`, which is read again after this block, before any point.
+        let x = format!("inner {x}");
+        x
+    };
+    let doubled = x * 2;
+    let after = ctx
+        .step_infallible("after", move || async move { doubled + 1 })
+        .await;
+    (x + after, label)
+}
+
+#[tokio::test]
+async fn a_hidden_local_read_again_in_the_same_block() {
+    assert_eq!(
+        run(parked_and_taken_back_in_one_block, 5).await,
+        (5 + 11, "inner 5".to_string())
+    );
+}

@@ -34,7 +34,7 @@ const DECODE_LIMIT: usize = 256 * 1024 * 1024;
 /// [`Codec::Bincode`] (bincode 2 in serde mode) is compact and fast but not
 /// self-describing: it cannot decode `serde_json::Value`, untagged enums or
 /// `#[serde(flatten)]`. [`Codec::Json`] handles those at the cost of size.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub enum Codec {
     /// bincode 2, serde mode, standard configuration (varint integers).

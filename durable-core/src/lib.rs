@@ -31,13 +31,16 @@
 //!
 //! # What may cross a durable point
 //!
-//! A local that is still used after a durable point is saved in the frame, so it must be
-//! `Serialize + DeserializeOwned + Send + 'static`: owned data, not borrows, guards,
+//! A local that is still used after a durable point, or that the point's operation
+//! captures (a step body runs again after a restart), is saved in the frame, so it must
+//! be `Serialize + DeserializeOwned + Send + 'static`: owned data, not borrows, guards,
 //! connections or open files (clone or reopen them after the point). The context is
 //! never saved. `#[durable]` reports a local that breaks this rule at compile time, on
-//! the local. A durable `.await` must stand directly in the fn body (not in a closure or
-//! `async` block) and be the first thing evaluated in its statement; the macro says how
-//! to rewrite anything else.
+//! the local. A durable `.await` may stand wherever a plain `async fn` awaits, except in
+//! closures and `async` blocks (where Rust forbids it too), `match` guards and macros
+//! other than the formatting ones; the macro says how to rewrite those. In debug builds
+//! each saved value is also decoded once as a check, and that copy is dropped at once:
+//! a `Drop` impl of a saved type runs for it.
 //!
 //! # Guarantees
 //!

@@ -26,7 +26,9 @@ use std::time::Duration;
 /// assert_eq!(policy.delay_after(3), Duration::from_millis(800));
 /// assert_eq!(policy.delay_after(20), Duration::from_secs(10));
 /// ```
-#[derive(Clone, Debug, PartialEq)]
+/// A policy is a value like any other: a workflow may keep one in a local across durable
+/// points, so it implements `Serialize` and `Deserialize`.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RetryPolicy {
     max_attempts: u32,
     initial_delay: Duration,

@@ -58,7 +58,8 @@ impl Workflow {
             FnArg::Receiver(_) => None,
         });
         for (i, pt) in typed.enumerate() {
-            if i == 0 && is_ctx_type(&pt.ty) {
+            // A type alias of `Ctx` is recognised by the parameter's name.
+            if i == 0 && (is_ctx_type(&pt.ty) || is_ctx_name(&pt.pat)) {
                 let (ident, mutability) = match &*pt.pat {
                     Pat::Ident(pi) if pi.subpat.is_none() && pi.by_ref.is_none() => {
                         (Some(pi.ident.clone()), pi.mutability)
@@ -106,6 +107,17 @@ impl Workflow {
     }
 }
 
+/// Whether a parameter pattern is a context's usual name: `ctx`, `context` (or `_`-prefixed).
+fn is_ctx_name(pat: &Pat) -> bool {
+    match pat {
+        Pat::Ident(pi) if pi.subpat.is_none() && pi.by_ref.is_none() => {
+            let name = pi.ident.to_string();
+            matches!(name.trim_start_matches('_'), "ctx" | "context")
+        }
+        _ => false,
+    }
+}
+
 /// Whether `ty`'s last path segment is `Ctx`.
 pub fn is_ctx_type(ty: &Type) -> bool {
     match ty {
@@ -128,12 +140,16 @@ pub struct Points<'a> {
 impl Points<'_> {
     /// `e` itself is a durable point.
     pub fn point<'e>(&self, e: &'e Expr) -> Option<&'e ExprAwait> {
-        match e {
-            Expr::Await(aw)
-                if matches!(&*aw.base, Expr::MethodCall(_)) && self.rooted(&aw.base) =>
-            {
-                Some(aw)
+        fn call(e: &Expr) -> bool {
+            match e {
+                Expr::MethodCall(_) => true,
+                Expr::Paren(p) => call(&p.expr),
+                Expr::Group(g) => call(&g.expr),
+                _ => false,
             }
+        }
+        match e {
+            Expr::Await(aw) if call(&aw.base) && self.rooted(&aw.base) => Some(aw),
             _ => None,
         }
     }
@@ -173,6 +189,20 @@ impl Points<'_> {
         finder.found
     }
 
+    /// The `.await` of the first durable point in macro tokens that parse as
+    /// comma-separated expressions.
+    pub fn first_in_tokens(&self, tokens: &proc_macro2::TokenStream) -> Option<Span> {
+        let args = crate::check::macro_args(tokens)?;
+        let mut finder = Finder {
+            points: *self,
+            found: None,
+        };
+        for e in &args {
+            finder.visit_expr(e);
+        }
+        finder.found
+    }
+
     /// `e` contains a durable point that the lowering sees.
     pub fn in_expr(&self, e: &Expr) -> bool {
         self.first_in_expr(e).is_some()
@@ -204,16 +234,52 @@ impl<'ast> Visit<'ast> for Finder<'_> {
         }
         match e {
             // Not lowered: `check` reports points in these.
-            Expr::Closure(_)
-            | Expr::Async(_)
-            | Expr::Const(_)
-            | Expr::Unsafe(_)
-            | Expr::Macro(_) => {}
+            Expr::Closure(_) | Expr::Async(_) | Expr::Const(_) | Expr::Unsafe(_) => {}
+            Expr::Macro(m) => self.visit_lowerable_macro(&m.mac),
             _ => visit::visit_expr(self, e),
         }
     }
 
     fn visit_item(&mut self, _: &'ast syn::Item) {}
 
-    fn visit_stmt_macro(&mut self, _: &'ast syn::StmtMacro) {}
+    fn visit_stmt_macro(&mut self, m: &'ast syn::StmtMacro) {
+        self.visit_lowerable_macro(&m.mac);
+    }
+}
+
+impl Finder<'_> {
+    fn visit_lowerable_macro(&mut self, m: &syn::Macro) {
+        if let Some(args) = lowerable_macro_args(m) {
+            for e in &args {
+                self.visit_expr(e);
+            }
+        }
+    }
+}
+
+/// The formatting macros, which evaluate each of their arguments once, in order: a
+/// durable `.await` in their arguments is lowered like one in a call's.
+const LOWERABLE_MACROS: &[&str] = &[
+    "format",
+    "format_args",
+    "print",
+    "println",
+    "eprint",
+    "eprintln",
+    "write",
+    "writeln",
+    "vec",
+    "dbg",
+];
+
+/// The arguments of a macro whose durable points the lowering can lower (see
+/// [`LOWERABLE_MACROS`]), when they parse as comma-separated expressions.
+pub fn lowerable_macro_args(
+    m: &syn::Macro,
+) -> Option<syn::punctuated::Punctuated<Expr, syn::Token![,]>> {
+    let name = m.path.segments.last()?.ident.to_string();
+    if !LOWERABLE_MACROS.contains(&name.as_str()) {
+        return None;
+    }
+    crate::check::macro_args(&m.tokens)
 }

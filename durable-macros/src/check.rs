@@ -1,8 +1,9 @@
 //! Rules that reject a `#[durable]` fn with spanned errors, all collected in one pass.
 //!
-//! Positions of durable points inside the lowered spine (for example a second point in
-//! one expression) are checked by `lower`, which knows the evaluation order; this module
-//! checks the signature and the places the lowering never looks into.
+//! Points in positions the lowering can reach but not lower (an expression whose
+//! operands are not evaluated once and in order, a `let` chain) are reported by `lower`;
+//! this module checks the signature and the places the lowering never looks into
+//! (closures, `async` blocks, guards, macros other than the formatting ones).
 
 use proc_macro2::{Span, TokenStream};
 use syn::punctuated::Punctuated;
@@ -66,7 +67,7 @@ fn signature(cx: &Ctxt, wf: &Workflow) {
                 .map_or_else(|| sig.paren_token.span.join(), |a| a.span());
             cx.error_at(
                 at,
-                "the first parameter of a `#[durable]` fn must be the context: `ctx: Ctx`",
+                "the first parameter of a `#[durable]` fn must be the context: `ctx: Ctx` (under a type alias of `Ctx`, name it `ctx`)",
             );
         }
         Some(ctx) if ctx.ident.is_none() => {
@@ -215,15 +216,25 @@ impl<'ast> Visit<'ast> for Misplaced<'_> {
     }
 
     fn visit_macro(&mut self, m: &'ast syn::Macro) {
+        if let Some(args) = crate::ast::lowerable_macro_args(m) {
+            // The lowering lowers these arguments like a call's.
+            for e in &args {
+                self.visit_expr(e);
+            }
+            return;
+        }
         if let Some(args) = macro_args(&m.tokens) {
             let spans = all_points(self.points, |v| {
                 for e in &args {
                     v.visit_expr(e);
                 }
             });
+            let name = quote::ToTokens::to_token_stream(&m.path)
+                .to_string()
+                .replace(' ', "");
             self.report_all(
                 spans,
-                "move this durable `.await` out of the macro invocation: `let value = ctx.step(..).await;` before it",
+                &format!("`{name}!` may not evaluate its arguments once and in order, so a durable `.await` cannot be lowered inside it; move it out: `let value = ctx.step(..).await;` before it"),
             );
             // Closures inside the arguments are checked like any other.
             for e in &args {
@@ -236,24 +247,10 @@ impl<'ast> Visit<'ast> for Misplaced<'_> {
         if let syn::Pat::Guard(g) = &arm.pat {
             self.report_all(
                 all_points(self.points, |v| v.visit_expr(&g.guard)),
-                "a `match` guard cannot await a durable operation; await it in the arm body or before the `match`",
+                "a `match` guard cannot await a durable operation: the guard borrows the arm's bindings, and a borrow cannot cross a durable point; await it before the `match` (`let ok = ctx.step(..).await;` then `pat if ok =>`) or test it in the arm's body",
             );
         }
         self.visit_expr(&arm.body);
-    }
-
-    fn visit_local(&mut self, local: &'ast syn::Local) {
-        if let Some(init) = &local.init {
-            self.visit_expr(&init.expr);
-            if let Some((_, diverge)) = &init.diverge {
-                let spans = all_points(self.points, |v| v.visit_expr(diverge));
-                self.report_all(
-                    spans,
-                    "the `else` block of `let ... else` cannot await a durable operation; use a `match` instead",
-                );
-                self.visit_expr(diverge);
-            }
-        }
     }
 
     fn visit_item(&mut self, _: &'ast syn::Item) {}
@@ -294,6 +291,13 @@ impl<'ast> Visit<'ast> for AllPoints<'_> {
     }
 
     fn visit_macro(&mut self, m: &'ast syn::Macro) {
+        if let Some(args) = crate::ast::lowerable_macro_args(m) {
+            // The lowering lowers these arguments like a call's.
+            for e in &args {
+                self.visit_expr(e);
+            }
+            return;
+        }
         if let Some(args) = macro_args(&m.tokens) {
             for e in &args {
                 self.visit_expr(e);

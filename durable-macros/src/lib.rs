@@ -2,9 +2,10 @@
 //!
 //! Use it through `durable_core`, which re-exports it. The phases, one module each:
 //! `args` (attribute arguments) → `ast` (the workflow signature, durable points) →
-//! `check` (spanned errors) → `lower` (an IR of blocks, jumps, points and live sets, with
-//! no runtime path in it) → `expand` (tokens: the only phase that knows the runtime's
-//! private, versioned module); errors are collected in a `ctxt::Ctxt`.
+//! `check` (spanned errors) → `lower` (an IR of blocks, jumps, points, live sets and where
+//! each local's value is, with no runtime path in it) → `expand` (tokens: the only phase
+//! that knows the runtime's private, versioned module); errors are collected in a
+//! `ctxt::Ctxt`.
 #![forbid(unsafe_code)]
 
 mod args;

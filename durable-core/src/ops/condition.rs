@@ -118,7 +118,7 @@ impl<S, F, U> WaitForCondition<S, F, U> {
 /// See the `IntoFuture` impl of [`Step`](crate::Step).
 impl<S, F, U> std::future::IntoFuture for WaitForCondition<S, F, U>
 where
-    // Only a durable point can await this: directly in the body of a `#[durable]` fn.
+    // Awaited only directly in a `#[durable]` fn (a durable point): move the `.await` there.
     Self: AwaitedInDurableFn,
 {
     type Output = ();

@@ -82,7 +82,7 @@ impl SleepOp {
 /// rustc does not reject the never-satisfied bound outright.
 impl std::future::IntoFuture for SleepOp
 where
-    // Only a durable point can await this: directly in the body of a `#[durable]` fn.
+    // Awaited only directly in a `#[durable]` fn (a durable point): move the `.await` there.
     for<'a> &'a Self: AwaitedInDurableFn,
 {
     type Output = ();

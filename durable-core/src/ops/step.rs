@@ -189,7 +189,7 @@ impl<F, P> Step<F, P> {
 /// (`AwaitedInDurableFn` has no implementations).
 impl<F, P> std::future::IntoFuture for Step<F, P>
 where
-    // Only a durable point can await this: directly in the body of a `#[durable]` fn.
+    // Awaited only directly in a `#[durable]` fn (a durable point): move the `.await` there.
     Self: AwaitedInDurableFn,
 {
     type Output = ();
@@ -399,7 +399,7 @@ impl<F> std::fmt::Debug for InfallibleStep<F> {
 /// See the `IntoFuture` impl of [`Step`].
 impl<F> std::future::IntoFuture for InfallibleStep<F>
 where
-    // Only a durable point can await this: directly in the body of a `#[durable]` fn.
+    // Awaited only directly in a `#[durable]` fn (a durable point): move the `.await` there.
     Self: AwaitedInDurableFn,
 {
     type Output = ();

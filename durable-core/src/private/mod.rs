@@ -30,7 +30,7 @@ mod slots;
 pub use crate::execution::{Ctx, Machine, PointInfo, PointRun};
 pub use loops::{DurableItems, DurableRange, ForSource, LoopIter, RangeInt, ViaCollect, ViaRange};
 pub use protocol::{
-    enter, halt, input, machine, neutralised, outcome, output, resume, run, start,
+    enter, halt, input, machine, neutralised, outcome, output, resume, run, start, unknown_block,
     AwaitedInDurableFn, Entered, Entry, Interrupt, Operation, Select, Stop,
 };
 pub use slots::{DurableFrame, FrameDecoder, FrameEncoder, Saveable, Slot, SlotCodec};

@@ -71,6 +71,12 @@ pub fn output<O>(output: O) -> O {
     output
 }
 
+/// The value of a block number the machine does not have (never reached: the machine
+/// only jumps to its own blocks).
+pub fn unknown_block<T>() -> T {
+    panic!("durable: internal error: unknown block; please report this bug")
+}
+
 /// Where the machine starts: block 0 with the encoded input, or the resume block with the
 /// frame (and whether the engine only inspects it).
 pub fn start(entry: Entry) -> (u32, Option<Vec<u8>>, bool) {

@@ -8,7 +8,7 @@ use quote::{format_ident, quote, quote_spanned};
 
 use super::machine::codec_ident;
 use super::Expander;
-use crate::lower::{BindingId, BindingKind, PointId};
+use crate::lower::{BindingId, BindingKind, FieldMove, PointId};
 
 impl Expander<'_> {
     /// The check trait of parameter `i`: named after the parameter, numbered when that
@@ -209,6 +209,7 @@ impl Expander<'_> {
         );
         let name = escape(&binding.name());
         let codec = Ident::new("__durable_codec", Span::mixed_site());
+        let used_by_op = point.op_reads.contains(&b);
         let (message, label, notes, method, body) = if binding.kind == BindingKind::Iter {
             (
                 format!(
@@ -221,6 +222,32 @@ impl Expander<'_> {
                 ][..],
                 quote!(fn #codec<It: #p::LoopIter<Item = T>>(_: &#p::Slot<It>) -> #p::SlotCodec<It>),
                 quote!(<It as #p::LoopIter>::codec()),
+            )
+        } else if used_by_op {
+            (
+                format!(
+                    "`{name}` is used by the durable operation `{}` at line {}, so it is saved in the frame, but `{{T}}` cannot be serialized",
+                    escape(&point.label),
+                    point.line
+                ),
+                "captured by the operation, which runs again when the execution resumes",
+                &[
+                    "a durable operation (its step body, its arguments) runs again when a pending point resumes after a restart, so the locals it uses are saved with the point and must implement `Serialize + DeserializeOwned + Send + 'static`",
+                    "own the value before the point (`.clone()`, `.to_owned()`), or borrow inside the step body from a local that can be saved: `ctx.step(.., || f(&order.items[0].sku))`",
+                ][..],
+                quote!(fn #codec(_: &#p::Slot<T>) -> #p::SlotCodec<T>),
+                quote!(#p::SlotCodec::new()),
+            )
+        } else if binding.kind == BindingKind::Temp {
+            (
+                format!("{name} is evaluated before {at} in the same expression, so it is saved in the frame, but `{{T}}` cannot be serialized"),
+                "evaluated before the durable point, so it is saved in the frame",
+                &[
+                    "the operands of an expression evaluated before a durable point in it are saved across the point, so they must implement `Serialize + DeserializeOwned + Send + 'static`",
+                    "evaluate this operand after the point (in a statement of its own after `let value = ctx.step(..).await;`), or make it an owned value",
+                ][..],
+                quote!(fn #codec(_: &#p::Slot<T>) -> #p::SlotCodec<T>),
+                quote!(#p::SlotCodec::new()),
             )
         } else {
             (
@@ -262,6 +289,63 @@ impl Expander<'_> {
                 }
                 #call
             };
+        }
+    }
+}
+
+impl Expander<'_> {
+    // Input: a field moved out of a local that a point saves afterwards.
+    // Output: a check, before the move, that the field is `Copy` (then nothing is moved
+    // out), whose message otherwise says to destructure the local first: rustc's own
+    // error would be a partial move, with no advice.
+    pub(super) fn moved_check(&self, mv: &FieldMove, pid: PointId) -> TokenStream {
+        let p = &self.p;
+        let binding = &self.cfg.bindings[mv.binding];
+        let point = &self.cfg.points[pid];
+        let name = escape(&binding.name());
+        let place = mv.place.to_string().replace(" . ", ".").replace(' ', "");
+        let span = mv
+            .place
+            .clone()
+            .into_iter()
+            .next()
+            .map_or_else(Span::call_site, |t| t.span());
+        let message = format!(
+            "`{}` is moved out of `{name}`, which is saved across the durable point `{}` at line {}, but a value moved out of in part cannot be saved",
+            escape(&place),
+            escape(&point.label),
+            point.line
+        );
+        let field = escape(place.rsplit('.').next().unwrap_or(&place));
+        let notes = [
+            format!("destructure `{name}` first and keep the parts you need after the point: `let Struct {{{{ {field}, .. }}}} = {name};`"),
+            format!("or leave `{name}` whole: clone the field (`{}.clone()`) or borrow it", escape(&place)),
+        ];
+        let workflow = camel(&self.wf.ident.to_string());
+        let check = Ident::new(
+            &format!("MovedOutOf{}In{workflow}", camel(&binding.name())),
+            Span::mixed_site(),
+        );
+        let check_at = Ident::new(&check.to_string(), Span::mixed_site().located_at(span));
+        let frame = respanned(quote!(#p::DurableFrame), span);
+        let place = &mv.place;
+        let call = quote_spanned!(span=> <#frame as #check_at<_>>::moved(&#place));
+        quote! {
+            {
+                #[diagnostic::on_unimplemented(
+                    message = #message,
+                    label = "moved out here",
+                    #(note = #notes,)*
+                )]
+                trait #check<T: ?::core::marker::Sized> {
+                    fn moved(_: &T);
+                }
+                #[diagnostic::do_not_recommend]
+                impl<T: ::core::marker::Copy> #check<T> for #p::DurableFrame {
+                    fn moved(_: &T) {}
+                }
+                #call;
+            }
         }
     }
 }

@@ -126,7 +126,6 @@ impl Expander<'_> {
             const _: () = {
                 #import
                 #stored_items
-                #[automatically_derived]
                 impl #krate::Workflow for #ident::Workflow {
                     #input_item
                     #output_item
@@ -135,32 +134,6 @@ impl Expander<'_> {
                     const CODEC: #krate::Codec = #codec;
                     const POINTS: &'static [#p::PointInfo] = &[#(#points),*];
 
-                    // Why each lint is allowed in the generated machine:
-                    // - unused_mut: a local taken from its slot is bound `mut` whether
-                    //   or not the code after the take mutates it;
-                    // - unreachable_code: a jump is emitted after code that may already
-                    //   diverge (`return`, `break`, `?` on `Result<_, Infallible>`);
-                    // - unused_parens, unused_braces: rewritten `?`/`return` are
-                    //   parenthesised and scopes are re-opened with braces, some needed
-                    //   only in some positions;
-                    // - irrefutable_let_patterns, unreachable_patterns: `while let`
-                    //   with an irrefutable pattern becomes an `if let` with an `else`;
-                    // - clippy::never_loop, clippy::diverging_sub_expression,
-                    //   clippy::let_unit_value, clippy::unnecessary_semicolon: shapes of
-                    //   the generated state machine (a rewritten `x?;` is a `match`
-                    //   statement), not of the user's code.
-                    #[allow(
-                        unused_mut,
-                        unreachable_code,
-                        unused_parens,
-                        unused_braces,
-                        irrefutable_let_patterns,
-                        unreachable_patterns,
-                        clippy::never_loop,
-                        clippy::diverging_sub_expression,
-                        clippy::let_unit_value,
-                        clippy::unnecessary_semicolon
-                    )]
                     #(#lints)*
                     #machine_fn #machine_params -> #machine_output #machine_body
                 }

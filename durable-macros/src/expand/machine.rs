@@ -1,15 +1,16 @@
 //! The state machine: `__machine`'s body, one `match` arm per block, with the user's
 //! code (held as `Frag`s) spelled out around the slots, jumps and point outcomes.
 
-use std::collections::BTreeSet;
-
 use proc_macro2::{Delimiter, Group, Literal, Span, TokenStream, TokenTree};
-use quote::{format_ident, quote, quote_spanned};
+use quote::{format_ident, quote, quote_spanned, ToTokens};
 use syn::{Ident, Lifetime};
 
 use super::diagnostics::respanned;
 use super::Expander;
-use crate::lower::{BindingId, BlockId, BlockKind, Code, Frag, GotoId, Piece, RegionId, Tail};
+use crate::lower::{
+    BindingId, BindingKind, BlockId, BlockKind, Bring, Code, Enter, Frag, GotoId, Piece, RegionId,
+    Tail,
+};
 
 /// Identifiers the machine declares; `Span::mixed_site()` so user code cannot see them.
 fn mixed(name: &str) -> Ident {
@@ -19,6 +20,20 @@ fn mixed(name: &str) -> Ident {
 /// The slot of binding `b`.
 pub(super) fn slot_ident(b: BindingId) -> Ident {
     format_ident!("__durable_s{}", b, span = Span::mixed_site())
+}
+
+/// Whether `f` is (or is made of) the value of a construct that never completes.
+fn never_completes(f: &Frag) -> bool {
+    f.0.iter().any(|p| match p {
+        Piece::Unreachable => true,
+        Piece::Group(_, _, inner) => never_completes(inner),
+        _ => false,
+    })
+}
+
+/// The name a renamed pattern binding `b` binds under (see [`Piece::Bind`]).
+fn renamed_ident(b: BindingId) -> Ident {
+    format_ident!("__durable_p{}", b, span = Span::mixed_site())
 }
 
 /// The codec of binding `b`'s slot.
@@ -106,7 +121,9 @@ impl Expander<'_> {
                 match #block {
                     #(#arms)*
                     #resume
-                    _ => ::core::unreachable!("durable: internal error: unknown block"),
+                    // Typed as the output rather than diverging, so that a machine whose
+                    // workflow never returns (an endless loop) is no unreachable code.
+                    _ => break #label #p::unknown_block(),
                 }
             })
         };
@@ -127,44 +144,147 @@ impl Expander<'_> {
         if block.mentions_ctx {
             if let Some(ctx) = &self.wf.ctx {
                 if let Some(ident) = &ctx.ident {
-                    let m = ctx.mutability;
                     let inner = &self.n.ctx;
-                    nest.push(quote!(let #m #ident = ::core::clone::Clone::clone(&#inner);));
+                    // The user's `mut ctx` is needed where the fn assigns it, not in every
+                    // block.
+                    nest.push(match ctx.mutability {
+                        Some(m) => quote! {
+                            #[allow(unused_mut)]
+                            let #m #ident = ::core::clone::Clone::clone(&#inner);
+                        },
+                        None => quote!(let #ident = ::core::clone::Clone::clone(&#inner);),
+                    });
                 }
             }
         }
-        // Takes, each in the scope its binding was declared in, so that shadowed
-        // locals come back in the right order.
-        let taken: BTreeSet<_> = cfg.taken(b).collect();
-        for (i, level) in block.start.iter().enumerate() {
+        // Each local comes back in the scope it was declared in, so that shadowed locals
+        // come back in the right order.
+        for (i, level) in cfg.places.start[b].iter().enumerate() {
             if i > 0 {
                 nest.open();
             }
-            for &x in level.iter().filter(|x| taken.contains(x)) {
-                let id = &cfg.bindings[x].ident;
-                let s = slot_ident(x);
-                nest.push(quote!(let mut #id = #s.take();));
+            for bring in level {
+                nest.push(self.bring(*bring, b));
             }
         }
-        self.region(block.root, &mut nest);
+        self.region(block.root, &[], &mut nest);
         let body = nest.finish();
         quote!(#num => { #body })
     }
 
-    fn region(&self, r: RegionId, nest: &mut Nest) {
+    // Input: a local coming into a block's Rust scope.
+    // Output: `let x = slot.take();`, or `let x;` for one assigned before it is read, with
+    // the user's mutability (a taken local may be mutated or not; that is the user's
+    // code's business, linted at the user's declaration).
+    fn bring(&self, bring: Bring, block: BlockId) -> TokenStream {
+        let (x, take) = match bring {
+            Bring::Take(x) => (x, true),
+            Bring::Declare(x) => (x, false),
+        };
+        let binding = &self.cfg.bindings[x];
+        let id = &binding.ident;
+        let s = slot_ident(x);
+        let value = take.then(|| quote!(= #s.take()));
+        // A `mut` local need not be mutated in every block that takes it; a local read
+        // only through a macro's tokens may not be read at all.
+        let mut allow = Vec::new();
+        if binding.mutable && binding.kind != BindingKind::Iter {
+            allow.push(quote!(unused_mut));
+        }
+        if self.cfg.places.loose.contains(&(block, x)) {
+            allow.push(quote!(unused_variables));
+        }
+        if !take {
+            // Declared where the block starts, assigned in its code: the user's own
+            // declaration is elsewhere.
+            allow.push(quote!(clippy::needless_late_init));
+        }
+        let allow = (!allow.is_empty()).then(|| quote!(#[allow(#(#allow),*)]));
+        let m = binding.mutable.then(|| quote!(mut));
+        let ty = (!take)
+            .then(|| binding.ty.as_ref().map(|t| quote!(: #t)))
+            .flatten();
+        quote!(#allow let #m #id #ty #value;)
+    }
+
+    // Input: a region, and the bindings its pattern declared (for a sub-region).
+    // Output: its code, into `nest`.
+    fn region(&self, r: RegionId, binds: &[BindingId], nest: &mut Nest) {
         let p = &self.p;
-        let region = &self.cfg.regions[r];
-        for code in &region.code {
+        let cfg = self.cfg;
+        let region = &cfg.regions[r];
+        for enter in cfg.places.enter.get(&r).into_iter().flatten() {
+            nest.push(match *enter {
+                Enter::Park(h) => self.park(h),
+                Enter::Rebind(d) => {
+                    let binding = &cfg.bindings[d];
+                    let (id, fresh) = (&binding.ident, renamed_ident(d));
+                    let m = binding.mutable.then(|| quote!(mut));
+                    quote!(let #m #id = #fresh;)
+                }
+            });
+        }
+        nest.push(self.mut_marks(binds));
+        for (i, (code, fx)) in region.code.iter().enumerate() {
+            for (k, mv) in fx.moves.iter().enumerate() {
+                if let Some(&pid) = cfg.places.moved.get(&(r, i, k)) {
+                    nest.push(self.moved_check(mv, pid));
+                }
+            }
             match code {
                 Code::Open => nest.open(),
-                Code::Close => nest.close(),
+                Code::Close => {
+                    nest.close();
+                    for bring in cfg.places.restores.get(&(r, i)).into_iter().flatten() {
+                        nest.push(self.bring(*bring, region.block));
+                    }
+                }
                 Code::Stmt(s) => nest.push(self.frag(s)),
+                Code::Let { .. } if cfg.places.elided.contains(&(r, i)) => {}
+                Code::Let { head, init, tail } => {
+                    let (head, tail) = (self.frag(head), self.frag(tail));
+                    let parks = cfg.places.parks.get(&(r, i));
+                    let init = init.as_ref().map(|v| {
+                        let v = self.frag(v);
+                        match parks {
+                            // The hidden locals are parked once the initializer (which
+                            // may read them) has its value, before the pattern binds.
+                            Some(parks) => {
+                                let parks = parks.iter().map(|&h| self.park(h));
+                                let value = mixed("__durable_init");
+                                quote!({ let #value = #v; #(#parks)* #value })
+                            }
+                            None => v,
+                        }
+                    });
+                    if let (None, Some(parks)) = (&init, parks) {
+                        nest.push(quote!(#(#parks)*));
+                    }
+                    nest.push(quote!(#head #init #tail));
+                    if init.is_some() {
+                        nest.push(self.mut_marks(&fx.declares));
+                    }
+                }
+                Code::Temp { binding, value } => {
+                    let b = &cfg.bindings[*binding];
+                    let id = &b.ident;
+                    let v = self.frag(value);
+                    // An operand's value, whatever its type (`()` included).
+                    nest.push(if b.mutable {
+                        quote!(#[allow(unused_mut, clippy::let_unit_value)] let mut #id = #v;)
+                    } else {
+                        quote!(#[allow(clippy::let_unit_value)] let #id = #v;)
+                    });
+                }
                 Code::Put(t, v) => {
                     let s = slot_ident(*t);
                     let v = self.frag(v);
                     nest.push(quote!(#s.put(#v);));
                 }
-                Code::Input => nest.push(self.input()),
+                Code::Input => {
+                    nest.push(self.input());
+                    nest.push(self.mut_marks(&fx.declares));
+                }
                 Code::Discard(pid) => {
                     // The outcome spans the user's `ctx.op(..).await`, so an unused
                     // `#[must_use]` outcome is reported there, with rustc's suggestion.
@@ -172,7 +292,7 @@ impl Expander<'_> {
                     nest.push(quote!(#outcome;));
                 }
                 Code::LoopIter { iter, iterable } => {
-                    let it = &self.cfg.bindings[*iter].ident;
+                    let it = &cfg.bindings[*iter].ident;
                     let iterable = self.frag(iterable);
                     nest.push(quote! {
                         let #it = {
@@ -181,27 +301,43 @@ impl Expander<'_> {
                         };
                     });
                 }
-                Code::Unreachable => nest.push(quote!(::core::unreachable!();)),
+                Code::Diverge(v) => {
+                    // What rustc checks of a `let ... else` block: it never completes.
+                    let v = self.frag(v);
+                    nest.push(quote! {
+                        #[allow(unreachable_code, clippy::diverging_sub_expression)]
+                        let _: ::core::convert::Infallible = #v;
+                    });
+                }
+                // Nothing jumps to it; code there would only draw rustc's
+                // `unreachable_code` lint onto the expansion.
+                Code::Unreachable => {}
             }
         }
         let label = &self.n.label;
         match &region.tail {
-            Some(Tail::Goto(g)) => nest.push(self.goto(*g)),
+            Some(Tail::Goto(g)) => {
+                // A region's jump may follow code that diverges in ways the macro cannot
+                // see (a call to a `-> !` fn); that is no mistake of the user's.
+                let goto = self.goto(*g);
+                nest.push(quote!(#[allow(unreachable_code)] #goto));
+            }
             Some(Tail::If {
                 cond,
+                binds,
                 then_r,
                 else_r,
             }) => {
                 let cond = self.frag(cond);
-                let then_b = self.sub(*then_r);
-                let else_b = self.sub(*else_r);
+                let then_b = self.sub(*then_r, binds);
+                let else_b = self.sub(*else_r, &[]);
                 nest.push(quote!(if #cond { #then_b } else { #else_b }));
             }
             Some(Tail::Match { scrut, arms }) => {
                 let scrut = self.frag(scrut);
-                let arms = arms.iter().map(|(pat, r)| {
-                    let pat = self.frag(pat);
-                    let body = self.sub(*r);
+                let arms = arms.iter().map(|arm| {
+                    let pat = self.frag(&arm.pat);
+                    let body = self.sub(arm.region, &arm.binds);
                     quote!(#pat => { #body })
                 });
                 nest.push(quote!(match #scrut { #(#arms)* }));
@@ -209,12 +345,13 @@ impl Expander<'_> {
             Some(Tail::Next {
                 iter,
                 pat,
+                binds,
                 some,
                 none,
             }) => {
-                let it = &self.cfg.bindings[*iter].ident;
+                let it = &cfg.bindings[*iter].ident;
                 let pat = self.frag(pat);
-                let (some, none) = (self.sub(*some), self.sub(*none));
+                let (some, none) = (self.sub(*some, binds), self.sub(*none, &[]));
                 nest.push(quote! {
                     match ::core::iter::Iterator::next(&mut #it) {
                         ::core::option::Option::Some(#pat) => { #some }
@@ -223,17 +360,60 @@ impl Expander<'_> {
                 });
             }
             Some(Tail::Finish(v)) => {
+                let never = never_completes(v);
                 let v = self.frag(v);
-                nest.push(quote!(break #label #v;));
+                nest.push(match never {
+                    // The value of a construct that never completes (an endless loop).
+                    true => quote!(#[allow(unreachable_code)] { break #label #v; }),
+                    false => quote!(break #label #v;),
+                });
             }
-            Some(Tail::Diverged) => nest.push(quote!(::core::unreachable!())),
+            Some(Tail::Diverged) => nest.push(quote!(
+                #[allow(unreachable_code)]
+                {
+                    ::core::unreachable!()
+                }
+            )),
             None => {}
         }
     }
 
-    fn sub(&self, r: RegionId) -> TokenStream {
+    // Input: a local hidden while it is still needed.
+    // Output: `slot.put(h);`.
+    fn park(&self, h: BindingId) -> TokenStream {
+        self.put_local(h, self.cfg.bindings[h].ident.span())
+    }
+
+    // Input: a local whose value leaves for its slot, and where in the user's code that
+    // happens.
+    // Output: `slot.put(x);`, with `x` located there (so that "value used here after
+    // move" points at the point or jump that saves it).
+    fn put_local(&self, x: BindingId, at: Span) -> TokenStream {
+        let cfg = self.cfg;
+        let binding = &cfg.bindings[x];
+        let s = slot_ident(x);
+        let mut id = binding.ident.clone();
+        id.set_span(id.span().located_at(at));
+        quote!(#s.put(#id);)
+    }
+
+    // Input: bindings just declared with their values.
+    // Output: `let _ = &mut x;` for each that only other blocks mutate (see
+    // `Places::mut_marks`).
+    fn mut_marks(&self, declared: &[BindingId]) -> TokenStream {
+        let marks = declared
+            .iter()
+            .filter(|d| self.cfg.places.mut_marks.contains(d))
+            .map(|&d| {
+                let id = &self.cfg.bindings[d].ident;
+                quote!(let _ = &mut #id;)
+            });
+        quote!(#(#marks)*)
+    }
+
+    fn sub(&self, r: RegionId, binds: &[BindingId]) -> TokenStream {
         let mut nest = Nest::new();
-        self.region(r, &mut nest);
+        self.region(r, binds, &mut nest);
         nest.finish()
     }
 
@@ -256,6 +436,16 @@ impl Expander<'_> {
                     out.extend(quote!(#s.take()));
                 }
                 Piece::Outcome(pid) => out.extend(self.outcome(*pid)),
+                Piece::Bind(b) => {
+                    let binding = &self.cfg.bindings[*b];
+                    if self.cfg.places.renamed.contains(b) {
+                        out.extend(renamed_ident(*b).into_token_stream());
+                    } else {
+                        let id = &binding.ident;
+                        let m = binding.mutable.then(|| quote!(mut));
+                        out.extend(quote!(#m #id));
+                    }
+                }
                 Piece::Unreachable => out.extend(quote!(::core::unreachable!())),
             }
         }
@@ -264,7 +454,7 @@ impl Expander<'_> {
 
     // Input: a jump.
     // Output: `{ dest.put(value); slot.put(local); ..; __durable_block = N; continue 'machine; }`
-    // putting every local live at the target that this block took or declared.
+    // putting every local live at the target whose value is in a Rust local here.
     fn goto(&self, g: GotoId) -> TokenStream {
         let cfg = self.cfg;
         let goto = &cfg.gotos[g];
@@ -281,13 +471,12 @@ impl Expander<'_> {
             (None, Some(v)) => quote!(let _ = #v;),
             (None, None) => quote!(),
         };
-        let puts = cfg.puts(g).into_iter().map(|b| {
-            let s = slot_ident(b);
-            let id = &cfg.bindings[b].ident;
-            quote!(#s.put(#id);)
-        });
+        let puts = cfg.places.puts[g]
+            .iter()
+            .map(|&x| self.put_local(x, goto.span));
         let target = Literal::u32_unsuffixed(cfg.number(goto.target));
         let Names { block, label, .. } = &self.n;
+        // The jump may follow code that already diverged (a `return`, a `break`).
         quote!({ #dest_put #(#puts)* #block = #target; continue #label; })
     }
 

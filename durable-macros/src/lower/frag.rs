@@ -20,6 +20,8 @@ pub(super) enum Hole {
     Outcome(PointId),
     /// A value never produced.
     Unreachable,
+    /// A pattern's binding.
+    Bind(BindingId),
 }
 
 /// The holes of one workflow.
@@ -47,12 +49,17 @@ impl Holes {
 
     /// An expression that stands for `hole` until the tokens become a `Frag`.
     pub(super) fn hole(&mut self, hole: Hole) -> Expr {
+        Expr::Verbatim(self.hole_tokens(hole))
+    }
+
+    /// The tokens that stand for `hole` (in a pattern, say).
+    pub(super) fn hole_tokens(&mut self, hole: Hole) -> TokenStream {
         let ident = Ident::new(
             &format!("{}{}", self.prefix, self.holes.len()),
             Span::mixed_site(),
         );
         self.holes.push(hole);
-        Expr::Verbatim(ident.into_token_stream())
+        ident.into_token_stream()
     }
 
     // Input: tokens of rewritten user code.
@@ -97,6 +104,7 @@ impl Holes {
             Hole::Take(b) => Piece::Take(*b),
             Hole::Outcome(p) => Piece::Outcome(*p),
             Hole::Unreachable => Piece::Unreachable,
+            Hole::Bind(b) => Piece::Bind(*b),
         }
     }
 }

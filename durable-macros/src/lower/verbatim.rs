@@ -1,5 +1,5 @@
-//! Statements kept verbatim: rewritten where they leave the state machine, and read for
-//! what they mention and declare.
+//! Code kept verbatim: rewritten where it jumps out of lowered code, and read for what
+//! it mentions, mutates and declares.
 
 use proc_macro2::{TokenStream, TokenTree};
 use quote::ToTokens;
@@ -9,15 +9,15 @@ use syn::{Block as SynBlock, Expr, Ident, Lifetime, Pat, Stmt};
 use super::frag::Hole;
 use super::Lowerer;
 
-/// Rewrites a statement that stays verbatim and records what it mentions and declares.
-/// `?` and `return` stay as written (the machine's body returns the workflow's output),
-/// and a `break`/`continue` that leaves a lowered loop or labeled block becomes a hole
-/// (see `frag`), [`Hole::Jump`]: the puts of the target's live locals and the jump;
-/// - nothing inside closures, `async` blocks or nested items (their `?`, `return` and
-///   `break` are their own), but their mentions of locals still count.
+/// Rewrites code that stays verbatim and records its effects in the lowerer's current
+/// [`Effects`](super::ir::Effects). `?` and `return` stay as written (the machine's body
+/// returns the workflow's output); a `break`/`continue` that leaves a lowered loop or
+/// labeled block becomes a hole (see `frag`), [`Hole::Jump`]: the puts of the target's live
+/// locals and the jump. Nothing inside closures, `async` blocks or nested items is
+/// rewritten (their `break`s are their own), but their mentions of locals still count.
 pub(super) struct Verbatim<'l, 'a> {
     l: &'l mut Lowerer<'a>,
-    /// Loops and labeled blocks inside the statement: (label, is a block).
+    /// Loops and labeled blocks inside the code: (label, is a block).
     inner: Vec<(Option<String>, bool)>,
     /// Depth of closures and `async` blocks.
     opaque: usize,
@@ -77,7 +77,13 @@ impl<'l, 'a> Verbatim<'l, 'a> {
         }
     }
 
-    fn jump(&mut self, frame: usize, is_continue: bool, value: Option<Expr>) -> Expr {
+    fn jump(
+        &mut self,
+        frame: usize,
+        is_continue: bool,
+        value: Option<Expr>,
+        span: proc_macro2::Span,
+    ) -> Expr {
         let f = &mut self.l.loops[frame];
         let (target, dest) = if is_continue {
             (f.cont.unwrap_or(f.brk), None)
@@ -86,13 +92,14 @@ impl<'l, 'a> Verbatim<'l, 'a> {
             (f.brk, f.dest)
         };
         let value = value.map(|v| self.l.frag(&v));
-        let g = self.l.new_goto(target, dest, value);
+        let g = self.l.new_goto(target, dest, value, span);
+        self.l.fx.jumps.push(g);
         self.l.holes.hole(Hole::Jump(g))
     }
 
     fn macro_tokens(&mut self, mac: &mut syn::Macro) {
         self.mention_tokens(&mac.tokens.clone());
-        if self.opaque > 0 || !has_control_tokens(&mac.tokens) {
+        if self.opaque > 0 || !has_jumps(&mac.tokens) {
             return;
         }
         if let Some(mut args) = crate::check::macro_args(&mac.tokens) {
@@ -104,21 +111,33 @@ impl<'l, 'a> Verbatim<'l, 'a> {
     }
 
     /// Every identifier in macro tokens that names a local in scope, and every `{name}`
-    /// in string literals (format strings), counts as a use: conservatively.
+    /// in string literals (format strings), counts as a use that may mutate:
+    /// conservatively.
     fn mention_tokens(&mut self, tokens: &TokenStream) {
         let mut prev_dot = false;
         for tt in tokens.clone() {
             match &tt {
-                TokenTree::Ident(i) if !prev_dot => self.l.use_name(&i.to_string()),
+                TokenTree::Ident(i) if !prev_dot => {
+                    let name = i.to_string();
+                    self.l.mention_name(&name);
+                    self.l.mutate_name(&name);
+                }
                 TokenTree::Group(g) => self.mention_tokens(&g.stream()),
                 TokenTree::Literal(lit) => {
                     for name in format_names(&lit.to_string()) {
-                        self.l.use_name(&name);
+                        self.l.mention_name(&name);
                     }
                 }
                 _ => {}
             }
             prev_dot = matches!(&tt, TokenTree::Punct(p) if p.as_char() == '.');
+        }
+    }
+
+    /// Records that the place `e` (rooted at a local) may be mutated.
+    fn mutates(&mut self, e: &Expr) {
+        if let Some(root) = place_root(e) {
+            self.l.mutate_name(&root.to_string());
         }
     }
 }
@@ -133,25 +152,42 @@ impl VisitMut for Verbatim<'_, '_> {
                     }
                 }
             }
+            Expr::Assign(a) => {
+                self.mutates(&a.left);
+                visit_mut::visit_expr_assign_mut(self, a);
+            }
+            Expr::Binary(b) if is_compound_assign(&b.op) => {
+                self.mutates(&b.left);
+                visit_mut::visit_expr_binary_mut(self, b);
+            }
+            Expr::Reference(r) if r.mutability.is_some() => {
+                self.mutates(&r.expr);
+                visit_mut::visit_expr_reference_mut(self, r);
+            }
+            Expr::MethodCall(m) => {
+                // The receiver may be borrowed mutably (`v.push(..)`).
+                self.mutates(&m.receiver);
+                visit_mut::visit_expr_method_call_mut(self, m);
+            }
             Expr::Break(b) if self.opaque == 0 => {
                 if let Some(v) = &mut b.expr {
                     self.visit_expr_mut(v);
                 }
                 if let Some(frame) = self.lowered_target(b.label.as_ref(), false) {
                     let value = b.expr.as_ref().map(|v| (**v).clone());
-                    *e = self.jump(frame, false, value);
+                    *e = self.jump(frame, false, value, b.break_token.span);
                 }
             }
             Expr::Continue(c) if self.opaque == 0 => {
                 if let Some(frame) = self.lowered_target(c.label.as_ref(), true) {
-                    *e = self.jump(frame, true, None);
+                    *e = self.jump(frame, true, None, c.continue_token.span);
                 }
             }
             Expr::Macro(m) => self.macro_tokens(&mut m.mac),
             Expr::Closure(c) => self.opaque(|v| {
                 v.scoped(|v| {
                     for input in &c.inputs {
-                        v.l.bind_pat(input, false);
+                        v.l.bind_pat(input);
                     }
                     v.visit_expr_mut(&mut c.body);
                 })
@@ -164,10 +200,12 @@ impl VisitMut for Verbatim<'_, '_> {
                     self.scoped(|v| {
                         match &mut arm.pat {
                             Pat::Guard(g) => {
-                                v.l.bind_pat(&g.pat, false);
+                                v.l.bind_pat(&g.pat);
                                 v.visit_expr_mut(&mut g.guard);
                             }
-                            pat => v.l.bind_pat(pat, false),
+                            pat => {
+                                v.l.bind_pat(pat);
+                            }
                         }
                         v.visit_expr_mut(&mut arm.body);
                     });
@@ -189,7 +227,7 @@ impl VisitMut for Verbatim<'_, '_> {
             Expr::ForLoop(f) => {
                 self.visit_expr_mut(&mut f.expr);
                 self.scoped(|v| {
-                    v.l.bind_pat(&f.pat, false);
+                    v.l.bind_pat(&f.pat);
                     v.in_loop(f.label.as_ref(), false, |v| v.visit_block_mut(&mut f.body));
                 });
             }
@@ -201,7 +239,7 @@ impl VisitMut for Verbatim<'_, '_> {
             }
             Expr::Let(l) => {
                 self.visit_expr_mut(&mut l.expr);
-                self.l.bind_pat(&l.pat, false);
+                self.l.bind_pat(&l.pat);
             }
             _ => visit_mut::visit_expr_mut(self, e),
         }
@@ -224,8 +262,7 @@ impl VisitMut for Verbatim<'_, '_> {
                         self.visit_expr_mut(els);
                     }
                 }
-                let uninit = local.init.is_none();
-                self.l.bind_pat(&local.pat, uninit);
+                self.l.bind_pat(&local.pat);
             }
             Stmt::Item(_) => {}
             Stmt::Expr(e, _) => self.visit_expr_mut(e),
@@ -239,12 +276,40 @@ impl VisitMut for Verbatim<'_, '_> {
     fn visit_attribute_mut(&mut self, _: &mut syn::Attribute) {}
 }
 
-fn has_control_tokens(tokens: &TokenStream) -> bool {
+fn is_compound_assign(op: &syn::BinOp) -> bool {
+    use syn::BinOp::*;
+    matches!(
+        op,
+        AddAssign(_)
+            | SubAssign(_)
+            | MulAssign(_)
+            | DivAssign(_)
+            | RemAssign(_)
+            | BitXorAssign(_)
+            | BitAndAssign(_)
+            | BitOrAssign(_)
+            | ShlAssign(_)
+            | ShrAssign(_)
+    )
+}
+
+/// The local a place expression is rooted at: `x` in `x`, `x.a.b`, `x[i]`, `(x)`.
+pub(super) fn place_root(e: &Expr) -> Option<&Ident> {
+    match e {
+        Expr::Path(p) if p.qself.is_none() && p.attrs.is_empty() => p.path.get_ident(),
+        Expr::Field(f) => place_root(&f.base),
+        Expr::Index(i) => place_root(&i.expr),
+        Expr::Paren(p) => place_root(&p.expr),
+        Expr::Group(g) => place_root(&g.expr),
+        _ => None,
+    }
+}
+
+fn has_jumps(tokens: &TokenStream) -> bool {
     tokens.clone().into_iter().any(|tt| match tt {
-        TokenTree::Punct(_) => false,
         TokenTree::Ident(i) => i == "break" || i == "continue",
-        TokenTree::Group(g) => has_control_tokens(&g.stream()),
-        TokenTree::Literal(_) => false,
+        TokenTree::Group(g) => has_jumps(&g.stream()),
+        _ => false,
     })
 }
 
@@ -302,19 +367,27 @@ fn is_ident(s: &str) -> bool {
         && s != "_"
 }
 
-/// The identifiers a pattern binds. An identifier starting with an uppercase letter is a
-/// constant or a variant (unless `ref`/`mut`/`@` make it a binding).
-pub fn pat_idents(pat: &Pat, out: &mut Vec<Ident>) {
+/// Whether a pattern identifier is a binding: an identifier starting with an uppercase
+/// letter is a constant or a variant (unless `ref`/`mut`/`@` make it a binding).
+pub(super) fn binds(p: &syn::PatIdent) -> bool {
+    let name = p.ident.to_string();
+    let upper = name
+        .trim_start_matches("r#")
+        .chars()
+        .next()
+        .is_some_and(char::is_uppercase);
+    p.by_ref.is_some() || p.mutability.is_some() || p.subpat.is_some() || !upper
+}
+
+/// The binding identifiers of a pattern, in order, each with whether it is `mut` by value.
+pub fn pat_idents(pat: &Pat, out: &mut Vec<(Ident, bool)>) {
     match pat {
         Pat::Ident(p) => {
-            let name = p.ident.to_string();
-            let upper = name
-                .trim_start_matches("r#")
-                .chars()
-                .next()
-                .is_some_and(char::is_uppercase);
-            if p.by_ref.is_some() || p.mutability.is_some() || p.subpat.is_some() || !upper {
-                out.push(p.ident.clone());
+            if binds(p) {
+                out.push((
+                    p.ident.clone(),
+                    p.by_ref.is_none() && p.mutability.is_some(),
+                ));
             }
             if let Some((_, sub)) = &p.subpat {
                 pat_idents(sub, out);

@@ -61,7 +61,6 @@ const _: () = {
             __durable_private::SlotCodec::new()
         }
     }
-    #[automatically_derived]
     impl ::durable_core::Workflow for sum_items::Workflow {
         type Input = <__durable_private::DurableFrame as StorableInputItemsOfSumItems<
             Vec<u32>,
@@ -80,18 +79,6 @@ const _: () = {
                 locals: &["total", "for item", "item"],
             },
         ];
-        #[allow(
-            unused_mut,
-            unreachable_code,
-            unused_parens,
-            unused_braces,
-            irrefutable_let_patterns,
-            unreachable_patterns,
-            clippy::never_loop,
-            clippy::diverging_sub_expression,
-            clippy::let_unit_value,
-            clippy::unnecessary_semicolon
-        )]
         fn __machine(
             __durable_ctx: ::durable_core::Ctx,
             __durable_entry: __durable_private::Entry,
@@ -156,11 +143,10 @@ const _: () = {
                 };
                 let __durable_c4 = {
                     #[diagnostic::on_unimplemented(
-                        message = "`item` is held across the durable point `ctx.step_infallible(\"add\", ..)` at line 8, but `{T}` cannot be serialized",
-                        label = "used after the durable point, so it is saved in the frame",
-                        note = "a local used after a durable point is saved in the frame, so its type must implement `Serialize + DeserializeOwned + Send + 'static`",
-                        note = "a borrow (`&T`, a lock guard, an iterator over a borrowed collection) cannot be saved: clone or own the data before the point (`.clone()`, `.to_owned()`, `.collect::<Vec<_>>()`), or end the borrow before it",
-                        note = "for your own types, derive `serde::Serialize` and `serde::Deserialize`; connections, files and other handles cannot be saved: open them again after the point",
+                        message = "`item` is used by the durable operation `ctx.step_infallible(\"add\", ..)` at line 8, so it is saved in the frame, but `{T}` cannot be serialized",
+                        label = "captured by the operation, which runs again when the execution resumes",
+                        note = "a durable operation (its step body, its arguments) runs again when a pending point resumes after a restart, so the locals it uses are saved with the point and must implement `Serialize + DeserializeOwned + Send + 'static`",
+                        note = "own the value before the point (`.clone()`, `.to_owned()`), or borrow inside the step body from a local that can be saved: `ctx.step(.., || f(&order.items[0].sku))`",
                     )]
                     trait SaveableItemInSumItems<T> {
                         fn __durable_codec(
@@ -200,10 +186,12 @@ const _: () = {
                                     }
                                 };
                                 let mut total = 0u64;
+                                let _ = &mut total;
                                 let __durable_i3 = {
                                     use __durable_private::{ViaRange as _, ViaCollect as _};
                                     (&__durable_private::ForSource::new(items)).durable_iter()
                                 };
+                                #[allow(unreachable_code)]
                                 {
                                     __durable_s2.put(total);
                                     __durable_s3.put(__durable_i3);
@@ -239,9 +227,10 @@ const _: () = {
                                     )
                                     .await;
                                 let ctx = ::core::clone::Clone::clone(&__durable_ctx);
+                                #[allow(unused_mut)]
                                 let mut total = __durable_s2.take();
                                 {
-                                    let mut item = __durable_s4.take();
+                                    let item = __durable_s4.take();
                                     {
                                         total
                                             += __durable_private::outcome(
@@ -259,6 +248,7 @@ const _: () = {
                                                 .await;
                                     }
                                 }
+                                #[allow(unreachable_code)]
                                 {
                                     __durable_s2.put(total);
                                     __durable_block = 1;
@@ -266,6 +256,7 @@ const _: () = {
                                 }
                             }
                             3 => {
+                                #[allow(unused_mut)]
                                 let mut total = __durable_s2.take();
                                 break '__durable_machine total;
                             }
@@ -289,9 +280,7 @@ const _: () = {
                                     .await;
                             }
                             _ => {
-                                ::core::unreachable!(
-                                    "durable: internal error: unknown block"
-                                )
+                                break '__durable_machine __durable_private::unknown_block();
                             }
                         }
                     },

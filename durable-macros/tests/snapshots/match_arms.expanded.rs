@@ -83,7 +83,6 @@ const _: () = {
             __durable_private::SlotCodec::new()
         }
     }
-    #[automatically_derived]
     impl ::durable_core::Workflow for route_order::Workflow {
         type Input = (
             <__durable_private::DurableFrame as StorableInputKindOfRouteOrder<
@@ -119,18 +118,6 @@ const _: () = {
                 locals: &["amount", "fee"],
             },
         ];
-        #[allow(
-            unused_mut,
-            unreachable_code,
-            unused_parens,
-            unused_braces,
-            irrefutable_let_patterns,
-            unreachable_patterns,
-            clippy::never_loop,
-            clippy::diverging_sub_expression,
-            clippy::let_unit_value,
-            clippy::unnecessary_semicolon
-        )]
         fn __machine(
             __durable_ctx: ::durable_core::Ctx,
             __durable_entry: __durable_private::Entry,
@@ -193,6 +180,7 @@ const _: () = {
                                         {
                                             __durable_s3.put(0);
                                         }
+                                        #[allow(unreachable_code)]
                                         {
                                             __durable_s2.put(amount);
                                             __durable_block = 3;
@@ -222,7 +210,7 @@ const _: () = {
                                     )
                                     .await;
                                 let ctx = ::core::clone::Clone::clone(&__durable_ctx);
-                                let mut amount = __durable_s2.take();
+                                let amount = __durable_s2.take();
                                 {
                                     __durable_s3
                                         .put(
@@ -241,6 +229,7 @@ const _: () = {
                                                 .await,
                                         );
                                 }
+                                #[allow(unreachable_code)]
                                 {
                                     __durable_s2.put(amount);
                                     __durable_block = 3;
@@ -258,7 +247,7 @@ const _: () = {
                                     )
                                     .await;
                                 let ctx = ::core::clone::Clone::clone(&__durable_ctx);
-                                let mut amount = __durable_s2.take();
+                                let amount = __durable_s2.take();
                                 {
                                     {
                                         let base = __durable_private::outcome(
@@ -273,6 +262,7 @@ const _: () = {
                                         __durable_s3.put(base + amount / 20);
                                     }
                                 }
+                                #[allow(unreachable_code)]
                                 {
                                     __durable_s2.put(amount);
                                     __durable_block = 3;
@@ -281,6 +271,7 @@ const _: () = {
                             }
                             3 => {
                                 let fee = __durable_s3.take();
+                                #[allow(unreachable_code)]
                                 {
                                     __durable_s5.put(fee);
                                     __durable_block = 4;
@@ -299,8 +290,8 @@ const _: () = {
                                     )
                                     .await;
                                 let ctx = ::core::clone::Clone::clone(&__durable_ctx);
-                                let mut amount = __durable_s2.take();
-                                let mut fee = __durable_s5.take();
+                                let amount = __durable_s2.take();
+                                let fee = __durable_s5.take();
                                 __durable_private::outcome(
                                         &__durable_stop,
                                         __durable_entered,
@@ -341,9 +332,7 @@ const _: () = {
                                     .await;
                             }
                             _ => {
-                                ::core::unreachable!(
-                                    "durable: internal error: unknown block"
-                                )
+                                break '__durable_machine __durable_private::unknown_block();
                             }
                         }
                     },

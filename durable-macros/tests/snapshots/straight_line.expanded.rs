@@ -61,7 +61,6 @@ const _: () = {
             __durable_private::SlotCodec::new()
         }
     }
-    #[automatically_derived]
     impl ::durable_core::Workflow for welcome::Workflow {
         type Input = <__durable_private::DurableFrame as StorableInputUserOfWelcome<
             String,
@@ -86,18 +85,6 @@ const _: () = {
                 locals: &["user", "id"],
             },
         ];
-        #[allow(
-            unused_mut,
-            unreachable_code,
-            unused_parens,
-            unused_braces,
-            irrefutable_let_patterns,
-            unreachable_patterns,
-            clippy::never_loop,
-            clippy::diverging_sub_expression,
-            clippy::let_unit_value,
-            clippy::unnecessary_semicolon
-        )]
         fn __machine(
             __durable_ctx: ::durable_core::Ctx,
             __durable_entry: __durable_private::Entry,
@@ -154,6 +141,7 @@ const _: () = {
                                         {}
                                     }
                                 };
+                                #[allow(unreachable_code)]
                                 {
                                     __durable_s1.put(user);
                                     __durable_block = 1;
@@ -181,6 +169,7 @@ const _: () = {
                                         ),
                                     )
                                     .await?;
+                                #[allow(unreachable_code)]
                                 {
                                     __durable_s2.put(id);
                                     __durable_block = 2;
@@ -199,8 +188,9 @@ const _: () = {
                                     )
                                     .await;
                                 let ctx = ::core::clone::Clone::clone(&__durable_ctx);
-                                let mut user = __durable_s1.take();
-                                let mut id = __durable_s2.take();
+                                #[allow(unused_variables)]
+                                let user = __durable_s1.take();
+                                let id = __durable_s2.take();
                                 __durable_private::outcome(
                                         &__durable_stop,
                                         __durable_entered,
@@ -236,9 +226,7 @@ const _: () = {
                                     .await;
                             }
                             _ => {
-                                ::core::unreachable!(
-                                    "durable: internal error: unknown block"
-                                )
+                                break '__durable_machine __durable_private::unknown_block();
                             }
                         }
                     },
