@@ -95,6 +95,8 @@ pub struct InstrumentedStore<S> {
     counters: Counters,
     fail: Mutex<FailWrites>,
     gate: Mutex<Option<Gate>>,
+    /// Claims still granted before `claim` refuses; `None`: no limit.
+    claims_left: Mutex<Option<u64>>,
 }
 
 impl<S: Store> std::fmt::Debug for InstrumentedStore<S> {
@@ -113,6 +115,7 @@ impl<S: Store> InstrumentedStore<S> {
             counters: Counters::default(),
             fail: Mutex::new(FailWrites::Never),
             gate: Mutex::new(None),
+            claims_left: Mutex::new(None),
         }
     }
 
@@ -142,6 +145,15 @@ impl<S: Store> InstrumentedStore<S> {
     pub fn fail_writes(&self, mode: FailWrites) {
         *self.fail.lock().unwrap_or_else(|e| e.into_inner()) = mode;
         self.counters.writes.store(0, Ordering::SeqCst);
+    }
+
+    /// Grants only the next `claims` claims, then refuses every claim as if another engine
+    /// held the lease (`None`: no limit). With
+    /// [`suspend_after_every_point`](crate::EngineBuilder::suspend_after_every_point) an
+    /// activation makes one commit, so `limit_claims(Some(1))` lets an engine advance an
+    /// execution by exactly one commit before it is shut down and another one resumes it.
+    pub fn limit_claims(&self, claims: Option<u64>) {
+        *self.claims_left.lock().unwrap_or_else(|e| e.into_inner()) = claims;
     }
 
     /// Holds back the next commit for which `matches` returns true, until the returned
@@ -272,6 +284,14 @@ impl<S: Store> Store for InstrumentedStore<S> {
         now: Timestamp,
         until: Timestamp,
     ) -> Result<bool, StoreError> {
+        {
+            let mut left = self.claims_left.lock().unwrap_or_else(|e| e.into_inner());
+            match &mut *left {
+                Some(0) => return Ok(false),
+                Some(n) => *n -= 1,
+                None => {}
+            }
+        }
         self.inner.claim(id, owner, now, until).await
     }
 
