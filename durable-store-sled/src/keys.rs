@@ -6,6 +6,7 @@
 //! | `i/` id | the execution's input, exactly the bytes the engine handed to `create`, when it is too large to live in the execution value |
 //! | `h/` escaped id `00 01` number | a chunk of history entries, `number` being the last one's (below) |
 //! | `t/` wake_at id | empty: the timer index |
+//! | `m` | the last group of writes: `b'G' 1 \| number: u64 \| digest: u64` (little-endian), its number (see `mark`) and the digest of the tree's contents after it (see `digest`) |
 //!
 //! - id is the execution id's UTF-8 bytes. In `e/`, `i/` and `t/` keys it runs to the end
 //!   of the key, so it needs no delimiter: `e/` and `i/` keys are only looked up whole or
@@ -60,6 +61,8 @@ pub(crate) const INPUT: &[u8] = b"i/";
 pub(crate) const HISTORY: &[u8] = b"h/";
 /// Prefix of the timer index.
 pub(crate) const TIMER: &[u8] = b"t/";
+/// The key of the last group's number; no prefix above is a prefix of it.
+pub(crate) const GROUP: &[u8] = b"m";
 
 const ID_END: [u8; 2] = [0x00, 0x01];
 const ESCAPED_ZERO: [u8; 2] = [0x00, 0xff];
@@ -150,6 +153,27 @@ const EXECUTION_TAG: [u8; 2] = [b'E', 2];
 const CHUNK_TAG: [u8; 2] = [b'H', 2];
 /// The first byte of a value envelope: an execution value or history value of layout 1.
 const ENVELOPE_TAG: u8 = b'v';
+
+const GROUP_TAG: [u8; 2] = [b'G', 1];
+
+/// Encodes the value of [`GROUP`].
+pub(crate) fn encode_group(number: u64, digest: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(18);
+    out.extend_from_slice(&GROUP_TAG);
+    out.extend_from_slice(&number.to_le_bytes());
+    out.extend_from_slice(&digest.to_le_bytes());
+    out
+}
+
+/// Decodes the value of [`GROUP`]: the group's number and digest.
+pub(crate) fn decode_group(bytes: &[u8]) -> Result<(u64, u64), StoreError> {
+    let mut reader = Reader::new(GROUP, bytes);
+    reader.tag(GROUP_TAG, "not a group's number and digest")?;
+    let number = reader.u64()?;
+    let digest = reader.u64()?;
+    reader.end()?;
+    Ok((number, digest))
+}
 
 /// An encoded history entry and its number.
 pub(crate) type Entry = (u64, Vec<u8>);
@@ -449,6 +473,11 @@ mod tests {
                 ),
                 "truncated to {len} bytes"
             );
+        }
+        let group = encode_group(41, 7);
+        assert_eq!(decode_group(&group).unwrap(), (41, 7));
+        for len in 0..group.len() {
+            assert!(decode_group(&group[..len]).is_err(), "cut to {len}");
         }
         let chunk = encode_chunk(&tail);
         assert_eq!(decode_history(b"h/x", &chunk).unwrap(), [entry]);

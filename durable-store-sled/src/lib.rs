@@ -38,9 +38,12 @@
 #![deny(missing_docs)]
 
 mod blobs;
+mod digest;
 mod error;
+mod integrity;
 mod keys;
 mod lock;
+mod mark;
 mod options;
 mod repair;
 mod store;

@@ -38,6 +38,7 @@ use tokio::sync::{OwnedRwLockReadGuard, RwLock};
 
 use crate::blobs::Blobs;
 use crate::error::{io_error, sled_error, sled_panicked};
+use crate::integrity;
 use crate::keys;
 use crate::lock::DirLock;
 use crate::options::Options;
@@ -230,6 +231,7 @@ impl SledStore {
         repair::prepare(&data)?;
         let db = open_sled(&config)?;
         let log_path = data.join(SLED_LOG);
+        let checked = integrity::check(&path, &db, &log_path, options.accept_rollback)?;
         // Write access because some systems refuse to fsync a file opened read-only.
         let log = File::options()
             .read(true)
@@ -240,6 +242,9 @@ impl SledStore {
             db: db.clone(),
             log,
             blobs: Blobs::new(data),
+            mark: checked.mark,
+            group: checked.group,
+            digest: checked.digest,
             durability: options.durability,
         })?;
         Ok(SledStore {
@@ -510,10 +515,15 @@ const SLED_RELEASE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs
 /// copy of sled's file until it execs. sled 0.34 offers no way to release its lock
 /// explicitly (it is an `flock` on a file sled keeps private), so the open retries until
 /// those let go. Any other error is returned at once.
+///
+/// sled asserts on some damaged data instead of returning an error; such a panic is
+/// returned as [`StoreError::Corrupt`].
 fn open_sled(config: &sled::Config) -> Result<sled::Db, StoreError> {
     let deadline = std::time::Instant::now() + SLED_RELEASE_TIMEOUT;
     loop {
-        match config.open() {
+        let opened = std::panic::catch_unwind(AssertUnwindSafe(|| config.open()))
+            .map_err(|payload| sled_panicked(payload, "opening its log"))?;
+        match opened {
             Ok(db) => return Ok(db),
             Err(sled::Error::Io(e))
                 if e.to_string().contains("could not acquire lock")

@@ -14,19 +14,25 @@
 //!   group is answered after the group's sync, since it is true only if that write lands.
 //! - If the batch or the sync fails, every request of the group that was waiting for it
 //!   gets [`StoreError::Backend`]: its write may or may not have reached the disk.
+//! - Groups that write are numbered from 1 without gaps; each batch stores its number
+//!   (key `m`), and once the group is durable, before any answer, the number becomes the
+//!   high-water mark (see `mark`), fsynced at most `mark::SYNC_DELAY` later.
 
 use std::collections::HashMap;
 use std::fs::File;
 use std::io;
 use std::sync::mpsc;
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use durable_core::{Commit, Created, ExecutionRecord, StoreError};
 use tokio::sync::oneshot;
 
 use crate::blobs::Blobs;
+use crate::digest::{Digest, Writes};
 use crate::error::sled_error;
 use crate::keys;
+use crate::mark::Mark;
 use crate::options::Durability;
 
 /// Most requests written with one batch and one sync, so a flood of requests cannot
@@ -101,12 +107,18 @@ pub(crate) fn writer_gone() -> StoreError {
     ))
 }
 
-/// What the writer writes to: the database, sled's log file and its blob files.
+/// What the writer writes to: the database, sled's log file and its blob files, and the
+/// high-water mark.
 pub(crate) struct Disk {
     pub(crate) db: sled::Db,
     /// sled's log file, `db` in sled's directory, opened separately to fsync it.
     pub(crate) log: File,
     pub(crate) blobs: Blobs,
+    pub(crate) mark: Mark,
+    /// The number of the last group applied to the tree.
+    pub(crate) group: u64,
+    /// The digest of the tree's contents (see `digest`).
+    pub(crate) digest: Digest,
     pub(crate) durability: Durability,
 }
 
@@ -129,6 +141,40 @@ impl Disk {
             Durability::ProcessCrash => Ok(()),
         }
     }
+
+    /// The last sync, whatever the durability, as the store closes: every applied write,
+    /// then the mark, so the mark is never durable before what it counts.
+    fn sync_all(&mut self) -> io::Result<()> {
+        self.db.flush()?;
+        self.log.sync_data()?;
+        self.blobs.sync()?;
+        self.mark.sync()
+    }
+
+    /// Fsyncs the mark if its delay is over (see `mark`); with process-crash durability
+    /// it waits for the close.
+    fn sync_mark_if_due(&mut self) {
+        let due = self
+            .mark
+            .sync_due()
+            .is_some_and(|due| due <= Instant::now());
+        if due && self.durability == Durability::PowerLoss {
+            if let Err(e) = self.mark.sync() {
+                tracing::error!(error = %e, "cannot fsync the store's high-water mark");
+            }
+        }
+    }
+
+    /// How long the writer may wait for a request before the mark's fsync is due.
+    fn idle_limit(&self) -> Option<Duration> {
+        match self.durability {
+            Durability::PowerLoss => self
+                .mark
+                .sync_due()
+                .map(|due| due.saturating_duration_since(Instant::now())),
+            Durability::ProcessCrash => None,
+        }
+    }
 }
 
 /// The handle on the writer thread. Dropping it lets the thread finish every queued
@@ -147,9 +193,10 @@ impl Writer {
             .spawn(move || {
                 let mut disk = disk;
                 run(&mut disk, &queue);
-                // Every group was synced already; this covers nothing but is cheap, and
-                // makes `close` report a disk that stopped accepting writes.
-                disk.sync().map_err(StoreError::backend)
+                // Every group was synced already (with power-loss durability); this
+                // makes the mark durable, and `close` report a disk that stopped
+                // accepting writes.
+                disk.sync_all().map_err(StoreError::backend)
             })
             .map_err(StoreError::backend)?;
         Ok(Writer {
@@ -193,13 +240,28 @@ impl Drop for Writer {
 }
 
 fn run(disk: &mut Disk, queue: &mpsc::Receiver<Request>) {
-    // `recv` keeps returning queued requests after the sender is dropped, so stopping
-    // never loses one.
-    while let Ok(first) = queue.recv() {
+    loop {
+        // `recv` keeps returning queued requests after the sender is dropped, so stopping
+        // never loses one.
+        let first = match disk.idle_limit() {
+            None => match queue.recv() {
+                Ok(first) => first,
+                Err(mpsc::RecvError) => return,
+            },
+            Some(limit) => match queue.recv_timeout(limit) {
+                Ok(first) => first,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    disk.sync_mark_if_due();
+                    continue;
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => return,
+            },
+        };
         let mut group = Vec::with_capacity(16);
         group.push(first);
         group.extend(std::iter::from_fn(|| queue.try_recv().ok()).take(MAX_GROUP - 1));
         write_group(disk, group);
+        disk.sync_mark_if_due();
     }
 }
 
@@ -241,7 +303,7 @@ fn write_group(disk: &mut Disk, requests: Vec<Request>) {
     let size = requests.len();
     let mut group = Group {
         db: &disk.db,
-        batch: sled::Batch::default(),
+        batch: Writes::default(),
         staged: HashMap::new(),
         waiting: Vec::with_capacity(size),
     };
@@ -270,13 +332,38 @@ fn write_group(disk: &mut Disk, requests: Vec<Request>) {
             ),
         }
     }
-    let Group { batch, waiting, .. } = group;
+    let Group {
+        mut batch, waiting, ..
+    } = group;
     if waiting.is_empty() {
         return;
     }
-    let written = disk.db.apply_batch(batch).map_err(io::Error::from);
+    let number = disk.group + 1;
+    let digest = match batch.apply_to(&disk.db, disk.digest) {
+        Ok(digest) => digest,
+        Err(e) => {
+            let e = io::Error::other(e.to_string());
+            tracing::error!(error = %e, requests = size, "group commit failed");
+            return waiting.into_iter().for_each(|w| w.fail(&e));
+        }
+    };
+    batch.insert(keys::GROUP, keys::encode_group(number, digest.as_u64()));
+    let written = disk
+        .db
+        .apply_batch(batch.into_batch())
+        .map_err(io::Error::from);
+    if written.is_ok() {
+        // In the tree now, durable or not: the next group must not reuse the number.
+        disk.group = number;
+        disk.digest = digest;
+    }
     match written.and_then(|()| disk.sync()) {
         Ok(()) => {
+            if let Err(e) = disk.mark.record(number) {
+                // The group is durable all the same; only the check of a later open is
+                // weaker until a mark is written again.
+                tracing::error!(error = %e, "cannot write the store's high-water mark");
+            }
             tracing::trace!(requests = size, answers = waiting.len(), "group committed");
             waiting.into_iter().for_each(Waiting::send);
         }
@@ -293,7 +380,7 @@ fn write_group(disk: &mut Disk, requests: Vec<Request>) {
 /// and changes neither; every fallible read happens before the first change.
 struct Group<'a> {
     db: &'a sled::Db,
-    batch: sled::Batch,
+    batch: Writes,
     staged: HashMap<String, Staged>,
     waiting: Vec<Waiting>,
 }
@@ -323,7 +410,7 @@ impl Group<'_> {
                     self.batch.insert(keys::input(&record.id), input.as_slice());
                 }
                 if let Some(at) = record.wake_at {
-                    self.batch.insert(keys::timer(at, &record.id), &[]);
+                    self.batch.insert(keys::timer(at, &record.id), []);
                 }
                 self.waiting.push(Waiting::Create(reply, Created::New));
                 let staged = Staged {
@@ -411,10 +498,10 @@ impl Group<'_> {
         // After the removal: a batch keeps the last write to a key, so an unchanged
         // `wake_at` ends up inserted.
         if let Some(at) = record.wake_at {
-            batch.insert(keys::timer(at, &id), &[]);
+            batch.insert(keys::timer(at, &id), []);
         }
         for key in pruned {
-            batch.remove(key);
+            batch.remove(key.to_vec());
         }
         let mut chunks = chunks;
         chunks.retain(|&last| {
@@ -563,10 +650,14 @@ mod tests {
             .write(true)
             .open(dir.join("db"))
             .unwrap();
+        let mark = Mark::open(&dir, &dir.join("db"), 0, false).unwrap();
         Disk {
             db,
             log,
             blobs: Blobs::new(dir),
+            mark,
+            group: 0,
+            digest: Digest::default(),
             durability: Durability::default(),
         }
     }
