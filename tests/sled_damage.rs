@@ -132,7 +132,11 @@ fn next(acked: &Acked, last: u64) -> (Commit, Acked) {
             event: Event::Created,
         })
         .collect();
-    let prune = if seq.is_multiple_of(5) { old.history_next } else { 0 };
+    let prune = if seq.is_multiple_of(5) {
+        old.history_next
+    } else {
+        0
+    };
     let mut history = acked.history.clone();
     history.extend(entries.iter().cloned());
     history.retain(|e| e.number >= prune);

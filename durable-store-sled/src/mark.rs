@@ -30,7 +30,7 @@
 //! no group number in its tree, and gets a mark of 0.
 
 use std::fs::File;
-use std::io::{self, Seek, SeekFrom, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -179,8 +179,7 @@ impl Mark {
     /// Sets the mark to `group`, without an fsync: call once `group` is durable, before it
     /// is answered.
     pub(crate) fn record(&mut self, group: u64) -> io::Result<()> {
-        self.file.seek(SeekFrom::Start(0))?;
-        self.file.write_all(&encode(group))?;
+        write_at_start(&self.file, &encode(group))?;
         self.changed.get_or_insert_with(Instant::now);
         Ok(())
     }
@@ -198,6 +197,19 @@ impl Mark {
         }
         Ok(())
     }
+}
+
+/// Overwrites the start of `file` with `bytes`: one `pwrite` where there is one.
+#[cfg(unix)]
+fn write_at_start(file: &File, bytes: &[u8]) -> io::Result<()> {
+    std::os::unix::fs::FileExt::write_all_at(file, bytes, 0)
+}
+
+#[cfg(not(unix))]
+fn write_at_start(mut file: &File, bytes: &[u8]) -> io::Result<()> {
+    use std::io::{Seek, SeekFrom};
+    file.seek(SeekFrom::Start(0))?;
+    file.write_all(bytes)
 }
 
 #[cfg(test)]
