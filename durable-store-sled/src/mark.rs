@@ -189,10 +189,14 @@ impl Mark {
         self.changed.map(|changed| changed + SYNC_DELAY)
     }
 
-    /// Fsyncs the mark if it changed since the last fsync.
+    /// Fsyncs the mark if it changed since the last fsync. After a failure the next
+    /// attempt is due [`SYNC_DELAY`] later, so a failing disk is not retried in a loop.
     pub(crate) fn sync(&mut self) -> io::Result<()> {
         if self.changed.is_some() {
-            self.file.sync_data()?;
+            if let Err(e) = self.file.sync_data() {
+                self.changed = Some(Instant::now());
+                return Err(e);
+            }
             self.changed = None;
         }
         Ok(())
