@@ -442,7 +442,7 @@ fn a_missing_or_damaged_mark_is_refused_unless_accepted() {
         let dir = TempDir::new();
         small_store(dir.path());
         let mark = dir.path().join("durable.mark");
-        assert_eq!(std::fs::metadata(&mark).unwrap().len(), 16);
+        assert_eq!(std::fs::metadata(&mark).unwrap().len(), 24);
         match damage {
             "missing" => std::fs::remove_file(&mark).unwrap(),
             _ => {

@@ -79,6 +79,7 @@ mod lock;
 mod mark;
 mod options;
 mod repair;
+mod seal;
 mod store;
 mod writer;
 

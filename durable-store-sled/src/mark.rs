@@ -7,17 +7,18 @@
 //! - Every group of writes (see `writer`) is numbered, and its batch stores its number in
 //!   the tree (key `m`, see `keys`), atomically with its writes.
 //! - Once a group is durable, and before it is answered, its number is written over
-//!   `durable.mark` (a 16-byte file: `b"DMK1" | number: u64 | CRC-32 of both`, little
-//!   endian). The mark is therefore never ahead of what sled made durable, and after an
-//!   answer it is at least the answered group: a process killed at any instant leaves it
-//!   in the page cache, where the next open finds it.
+//!   `durable.mark` (a 24-byte file: `b"DMK1" | number: u64 | seal: u64 | CRC-32 of the
+//!   rest`, little-endian; the seal is 0 but after a clean close, see `seal`). The mark is
+//!   therefore never ahead of what sled made durable, and after an answer it is at least
+//!   the answered group: a process killed at any instant leaves it in the page cache,
+//!   where the next open finds it.
 //! - An open compares the number found in the tree with the mark. Lower means that
 //!   acknowledged groups are missing from the log: the open is refused with
 //!   [`StoreError::Corrupt`](durable_core::StoreError::Corrupt), unless the caller accepts
 //!   the rollback, which then becomes the new mark. Equal or higher (a kill between a
 //!   group's sync and its mark) is a store as acknowledged.
 //!
-//! What the mark costs: one 16-byte write per group, not an fsync. The mark is fsynced
+//! What the mark costs: one 24-byte write per group, not an fsync. The mark is fsynced
 //! when the store closes and, with [`Durability::PowerLoss`](crate::Durability), at
 //! most [`SYNC_DELAY`] after a group changed it (by the writer, between groups or when
 //! idle), so groups never wait for it. The price is a window: a power cut can leave the
@@ -43,7 +44,7 @@ const MARK_FILE: &str = "durable.mark";
 /// Where a new mark is written before it is renamed to [`MARK_FILE`].
 const NEW_MARK_FILE: &str = "durable.mark.new";
 const MAGIC: &[u8; 4] = b"DMK1";
-const LEN: usize = 16;
+const LEN: usize = 24;
 
 /// The longest a changed mark waits for its fsync, with power-loss durability.
 pub(crate) const SYNC_DELAY: Duration = Duration::from_millis(100);
@@ -57,28 +58,49 @@ pub(crate) struct Mark {
     changed: Option<Instant>,
 }
 
-fn encode(group: u64) -> [u8; LEN] {
+fn encode(group: u64, seal: u64) -> [u8; LEN] {
     let mut bytes = [0; LEN];
     bytes[..4].copy_from_slice(MAGIC);
     bytes[4..12].copy_from_slice(&group.to_le_bytes());
-    let crc = crc32fast::hash(&bytes[..12]);
-    bytes[12..].copy_from_slice(&crc.to_le_bytes());
+    bytes[12..20].copy_from_slice(&seal.to_le_bytes());
+    let crc = crc32fast::hash(&bytes[..20]);
+    bytes[20..].copy_from_slice(&crc.to_le_bytes());
     bytes
 }
 
-/// The group number in a mark file's bytes, or what is wrong with them.
-fn decode(bytes: &[u8]) -> Result<u64, String> {
+/// The group number and seal in a mark file's bytes, or what is wrong with them.
+fn decode(bytes: &[u8]) -> Result<(u64, u64), String> {
     if bytes.len() != LEN {
         return Err(format!("it holds {} bytes instead of {LEN}", bytes.len()));
     }
     let mut crc = [0; 4];
-    crc.copy_from_slice(&bytes[12..]);
-    if &bytes[..4] != MAGIC || crc32fast::hash(&bytes[..12]) != u32::from_le_bytes(crc) {
+    crc.copy_from_slice(&bytes[20..]);
+    if &bytes[..4] != MAGIC || crc32fast::hash(&bytes[..20]) != u32::from_le_bytes(crc) {
         return Err("its checksum does not match".to_owned());
     }
     let mut group = [0; 8];
     group.copy_from_slice(&bytes[4..12]);
-    Ok(u64::from_le_bytes(group))
+    let mut seal = [0; 8];
+    seal.copy_from_slice(&bytes[12..20]);
+    Ok((u64::from_le_bytes(group), u64::from_le_bytes(seal)))
+}
+
+/// The seal in the mark of the store in `dir`, if it was closed cleanly (see `seal`).
+pub(crate) fn read_seal(dir: &Path) -> Option<u64> {
+    let bytes = std::fs::read(dir.join(MARK_FILE)).ok()?;
+    decode(&bytes)
+        .ok()
+        .map(|(_, seal)| seal)
+        .filter(|&seal| seal != 0)
+}
+
+/// Adds `seal` to the mark of the store in `dir`, which must be closed, and fsyncs it.
+pub(crate) fn write_seal(dir: &Path, seal: u64) -> io::Result<()> {
+    let path = dir.join(MARK_FILE);
+    let (group, _) = decode(&std::fs::read(&path)?).map_err(io::Error::other)?;
+    let file = File::options().write(true).open(&path)?;
+    write_at_start(&file, &encode(group, seal))?;
+    file.sync_data()
 }
 
 impl Mark {
@@ -104,8 +126,8 @@ impl Mark {
         let shown = path.display().to_string();
         let problem = match std::fs::read(&path) {
             Ok(bytes) => match decode(&bytes) {
-                Ok(marked) if marked <= in_log => None,
-                Ok(marked) => Some(corrupt(
+                Ok((marked, _)) if marked <= in_log => None,
+                Ok((marked, _)) => Some(corrupt(
                     log.display().to_string(),
                     format!(
                         "sled's log holds the store's writes up to group {in_log}, but group \
@@ -167,7 +189,7 @@ impl Mark {
     /// and the directory fsynced.
     fn create(dir: &Path, new: &Path, path: &Path, group: u64) -> Result<(), StoreError> {
         let mut file = File::create(new).map_err(|e| io_error(e, "cannot create", new))?;
-        file.write_all(&encode(group))
+        file.write_all(&encode(group, 0))
             .and_then(|()| file.sync_all())
             .map_err(|e| io_error(e, "cannot write", new))?;
         std::fs::rename(new, path).map_err(|e| io_error(e, "cannot rename", new))?;
@@ -179,7 +201,7 @@ impl Mark {
     /// Sets the mark to `group`, without an fsync: call once `group` is durable, before it
     /// is answered.
     pub(crate) fn record(&mut self, group: u64) -> io::Result<()> {
-        write_at_start(&self.file, &encode(group))?;
+        write_at_start(&self.file, &encode(group, 0))?;
         self.changed.get_or_insert_with(Instant::now);
         Ok(())
     }
@@ -222,8 +244,8 @@ mod tests {
 
     #[test]
     fn a_mark_round_trips_and_any_damage_is_noticed() {
-        let bytes = encode(0x0102_0304_0506_0708);
-        assert_eq!(decode(&bytes), Ok(0x0102_0304_0506_0708));
+        let bytes = encode(0x0102_0304_0506_0708, 9);
+        assert_eq!(decode(&bytes), Ok((0x0102_0304_0506_0708, 9)));
         for at in 0..LEN {
             for bit in 0..8 {
                 let mut damaged = bytes;

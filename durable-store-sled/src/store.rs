@@ -69,6 +69,9 @@ pub struct SledStore {
     /// `close` (the writer) waits for reads in flight.
     state: Arc<RwLock<Option<Open>>>,
     leases: LeaseTable,
+    /// Whether the open read the whole tree (it was not sealed).
+    #[cfg(test)]
+    scanned: bool,
 }
 
 /// Everything that lives while the store is open; dropped in field order, so the
@@ -77,22 +80,29 @@ pub struct SledStore {
 struct Open {
     writer: Writer,
     db: sled::Db,
+    /// The store's directory, to seal on a clean close (`None` for a temporary store).
+    seal: Option<PathBuf>,
     lock: DirLock,
     _temporary: Option<RemoveDir>,
 }
 
 impl Open {
-    /// Finishes the queued writes, syncs, closes sled and releases the directory; blocks.
+    /// Finishes the queued writes, syncs, closes sled, seals its files (see `seal`) and
+    /// releases the directory; blocks.
     fn finish(self) -> Result<(), StoreError> {
         let Open {
             writer,
             db,
+            seal,
             lock,
             _temporary,
         } = self;
         let result = writer.finish();
         // sled's own close flushes and syncs its log.
         drop(db);
+        if let (Some(dir), Ok(())) = (seal, &result) {
+            integrity::seal(&dir, &dir.join(DATA_DIR));
+        }
         drop(lock);
         drop(_temporary);
         result
@@ -229,9 +239,12 @@ impl SledStore {
             .path(&data)
             .cache_capacity(options.cache_capacity.max(1024 * 1024));
         repair::prepare(&data)?;
+        let sealed = integrity::sealed(&path, &data);
         let db = open_sled(&config)?;
         let log_path = data.join(SLED_LOG);
-        let checked = integrity::check(&path, &db, &log_path, options.accept_rollback)?;
+        let checked = integrity::check(&path, &db, &log_path, sealed, options.accept_rollback)?;
+        let scanned = checked.scanned;
+        tracing::debug!(path = %path.display(), read_whole = scanned, "store opened");
         // Write access because some systems refuse to fsync a file opened read-only.
         let log = File::options()
             .read(true)
@@ -247,15 +260,19 @@ impl SledStore {
             digest: checked.digest,
             durability: options.durability,
         })?;
+        let seal = temporary.is_none().then(|| path.clone());
         Ok(SledStore {
             path,
             state: Arc::new(RwLock::new(Some(Open {
                 writer,
                 db,
+                seal,
                 lock,
                 _temporary: temporary,
             }))),
             leases: LeaseTable::new(),
+            #[cfg(test)]
+            scanned,
         })
     }
 
@@ -533,5 +550,81 @@ fn open_sled(config: &sled::Config) -> Result<sled::Db, StoreError> {
             }
             Err(e) => return Err(sled_error(e)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use durable_core::{ExecutionRecord, Status};
+
+    use super::*;
+
+    fn record(seq: u64) -> ExecutionRecord {
+        ExecutionRecord {
+            id: "a".into(),
+            workflow: "w".into(),
+            fingerprint: 1,
+            seq,
+            status: Status::Running,
+            position: None,
+            wake_at: None,
+            output: None,
+            message: None,
+            history_next: 0,
+            created_at: Timestamp::EPOCH,
+            updated_at: Timestamp::EPOCH,
+        }
+    }
+
+    /// A clean close seals sled's files, and the next open skips reading the whole tree
+    /// while they are as sealed: not after a change to them, nor after writes.
+    #[tokio::test]
+    async fn an_open_reads_the_whole_tree_unless_the_files_are_as_sealed() {
+        let dir = std::env::temp_dir().join(format!("durable-sealed-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = SledStore::open(&dir).unwrap();
+        assert!(store.scanned, "a new store");
+        store.create(record(0), b"in".to_vec()).await.unwrap();
+        store.close().await.unwrap();
+
+        let store = SledStore::open(&dir).unwrap();
+        assert!(!store.scanned, "closed cleanly, unchanged");
+        assert_eq!(store.load("a").await.unwrap(), Some(record(0)));
+        store.close().await.unwrap();
+        let store = SledStore::open(&dir).unwrap();
+        assert!(!store.scanned, "closed cleanly again");
+        let commit = Commit {
+            record: record(1),
+            expected_seq: 0,
+            history: Vec::new(),
+            prune_history_below: 0,
+        };
+        store.commit(commit).await.unwrap();
+        // Not closed: the writes of this session unsealed the files.
+        let Some(open) = store.state.write().await.take() else {
+            panic!("the store is open");
+        };
+        // As a crash would leave it: the writer stopped, sled closed, no seal.
+        let Open {
+            writer, db, lock, ..
+        } = open;
+        writer.finish().unwrap();
+        drop(db);
+        drop(lock);
+        let store = SledStore::open(&dir).unwrap();
+        assert!(store.scanned, "written since the seal");
+        assert_eq!(store.load("a").await.unwrap(), Some(record(1)));
+        store.close().await.unwrap();
+
+        let store = SledStore::open(&dir).unwrap();
+        assert!(!store.scanned, "closed cleanly after the scan");
+        store.close().await.unwrap();
+        // A file that sled ignores changes nothing it reads, but the files are no longer
+        // as sealed.
+        std::fs::write(dir.join("sled/blobs/stray"), b"?").unwrap();
+        let store = SledStore::open(&dir).unwrap();
+        assert!(store.scanned, "changed since the seal");
+        store.close().await.unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
