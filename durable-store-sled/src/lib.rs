@@ -38,8 +38,9 @@
 //!   left is not what it acknowledged. Every group of writes stores its number and a
 //!   digest of the whole tree's contents beside its writes, and the number of the last
 //!   acknowledged group is kept outside sled, in `durable.mark`. An open reads the whole
-//!   tree, and refuses a store whose contents do not match their digest or whose last
-//!   group is behind the mark, with
+//!   tree (unless the store was closed cleanly and sled's files are unchanged since, which
+//!   a checksum taken at the close tells), and refuses a store whose contents do not
+//!   match their digest or whose last group is behind the mark, with
 //!   [`StoreError::Corrupt`](durable_core::StoreError::Corrupt) saying what it found; [`Options::accept_rollback`] opens it anyway, from what is
 //!   left. Damage that sled notices itself (or that makes it panic, as sled 0.34 does on
 //!   some) is an error too, never a panic.
@@ -47,8 +48,9 @@
 //!   fsynced on close and, with power-loss durability, at most 100 ms after it changes.
 //!   So a power cut can leave it up to 100 ms behind the log (never ahead), and damage
 //!   to exactly those last groups on top of a power cut would go unnoticed. The digest
-//!   costs a read of each written key's old value per group, and the check a read of the
-//!   whole tree at open.
+//!   costs a read of each written key's old value per group; the check, a read of the
+//!   whole tree at an open after a crash, and a read of sled's log at a clean close and
+//!   the open after it.
 //!
 //! # Async runtimes
 //!

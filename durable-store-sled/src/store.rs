@@ -178,9 +178,14 @@ impl SledStore {
     /// Opens the store in directory `path`, creating the directory if needed.
     ///
     /// Fails with [`StoreError::Locked`] if a store is already open on `path`, in this
-    /// process or another one, and with an [`InvalidInput`](std::io::ErrorKind) I/O
-    /// error (as [`StoreError::Backend`]) if `path` is empty. Blocks while sled reads its
-    /// log, and while a store of this process on the same directory finishes closing.
+    /// process or another one; with [`StoreError::Corrupt`] if the store is not what it
+    /// acknowledged (see [`Options::accept_rollback`]); and with an
+    /// [`InvalidInput`](std::io::ErrorKind) I/O error (as [`StoreError::Backend`]) if
+    /// `path` is empty.
+    ///
+    /// Blocks: while sled reads its log, while the store checks its contents (after a
+    /// crash it reads all of them), and while a store of this process on the same
+    /// directory finishes closing.
     pub fn open(path: impl AsRef<Path>) -> Result<SledStore, StoreError> {
         Self::open_with(path, Options::default())
     }
@@ -284,7 +289,8 @@ impl SledStore {
     /// Finishes every write already asked for, syncs, and releases the directory, which
     /// can then be opened again. Every later call on this store returns
     /// [`StoreError::Closed`]; closing again does nothing. Waits for reads in flight; the
-    /// blocking part runs on tokio's blocking threads.
+    /// blocking part (which includes reading sled's log once, for a checksum that spares
+    /// the next open a read of the whole store) runs on tokio's blocking threads.
     ///
     /// Durable: when this returns `Ok`, everything the store acknowledged survives a crash
     /// (as it already did when acknowledged); an `Err` reports that the last sync failed.

@@ -289,12 +289,27 @@ impl Waiting {
         }
     }
 
-    fn fail(self, error: &io::Error) {
-        let error = StoreError::backend(io::Error::new(error.kind(), error.to_string()));
+    fn fail(self, error: StoreError) {
         match self {
             Waiting::Create(reply, _) => drop(reply.send(Err(error))),
             Waiting::Commit(reply, _) => drop(reply.send(Err(error))),
         }
+    }
+}
+
+/// A copy of `error` for each request of a failed group: the same variant where it can be
+/// copied ([`StoreError::Corrupt`]), its message otherwise.
+fn copy_error(error: &StoreError) -> StoreError {
+    match error {
+        StoreError::Corrupt { key, source } => StoreError::Corrupt {
+            key: key.clone(),
+            source: source.clone(),
+        },
+        StoreError::Backend(e) => StoreError::backend(match e.downcast_ref::<io::Error>() {
+            Some(io) => io::Error::new(io.kind(), io.to_string()),
+            None => io::Error::other(e.to_string()),
+        }),
+        other => StoreError::backend(io::Error::other(other.to_string())),
     }
 }
 
@@ -342,9 +357,8 @@ fn write_group(disk: &mut Disk, requests: Vec<Request>) {
     let digest = match batch.apply_to(&disk.db, disk.digest) {
         Ok(digest) => digest,
         Err(e) => {
-            let e = io::Error::other(e.to_string());
             tracing::error!(error = %e, requests = size, "group commit failed");
-            return waiting.into_iter().for_each(|w| w.fail(&e));
+            return waiting.into_iter().for_each(|w| w.fail(copy_error(&e)));
         }
     };
     batch.insert(keys::GROUP, keys::encode_group(number, digest.as_u64()));
@@ -369,7 +383,8 @@ fn write_group(disk: &mut Disk, requests: Vec<Request>) {
         }
         Err(e) => {
             tracing::error!(error = %e, requests = size, "group commit failed");
-            waiting.into_iter().for_each(|w| w.fail(&e));
+            let e = StoreError::backend(e);
+            waiting.into_iter().for_each(|w| w.fail(copy_error(&e)));
         }
     }
 }
