@@ -419,6 +419,7 @@ async fn advance_all(store: &std::sync::Arc<SledStore>, count: usize, from: u64,
 /// from its log, also after it has reused log segments.
 #[test]
 fn without_a_snapshot_sled_rebuilds_every_record_from_its_log() {
+    const ROUNDS: u64 = 45;
     let dir = TempDir::new();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -431,15 +432,17 @@ fn without_a_snapshot_sled_rebuilds_every_record_from_its_log() {
         for n in 0..count {
             store.create(bulky(n, 0), input(n)).await.unwrap();
         }
-        advance_all(&store, count, 0, 10).await;
+        advance_all(&store, count, 0, 15).await;
         store.close().await.unwrap();
-        // The second session starts from the snapshot sled writes as it opens.
-        let store = std::sync::Arc::new(SledStore::open(dir.path()).unwrap());
-        advance_all(&store, count, 10, 40).await;
-        store.close().await.unwrap();
+        // The later sessions start from the snapshot sled writes as it opens.
+        for session in 1..3 {
+            let store = std::sync::Arc::new(SledStore::open(dir.path()).unwrap());
+            advance_all(&store, count, session * 15, session * 15 + 15).await;
+            store.close().await.unwrap();
+        }
     });
     let sled = dir.path().join("sled");
-    let written = count as u64 * 40 * 1024;
+    let written = count as u64 * ROUNDS * 1024;
     let log = std::fs::metadata(sled.join("db")).unwrap().len();
     assert!(
         log < written,
@@ -453,8 +456,12 @@ fn without_a_snapshot_sled_rebuilds_every_record_from_its_log() {
     runtime.block_on(async {
         let store = SledStore::open(dir.path()).unwrap();
         for n in 0..count {
-            let id = bulky(n, 40).id;
-            assert_eq!(store.load(&id).await.unwrap(), Some(bulky(n, 40)), "{id}");
+            let id = bulky(n, ROUNDS).id;
+            assert_eq!(
+                store.load(&id).await.unwrap(),
+                Some(bulky(n, ROUNDS)),
+                "{id}"
+            );
             assert_eq!(store.load_input(&id).await.unwrap(), Some(input(n)), "{id}");
         }
         let listed = store.list(&Default::default()).await.unwrap();

@@ -9,7 +9,8 @@
 //! | `u/` status id | empty: the unfinished index (status `0` running, `1` suspended, `2` parked) |
 //! | `o/` escaped id `00 01` key | an operation (below) |
 //! | `k/` token | the `o/` key of the operation the token belongs to |
-//! | `m/format` | the store's format, `u32` little-endian (3 since the unfinished index and operations) |
+//! | `v` | the store's format, `u32` little-endian (3 since the unfinished index and operations) |
+//! | `m` | the last group of writes: `b'G' 1 \| number: u64 \| digest: u64` (little-endian), its number (see `mark`) and the digest of the tree's contents after it (see `digest`) |
 //!
 //! - id is the execution id's UTF-8 bytes. In `e/`, `i/` and `t/` keys it runs to the end
 //!   of the key, so it needs no delimiter: `e/` and `i/` keys are only looked up whole or
@@ -55,7 +56,7 @@
 //! is an execution value that is a bare record envelope of that format (its input under
 //! `i/`, no tail, nothing pruned to skip), and `h/` values that are a single entry's
 //! envelope under that entry's number. The next commit of such an execution rewrites its
-//! value in layout 3. A store of format 2 (no `m/format` key) is migrated when it opens:
+//! value in layout 3. A store of format 2 (no `v` key) is migrated when it opens:
 //! its unfinished executions are entered into the `u/` index.
 //!
 //! Envelopes carry their format version (see `durable_core::codec`); a value that does not
@@ -83,9 +84,11 @@ pub(crate) const OPERATION: &[u8] = b"o/";
 /// Prefix of the token index.
 pub(crate) const TOKEN: &[u8] = b"k/";
 /// The key of the store's format.
-pub(crate) const FORMAT: &[u8] = b"m/format";
+pub(crate) const FORMAT: &[u8] = b"v";
 /// The format this build writes.
 pub(crate) const FORMAT_VERSION: u32 = 3;
+/// The key of the last group's number; no prefix above is a prefix of it.
+pub(crate) const GROUP: &[u8] = b"m";
 
 const ID_END: [u8; 2] = [0x00, 0x01];
 const ESCAPED_ZERO: [u8; 2] = [0x00, 0xff];
@@ -247,6 +250,27 @@ const EXECUTION_TAG_V2: [u8; 2] = [b'E', 2];
 const CHUNK_TAG: [u8; 2] = [b'H', 2];
 /// The first byte of a value envelope: an execution value or history value of layout 1.
 const ENVELOPE_TAG: u8 = b'v';
+
+const GROUP_TAG: [u8; 2] = [b'G', 1];
+
+/// Encodes the value of [`GROUP`].
+pub(crate) fn encode_group(number: u64, digest: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(18);
+    out.extend_from_slice(&GROUP_TAG);
+    out.extend_from_slice(&number.to_le_bytes());
+    out.extend_from_slice(&digest.to_le_bytes());
+    out
+}
+
+/// Decodes the value of [`GROUP`]: the group's number and digest.
+pub(crate) fn decode_group(bytes: &[u8]) -> Result<(u64, u64), StoreError> {
+    let mut reader = Reader::new(GROUP, bytes);
+    reader.tag(GROUP_TAG, "not a group's number and digest")?;
+    let number = reader.u64()?;
+    let digest = reader.u64()?;
+    reader.end()?;
+    Ok((number, digest))
+}
 
 /// An encoded history entry and its number.
 pub(crate) type Entry = (u64, Vec<u8>);
@@ -638,6 +662,11 @@ mod tests {
                 ),
                 "truncated to {len} bytes"
             );
+        }
+        let group = encode_group(41, 7);
+        assert_eq!(decode_group(&group).unwrap(), (41, 7));
+        for len in 0..group.len() {
+            assert!(decode_group(&group[..len]).is_err(), "cut to {len}");
         }
         let chunk = encode_chunk(&tail).unwrap();
         assert_eq!(decode_history(b"h/x", &chunk).unwrap(), [entry]);

@@ -21,9 +21,44 @@
 //!
 //! # Durability
 //!
-//! By default a commit survives the machine losing power ([`Durability::PowerLoss`]);
-//! [`SledStore::open_with`] and [`Durability::ProcessCrash`] trade that for one
-//! `fdatasync` less per group of commits.
+//! By default a commit survives the machine losing power ([`Durability::PowerLoss`]):
+//! before a group of commits is acknowledged, sled's log is flushed and `fdatasync`ed,
+//! and so is every file sled wrote to `sled/blobs/` for a value too large for its log
+//! (over about 128 KiB), with its directory. [`SledStore::open_with`] and
+//! [`Durability::ProcessCrash`] trade that for fewer syncs: a commit then survives the
+//! process dying, not the power going.
+//!
+//! # Damage and crashes
+//!
+//! - A process killed at any instant, also while the store opens or closes, leaves a store
+//!   that opens with every acknowledged commit (sled's own leftovers of such a kill, a
+//!   snapshot cut short, are removed before sled opens).
+//! - Damage to sled's log (a flipped byte, a cut-off tail, an older copy put back) is
+//!   never silent: sled drops what it cannot read, and the store notices when what is
+//!   left is not what it acknowledged. Every group of writes stores its number and a
+//!   digest of the whole tree's contents beside its writes, and the number of the last
+//!   acknowledged group is kept outside sled, in `durable.mark`. An open reads the whole
+//!   tree (unless the store was closed cleanly and sled's files are unchanged since, which
+//!   a checksum taken at the close tells), and refuses a store whose contents do not
+//!   match their digest or whose last group is behind the mark, with
+//!   [`StoreError::Corrupt`](durable_core::StoreError::Corrupt) saying what it found; [`Options::accept_rollback`] opens it anyway, from what is
+//!   left. Damage that sled notices itself (or that makes it panic, as sled 0.34 does on
+//!   some) is an error too, never a panic.
+//! - The mark costs one 16-byte write per group and no fsync in the group's path: it is
+//!   fsynced on close and, with power-loss durability, at most 100 ms after it changes.
+//!   So a power cut can leave it up to 100 ms behind the log (never ahead), and damage
+//!   to exactly those last groups on top of a power cut would go unnoticed. The digest
+//!   costs a read of each written key's old value per group; the check, a read of the
+//!   whole tree at an open after a crash, and a read of sled's log at a clean close and
+//!   the open after it.
+//!
+//! # Async runtimes
+//!
+//! No method blocks a tokio runtime's threads: reads run on tokio's blocking threads
+//! (inline when there is no tokio runtime), writes on the store's writer thread, and a
+//! store dropped inside a runtime finishes closing on a blocking thread. Opening blocks
+//! (it reads sled's log and the tree): call it before the runtime starts, or inside
+//! `spawn_blocking`.
 //!
 //! # Memory
 //!
@@ -38,12 +73,16 @@
 #![deny(missing_docs)]
 
 mod blobs;
+mod digest;
 mod error;
 mod format;
+mod integrity;
 mod keys;
 mod lock;
+mod mark;
 mod options;
 mod repair;
+mod seal;
 mod store;
 mod writer;
 

@@ -34,8 +34,8 @@ pub struct Options {
     pub durability: Durability,
     /// Bytes of sled's page cache (default [`Options::DEFAULT_CACHE_CAPACITY`]).
     pub cache_capacity: u64,
-    /// Whether to open a store whose data is behind what it acknowledged (default
-    /// `false`: such a store is refused; see [`Options::accept_rollback`]).
+    /// Whether to open a store whose data is not what it acknowledged (default `false`:
+    /// such a store is refused; see [`Options::accept_rollback`]).
     pub accept_rollback: bool,
 }
 
@@ -62,17 +62,18 @@ impl Options {
         self
     }
 
-    /// Sets whether the store opens when its data is behind what it acknowledged.
+    /// Sets whether the store opens when its data is not what it acknowledged.
     ///
-    /// A store remembers, outside sled's files, how far its acknowledged writes went
-    /// (`durable.mark`). When sled's data file has been damaged or truncated, sled drops
-    /// everything from the first bad record on, and the store would come back older than
-    /// it was: finished executions running again, at-most-once steps repeated. By
-    /// default `open` refuses such a store with
+    /// When sled's log has been damaged, cut short or replaced by an older copy, sled
+    /// drops what it cannot read and the store would come back older than it was:
+    /// finished executions running again, at-most-once steps repeated, timers gone. The
+    /// store notices (see the crate docs: the digest of its contents and the high-water
+    /// mark in `durable.mark`), and by default `open` refuses it with
     /// [`StoreError::Corrupt`](durable_core::StoreError::Corrupt), which says what it
-    /// found; restore a backup of the directory, or, to go on from what is left, open it
-    /// once with `accept_rollback(true)`. The lost writes stay lost; the store then
-    /// records its new position, so later opens need the option no more.
+    /// found. Restore a backup of the directory, or, to go on from what is left, open it
+    /// once with `accept_rollback(true)`: the lost writes stay lost, and the store records
+    /// what it found as its new state, so later opens need the option no more. It cannot
+    /// open a store that sled itself cannot read.
     pub fn accept_rollback(mut self, accept: bool) -> Self {
         self.accept_rollback = accept;
         self

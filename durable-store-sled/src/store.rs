@@ -38,6 +38,7 @@ use tokio::sync::{OwnedRwLockReadGuard, RwLock};
 
 use crate::blobs::Blobs;
 use crate::error::{io_error, sled_error, sled_panicked};
+use crate::integrity;
 use crate::keys;
 use crate::lock::DirLock;
 use crate::options::Options;
@@ -68,6 +69,9 @@ pub struct SledStore {
     /// `close` (the writer) waits for reads in flight.
     state: Arc<RwLock<Option<Open>>>,
     leases: LeaseTable,
+    /// Whether the open read the whole tree (it was not sealed).
+    #[cfg(test)]
+    scanned: bool,
 }
 
 /// Everything that lives while the store is open; dropped in field order, so the
@@ -76,22 +80,29 @@ pub struct SledStore {
 struct Open {
     writer: Writer,
     db: sled::Db,
+    /// The store's directory, to seal on a clean close (`None` for a temporary store).
+    seal: Option<PathBuf>,
     lock: DirLock,
     _temporary: Option<RemoveDir>,
 }
 
 impl Open {
-    /// Finishes the queued writes, syncs, closes sled and releases the directory; blocks.
+    /// Finishes the queued writes, syncs, closes sled, seals its files (see `seal`) and
+    /// releases the directory; blocks.
     fn finish(self) -> Result<(), StoreError> {
         let Open {
             writer,
             db,
+            seal,
             lock,
             _temporary,
         } = self;
         let result = writer.finish();
         // sled's own close flushes and syncs its log.
         drop(db);
+        if let (Some(dir), Ok(())) = (seal, &result) {
+            integrity::seal(&dir, &dir.join(DATA_DIR));
+        }
         drop(lock);
         drop(_temporary);
         result
@@ -167,9 +178,14 @@ impl SledStore {
     /// Opens the store in directory `path`, creating the directory if needed.
     ///
     /// Fails with [`StoreError::Locked`] if a store is already open on `path`, in this
-    /// process or another one, and with an [`InvalidInput`](std::io::ErrorKind) I/O
-    /// error (as [`StoreError::Backend`]) if `path` is empty. Blocks while sled reads its
-    /// log, and while a store of this process on the same directory finishes closing.
+    /// process or another one; with [`StoreError::Corrupt`] if the store is not what it
+    /// acknowledged (see [`Options::accept_rollback`]); and with an
+    /// [`InvalidInput`](std::io::ErrorKind) I/O error (as [`StoreError::Backend`]) if
+    /// `path` is empty.
+    ///
+    /// Blocks: while sled reads its log, while the store checks its contents (after a
+    /// crash it reads all of them), and while a store of this process on the same
+    /// directory finishes closing.
     pub fn open(path: impl AsRef<Path>) -> Result<SledStore, StoreError> {
         Self::open_with(path, Options::default())
     }
@@ -228,30 +244,47 @@ impl SledStore {
             .path(&data)
             .cache_capacity(options.cache_capacity.max(1024 * 1024));
         repair::prepare(&data)?;
+        let sealed = integrity::sealed(&path, &data);
         let db = open_sled(&config)?;
-        crate::format::prepare(&db, &format!("the sled store in {}", path.display()))?;
+        let what = format!("the sled store in {}", path.display());
+        let migration = crate::format::prepare(&db, &what)?;
         let log_path = data.join(SLED_LOG);
+        let checked = integrity::check(&path, &db, &log_path, sealed, options.accept_rollback)?;
+        let scanned = checked.scanned;
+        tracing::debug!(path = %path.display(), read_whole = scanned, "store opened");
         // Write access because some systems refuse to fsync a file opened read-only.
         let log = File::options()
             .read(true)
             .write(true)
             .open(&log_path)
             .map_err(|e| io_error(e, "cannot open", &log_path))?;
-        let writer = Writer::spawn(Disk {
+        let mut disk = Disk {
             db: db.clone(),
             log,
             blobs: Blobs::new(data),
+            mark: checked.mark,
+            group: checked.group,
+            digest: checked.digest,
             durability: options.durability,
-        })?;
+        };
+        if let Some(writes) = migration {
+            // A group like any other: numbered, in the digest, durable before use.
+            writer::apply_writes(&mut disk, writes)?;
+        }
+        let writer = Writer::spawn(disk)?;
+        let seal = temporary.is_none().then(|| path.clone());
         Ok(SledStore {
             path,
             state: Arc::new(RwLock::new(Some(Open {
                 writer,
                 db,
+                seal,
                 lock,
                 _temporary: temporary,
             }))),
             leases: LeaseTable::new(),
+            #[cfg(test)]
+            scanned,
         })
     }
 
@@ -263,7 +296,8 @@ impl SledStore {
     /// Finishes every write already asked for, syncs, and releases the directory, which
     /// can then be opened again. Every later call on this store returns
     /// [`StoreError::Closed`]; closing again does nothing. Waits for reads in flight; the
-    /// blocking part runs on tokio's blocking threads.
+    /// blocking part (which includes reading sled's log once, for a checksum that spares
+    /// the next open a read of the whole store) runs on tokio's blocking threads.
     ///
     /// Durable: when this returns `Ok`, everything the store acknowledged survives a crash
     /// (as it already did when acknowledged); an `Err` reports that the last sync failed.
@@ -614,10 +648,15 @@ const SLED_RELEASE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs
 /// copy of sled's file until it execs. sled 0.34 offers no way to release its lock
 /// explicitly (it is an `flock` on a file sled keeps private), so the open retries until
 /// those let go. Any other error is returned at once.
+///
+/// sled asserts on some damaged data instead of returning an error; such a panic is
+/// returned as [`StoreError::Corrupt`].
 fn open_sled(config: &sled::Config) -> Result<sled::Db, StoreError> {
     let deadline = std::time::Instant::now() + SLED_RELEASE_TIMEOUT;
     loop {
-        match config.open() {
+        let opened = std::panic::catch_unwind(AssertUnwindSafe(|| config.open()))
+            .map_err(|payload| sled_panicked(payload, "opening its log"))?;
+        match opened {
             Ok(db) => return Ok(db),
             Err(sled::Error::Io(e))
                 if e.to_string().contains("could not acquire lock")
@@ -627,5 +666,85 @@ fn open_sled(config: &sled::Config) -> Result<sled::Db, StoreError> {
             }
             Err(e) => return Err(sled_error(e)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use durable_core::{ExecutionRecord, Status};
+
+    use super::*;
+
+    fn record(seq: u64) -> ExecutionRecord {
+        ExecutionRecord {
+            id: "a".into(),
+            workflow: "w".into(),
+            fingerprint: 1,
+            seq,
+            status: Status::Running,
+            position: None,
+            wake_at: None,
+            output: None,
+            message: None,
+            history_next: 0,
+            created_at: Timestamp::EPOCH,
+            updated_at: Timestamp::EPOCH,
+            parent: None,
+            awaiting: Vec::new(),
+        }
+    }
+
+    /// A clean close seals sled's files, and the next open skips reading the whole tree
+    /// while they are as sealed: not after a change to them, nor after writes.
+    #[tokio::test]
+    async fn an_open_reads_the_whole_tree_unless_the_files_are_as_sealed() {
+        let dir = std::env::temp_dir().join(format!("durable-sealed-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = SledStore::open(&dir).unwrap();
+        assert!(store.scanned, "a new store");
+        store.create(record(0), b"in".to_vec()).await.unwrap();
+        store.close().await.unwrap();
+
+        let store = SledStore::open(&dir).unwrap();
+        assert!(!store.scanned, "closed cleanly, unchanged");
+        assert_eq!(store.load("a").await.unwrap(), Some(record(0)));
+        store.close().await.unwrap();
+        let store = SledStore::open(&dir).unwrap();
+        assert!(!store.scanned, "closed cleanly again");
+        let commit = Commit {
+            record: record(1),
+            expected_seq: 0,
+            history: Vec::new(),
+            prune_history_below: 0,
+            operations: Vec::new(),
+            deliveries: Vec::new(),
+        };
+        store.commit(commit).await.unwrap();
+        // Not closed: the writes of this session unsealed the files.
+        let Some(open) = store.state.write().await.take() else {
+            panic!("the store is open");
+        };
+        // As a crash would leave it: the writer stopped, sled closed, no seal.
+        let Open {
+            writer, db, lock, ..
+        } = open;
+        writer.finish().unwrap();
+        drop(db);
+        drop(lock);
+        let store = SledStore::open(&dir).unwrap();
+        assert!(store.scanned, "written since the seal");
+        assert_eq!(store.load("a").await.unwrap(), Some(record(1)));
+        store.close().await.unwrap();
+
+        let store = SledStore::open(&dir).unwrap();
+        assert!(!store.scanned, "closed cleanly after the scan");
+        store.close().await.unwrap();
+        // A file that sled ignores changes nothing it reads, but the files are no longer
+        // as sealed.
+        std::fs::write(dir.join("sled/blobs/stray"), b"?").unwrap();
+        let store = SledStore::open(&dir).unwrap();
+        assert!(store.scanned, "changed since the seal");
+        store.close().await.unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -14,12 +14,16 @@
 //!   group is answered after the group's sync, since it is true only if that write lands.
 //! - If the batch or the sync fails, every request of the group that was waiting for it
 //!   gets [`StoreError::Backend`]: its write may or may not have reached the disk.
+//! - Groups that write are numbered from 1 without gaps; each batch stores its number
+//!   (key `m`), and once the group is durable, before any answer, the number becomes the
+//!   high-water mark (see `mark`), fsynced at most `mark::SYNC_DELAY` later.
 
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io;
 use std::sync::mpsc;
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use durable_core::{
     store_rules, Commit, Committed, Created, Delivered, Delivery, ExecutionRecord, OperationAction,
@@ -28,8 +32,10 @@ use durable_core::{
 use tokio::sync::oneshot;
 
 use crate::blobs::Blobs;
+use crate::digest::{Digest, Writes};
 use crate::error::sled_error;
 use crate::keys;
+use crate::mark::Mark;
 use crate::options::Durability;
 
 /// Most requests written with one batch and one sync, so a flood of requests cannot
@@ -136,12 +142,18 @@ pub(crate) fn writer_gone() -> StoreError {
     ))
 }
 
-/// What the writer writes to: the database, sled's log file and its blob files.
+/// What the writer writes to: the database, sled's log file and its blob files, and the
+/// high-water mark.
 pub(crate) struct Disk {
     pub(crate) db: sled::Db,
     /// sled's log file, `db` in sled's directory, opened separately to fsync it.
     pub(crate) log: File,
     pub(crate) blobs: Blobs,
+    pub(crate) mark: Mark,
+    /// The number of the last group applied to the tree.
+    pub(crate) group: u64,
+    /// The digest of the tree's contents (see `digest`).
+    pub(crate) digest: Digest,
     pub(crate) durability: Durability,
 }
 
@@ -164,6 +176,40 @@ impl Disk {
             Durability::ProcessCrash => Ok(()),
         }
     }
+
+    /// The last sync, whatever the durability, as the store closes: every applied write,
+    /// then the mark, so the mark is never durable before what it counts.
+    fn sync_all(&mut self) -> io::Result<()> {
+        self.db.flush()?;
+        self.log.sync_data()?;
+        self.blobs.sync()?;
+        self.mark.sync()
+    }
+
+    /// Fsyncs the mark if its delay is over (see `mark`); with process-crash durability
+    /// it waits for the close.
+    fn sync_mark_if_due(&mut self) {
+        let due = self
+            .mark
+            .sync_due()
+            .is_some_and(|due| due <= Instant::now());
+        if due && self.durability == Durability::PowerLoss {
+            if let Err(e) = self.mark.sync() {
+                tracing::error!(error = %e, "cannot fsync the store's high-water mark");
+            }
+        }
+    }
+
+    /// How long the writer may wait for a request before the mark's fsync is due.
+    fn idle_limit(&self) -> Option<Duration> {
+        match self.durability {
+            Durability::PowerLoss => self
+                .mark
+                .sync_due()
+                .map(|due| due.saturating_duration_since(Instant::now())),
+            Durability::ProcessCrash => None,
+        }
+    }
 }
 
 /// The handle on the writer thread. Dropping it lets the thread finish every queued
@@ -182,9 +228,10 @@ impl Writer {
             .spawn(move || {
                 let mut disk = disk;
                 run(&mut disk, &queue);
-                // Every group was synced already; this covers nothing but is cheap, and
-                // makes `close` report a disk that stopped accepting writes.
-                disk.sync().map_err(StoreError::backend)
+                // Every group was synced already (with power-loss durability); this
+                // makes the mark durable, and `close` report a disk that stopped
+                // accepting writes.
+                disk.sync_all().map_err(StoreError::backend)
             })
             .map_err(StoreError::backend)?;
         Ok(Writer {
@@ -228,13 +275,28 @@ impl Drop for Writer {
 }
 
 fn run(disk: &mut Disk, queue: &mpsc::Receiver<Request>) {
-    // `recv` keeps returning queued requests after the sender is dropped, so stopping
-    // never loses one.
-    while let Ok(first) = queue.recv() {
+    loop {
+        // `recv` keeps returning queued requests after the sender is dropped, so stopping
+        // never loses one.
+        let first = match disk.idle_limit() {
+            None => match queue.recv() {
+                Ok(first) => first,
+                Err(mpsc::RecvError) => return,
+            },
+            Some(limit) => match queue.recv_timeout(limit) {
+                Ok(first) => first,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    disk.sync_mark_if_due();
+                    continue;
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => return,
+            },
+        };
         let mut group = Vec::with_capacity(16);
         group.push(first);
         group.extend(std::iter::from_fn(|| queue.try_recv().ok()).take(MAX_GROUP - 1));
         write_group(disk, group);
+        disk.sync_mark_if_due();
     }
 }
 
@@ -269,14 +331,29 @@ impl Waiting {
         }
     }
 
-    fn fail(self, error: &io::Error) {
-        let error = || StoreError::backend(io::Error::new(error.kind(), error.to_string()));
+    fn fail(self, error: StoreError) {
         match self {
-            Waiting::Create(reply, _) => drop(reply.send(Err(error()))),
-            Waiting::Commit(reply, _) => drop(reply.send(Err(error()))),
-            Waiting::Deliver(reply, _) => drop(reply.send(Err(error()))),
-            Waiting::Delete(reply, _) => drop(reply.send(Err(error()))),
+            Waiting::Create(reply, _) => drop(reply.send(Err(error))),
+            Waiting::Commit(reply, _) => drop(reply.send(Err(error))),
+            Waiting::Deliver(reply, _) => drop(reply.send(Err(error))),
+            Waiting::Delete(reply, _) => drop(reply.send(Err(error))),
         }
+    }
+}
+
+/// A copy of `error` for each request of a failed group: the same variant where it can be
+/// copied ([`StoreError::Corrupt`]), its message otherwise.
+fn copy_error(error: &StoreError) -> StoreError {
+    match error {
+        StoreError::Corrupt { key, source } => StoreError::Corrupt {
+            key: key.clone(),
+            source: source.clone(),
+        },
+        StoreError::Backend(e) => StoreError::backend(match e.downcast_ref::<io::Error>() {
+            Some(io) => io::Error::new(io.kind(), io.to_string()),
+            None => io::Error::other(e.to_string()),
+        }),
+        other => StoreError::backend(io::Error::other(other.to_string())),
     }
 }
 
@@ -285,7 +362,7 @@ fn write_group(disk: &mut Disk, requests: Vec<Request>) {
     let size = requests.len();
     let mut group = Group {
         db: &disk.db,
-        batch: sled::Batch::default(),
+        batch: Writes::default(),
         staged: HashMap::new(),
         deleted: HashSet::new(),
         operations: HashMap::new(),
@@ -337,17 +414,43 @@ fn write_group(disk: &mut Disk, requests: Vec<Request>) {
         waiting.into_iter().for_each(Waiting::send);
         return;
     }
-    let written = disk.db.apply_batch(batch).map_err(io::Error::from);
-    match written.and_then(|()| disk.sync()) {
+    match apply_writes(disk, batch) {
         Ok(()) => {
             tracing::trace!(requests = size, answers = waiting.len(), "group committed");
             waiting.into_iter().for_each(Waiting::send);
         }
         Err(e) => {
             tracing::error!(error = %e, requests = size, "group commit failed");
-            waiting.into_iter().for_each(|w| w.fail(&e));
+            waiting.into_iter().for_each(|w| w.fail(copy_error(&e)));
         }
     }
+}
+
+/// Writes one group: numbers it, updates the digest and stores both with the writes in
+/// one atomic batch, makes it durable, then records its number as the high-water mark.
+/// When this returns `Ok`, the group is durable.
+pub(crate) fn apply_writes(disk: &mut Disk, mut batch: Writes) -> Result<(), StoreError> {
+    let number = disk.group + 1;
+    let digest = batch.apply_to(&disk.db, disk.digest)?;
+    batch.insert(keys::GROUP, keys::encode_group(number, digest.as_u64()));
+    let written = disk
+        .db
+        .apply_batch(batch.into_batch())
+        .map_err(io::Error::from);
+    if written.is_ok() {
+        // In the tree now, durable or not: the next group must not reuse the number.
+        disk.group = number;
+        disk.digest = digest;
+    }
+    written
+        .and_then(|()| disk.sync())
+        .map_err(StoreError::backend)?;
+    if let Err(e) = disk.mark.record(number) {
+        // The group is durable all the same; only the check of a later open is weaker
+        // until a mark is written again.
+        tracing::error!(error = %e, "cannot write the store's high-water mark");
+    }
+    Ok(())
 }
 
 /// A commit request's contents, once taken out of its [`Request`].
@@ -369,7 +472,7 @@ struct StagedCommit {
 /// accepted earlier in the group, which is true only if that write lands).
 struct Group<'a> {
     db: &'a sled::Db,
-    batch: sled::Batch,
+    batch: Writes,
     /// Executions written by this group, as they will be in the tree.
     staged: HashMap<String, Staged>,
     /// Executions deleted by this group.
@@ -465,7 +568,7 @@ impl Group<'_> {
                 batch.remove(keys::timer(at, &id));
             }
             if let Some(at) = record.wake_at {
-                batch.insert(keys::timer(at, &id), &[]);
+                batch.insert(keys::timer(at, &id), []);
             }
         }
         if old_status != Some(record.status) {
@@ -473,7 +576,7 @@ impl Group<'_> {
                 batch.remove(key);
             }
             if let Some(key) = keys::unfinished(record.status, &id) {
-                batch.insert(key, &[]);
+                batch.insert(key, []);
             }
         }
         batch.insert(keys::execution(&id), encoded);
@@ -1003,10 +1106,14 @@ mod tests {
             .write(true)
             .open(dir.join("db"))
             .unwrap();
+        let mark = Mark::open(&dir, &dir.join("db"), 0, false).unwrap();
         Disk {
             db,
             log,
             blobs: Blobs::new(dir),
+            mark,
+            group: 0,
+            digest: Digest::default(),
             durability: Durability::default(),
         }
     }

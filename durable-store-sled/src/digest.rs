@@ -1,0 +1,180 @@
+//! The content digest: a checksum of everything in the tree that each group of writes
+//! keeps up to date and an open checks against the tree it finds.
+//!
+//! Why: sled recovers its log by reading it in order, and where a record fails its
+//! checksum it either stops (near the end of the log) or skips the rest of that 512 KiB
+//! segment and goes on with the next (further back). Stopping rolls the store back, which
+//! the high-water mark notices (see `mark`); skipping loses writes from the middle of the
+//! log, possibly the last write of some key, while later groups (and their numbers) are
+//! intact. Only the contents can tell.
+//!
+//! The digest is the sum, modulo 2^64, of a 64-bit hash of every key and value in the
+//! tree except the group key `m` (see `keys`). A sum does not depend on order, so a group
+//! updates it from its own writes alone: for every key it writes, minus the hash of the
+//! value the key had, plus the hash of its new value. The group stores the new digest in
+//! `m`, in the same atomic batch as the writes it covers, so a tree that sled recovered
+//! whole always matches the digest in its `m`, and a tree missing any write does not
+//! (unless that write's hash difference is a multiple of 2^64, which for damage, not an
+//! attacker, is a chance of 2^-64).
+//!
+//! Checking costs a scan of the whole tree at open (the engine's recovery lists every
+//! execution at open too); keeping it up to date costs one read of each written key's old
+//! value per group, on the writer thread.
+
+use std::collections::BTreeMap;
+use std::num::Wrapping;
+
+use durable_core::StoreError;
+
+use crate::error::sled_error;
+use crate::keys;
+
+/// A digest of tree contents; see the module docs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Digest(Wrapping<u64>);
+
+impl Digest {
+    pub(crate) fn from_u64(value: u64) -> Digest {
+        Digest(Wrapping(value))
+    }
+
+    pub(crate) fn as_u64(self) -> u64 {
+        self.0 .0
+    }
+
+    fn add(&mut self, key: &[u8], value: &[u8]) {
+        self.0 += hash(key, value);
+    }
+
+    fn sub(&mut self, key: &[u8], value: &[u8]) {
+        self.0 -= hash(key, value);
+    }
+}
+
+/// A 64-bit hash of one key and its value: two CRC-32s that read the bytes in different
+/// orders (each catches every burst of damage up to 32 bits; together they differ for
+/// different values but by chance), spread by splitmix64's finalizer.
+fn hash(key: &[u8], value: &[u8]) -> u64 {
+    let len = (key.len() as u32).to_le_bytes();
+    let mut forward = crc32fast::Hasher::new();
+    forward.update(&len);
+    forward.update(key);
+    forward.update(value);
+    let mut backward = crc32fast::Hasher::new();
+    backward.update(value);
+    backward.update(key);
+    backward.update(&len);
+    let mut z = (u64::from(forward.finalize()) << 32) | u64::from(backward.finalize());
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// Reads the whole tree: the digest of its contents, and the value of the group key.
+pub(crate) fn scan(tree: &sled::Tree) -> Result<(Digest, Option<sled::IVec>), StoreError> {
+    let mut digest = Digest::default();
+    let mut group = None;
+    for entry in tree.iter() {
+        let (key, value) = entry.map_err(sled_error)?;
+        if key == keys::GROUP {
+            group = Some(value);
+        } else {
+            digest.add(&key, &value);
+        }
+    }
+    Ok((digest, group))
+}
+
+/// The writes of one group: the last write to each key, as a `sled::Batch` keeps them,
+/// but open to the digest.
+#[derive(Debug, Default)]
+pub(crate) struct Writes(BTreeMap<Vec<u8>, Option<Vec<u8>>>);
+
+impl Writes {
+    pub(crate) fn insert(&mut self, key: impl Into<Vec<u8>>, value: impl AsRef<[u8]>) {
+        self.0.insert(key.into(), Some(value.as_ref().to_vec()));
+    }
+
+    pub(crate) fn remove(&mut self, key: impl Into<Vec<u8>>) {
+        self.0.insert(key.into(), None);
+    }
+
+    /// `digest`, the digest of `tree` before these writes, after them. Reads the value
+    /// each key has in `tree` now.
+    pub(crate) fn apply_to(&self, tree: &sled::Tree, digest: Digest) -> Result<Digest, StoreError> {
+        let mut digest = digest;
+        for (key, value) in &self.0 {
+            if let Some(old) = tree.get(key).map_err(sled_error)? {
+                digest.sub(key, &old);
+            }
+            if let Some(new) = value {
+                digest.add(key, new);
+            }
+        }
+        Ok(digest)
+    }
+
+    pub(crate) fn into_batch(self) -> sled::Batch {
+        let mut batch = sled::Batch::default();
+        for (key, value) in self.0 {
+            match value {
+                Some(value) => batch.insert(key, value),
+                None => batch.remove(key),
+            }
+        }
+        batch
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temporary() -> sled::Db {
+        sled::Config::new().temporary(true).open().unwrap()
+    }
+
+    #[test]
+    fn a_digest_kept_up_to_date_equals_a_scan() {
+        let db = temporary();
+        let mut digest = Digest::default();
+        let mut rng = fastrand::Rng::with_seed(3);
+        for round in 0..50 {
+            let mut writes = Writes::default();
+            for _ in 0..rng.usize(1..20) {
+                let key = format!("k{}", rng.u8(0..40)).into_bytes();
+                if rng.bool() {
+                    writes.remove(key);
+                } else {
+                    writes.insert(key, vec![round; rng.usize(0..30)]);
+                }
+            }
+            // As the writer does: the group key is not part of the digest.
+            digest = writes.apply_to(&db, digest).unwrap();
+            writes.insert(keys::GROUP, [round]);
+            db.apply_batch(writes.into_batch()).unwrap();
+            let (scanned, group) = scan(&db).unwrap();
+            assert_eq!(scanned, digest, "round {round}");
+            assert_eq!(group.as_deref(), Some([round].as_slice()));
+        }
+    }
+
+    #[test]
+    fn a_lost_or_changed_entry_changes_the_digest() {
+        let db = temporary();
+        for n in 0..20u8 {
+            db.insert([n], vec![n; 8]).unwrap();
+        }
+        let (whole, _) = scan(&db).unwrap();
+        db.remove([7]).unwrap();
+        assert_ne!(scan(&db).unwrap().0, whole, "a lost key");
+        db.insert([7], vec![6; 8]).unwrap();
+        assert_ne!(scan(&db).unwrap().0, whole, "an older value");
+        db.insert([7], vec![7; 8]).unwrap();
+        assert_eq!(scan(&db).unwrap().0, whole);
+        // A value moved to another key is another entry.
+        db.remove([7]).unwrap();
+        db.insert([7, 7], vec![7; 8]).unwrap();
+        assert_ne!(scan(&db).unwrap().0, whole, "a moved value");
+    }
+}
