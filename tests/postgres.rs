@@ -282,13 +282,17 @@ async fn racer(ctx: Ctx, wake_at: u64) -> Result<String, String> {
     Ok(engine)
 }
 
+/// What the engine that starts the racers does: how many, due when, and where their
+/// results (execution id, engine) go.
+type Starter = (usize, u64, std::sync::mpsc::Sender<Vec<(String, String)>>);
+
 /// Runs an engine over `schema` on a thread of its own named `name` (so that a step body
 /// can tell which engine runs it) until `stop` fires; the starter starts `racers`
 /// executions due at `wake_at` and sends back their results.
 fn racing_engine(
     name: &'static str,
     options: Options,
-    start: Option<(usize, u64, std::sync::mpsc::Sender<Vec<(String, String)>>)>,
+    start: Option<Starter>,
     stop: tokio::sync::oneshot::Receiver<()>,
 ) -> std::thread::JoinHandle<()> {
     std::thread::Builder::new()
@@ -359,7 +363,11 @@ fn two_engines_racing_for_the_same_due_timers_wake_each_execution_once() {
     let wakes = WAKES.lock().unwrap().clone();
     assert_eq!(wakes.len(), RACERS);
     for (id, engine) in &results {
-        assert_eq!(wakes[id], [engine.clone()], "{id} woke more than once");
+        assert_eq!(
+            wakes[id],
+            std::slice::from_ref(engine),
+            "{id} woke more than once"
+        );
     }
     let mut per_engine: HashMap<&str, usize> = HashMap::new();
     for (_, engine) in &results {

@@ -157,8 +157,8 @@ pub(crate) async fn commit_in(
     match &current {
         Some((seq, holder))
             if *seq == statement.expected
-                && !owner
-                    .is_some_and(|o| holder.as_ref().is_some_and(|h| *h != convert::owner(o))) => {}
+                && owner
+                    .is_none_or(|o| holder.as_ref().is_none_or(|h| *h == convert::owner(o))) => {}
         _ => return Err(refusal(id, statement.expected, owner, current).into()),
     }
 

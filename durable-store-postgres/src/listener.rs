@@ -31,8 +31,9 @@ pub(crate) fn spawn(
             if let Err(e) = listen(&config, &channel, &signals, first).await {
                 tracing::warn!(error = %e, "the PostgreSQL store's listener lost its connection");
             }
+            // Signals lost meanwhile are reported once listening again, not while the
+            // database cannot be reached (waiters would only read errors).
             first = false;
-            let _ = signals.send(StoreSignal::Missed);
             tokio::time::sleep(RECONNECT_DELAY).await;
         }
     })
