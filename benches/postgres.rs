@@ -10,7 +10,9 @@
 //! - 200 concurrent executions of 10 no-op steps, on one engine and on three engine
 //!   processes sharing the database (this binary run again as a worker).
 //!
-//! `ROUNDS=N` runs each measurement N times (default 3) and reports the median.
+//! `ROUNDS=N` runs each measurement N times (default 3, interleaved with the raw limits)
+//! and reports the medians; `WRITERS=N` and `MAX_BATCH=N` set the store's
+//! [`Options::writers`] and [`Options::max_batch`].
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
@@ -38,7 +40,15 @@ fn url() -> String {
 }
 
 fn options(schema: &str) -> Options {
-    Options::new(&url()).expect("the url parses").schema(schema)
+    let options = Options::new(&url()).expect("the url parses").schema(schema);
+    let options = match std::env::var("MAX_BATCH").ok().and_then(|w| w.parse().ok()) {
+        Some(n) => options.max_batch(n),
+        None => options,
+    };
+    match std::env::var("WRITERS").ok().and_then(|w| w.parse().ok()) {
+        Some(writers) => options.writers(writers),
+        None => options,
+    }
 }
 
 async fn client() -> tokio_postgres::Client {
@@ -92,6 +102,25 @@ async fn raw_updates(schema: &str, connections: usize, per_connection: usize) ->
     (connections * per_connection) as f64 / started.elapsed().as_secs_f64()
 }
 
+/// Starts the executions `e-<n>` for every `n` of `numbers` at once (as concurrent
+/// callers would) and waits for their results.
+async fn run(engine: &Engine, numbers: Vec<u32>, steps: u32) {
+    let mut tasks = Vec::new();
+    for n in numbers {
+        let engine = engine.clone();
+        tasks.push(tokio::spawn(async move {
+            let handle = engine
+                .start(noop_steps, format!("e-{n}"), steps)
+                .await
+                .unwrap();
+            handle.result().await.unwrap()
+        }));
+    }
+    for task in tasks {
+        assert_eq!(task.await.unwrap(), steps);
+    }
+}
+
 /// Steps per second of `executions` concurrent executions of `steps` steps on one engine.
 async fn one_engine(schema: &str, executions: u32, steps: u32) -> f64 {
     let store = PostgresStore::open(options(schema)).await.unwrap();
@@ -101,18 +130,7 @@ async fn one_engine(schema: &str, executions: u32, steps: u32) -> f64 {
         .await
         .unwrap();
     let started = Instant::now();
-    let mut handles = Vec::new();
-    for n in 0..executions {
-        handles.push(
-            engine
-                .start(noop_steps, format!("e-{n}"), steps)
-                .await
-                .unwrap(),
-        );
-    }
-    for handle in handles {
-        assert_eq!(handle.result().await.unwrap(), steps);
-    }
+    run(&engine, (0..executions).collect(), steps).await;
     let rate = f64::from(executions * steps) / started.elapsed().as_secs_f64();
     engine.shutdown().await;
     rate
@@ -166,18 +184,7 @@ fn worker(spec: &str) {
         println!("ready");
         let mut go = String::new();
         std::io::stdin().read_line(&mut go).unwrap();
-        let mut handles = Vec::new();
-        for n in (k..executions).step_by(3) {
-            handles.push(
-                engine
-                    .start(noop_steps, format!("e-{n}"), steps)
-                    .await
-                    .unwrap(),
-            );
-        }
-        for handle in handles {
-            assert_eq!(handle.result().await.unwrap(), steps);
-        }
+        run(&engine, (k..executions).step_by(3).collect(), steps).await;
         println!("done");
         engine.shutdown().await;
     });

@@ -44,8 +44,8 @@ impl Options {
             config,
             schema: Self::DEFAULT_SCHEMA.to_owned(),
             pool_size: 16,
-            writers: 4,
-            max_batch: 64,
+            writers: 2,
+            max_batch: 256,
         }
     }
 
@@ -65,14 +65,15 @@ impl Options {
         self
     }
 
-    /// How many transactions of grouped commits may be in flight at once (default 4).
-    /// Commits that arrive while they are busy wait and go together in the next one.
+    /// How many transactions of grouped commits may be in flight at once (default 2).
+    /// Commits that arrive while they are busy wait and go together in the next one, so
+    /// fewer writers make larger groups (fewer WAL flushes) at the cost of some latency.
     pub fn writers(mut self, writers: usize) -> Self {
         self.writers = writers.max(1);
         self
     }
 
-    /// The most commits one transaction groups (default 64).
+    /// The most commits one transaction groups (default 256).
     pub fn max_batch(mut self, commits: usize) -> Self {
         self.max_batch = commits.max(1);
         self
