@@ -125,7 +125,13 @@ async fn lane(db: Arc<Db>, jobs: Arc<Mutex<mpsc::UnboundedReceiver<Job>>>, max_b
 }
 
 /// Runs one-statement commits as one transaction, or one by one if that fails.
-async fn run_group(db: &Db, jobs: Vec<Job>) {
+async fn run_group(db: &Db, mut jobs: Vec<Job>) {
+    if jobs.len() == 1 {
+        let job = jobs.pop().expect("one job");
+        let result = run_alone(db, &job.commit, job.owner).await;
+        let _ = job.reply.send(result);
+        return;
+    }
     let mut prepared = Vec::with_capacity(jobs.len());
     for job in jobs {
         match Statement::new(&job.commit, job.owner) {
@@ -134,12 +140,6 @@ async fn run_group(db: &Db, jobs: Vec<Job>) {
                 let _ = job.reply.send(Err(e));
             }
         }
-    }
-    if prepared.len() == 1 {
-        let (_, job) = prepared.pop().expect("one job");
-        let result = run_alone(db, &job.commit, job.owner).await;
-        let _ = job.reply.send(result);
-        return;
     }
     prepared.sort_by(|(a, _), (b, _)| a.id.cmp(&b.id));
     match group_transaction(db, &prepared).await {
