@@ -115,5 +115,5 @@ pub use record::{
     OperationState, ParentLink, PointState, Position, Settlement, Status,
 };
 pub use retry::RetryPolicy;
-pub use store::{store_rules, LeaseTable, MemoryStore, Store};
+pub use store::{store_rules, Acquired, LeaseTable, MemoryStore, Store, StoreSignal};
 pub use time::{Clock, SleepFuture, SystemClock, TestClock, Timestamp};

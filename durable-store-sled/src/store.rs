@@ -502,6 +502,12 @@ impl Store for SledStore {
         Ok(())
     }
 
+    /// The lease is checked in memory, like every lease of this store.
+    async fn commit_leased(&self, commit: Commit, owner: u128) -> Result<Committed, StoreError> {
+        self.leases.check(&commit.record.id, owner)?;
+        self.commit(commit).await
+    }
+
     async fn due(
         &self,
         now: Timestamp,

@@ -25,6 +25,9 @@ pub(super) async fn activate(shared: &Arc<Shared>, id: &str) {
     let until = now.saturating_add(shared.config.lease_ttl);
     match shared.store.claim(id, shared.owner, now, until).await {
         Ok(true) => {}
+        // Another engine of a shared store runs it: when it leaves the execution ready
+        // (or dies and its lease expires), `Store::acquire` hands it out again.
+        Ok(false) if shared.store.is_shared() => return,
         // Another engine runs it. Try again later rather than never: the timer service
         // reads a due timer once, so a refused claim must not be the last word.
         Ok(false) => return enqueue_later(shared, id),

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use tokio::sync::{Notify, Semaphore};
 
+use super::cluster;
 use super::queue::{self, Queue};
 use super::registry::Registry;
 use super::shared::Shared;
@@ -28,6 +29,8 @@ pub(crate) struct Config {
     pub lease_ttl: Duration,
     pub suspend_after_every_point: bool,
     pub shutdown_timeout: Duration,
+    /// How often an engine over a shared store looks for work that no signal announced.
+    pub poll_interval: Duration,
 }
 
 impl Default for Config {
@@ -39,6 +42,7 @@ impl Default for Config {
             lease_ttl: Duration::from_secs(300),
             suspend_after_every_point: false,
             shutdown_timeout: Duration::from_secs(30),
+            poll_interval: Duration::from_secs(5),
         }
     }
 }
@@ -128,9 +132,23 @@ impl EngineBuilder {
     }
 
     /// How long a claim on an execution lasts before another engine may take it over
-    /// (default 5 minutes); it is renewed while the execution commits.
+    /// (default 5 minutes); it is renewed while the execution commits, and over a shared
+    /// store also every third of it while the execution runs (a long step body). Over a
+    /// shared store this is how long the executions of an engine that died wait before
+    /// other engines take them over.
     pub fn lease_ttl(mut self, ttl: Duration) -> Self {
         self.config.lease_ttl = ttl.max(Duration::from_millis(1));
+        self
+    }
+
+    /// Over a store that several engines share ([`Store::is_shared`]), how often the
+    /// engine looks for ready work that no signal announced: executions whose engine
+    /// died (their leases expired), and anything missed while the store's notifications
+    /// were interrupted (default 5 s). Other engines' new and woken executions arrive
+    /// through the store's signals at once; this is only the fallback. Unused over other
+    /// stores.
+    pub fn poll_interval(mut self, interval: Duration) -> Self {
+        self.config.poll_interval = interval.max(Duration::from_millis(1));
         self
     }
 
@@ -174,11 +192,21 @@ impl EngineBuilder {
             },
             config: self.config,
         });
-        for status in [Status::Running, Status::Parked] {
+        // Over a shared store, running executions are claimed with `Store::acquire` (some
+        // are running on other engines); parked ones are not ready for anyone.
+        let resume = if shared.store.is_shared() {
+            &[Status::Parked][..]
+        } else {
+            &[Status::Running, Status::Parked][..]
+        };
+        for &status in resume {
             resume_unfinished(&shared, status).await?;
         }
         tokio::spawn(queue::dispatch(shared.clone()));
         tokio::spawn(timers::run(shared.clone()));
+        if shared.store.is_shared() {
+            cluster::start(&shared);
+        }
         Ok(Engine {
             _running: Arc::new(StopOnDrop(shared.clone())),
             shared,

@@ -7,7 +7,8 @@
 //!
 //! Invariants:
 //! - An execution runs in at most one activation at a time in this engine (the queue's
-//!   `active` set), and only while this engine holds its lease in the store.
+//!   `active` set), and only while this engine holds its lease in the store; a commit
+//!   after another engine took the lease over is refused, and the activation dropped.
 //! - A suspended execution is not in memory: it is a record plus a timer-index entry; the
 //!   timer service enqueues it when due.
 //! - Every state change a caller can observe through [`Handle::result`] was committed
@@ -15,6 +16,7 @@
 
 mod activation;
 mod builder;
+mod cluster;
 mod describe;
 mod handle;
 mod queue;

@@ -83,6 +83,15 @@ impl Queue {
         self.active.values().filter(|a| a.task.is_some()).count()
     }
 
+    /// The ids of the executions running now.
+    pub fn running_ids(&self) -> Vec<String> {
+        self.active
+            .iter()
+            .filter(|(_, a)| a.task.is_some())
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
     pub fn abort_all(&mut self) {
         for active in self.active.values() {
             if let Some(task) = &active.task {

@@ -64,6 +64,11 @@ impl Shared {
         self.queue_changed.notify_one();
         self.shutdown_signal.notify_waiters();
         self.timers.changed.notify_one();
+        self.notify_all_done();
+    }
+
+    /// Wakes every result waiter, to read its execution again.
+    pub(super) fn notify_all_done(&self) {
         let waiters: Vec<_> = {
             let mut waiters = self.waiters.lock().unwrap_or_else(|e| e.into_inner());
             waiters.drain().map(|(_, w)| w).collect()

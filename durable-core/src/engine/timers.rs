@@ -104,8 +104,9 @@ impl Shared {
 
 /// What the service waits for between passes.
 enum Wait {
-    /// Room in the ready queue: a wave of due timers is being handed out.
-    Room,
+    /// Room in the ready queue (at most this many executions queued or running): a wave
+    /// of due timers is being handed out.
+    Room(usize),
     /// The next wake-up time, if any.
     Until(Option<Timestamp>),
 }
@@ -134,15 +135,12 @@ pub(super) async fn run(shared: Arc<Shared>) {
             }
         };
         let next = match wait {
-            Wait::Room => {
+            Wait::Room(low_water) => {
                 let room = shared.timers.room.notified();
                 tokio::pin!(room);
                 room.as_mut().enable();
-                shared
-                    .timers
-                    .watch
-                    .store(shared.timers.low_water, Ordering::SeqCst);
-                if shared.active() > shared.timers.low_water {
+                shared.timers.watch.store(low_water, Ordering::SeqCst);
+                if shared.active() > low_water {
                     tokio::select! {
                         _ = room => {}
                         _ = shutdown => return,
@@ -200,10 +198,13 @@ async fn pass(
     shared: &Shared,
     cursor: &mut Option<(Timestamp, String)>,
 ) -> Result<Wait, StoreError> {
+    if shared.store.is_shared() {
+        return pass_shared(shared).await;
+    }
     loop {
         let room = shared.timers.high_water.saturating_sub(shared.active());
         if room == 0 {
-            return Ok(Wait::Room);
+            return Ok(Wait::Room(shared.timers.low_water));
         }
         let now = shared.clock.now();
         if cursor.as_ref().is_some_and(|(at, _)| *at > now) {
@@ -235,5 +236,42 @@ async fn pass(
             continue;
         }
         return Ok(Wait::Until(next));
+    }
+}
+
+/// The pass over a store that several engines share: claims ready executions (due
+/// timers, and new, woken or abandoned running ones) with [`Store::acquire`], no more
+/// than can start now so that idle engines get the rest, and says when the next timer
+/// falls due. Other engines' changes wake the service through the store's signals, and a
+/// slow poll catches what signals miss (expired leases, lost notifications).
+///
+/// [`Store::acquire`]: crate::Store::acquire
+async fn pass_shared(shared: &Shared) -> Result<Wait, StoreError> {
+    let max = shared.config.max_concurrent;
+    loop {
+        let room = max.saturating_sub(shared.active());
+        if room == 0 {
+            return Ok(Wait::Room(max - 1));
+        }
+        let now = shared.clock.now();
+        let until = now.saturating_add(shared.config.lease_ttl);
+        let limit = room.min(BATCH);
+        let acquired = shared
+            .store
+            .acquire(shared.owner, now, until, limit)
+            .await?;
+        let full = acquired.ids.len() == limit;
+        for id in &acquired.ids {
+            if shared.is_shutting_down() {
+                // Not run here: let another engine have it now rather than when the
+                // lease expires.
+                shared.store.release(id, shared.owner).await?;
+            } else {
+                shared.enqueue(id);
+            }
+        }
+        if !full {
+            return Ok(Wait::Until(acquired.next_wake));
+        }
     }
 }

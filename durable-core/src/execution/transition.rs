@@ -1,6 +1,6 @@
 //! Committing one transition: from the record as last committed and a [`Change`], build
 //! the next record and its [`Commit`], renew the lease if it is half spent, and commit
-//! conditionally on the sequence number read.
+//! conditionally on the sequence number read and on the lease.
 
 use super::ctx::Ctx;
 use super::protocol::Interrupt;
@@ -101,7 +101,12 @@ impl Ctx {
             }
         };
         let record = commit.record.clone();
-        let committed = runtime.store().commit(commit).await?;
+        // Under this engine's lease: a store shared by several engines refuses the commit
+        // if another engine has taken the execution over.
+        let committed = runtime
+            .store()
+            .commit_leased(commit, runtime.owner())
+            .await?;
         let wake_at = record.wake_at;
         self.state().record = record;
         runtime.committed(self.execution_id(), wake_at, &committed.woken);

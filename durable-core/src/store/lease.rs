@@ -1,6 +1,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use crate::error::StoreError;
 use crate::time::Timestamp;
 
 /// Leases kept in memory, for stores that one process owns.
@@ -28,6 +29,19 @@ impl LeaseTable {
                 leases.insert(id.to_owned(), (owner, until));
                 true
             }
+        }
+    }
+
+    /// Whether `owner` may commit `id`: refused with [`StoreError::LeaseLost`] when another
+    /// owner holds its lease, expired or not (it took the execution over). See
+    /// [`Store::commit_leased`](crate::Store::commit_leased).
+    pub fn check(&self, id: &str, owner: u128) -> Result<(), StoreError> {
+        let leases = self.leases.lock().unwrap_or_else(|e| e.into_inner());
+        match leases.get(id) {
+            Some(&(holder, _)) if holder != owner => {
+                Err(StoreError::LeaseLost { id: id.to_owned() })
+            }
+            _ => Ok(()),
         }
     }
 
@@ -62,5 +76,20 @@ mod tests {
         );
         table.release("a", 2);
         assert!(table.claim("a", 3, t(170), t(300)));
+    }
+
+    #[test]
+    fn only_another_holder_refuses_a_commit() {
+        let table = LeaseTable::new();
+        let t = Timestamp::from_millis;
+        assert!(table.check("a", 1).is_ok(), "nobody holds it");
+        assert!(table.claim("a", 1, t(0), t(100)));
+        assert!(table.check("a", 1).is_ok());
+        assert!(matches!(
+            table.check("a", 2),
+            Err(StoreError::LeaseLost { id }) if id == "a"
+        ));
+        assert!(table.claim("a", 2, t(200), t(300)), "taken over");
+        assert!(table.check("a", 1).is_err(), "even after it expires");
     }
 }

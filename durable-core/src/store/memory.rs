@@ -220,6 +220,11 @@ impl Store for MemoryStore {
         Ok(committed)
     }
 
+    async fn commit_leased(&self, commit: Commit, owner: u128) -> Result<Committed, StoreError> {
+        self.leases.check(&commit.record.id, owner)?;
+        self.commit(commit).await
+    }
+
     async fn deliver(&self, delivery: Delivery) -> Result<Delivered, StoreError> {
         rules::check_delivery(&delivery)?;
         Ok(self.state().deliver(&delivery))

@@ -9,6 +9,14 @@
 //! one process (the in-memory and sled stores) keep leases in memory with a
 //! [`LeaseTable`], since a lease cannot outlive the process that holds the store.
 //!
+//! A store that engines in several processes share (a database) says so with
+//! [`Store::is_shared`]; an engine over it finds ready work with [`Store::acquire`]
+//! (claiming it in the same step, so two engines never take the same execution), renews
+//! the leases of what it runs with [`Store::renew`], commits under its lease with
+//! [`Store::commit_leased`], and hears of other engines' changes through
+//! [`Store::signals`]. The defaults of these methods are right for stores owned by one
+//! process.
+//!
 //! Finding work must not cost in proportion to history: a store keeps an index of
 //! unfinished executions (`Running`, `Suspended`, `Parked`), maintained by the commits
 //! that change an execution's status, so that [`Store::list`] by one of those statuses
@@ -20,6 +28,7 @@ mod memory;
 mod rules;
 
 use async_trait::async_trait;
+use tokio::sync::broadcast;
 
 pub use lease::LeaseTable;
 pub use memory::MemoryStore;
@@ -37,6 +46,48 @@ use crate::record::{
     OperationRecord,
 };
 use crate::time::Timestamp;
+
+/// How many executions the default [`Store::acquire`] reads per store call.
+const ACQUIRE_PAGE: usize = 256;
+
+/// What [`Store::acquire`] found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Acquired {
+    /// The executions now leased to the caller, to run.
+    pub ids: Vec<String>,
+    /// The earliest wake-up time later than `now` of any execution: when to look again.
+    pub next_wake: Option<Timestamp>,
+}
+
+/// A change made through a shared store that the other engines using it should hear
+/// about (see [`Store::signals`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StoreSignal {
+    /// Executions may have become ready to run: one was created, woken by a delivery, or
+    /// released while still running.
+    Ready,
+    /// The execution finished (`Completed` or `Failed`) or was parked.
+    Finished(String),
+    /// Signals may have been lost (the store's notification channel was interrupted):
+    /// anything may have changed.
+    Missed,
+}
+
+/// Claims `id` for `owner` only if nobody, `owner` included, holds an unexpired lease on
+/// it: first as another owner for no time at all (granted only when no lease is live,
+/// and expired at once), then as `owner`, which takes that expired lease over unless a
+/// rival claimed in between.
+async fn claim_free<S: Store + ?Sized>(
+    store: &S,
+    id: &str,
+    owner: u128,
+    now: Timestamp,
+    until: Timestamp,
+) -> Result<bool, StoreError> {
+    Ok(store.claim(id, !owner, now, now).await? && store.claim(id, owner, now, until).await?)
+}
 
 /// Where executions live.
 ///
@@ -71,6 +122,21 @@ pub trait Store: Send + Sync + 'static {
     /// Durable: when this returns `Ok`, the whole transition survives a crash. Concurrent
     /// commits may share one flush.
     async fn commit(&self, commit: Commit) -> Result<Committed, StoreError>;
+
+    /// Applies `commit` as [`commit`](Store::commit) does, on behalf of lease owner
+    /// `owner`: refused with [`StoreError::LeaseLost`], nothing written, when another owner
+    /// holds the execution's lease (expired or not: that owner took the execution over).
+    /// An execution nobody holds a lease on, or whose lease `owner` holds (even expired),
+    /// is committed as usual; the sequence number still decides.
+    ///
+    /// The lease is checked before the sequence number. The default ignores the lease,
+    /// which is right only for a store whose leases nobody can take over.
+    ///
+    /// Durable: as [`commit`](Store::commit).
+    async fn commit_leased(&self, commit: Commit, owner: u128) -> Result<Committed, StoreError> {
+        let _ = owner;
+        self.commit(commit).await
+    }
 
     /// Applies a change from outside to a pending operation, atomically:
     ///
@@ -129,6 +195,103 @@ pub trait Store: Send + Sync + 'static {
 
     /// Gives up `owner`'s lease on the execution, if it holds one.
     async fn release(&self, id: &str, owner: u128) -> Result<(), StoreError>;
+
+    /// Whether engines in other processes may use this store at the same time (a
+    /// database). An engine over a shared store finds its work with
+    /// [`acquire`](Store::acquire) instead of its own timer index reads, renews its leases
+    /// in the background with [`renew`](Store::renew), and listens to
+    /// [`signals`](Store::signals). The default is `false`: the store belongs to one
+    /// process.
+    fn is_shared(&self) -> bool {
+        false
+    }
+
+    /// Claims for `owner`, until `until`, up to `limit` executions that are ready to run
+    /// and on which no other owner holds an unexpired lease: `Suspended` ones whose
+    /// `wake_at` is at or before `now`, and `Running` ones (new, woken by a delivery, or
+    /// left by an engine whose lease expired). Returns their ids, and the earliest
+    /// `wake_at` later than `now`.
+    ///
+    /// Concurrent calls by different owners never return the same execution, and what
+    /// `owner` already holds is left out. A shared store answers with one query that
+    /// skips what other callers are claiming; the default reads the timer and unfinished
+    /// indexes and [`claim`](Store::claim)s each candidate nobody holds, which is correct
+    /// for any store but reads every running execution.
+    async fn acquire(
+        &self,
+        owner: u128,
+        now: Timestamp,
+        until: Timestamp,
+        limit: usize,
+    ) -> Result<Acquired, StoreError> {
+        let mut ids = Vec::new();
+        let mut cursor: Option<(Timestamp, String)> = None;
+        while ids.len() < limit {
+            let after = cursor.as_ref().map(|(at, id)| (*at, id.as_str()));
+            let due = self.timers_after(after, now, ACQUIRE_PAGE).await?;
+            let exhausted = due.len() < ACQUIRE_PAGE;
+            for (at, id) in due {
+                if ids.len() < limit && claim_free(self, &id, owner, now, until).await? {
+                    ids.push(id.clone());
+                }
+                cursor = Some((at, id));
+            }
+            if exhausted {
+                break;
+            }
+        }
+        let mut filter = ListFilter::all()
+            .status(crate::record::Status::Running)
+            .limit(ACQUIRE_PAGE);
+        while ids.len() < limit {
+            let page = self.list(&filter).await?;
+            for record in &page {
+                if ids.len() < limit && claim_free(self, &record.id, owner, now, until).await? {
+                    ids.push(record.id.clone());
+                }
+            }
+            match page.last() {
+                Some(last) if page.len() == ACQUIRE_PAGE => filter = filter.after(last.id.clone()),
+                _ => break,
+            }
+        }
+        // Entries after `(now + 1 ms, "")` are those later than `now` (ids are not empty).
+        let next_wake = match now.checked_add(std::time::Duration::from_millis(1)) {
+            Some(later) => self
+                .timers_after(Some((later, "")), Timestamp::from_millis(u64::MAX), 1)
+                .await?
+                .pop()
+                .map(|(at, _)| at),
+            None => None,
+        };
+        Ok(Acquired { ids, next_wake })
+    }
+
+    /// Renews `owner`'s leases on `ids` until `until`; returns the ids whose lease another
+    /// owner holds now (taken over): the engine drops those executions. The default
+    /// [`claim`](Store::claim)s each id, so it may also grant a lease nobody held.
+    async fn renew(
+        &self,
+        owner: u128,
+        ids: &[String],
+        now: Timestamp,
+        until: Timestamp,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut lost = Vec::new();
+        for id in ids {
+            if !self.claim(id, owner, now, until).await? {
+                lost.push(id.clone());
+            }
+        }
+        Ok(lost)
+    }
+
+    /// A feed of the changes other engines make through this store (a shared store's
+    /// notifications), or `None` for a store that one process owns, whose engine knows
+    /// every change itself. Each call returns a new receiver.
+    fn signals(&self) -> Option<broadcast::Receiver<StoreSignal>> {
+        None
+    }
 
     /// Executions whose `wake_at` is at or before `now`, earliest first, at most `limit`.
     async fn due(

@@ -20,9 +20,10 @@ use tokio::sync::Barrier;
 use tokio::task::JoinSet;
 
 use crate::{
-    Commit, Created, Delivered, Delivery, Event, ExecutionRecord, Expect, HistoryEntry, ListFilter,
-    OperationAction, OperationChange, OperationKind, OperationRecord, OperationRef, OperationState,
-    ParentLink, PointState, Position, Settlement, Status, Store, StoreError, Timestamp,
+    Acquired, Commit, Created, Delivered, Delivery, Event, ExecutionRecord, Expect, HistoryEntry,
+    ListFilter, OperationAction, OperationChange, OperationKind, OperationRecord, OperationRef,
+    OperationState, ParentLink, PointState, Position, Settlement, Status, Store, StoreError,
+    Timestamp,
 };
 
 /// A store as the checks receive it: shared, so that checks can spawn tasks on it.
@@ -63,6 +64,10 @@ macro_rules! store_conformance {
             commit_deliveries_reach_other_executions_and_report_woken,
             concurrent_deliveries_to_one_operation_let_exactly_one_settle,
             a_delivery_racing_a_suspending_commit_never_strands_the_execution,
+            a_commit_after_a_lost_lease_is_refused,
+            acquire_claims_ready_executions_for_one_owner,
+            concurrent_acquires_never_hand_out_an_execution_twice,
+            renew_keeps_held_leases_and_reports_lost_ones,
         );
     };
     (@checks $store:ident, $make:expr, $($check:ident),* $(,)?) => {
@@ -1506,4 +1511,190 @@ pub async fn a_delivery_racing_a_suspending_commit_never_strands_the_execution(s
             succeeded(b"v")
         );
     }
+}
+
+pub async fn a_commit_after_a_lost_lease_is_refused(store: SharedStore) {
+    create_new(&store, record("x"), b"").await;
+    assert!(store.claim("x", 1, at(0), at(100)).await.unwrap());
+    let first = advanced(&record("x"));
+    store
+        .commit_leased(commit(&first, entries([0]), 0), 1)
+        .await
+        .unwrap();
+    assert!(
+        store.claim("x", 2, at(150), at(300)).await.unwrap(),
+        "the expired lease is taken over"
+    );
+    let late = ExecutionRecord {
+        message: Some("from the engine that lost its lease".into()),
+        ..advanced(&first)
+    };
+    for stale_too in [false, true] {
+        let mut refused = commit(&late, entries([1]), 0);
+        if stale_too {
+            refused.expected_seq = 0;
+        }
+        match store.commit_leased(refused, 1).await {
+            Err(StoreError::LeaseLost { id }) => assert_eq!(id, "x"),
+            other => panic!("expected LeaseLost (stale seq too: {stale_too}), got {other:?}"),
+        }
+    }
+    assert_eq!(store.load("x").await.unwrap(), Some(first.clone()));
+    assert_eq!(store.history("x").await.unwrap(), entries([0]));
+    let taken_over = ExecutionRecord {
+        message: Some("from the new holder".into()),
+        ..advanced(&first)
+    };
+    store
+        .commit_leased(commit(&taken_over, entries([1]), 0), 2)
+        .await
+        .unwrap();
+    store.release("x", 2).await.unwrap();
+    let unleased = advanced(&taken_over);
+    store
+        .commit_leased(commit(&unleased, Vec::new(), 0), 1)
+        .await
+        .expect("nobody holds the lease: the sequence number decides");
+    assert_eq!(store.load("x").await.unwrap(), Some(unleased));
+}
+
+async fn acquired_ids(acquired: &Acquired) -> Vec<String> {
+    let mut ids = acquired.ids.clone();
+    ids.sort();
+    ids
+}
+
+pub async fn acquire_claims_ready_executions_for_one_owner(store: SharedStore) {
+    let with = |id: &str, status| ExecutionRecord {
+        status,
+        ..record(id)
+    };
+    for r in [
+        ExecutionRecord {
+            status: Status::Suspended,
+            ..waking("due", 50)
+        },
+        ExecutionRecord {
+            status: Status::Suspended,
+            ..waking("later", 500)
+        },
+        ExecutionRecord {
+            status: Status::Suspended,
+            awaiting: vec!["cb".into()],
+            ..record("awaiting")
+        },
+        with("new", Status::Running),
+        with("held", Status::Running),
+        with("abandoned", Status::Running),
+        with("done", Status::Completed),
+        with("failed", Status::Failed),
+        with("parked", Status::Parked),
+    ] {
+        create_new(&store, r, b"").await;
+    }
+    assert!(store.claim("held", 9, at(0), at(1_000)).await.unwrap());
+    assert!(store.claim("abandoned", 9, at(0), at(80)).await.unwrap());
+
+    let first = store.acquire(1, at(100), at(200), 10).await.unwrap();
+    assert_eq!(
+        acquired_ids(&first).await,
+        ["abandoned", "due", "new"],
+        "due timers, unleased running executions and expired leases"
+    );
+    assert_eq!(first.next_wake, Some(at(500)));
+    for id in ["abandoned", "due", "new"] {
+        assert!(
+            !store.claim(id, 3, at(150), at(300)).await.unwrap(),
+            "{id} is leased to the owner that acquired it"
+        );
+    }
+    let second = store.acquire(2, at(150), at(300), 10).await.unwrap();
+    assert_eq!(
+        second.ids,
+        Vec::<String>::new(),
+        "nothing is handed out twice"
+    );
+    assert_eq!(second.next_wake, Some(at(500)));
+    let after_expiry = store.acquire(2, at(250), at(400), 10).await.unwrap();
+    assert_eq!(
+        acquired_ids(&after_expiry).await,
+        ["abandoned", "due", "new"],
+        "leases that ran out are taken over"
+    );
+    let none = store
+        .acquire(3, at(u64::MAX - 1), at(u64::MAX), 0)
+        .await
+        .unwrap();
+    assert_eq!(
+        none.ids,
+        Vec::<String>::new(),
+        "a limit of 0 claims nothing"
+    );
+    assert_eq!(none.next_wake, None);
+}
+
+pub async fn concurrent_acquires_never_hand_out_an_execution_twice(store: SharedStore) {
+    const EXECUTIONS: usize = 60;
+    const OWNERS: u128 = 4;
+    for n in 0..EXECUTIONS {
+        let r = if n % 2 == 0 {
+            record(&format!("run-{n:02}"))
+        } else {
+            ExecutionRecord {
+                status: Status::Suspended,
+                ..waking(&format!("wake-{n:02}"), n as u64)
+            }
+        };
+        create_new(&store, r, b"").await;
+    }
+    let start = Arc::new(Barrier::new(OWNERS as usize));
+    let mut tasks = JoinSet::new();
+    for owner in 1..=OWNERS {
+        let (store, start) = (store.clone(), start.clone());
+        tasks.spawn(async move {
+            start.wait().await;
+            let mut mine: Vec<String> = Vec::new();
+            loop {
+                let acquired = store.acquire(owner, at(100), at(1_000), 7).await.unwrap();
+                if acquired.ids.is_empty() {
+                    return mine;
+                }
+                mine.extend(acquired.ids);
+            }
+        });
+    }
+    let mut all = Vec::new();
+    while let Some(joined) = tasks.join_next().await {
+        all.extend(joined.expect("task panicked"));
+    }
+    all.sort();
+    let before = all.len();
+    all.dedup();
+    assert_eq!(before, all.len(), "an execution was handed out twice");
+    assert_eq!(all.len(), EXECUTIONS);
+}
+
+pub async fn renew_keeps_held_leases_and_reports_lost_ones(store: SharedStore) {
+    for id in ["a", "b"] {
+        create_new(&store, record(id), b"").await;
+        assert!(store.claim(id, 1, at(0), at(100)).await.unwrap());
+    }
+    assert!(store.claim("b", 2, at(150), at(300)).await.unwrap());
+    let lost = store
+        .renew(1, &["a".to_owned(), "b".to_owned()], at(150), at(400))
+        .await
+        .unwrap();
+    assert_eq!(lost, ["b"]);
+    assert!(
+        !store.claim("a", 3, at(350), at(500)).await.unwrap(),
+        "a was renewed until 400"
+    );
+    assert!(
+        !store.claim("b", 1, at(250), at(500)).await.unwrap(),
+        "b stays with its new holder"
+    );
+    assert_eq!(
+        store.renew(1, &[], at(150), at(400)).await.unwrap(),
+        Vec::<String>::new()
+    );
 }

@@ -11,7 +11,7 @@ use crate::record::{
     Commit, Committed, Created, Delivered, Delivery, ExecutionRecord, HistoryEntry, ListFilter,
     OperationRecord,
 };
-use crate::store::Store;
+use crate::store::{Acquired, Store, StoreSignal};
 use crate::time::Timestamp;
 
 /// When an [`InstrumentedStore`] fails writes (`create`, `commit`, `deliver`, `delete`).
@@ -194,6 +194,23 @@ impl<S: Store> InstrumentedStore<S> {
         Ok(())
     }
 
+    /// Counts a commit, holds it at the gate if it matches, and fails it if writes fail.
+    async fn before_commit(&self, commit: &Commit) -> Result<(), StoreError> {
+        self.counters.commits.fetch_add(1, Ordering::SeqCst);
+        let gate = {
+            let mut gate = self.gate.lock().unwrap_or_else(|e| e.into_inner());
+            match &*gate {
+                Some(g) if (g.matches)(commit) => gate.take(),
+                _ => None,
+            }
+        };
+        if let Some(gate) = gate {
+            let _ = gate.reached.send(());
+            let _ = gate.release.await;
+        }
+        self.write()
+    }
+
     fn read(&self) {
         self.counters.reads.fetch_add(1, Ordering::SeqCst);
     }
@@ -225,20 +242,13 @@ impl<S: Store> Store for InstrumentedStore<S> {
     }
 
     async fn commit(&self, commit: Commit) -> Result<Committed, StoreError> {
-        self.counters.commits.fetch_add(1, Ordering::SeqCst);
-        let gate = {
-            let mut gate = self.gate.lock().unwrap_or_else(|e| e.into_inner());
-            match &*gate {
-                Some(g) if (g.matches)(&commit) => gate.take(),
-                _ => None,
-            }
-        };
-        if let Some(gate) = gate {
-            let _ = gate.reached.send(());
-            let _ = gate.release.await;
-        }
-        self.write()?;
+        self.before_commit(&commit).await?;
         self.inner.commit(commit).await
+    }
+
+    async fn commit_leased(&self, commit: Commit, owner: u128) -> Result<Committed, StoreError> {
+        self.before_commit(&commit).await?;
+        self.inner.commit_leased(commit, owner).await
     }
 
     async fn deliver(&self, delivery: Delivery) -> Result<Delivered, StoreError> {
@@ -297,6 +307,34 @@ impl<S: Store> Store for InstrumentedStore<S> {
 
     async fn release(&self, id: &str, owner: u128) -> Result<(), StoreError> {
         self.inner.release(id, owner).await
+    }
+
+    fn is_shared(&self) -> bool {
+        self.inner.is_shared()
+    }
+
+    async fn acquire(
+        &self,
+        owner: u128,
+        now: Timestamp,
+        until: Timestamp,
+        limit: usize,
+    ) -> Result<Acquired, StoreError> {
+        self.inner.acquire(owner, now, until, limit).await
+    }
+
+    async fn renew(
+        &self,
+        owner: u128,
+        ids: &[String],
+        now: Timestamp,
+        until: Timestamp,
+    ) -> Result<Vec<String>, StoreError> {
+        self.inner.renew(owner, ids, now, until).await
+    }
+
+    fn signals(&self) -> Option<tokio::sync::broadcast::Receiver<StoreSignal>> {
+        self.inner.signals()
     }
 
     async fn due(

@@ -1,0 +1,211 @@
+//! The store's SQL, with its schema name filled in once.
+//!
+//! Every statement that changes an execution keeps its columns (`status`, `seq`,
+//! `wake_at`, `workflow`, `parent`) equal to the fields of the `record` it writes.
+
+use crate::schema::quoted;
+
+/// The statements of one store.
+pub(crate) struct Sql {
+    /// The channel the store's notifications go to.
+    pub channel: String,
+    pub create: String,
+    pub load: String,
+    pub load_input: String,
+    /// Commits one transition's record and history: `$1` id, `$2` expected seq, `$3` new
+    /// seq, `$4` status, `$5` wake_at, `$6` record, `$7` lease owner (NULL: no lease
+    /// check), `$8`/`$9` history numbers and entries, `$10` prune line, `$11` workflow,
+    /// `$12` parent, `$13` notification payload (NULL: none), `$14` channel. Answers
+    /// whether it applied; writes nothing otherwise. A status other than running ends the
+    /// lease: the engine releases it right after such a commit anyway.
+    pub commit: String,
+    /// The seq and lease owner of an execution, to explain a refused commit.
+    pub current: String,
+    pub lock_execution: String,
+    pub lock_operations: String,
+    pub token_owners: String,
+    pub put_operation: String,
+    pub delete_operation: String,
+    pub resolve_token: String,
+    pub lock_operation: String,
+    pub update_operation: String,
+    /// Writes a record changed by a delivery (a wake-up): `$1` id, `$2` seq, `$3` status,
+    /// `$4` wake_at, `$5` record; notifies `$6` that it is ready.
+    pub wake: String,
+    pub operation: String,
+    pub operation_by_token: String,
+    pub operations: String,
+    pub delete: String,
+    pub claim: String,
+    pub release: String,
+    pub acquire: String,
+    pub next_wake_after: String,
+    /// Renews `$1`'s leases on `$2` until `$3`; answers the ids another owner holds.
+    /// (A data-modifying `WITH` runs whether or not the query reads it.)
+    pub renew: String,
+    pub due: String,
+    pub timers_after: String,
+    pub next_wake: String,
+    pub history: String,
+    /// `SELECT record FROM executions`, to which `list` adds its conditions.
+    pub list: String,
+}
+
+impl Sql {
+    pub fn new(schema: &str) -> Sql {
+        let s = quoted(schema);
+        Sql {
+            channel: format!("durable:{schema}"),
+            create: format!(
+                "WITH ins AS (
+                    INSERT INTO {s}.executions (id, workflow, status, seq, wake_at, parent, record)
+                    VALUES ($1, $2, $3, $4, $5, $6, $7)
+                    ON CONFLICT (id) DO NOTHING
+                    RETURNING 1
+                 ), input AS (
+                    INSERT INTO {s}.inputs (id, input) SELECT $1, $8 WHERE EXISTS (SELECT 1 FROM ins)
+                    ON CONFLICT (id) DO UPDATE SET input = EXCLUDED.input
+                 ), notified AS (
+                    SELECT pg_notify($9, 'r') WHERE EXISTS (SELECT 1 FROM ins)
+                 )
+                 SELECT EXISTS (SELECT 1 FROM ins), (SELECT count(*) FROM notified)"
+            ),
+            load: format!("SELECT record FROM {s}.executions WHERE id = $1"),
+            load_input: format!("SELECT input FROM {s}.inputs WHERE id = $1"),
+            commit: format!(
+                "WITH upd AS (
+                    UPDATE {s}.executions
+                    SET seq = $3, status = $4::smallint, wake_at = $5, record = $6, workflow = $11,
+                        parent = $12,
+                        lease_owner = CASE WHEN $4::smallint = 0 THEN lease_owner END,
+                        lease_until = CASE WHEN $4::smallint = 0 THEN lease_until END
+                    WHERE id = $1 AND seq = $2
+                      AND ($7::bytea IS NULL OR lease_owner IS NULL OR lease_owner = $7)
+                    RETURNING 1
+                 ), hist AS (
+                    INSERT INTO {s}.history (execution, number, entry)
+                    SELECT $1, h.number, h.entry FROM unnest($8::bigint[], $9::bytea[]) AS h(number, entry)
+                    WHERE h.number >= $10 AND EXISTS (SELECT 1 FROM upd)
+                    ON CONFLICT (execution, number) DO UPDATE SET entry = EXCLUDED.entry
+                 ), pruned AS (
+                    DELETE FROM {s}.history
+                    WHERE execution = $1 AND number < $10 AND EXISTS (SELECT 1 FROM upd)
+                 ), notified AS (
+                    SELECT pg_notify($14, $13::text) WHERE $13::text IS NOT NULL AND EXISTS (SELECT 1 FROM upd)
+                 )
+                 SELECT EXISTS (SELECT 1 FROM upd), (SELECT count(*) FROM notified)"
+            ),
+            current: format!("SELECT seq, lease_owner FROM {s}.executions WHERE id = $1"),
+            lock_execution: format!(
+                "SELECT seq, lease_owner, record FROM {s}.executions WHERE id = $1 FOR UPDATE"
+            ),
+            lock_operations: format!(
+                "SELECT key, record FROM {s}.operations
+                 WHERE execution = $1 AND key = ANY($2::bytea[]) FOR UPDATE"
+            ),
+            token_owners: format!(
+                "SELECT token, execution, key FROM {s}.operations WHERE token = ANY($1::bytea[])"
+            ),
+            put_operation: format!(
+                "INSERT INTO {s}.operations (execution, key, token, record) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (execution, key) DO UPDATE SET token = EXCLUDED.token, record = EXCLUDED.record"
+            ),
+            delete_operation: format!(
+                "DELETE FROM {s}.operations WHERE execution = $1 AND key = $2"
+            ),
+            resolve_token: format!("SELECT execution, key FROM {s}.operations WHERE token = $1"),
+            lock_operation: format!(
+                "SELECT record FROM {s}.operations WHERE execution = $1 AND key = $2 FOR UPDATE"
+            ),
+            update_operation: format!(
+                "UPDATE {s}.operations SET record = $3 WHERE execution = $1 AND key = $2"
+            ),
+            wake: format!(
+                "WITH upd AS (
+                    UPDATE {s}.executions SET seq = $2, status = $3, wake_at = $4, record = $5
+                    WHERE id = $1 RETURNING 1
+                 ), notified AS (
+                    SELECT pg_notify($6, 'r') WHERE EXISTS (SELECT 1 FROM upd)
+                 )
+                 SELECT (SELECT count(*) FROM notified)"
+            ),
+            operation: format!(
+                "SELECT record FROM {s}.operations WHERE execution = $1 AND key = $2"
+            ),
+            operation_by_token: format!("SELECT record FROM {s}.operations WHERE token = $1"),
+            operations: format!(
+                "SELECT record FROM {s}.operations
+                 WHERE execution = $1 AND ($2::bytea IS NULL OR key > $2)
+                 ORDER BY key LIMIT $3"
+            ),
+            delete: format!(
+                "WITH gone AS (DELETE FROM {s}.executions WHERE id = $1 RETURNING 1),
+                      input AS (DELETE FROM {s}.inputs WHERE id = $1),
+                      hist AS (DELETE FROM {s}.history WHERE execution = $1),
+                      ops AS (DELETE FROM {s}.operations WHERE execution = $1)
+                 SELECT EXISTS (SELECT 1 FROM gone)"
+            ),
+            claim: format!(
+                "UPDATE {s}.executions SET lease_owner = $2, lease_until = $4
+                 WHERE id = $1 AND (lease_owner IS NULL OR lease_owner = $2 OR lease_until <= $3)
+                 RETURNING 1"
+            ),
+            release: format!(
+                "WITH rel AS (
+                    UPDATE {s}.executions SET lease_owner = NULL, lease_until = NULL
+                    WHERE id = $1 AND lease_owner = $2 RETURNING status
+                 ), notified AS (
+                    SELECT pg_notify($3, 'r') WHERE EXISTS (SELECT 1 FROM rel WHERE status = 0)
+                 )
+                 SELECT (SELECT count(*) FROM notified)"
+            ),
+            acquire: format!(
+                "WITH due AS (
+                    SELECT id FROM {s}.executions
+                    WHERE wake_at IS NOT NULL AND wake_at <= $2 AND status = 1
+                      AND (lease_owner IS NULL OR lease_until <= $2)
+                    ORDER BY wake_at, id LIMIT $4
+                    FOR UPDATE SKIP LOCKED
+                 ), running AS (
+                    SELECT id FROM {s}.executions
+                    WHERE status = 0 AND (lease_owner IS NULL OR lease_until <= $2)
+                    ORDER BY id LIMIT $4
+                    FOR UPDATE SKIP LOCKED
+                 ), picked AS (
+                    SELECT id FROM due UNION ALL SELECT id FROM running LIMIT $4
+                 )
+                 UPDATE {s}.executions e SET lease_owner = $1, lease_until = $3
+                 FROM picked WHERE e.id = picked.id
+                 RETURNING e.id"
+            ),
+            next_wake_after: format!(
+                "SELECT min(wake_at) FROM {s}.executions WHERE wake_at IS NOT NULL AND wake_at > $1"
+            ),
+            renew: format!(
+                "WITH renewed AS (
+                    UPDATE {s}.executions SET lease_until = $3
+                    WHERE id = ANY($2::bytea[]) AND lease_owner = $1 RETURNING 1
+                 )
+                 SELECT id FROM {s}.executions
+                 WHERE id = ANY($2::bytea[]) AND lease_owner IS NOT NULL AND lease_owner <> $1"
+            ),
+            due: format!(
+                "SELECT wake_at, id FROM {s}.executions
+                 WHERE wake_at IS NOT NULL AND wake_at <= $1
+                 ORDER BY wake_at, id LIMIT $2"
+            ),
+            timers_after: format!(
+                "SELECT wake_at, id FROM {s}.executions
+                 WHERE wake_at IS NOT NULL AND wake_at <= $3 AND (wake_at, id) > ($1, $2)
+                 ORDER BY wake_at, id LIMIT $4"
+            ),
+            next_wake: format!(
+                "SELECT min(wake_at) FROM {s}.executions WHERE wake_at IS NOT NULL"
+            ),
+            history: format!(
+                "SELECT entry FROM {s}.history WHERE execution = $1 ORDER BY number"
+            ),
+            list: format!("SELECT record FROM {s}.executions"),
+        }
+    }
+}
