@@ -369,10 +369,6 @@ async fn a_completion_wakes_the_waiting_execution_and_later_ones_are_refused(bac
         name: "approval".into(),
         timeout_at: Some(after(DAY))
     }));
-    assert!(events.contains(&Event::CallbackAwaited {
-        name: "approval".into(),
-        deadline: Some(after(DAY))
-    }));
     assert!(events.contains(&Event::CallbackReceived {
         name: "approval".into(),
         outcome: "succeeded".into()

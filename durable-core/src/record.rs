@@ -307,13 +307,6 @@ pub enum Event {
         /// When it times out, if ever.
         timeout_at: Option<Timestamp>,
     },
-    /// The workflow began waiting for a callback.
-    CallbackAwaited {
-        /// The callback's name.
-        name: String,
-        /// When the wait ends if nothing arrives (its timeout or heartbeat deadline).
-        deadline: Option<Timestamp>,
-    },
     /// The workflow received a callback's outcome.
     CallbackReceived {
         /// The callback's name.

@@ -88,8 +88,7 @@ impl Options {
             ))
         })?;
         let ctx = run.ctx();
-        // The key is unique within the execution: no two commits share a sequence number.
-        let key = format!("callback-{:020}", ctx.record().seq + 1);
+        let key = key(ctx.record().seq + 1);
         let record = OperationRecord {
             execution: ctx.execution_id().to_owned(),
             key,
@@ -108,6 +107,18 @@ impl Options {
         };
         Ok(Ok((record, id)))
     }
+}
+
+/// The operation key of a callback created by the commit with sequence number `seq`:
+/// unique within the execution, since no two commits share a sequence number.
+///
+/// Short, because it is stored several times (the operation's key and record, the token
+/// index, the awaiting execution's record): `c`, the number of hex digits of `seq` less
+/// one as one hex digit, then `seq` in hex. Keys of one execution therefore sort in
+/// creation order (fewer digits first, then by value): `c02` < `c1ff` < `c2100`.
+fn key(seq: u64) -> String {
+    let digits = format!("{seq:x}");
+    format!("c{:x}{digits}", digits.len() - 1)
 }
 
 /// The commit's change that creates `record`.
@@ -199,5 +210,22 @@ impl<T: 'static> Operation for CreateCallback<T> {
         let event = created_event(&record);
         run.complete_with(&Ok(handle), vec![event], vec![put_new(record)])
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::key;
+
+    #[test]
+    fn keys_are_short_and_sort_in_creation_order() {
+        assert_eq!(key(2), "c02");
+        assert_eq!(key(255), "c1ff");
+        assert_eq!(key(u64::MAX), "cfffffffffffffffff");
+        let seqs = [1, 2, 9, 15, 16, 17, 255, 256, 4095, 4096, 1 << 40, u64::MAX];
+        let keys: Vec<String> = seqs.iter().map(|&s| key(s)).collect();
+        let mut sorted = keys.clone();
+        sorted.sort();
+        assert_eq!(keys, sorted);
     }
 }

@@ -119,7 +119,7 @@ pub(super) struct Awaited<'a> {
 }
 
 /// Gives the outcome of `callback` at this point, or commits the wait for it and
-/// suspends. `fresh`: the point has not committed a wait yet (so the history records one).
+/// suspends. `fresh`: the point has not committed a wait yet.
 ///
 /// The outcome is committed with a condition on the operation (settled, or still pending
 /// for a timeout), so a completion that lands after the read makes the commit fail and
@@ -198,18 +198,9 @@ where
         // Woken early (a timer raced a commit): the wait is already committed.
         return Err(Interrupt::Suspended);
     }
-    let events = if fresh {
-        vec![Event::CallbackAwaited {
-            name: name.to_owned(),
-            deadline: wake_at,
-        }]
-    } else {
-        Vec::new()
-    };
     run.commit_progress(Progress {
         wake_at,
         awaiting: vec![key.to_owned()],
-        events,
         // A completion that lands between the read and this commit makes it fail
         // instead of suspending on an operation that will never wake it.
         operations: vec![condition(key, Expect::Pending, OperationAction::Keep)],
