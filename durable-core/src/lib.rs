@@ -101,13 +101,15 @@ pub mod __private_v1 {
 pub use codec::{decode_value, value_to_json, Codec, FrameReader, FrameWriter, FORMAT_VERSION};
 pub use durable_macros::durable;
 pub use engine::{
-    Description, Engine, EngineBuilder, Handle, Local, PointDescription, Waiting, MAX_ID_LEN,
+    CallbackDescription, CallbackState, CompletionError, Description, Engine, EngineBuilder,
+    Handle, Local, PointDescription, Waiting, MAX_ID_LEN, SETTLED_CALLBACKS_SHOWN,
 };
 pub use error::{CodecError, Error, StepError, StoreError};
 pub use execution::Ctx;
 pub use execution::{Workflow, WorkflowFn};
 pub use ops::{
-    ConditionError, InfallibleStep, SleepOp, Step, WaitError, WaitForCondition, MAX_WAIT,
+    Callback, CallbackError, ConditionError, CreateCallback, InfallibleStep, SleepOp, Step,
+    WaitCallback, WaitError, WaitForCallback, WaitForCondition, MAX_WAIT,
 };
 pub use record::{
     Commit, Committed, Created, Delivered, Delivery, Event, ExecutionRecord, Expect, HistoryEntry,

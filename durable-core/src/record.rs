@@ -183,6 +183,21 @@ pub enum PointState {
         /// The state the last check returned (value envelope).
         state: Vec<u8>,
     },
+    // New variants go last: stored records name variants by position.
+    /// Waiting for the operation `key` (a callback) to be settled, or for `wake_at` (its
+    /// timeout or heartbeat deadline).
+    Awaiting {
+        /// The awaited operation's key.
+        key: String,
+    },
+    /// `ctx.wait_for_callback`: the callback `key` exists and its submitter runs attempt
+    /// `attempt` next (at `wake_at`, if set).
+    Submitting {
+        /// The callback's operation key.
+        key: String,
+        /// The submitter attempt to run next, counting from 1.
+        attempt: u32,
+    },
 }
 
 /// One entry of an execution's operation history.
@@ -284,6 +299,21 @@ pub enum Event {
         message: String,
         /// When the next attempt runs, `None` if the step gave up.
         retry_at: Option<Timestamp>,
+    },
+    /// A callback was created (its id is not recorded here: it is a secret).
+    CallbackCreated {
+        /// The callback's name.
+        name: String,
+        /// When it times out, if ever.
+        timeout_at: Option<Timestamp>,
+    },
+    /// The workflow received a callback's outcome.
+    CallbackReceived {
+        /// The callback's name.
+        name: String,
+        /// How it ended: `succeeded`, `failed`, `timed out`, `heartbeat timed out`,
+        /// `cancelled` or `not found`.
+        outcome: String,
     },
 }
 

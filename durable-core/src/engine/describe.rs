@@ -2,15 +2,20 @@
 //! like a paused debugger: where it stands, its live locals by name, what it waits for,
 //! and what happened so far.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use serde::Serialize;
 
+use super::callbacks::CallbackState;
 use super::Shared;
 use crate::codec::{Codec, FrameReader};
 use crate::error::Error;
 use crate::execution::{Ctx, Entry, Interrupt, Runtime};
-use crate::record::{ExecutionRecord, HistoryEntry, PointState, Status};
+use crate::record::{
+    ExecutionRecord, HistoryEntry, OperationKind, OperationRecord, OperationState, PointState,
+    Status,
+};
 use crate::time::Timestamp;
 
 /// A snapshot of one execution, from [`Engine::describe`](super::Engine::describe).
@@ -37,6 +42,11 @@ pub struct Description {
     pub locals_unavailable: Option<String>,
     /// What it waits for, if it is suspended.
     pub waiting_for: Option<Waiting>,
+    /// Its callbacks, oldest first: every pending one, and the latest
+    /// [`SETTLED_CALLBACKS_SHOWN`] settled ones.
+    pub callbacks: Vec<CallbackDescription>,
+    /// How many older settled callbacks `callbacks` leaves out.
+    pub callbacks_omitted: u64,
     /// The output decoded to JSON, once the workflow returned (completed, or failed by
     /// returning `Err`).
     pub output: Option<serde_json::Value>,
@@ -58,7 +68,8 @@ pub struct PointDescription {
     pub label: String,
     /// Source line of the `.await`, 0 if unknown.
     pub line: u32,
-    /// How far the operation got: `completed`, `retrying`, `started`, `waiting`, `polling`.
+    /// How far the operation got: `completed`, `retrying`, `started`, `waiting`,
+    /// `polling`, `awaiting` (a callback), `submitting` (a callback's submitter).
     pub state: String,
     /// The attempt (or check) that runs next or ran last, for steps and conditions.
     pub attempt: Option<u32>,
@@ -97,6 +108,47 @@ pub enum Waiting {
         /// When.
         at: Timestamp,
     },
+    /// A callback's completion.
+    Callback {
+        /// The callback's name.
+        name: String,
+        /// When it times out if nothing arrives (its timeout or heartbeat deadline).
+        until: Option<Timestamp>,
+    },
+}
+
+/// How many settled callbacks [`Description::callbacks`] shows at most.
+pub const SETTLED_CALLBACKS_SHOWN: usize = 100;
+
+/// One callback of an execution.
+///
+/// It shows the callback id: `describe` is an operator's tool (the HTTP inspection
+/// endpoints require the bearer token), and an operator may need the id to complete a
+/// stuck callback by hand. Do not log descriptions where ids must stay secret.
+#[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
+pub struct CallbackDescription {
+    /// Its name.
+    pub name: String,
+    /// Its id: whoever knows it can complete the callback.
+    pub id: String,
+    /// Its operation key within the execution.
+    pub key: String,
+    /// Where it stands.
+    pub state: CallbackState,
+    /// When it was created.
+    pub created_at: Timestamp,
+    /// When it times out, if ever.
+    pub timeout_at: Option<Timestamp>,
+    /// Its heartbeat timeout in milliseconds, if it has one.
+    pub heartbeat_timeout_ms: Option<u64>,
+    /// When its last heartbeat arrived.
+    pub heartbeat_at: Option<Timestamp>,
+    /// When it was last written (settled, for a settled one).
+    pub updated_at: Timestamp,
+    /// The completion's payload or the failure's error as it arrived (JSON; a string if
+    /// the bytes are not JSON), kept even when it does not decode into the awaited type.
+    pub payload: Option<serde_json::Value>,
 }
 
 pub(super) async fn describe(shared: &Arc<Shared>, id: &str) -> Result<Description, Error> {
@@ -118,6 +170,8 @@ pub(super) async fn describe(shared: &Arc<Shared>, id: &str) -> Result<Descripti
             PointState::Started { attempt } => ("started", Some(*attempt)),
             PointState::Waiting { .. } => ("waiting", None),
             PointState::Polling { attempt, .. } => ("polling", Some(*attempt)),
+            PointState::Awaiting { .. } => ("awaiting", None),
+            PointState::Submitting { attempt, .. } => ("submitting", Some(*attempt)),
         };
         PointDescription {
             id: position.point,
@@ -127,7 +181,8 @@ pub(super) async fn describe(shared: &Arc<Shared>, id: &str) -> Result<Descripti
             attempt,
         }
     });
-    let waiting_for = waiting_for(&record);
+    let (callbacks, callbacks_omitted) = callbacks(shared, id).await?;
+    let waiting_for = waiting_for(&record, &callbacks);
     let (locals, locals_unavailable) = match &record.position {
         None => (Vec::new(), None),
         Some(position) => {
@@ -156,6 +211,8 @@ pub(super) async fn describe(shared: &Arc<Shared>, id: &str) -> Result<Descripti
         locals,
         locals_unavailable,
         waiting_for,
+        callbacks,
+        callbacks_omitted,
         output,
         history,
         created_at: record.created_at,
@@ -163,18 +220,101 @@ pub(super) async fn describe(shared: &Arc<Shared>, id: &str) -> Result<Descripti
     })
 }
 
-fn waiting_for(record: &ExecutionRecord) -> Option<Waiting> {
+fn waiting_for(record: &ExecutionRecord, callbacks: &[CallbackDescription]) -> Option<Waiting> {
+    if record.status != Status::Suspended {
+        return None;
+    }
+    let state = &record.position.as_ref()?.state;
+    if let PointState::Awaiting { key } = state {
+        let callback = callbacks.iter().find(|c| c.key == *key);
+        return Some(Waiting::Callback {
+            name: callback.map(|c| c.name.clone()).unwrap_or_default(),
+            until: record.wake_at,
+        });
+    }
     let at = record.wake_at?;
-    Some(match &record.position.as_ref()?.state {
-        PointState::Retrying { attempt } => Waiting::Retry {
-            attempt: *attempt,
-            at,
-        },
+    Some(match state {
+        PointState::Retrying { attempt } | PointState::Submitting { attempt, .. } => {
+            Waiting::Retry {
+                attempt: *attempt,
+                at,
+            }
+        }
         PointState::Polling { attempt, .. } => Waiting::Condition {
             attempt: *attempt,
             at,
         },
         _ => Waiting::Sleep { until: at },
+    })
+}
+
+/// How many operations one store read takes.
+const OPERATIONS_PAGE: usize = 256;
+
+/// The execution's callbacks: every pending one and the latest settled ones, oldest
+/// first, and how many settled ones are left out.
+async fn callbacks(shared: &Shared, id: &str) -> Result<(Vec<CallbackDescription>, u64), Error> {
+    let mut shown: VecDeque<CallbackDescription> = VecDeque::new();
+    let mut settled = 0usize;
+    let mut omitted = 0u64;
+    let mut after: Option<String> = None;
+    loop {
+        let page = shared
+            .store
+            .operations(id, after.as_deref(), OPERATIONS_PAGE)
+            .await?;
+        for op in &page {
+            let Some(callback) = describe_callback(op) else {
+                continue;
+            };
+            if callback.state != CallbackState::Pending {
+                settled += 1;
+                if settled > SETTLED_CALLBACKS_SHOWN {
+                    // Drop the oldest settled one shown.
+                    if let Some(i) = shown.iter().position(|c| c.state != CallbackState::Pending) {
+                        shown.remove(i);
+                        omitted += 1;
+                    }
+                }
+            }
+            shown.push_back(callback);
+        }
+        match page.last() {
+            Some(last) if page.len() == OPERATIONS_PAGE => after = Some(last.key.clone()),
+            _ => return Ok((shown.into(), omitted)),
+        }
+    }
+}
+
+fn describe_callback(op: &OperationRecord) -> Option<CallbackDescription> {
+    let OperationKind::Callback {
+        timeout_at,
+        heartbeat_timeout_ms,
+    } = op.kind
+    else {
+        return None;
+    };
+    let payload = match &op.state {
+        OperationState::Succeeded { payload } => Some(payload),
+        OperationState::Failed { error } => Some(error),
+        _ => None,
+    }
+    .map(|bytes| {
+        serde_json::from_slice(bytes).unwrap_or_else(|_| {
+            serde_json::Value::String(String::from_utf8_lossy(bytes).into_owned())
+        })
+    });
+    Some(CallbackDescription {
+        name: op.name.clone(),
+        id: op.token.clone().unwrap_or_default(),
+        key: op.key.clone(),
+        state: CallbackState::of(&op.state),
+        created_at: op.created_at,
+        timeout_at,
+        heartbeat_timeout_ms,
+        heartbeat_at: op.heartbeat_at,
+        updated_at: op.updated_at,
+        payload,
     })
 }
 

@@ -16,6 +16,7 @@
 
 mod activation;
 mod builder;
+mod callbacks;
 mod cluster;
 mod describe;
 mod handle;
@@ -34,7 +35,10 @@ use crate::record::{ExecutionRecord, HistoryEntry, ListFilter};
 use crate::store::Store;
 
 pub use builder::EngineBuilder;
-pub use describe::{Description, Local, PointDescription, Waiting};
+pub use callbacks::{CallbackState, CompletionError};
+pub use describe::{
+    CallbackDescription, Description, Local, PointDescription, Waiting, SETTLED_CALLBACKS_SHOWN,
+};
 pub use handle::Handle;
 use shared::Shared;
 

@@ -72,7 +72,7 @@ impl Ctx {
 
 /// Progress of a durable point's operation, short of its outcome: what
 /// [`PointRun::commit_progress`] commits.
-pub(super) struct Progress {
+pub(crate) struct Progress {
     /// The point's new state.
     pub state: PointState,
     /// When a timer wakes the execution, if it suspends until a time.
@@ -145,7 +145,7 @@ impl PointRun {
 
     /// Commits progress at this point without finishing it: `Suspended` if it waits for
     /// a time or for operations, `Running` otherwise.
-    pub(super) async fn commit_progress(&self, progress: Progress) -> Result<(), Interrupt> {
+    pub(crate) async fn commit_progress(&self, progress: Progress) -> Result<(), Interrupt> {
         let suspends = progress.wake_at.is_some() || !progress.awaiting.is_empty();
         self.ctx
             .commit(Change {

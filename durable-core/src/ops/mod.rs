@@ -8,10 +8,12 @@
 //! kept with the frame, [`OperationRecord`](crate::OperationRecord) for what outlives the
 //! point).
 
+pub(crate) mod callback;
 pub(crate) mod condition;
 pub(crate) mod sleep;
 pub(crate) mod step;
 
+pub use callback::{Callback, CallbackError, CreateCallback, WaitCallback, WaitForCallback};
 pub use condition::{ConditionError, WaitForCondition};
 pub use sleep::{SleepOp, WaitError, MAX_WAIT};
 pub use step::{InfallibleStep, Step};

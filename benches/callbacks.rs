@@ -1,0 +1,380 @@
+//! Ten thousand executions waiting on callbacks on the sled store, then all completed:
+//! once through the engine API and once over HTTP on loopback (issue 12's figures).
+//!
+//! ```sh
+//! cargo bench --bench callbacks                   # 10,000 executions per phase
+//! CALLBACKS=50000 cargo bench --bench callbacks   # or any other number
+//! ```
+//!
+//! One process, two phases, each on a fresh `SledStore::open(dir)` (default durability:
+//! every acknowledged write is flushed and fdatasynced; default cache):
+//! 1. `COMPLETERS` tasks start the executions; each runs `ctx.wait_for_callback`, whose
+//!    submitter hands the callback id to the bench (as a step would email it), and
+//!    suspends. When the store has acknowledged every suspension: the time, the RSS, and
+//!    the sled directory's size on disk (allocated blocks, as `du` counts them) per
+//!    waiting execution;
+//! 2. `COMPLETERS` tasks complete every callback: through `Engine::complete_callback` in
+//!    the first phase; in the second, with a real HTTP client (reqwest, one keep-alive
+//!    connection per task) posting to `durable-http`'s `/callbacks/{id}/complete` on
+//!    127.0.0.1. The time from the first completion call until the store has acknowledged
+//!    every execution's `Completed` commit gives completions per second end to end.
+//!
+//! Commits are counted by a thin wrapper around the store (a counter, not a poll). The
+//! machine's other load shows in the times: on a shared machine, run it twice.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use durable_core::{
+    durable, CallbackError, Commit, Committed, Created, Ctx, Delivered, Delivery, Engine,
+    ExecutionRecord, HistoryEntry, ListFilter, OperationRecord, Status, Store, StoreError,
+    Timestamp,
+};
+use durable_store_sled::SledStore;
+use tokio::sync::Notify;
+
+/// How many tasks start executions, and how many complete them, at the same time.
+const COMPLETERS: usize = 128;
+
+/// The callback ids the submitters handed out, by execution number.
+static IDS: Mutex<Vec<(u64, String)>> = Mutex::new(Vec::new());
+
+async fn hand_out(n: u64, id: String) -> Result<(), String> {
+    IDS.lock().unwrap().push((n, id));
+    Ok(())
+}
+
+#[durable]
+async fn approval(ctx: Ctx, n: u64) -> Result<u64, CallbackError> {
+    let approved = ctx
+        .wait_for_callback::<bool, _, _, String>("approval", |id| hand_out(n, id))
+        .timeout(Duration::from_secs(30 * 86_400))
+        .await?;
+    Ok(if approved { n } else { 0 })
+}
+
+/// Acknowledged commits by the status they wrote.
+#[derive(Default)]
+struct Counts {
+    suspended: AtomicU64,
+    completed: AtomicU64,
+    changed: Notify,
+}
+
+impl Counts {
+    async fn reach(&self, counter: &AtomicU64, target: u64) {
+        loop {
+            let changed = self.changed.notified();
+            if counter.load(Ordering::Acquire) >= target {
+                return;
+            }
+            changed.await;
+        }
+    }
+}
+
+/// The sled store, with commits counted.
+struct Counted {
+    store: SledStore,
+    counts: Arc<Counts>,
+    target: u64,
+}
+
+impl Counted {
+    fn count(&self, counter: &AtomicU64) {
+        let n = counter.fetch_add(1, Ordering::AcqRel) + 1;
+        if n == self.target || n.is_multiple_of(1024) {
+            self.counts.changed.notify_waiters();
+        }
+    }
+}
+
+#[async_trait]
+impl Store for Counted {
+    async fn create(&self, record: ExecutionRecord, input: Vec<u8>) -> Result<Created, StoreError> {
+        self.store.create(record, input).await
+    }
+    async fn load(&self, id: &str) -> Result<Option<ExecutionRecord>, StoreError> {
+        self.store.load(id).await
+    }
+    async fn load_input(&self, id: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.store.load_input(id).await
+    }
+    async fn commit(&self, commit: Commit) -> Result<Committed, StoreError> {
+        let status = commit.record.status;
+        let committed = self.store.commit(commit).await?;
+        match status {
+            Status::Suspended => self.count(&self.counts.suspended),
+            Status::Completed => self.count(&self.counts.completed),
+            _ => {}
+        }
+        Ok(committed)
+    }
+    async fn deliver(&self, delivery: Delivery) -> Result<Delivered, StoreError> {
+        self.store.deliver(delivery).await
+    }
+    async fn operation(
+        &self,
+        execution: &str,
+        key: &str,
+    ) -> Result<Option<OperationRecord>, StoreError> {
+        self.store.operation(execution, key).await
+    }
+    async fn operation_by_token(&self, token: &str) -> Result<Option<OperationRecord>, StoreError> {
+        self.store.operation_by_token(token).await
+    }
+    async fn operations(
+        &self,
+        execution: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<OperationRecord>, StoreError> {
+        self.store.operations(execution, after, limit).await
+    }
+    async fn delete(&self, id: &str) -> Result<bool, StoreError> {
+        self.store.delete(id).await
+    }
+    async fn claim(
+        &self,
+        id: &str,
+        owner: u128,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> Result<bool, StoreError> {
+        self.store.claim(id, owner, now, until).await
+    }
+    async fn release(&self, id: &str, owner: u128) -> Result<(), StoreError> {
+        self.store.release(id, owner).await
+    }
+    async fn due(
+        &self,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<(Timestamp, String)>, StoreError> {
+        self.store.due(now, limit).await
+    }
+    async fn next_wake(&self) -> Result<Option<Timestamp>, StoreError> {
+        self.store.next_wake().await
+    }
+    async fn timers_after(
+        &self,
+        after: Option<(Timestamp, &str)>,
+        until: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<(Timestamp, String)>, StoreError> {
+        self.store.timers_after(after, until, limit).await
+    }
+    async fn list(&self, filter: &ListFilter) -> Result<Vec<ExecutionRecord>, StoreError> {
+        self.store.list(filter).await
+    }
+    async fn history(&self, id: &str) -> Result<Vec<HistoryEntry>, StoreError> {
+        self.store.history(id).await
+    }
+    async fn close(&self) -> Result<(), StoreError> {
+        self.store.close().await
+    }
+}
+
+/// A line of `/proc/self/status`, in kB.
+fn status_kb(field: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+fn mb(kb: u64) -> f64 {
+    kb as f64 / 1024.0
+}
+
+/// Bytes a directory takes on disk (allocated blocks, as `du` counts them).
+fn disk_usage(dir: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let mut blocks = 0;
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let Ok(meta) = entry.metadata() else { continue };
+        blocks += if meta.is_dir() {
+            disk_usage(&entry.path())
+        } else {
+            meta.blocks() * 512
+        };
+    }
+    blocks
+}
+
+fn executions() -> u64 {
+    let from_env = std::env::var("CALLBACKS").ok();
+    // `cargo bench` passes `--bench`; a bare number on the command line also counts.
+    let from_args = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    from_env
+        .or(from_args)
+        .map(|n| {
+            n.replace(['_', ','], "")
+                .parse()
+                .expect("CALLBACKS is a number")
+        })
+        .unwrap_or(10_000)
+}
+
+/// How a phase completes its callbacks.
+#[derive(Clone, Copy, PartialEq)]
+enum Via {
+    Api,
+    Http,
+}
+
+/// One phase: start `n` waiting executions on a fresh store, then complete them all.
+async fn phase(n: u64, via: Via) {
+    let label = match via {
+        Via::Api => "engine API",
+        Via::Http => "HTTP on loopback",
+    };
+    let dir: PathBuf = std::env::temp_dir().join(format!(
+        "durable-bench-callbacks-{}-{}",
+        std::process::id(),
+        via as u8
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    let counts = Arc::new(Counts::default());
+    let store = Counted {
+        store: SledStore::open(&dir).expect("store opens"),
+        counts: counts.clone(),
+        target: n,
+    };
+    let engine = Engine::builder(store)
+        .register(approval)
+        .open()
+        .await
+        .expect("engine opens");
+    IDS.lock().unwrap().clear();
+    println!("-- completing through the {label} --");
+    let rss_before = status_kb("VmRSS");
+
+    let start = Instant::now();
+    let starters: Vec<_> = (0..COMPLETERS as u64)
+        .map(|k| {
+            let engine = engine.clone();
+            tokio::spawn(async move {
+                for i in (k..n).step_by(COMPLETERS) {
+                    engine
+                        .start(approval, format!("expense-{i}"), i)
+                        .await
+                        .expect("starts");
+                }
+            })
+        })
+        .collect();
+    for starter in starters {
+        starter.await.expect("starter task");
+    }
+    counts.reach(&counts.suspended, n).await;
+    let waiting = start.elapsed();
+    let disk = disk_usage(&dir);
+    let rss_waiting = status_kb("VmRSS");
+    println!(
+        "{n} waiting on a callback:     {:>8.2} s ({:.0} executions/s)",
+        waiting.as_secs_f64(),
+        n as f64 / waiting.as_secs_f64()
+    );
+    println!(
+        "on disk while waiting:         {:>8.1} MB, {:.0} bytes per waiting execution",
+        disk as f64 / 1e6,
+        disk as f64 / n as f64
+    );
+    println!(
+        "RSS while waiting:             {:>8.1} MB ({:+.1} MB since the engine opened)",
+        mb(rss_waiting),
+        mb(rss_waiting) - mb(rss_before)
+    );
+
+    // A submitter runs at least once: keep one id per execution.
+    let ids: std::collections::BTreeMap<u64, String> =
+        IDS.lock().unwrap().iter().cloned().collect();
+    let ids: Vec<String> = ids.into_values().collect();
+    assert_eq!(ids.len() as u64, n, "every submitter handed out its id");
+    let ids = Arc::new(ids);
+    let server = match via {
+        Via::Api => None,
+        Via::Http => {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("binds");
+            let addr = listener.local_addr().expect("bound");
+            let api = durable_http::Api::new(engine.clone());
+            Some((addr, tokio::spawn(api.serve_on(listener))))
+        }
+    };
+    let base = server.as_ref().map(|(addr, _)| format!("http://{addr}"));
+
+    let completing = Instant::now();
+    let completers: Vec<_> = (0..COMPLETERS)
+        .map(|k| {
+            let (engine, ids, base) = (engine.clone(), ids.clone(), base.clone());
+            tokio::spawn(async move {
+                let client = reqwest::Client::new();
+                for id in ids.iter().skip(k).step_by(COMPLETERS) {
+                    match &base {
+                        None => engine
+                            .complete_callback(id, &true)
+                            .await
+                            .expect("completion accepted"),
+                        Some(base) => {
+                            let response = client
+                                .post(format!("{base}/callbacks/{id}/complete"))
+                                .header("content-type", "application/json")
+                                .body("true")
+                                .send()
+                                .await
+                                .expect("request answered");
+                            assert_eq!(response.status(), 200, "completion accepted");
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    for completer in completers {
+        completer.await.expect("completer task");
+    }
+    let accepted = completing.elapsed();
+    counts.reach(&counts.completed, n).await;
+    let finished = completing.elapsed();
+    println!(
+        "all completions accepted:      {:>8.2} s ({:.0} completions/s)",
+        accepted.as_secs_f64(),
+        n as f64 / accepted.as_secs_f64()
+    );
+    println!(
+        "all workflows finished:        {:>8.2} s ({:.0} completions/s end to end)",
+        finished.as_secs_f64(),
+        n as f64 / finished.as_secs_f64()
+    );
+    println!(
+        "peak RSS so far (VmHWM):       {:>8.1} MB",
+        mb(status_kb("VmHWM"))
+    );
+    if let Some((_, server)) = server {
+        server.abort();
+    }
+    engine.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::main]
+async fn main() {
+    let n = executions();
+    println!(
+        "{n} executions of `approval` (ctx.wait_for_callback) per phase, SledStore::open (default durability and cache), {COMPLETERS} concurrent starters and completers"
+    );
+    phase(n, Via::Api).await;
+    phase(n, Via::Http).await;
+    println!(
+        "peak RSS of the run (VmHWM):   {:>8.1} MB",
+        mb(status_kb("VmHWM"))
+    );
+}
