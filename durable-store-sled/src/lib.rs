@@ -71,6 +71,7 @@
 //!
 //! None: the crate has one configuration.
 #![deny(missing_docs)]
+#![forbid(unsafe_code)]
 
 mod blobs;
 mod digest;
