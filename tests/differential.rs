@@ -32,7 +32,7 @@ mod plain {
     }
 
     impl Ctx {
-        pub fn step<F, Fut, T, E>(
+        pub fn typed_step<F, Fut, T, E>(
             &self,
             _name: impl Into<String>,
             body: F,
@@ -253,10 +253,10 @@ differential!(
     let_patterns_and_shadowing,
     inputs = [0u32, 7],
     |ctx, n: u32| -> Result<String, AppError> {
-        let (a, b) = ctx.step("pair", || ok((n, n + 1))).await?;
+        let (a, b) = ctx.typed_step("pair", || ok((n, n + 1))).await?;
         note(format!("a={a} b={b}"));
         let a = a + b;
-        let a = ctx.step("shadow", || ok(format!("s{a}"))).await?;
+        let a = ctx.typed_step("shadow", || ok(format!("s{a}"))).await?;
         note(a.clone());
         let Point { x, y: mut why } = ctx
             .step_infallible("struct", || async { Point { x: 3, y: 4 } })
@@ -313,9 +313,9 @@ differential!(if_and_if_let, inputs = [0u32, 1, 2, 3], |ctx,
         .step_infallible("cond", || async move { n.is_multiple_of(2) })
         .await
     {
-        acc += ctx.step("even", || ok(10i64)).await?;
+        acc += ctx.typed_step("even", || ok(10i64)).await?;
         note("even");
-    } else if let Some(v) = ctx.step("odd", || ok((n > 1).then_some(n))).await? {
+    } else if let Some(v) = ctx.typed_step("odd", || ok((n > 1).then_some(n))).await? {
         acc += i64::from(v);
         note(format!("odd {v}"));
     } else {
@@ -469,7 +469,7 @@ differential!(
     inputs = [0u32, 1, 2, 3],
     |ctx, n: u32| -> Result<u32, AppError> {
         let first = ctx
-            .step("maybe-fail", || async move {
+            .typed_step("maybe-fail", || async move {
                 if n == 1 {
                     Err("no".to_string())
                 } else {
@@ -503,12 +503,15 @@ differential!(
     |ctx, n: u32| -> Result<(u32, usize, bool), AppError> {
         let mut x = 1;
         note(format!("x starts at {x}"));
-        x = ctx.step("assign", || ok(n)).await?;
-        x += ctx.step("add-assign", || ok(2u32)).await?;
-        ctx.step("statement", || ok(())).await?;
+        x = ctx.typed_step("assign", || ok(n)).await?;
+        x += ctx.typed_step("add-assign", || ok(2u32)).await?;
+        ctx.typed_step("statement", || ok(())).await?;
         ctx.step_infallible("ignored", || async { 5u8 }).await;
-        let len = ctx.step("postfix", || ok("abc".to_string())).await?.len();
-        let plus = ctx.step("binary", || ok(10u32)).await? + x;
+        let len = ctx
+            .typed_step("postfix", || ok("abc".to_string()))
+            .await?
+            .len();
+        let plus = ctx.typed_step("binary", || ok(10u32)).await? + x;
         let negated = !ctx.step_infallible("unary", || async { false }).await;
         note(format!("{x} {len} {plus} {negated}"));
         Ok((plus, len, negated))
@@ -538,7 +541,7 @@ differential!(
             Err(other) => return Err(AppError::Step(format!("{other:?}"))),
         };
         let guarded = ctx
-            .step("guarded", || async move {
+            .typed_step("guarded", || async move {
                 if n > 5 {
                     Err("permanent".to_string())
                 } else {

@@ -114,8 +114,12 @@ pub(super) async fn describe(shared: &Arc<Shared>, id: &str) -> Result<Descripti
         let info = version.and_then(|v| v.points.iter().find(|p| p.id == position.point));
         let (state, attempt) = match &position.state {
             PointState::Completed { .. } => ("completed", None),
-            PointState::Retrying { attempt } => ("retrying", Some(*attempt)),
-            PointState::Started { attempt } => ("started", Some(*attempt)),
+            PointState::Retrying { attempt } | PointState::StepRetrying { attempt, .. } => {
+                ("retrying", Some(*attempt))
+            }
+            PointState::Started { attempt } | PointState::StepStarted { attempt, .. } => {
+                ("started", Some(*attempt))
+            }
             PointState::Waiting { .. } => ("waiting", None),
             PointState::Polling { attempt, .. } => ("polling", Some(*attempt)),
         };
@@ -166,10 +170,12 @@ pub(super) async fn describe(shared: &Arc<Shared>, id: &str) -> Result<Descripti
 fn waiting_for(record: &ExecutionRecord) -> Option<Waiting> {
     let at = record.wake_at?;
     Some(match &record.position.as_ref()?.state {
-        PointState::Retrying { attempt } => Waiting::Retry {
-            attempt: *attempt,
-            at,
-        },
+        PointState::Retrying { attempt } | PointState::StepRetrying { attempt, .. } => {
+            Waiting::Retry {
+                attempt: *attempt,
+                at,
+            }
+        }
         PointState::Polling { attempt, .. } => Waiting::Condition {
             attempt: *attempt,
             at,

@@ -17,6 +17,7 @@ mod activation;
 mod builder;
 mod describe;
 mod handle;
+mod observe;
 mod queue;
 mod registry;
 mod shared;
@@ -34,6 +35,7 @@ use crate::store::Store;
 pub use builder::EngineBuilder;
 pub use describe::{Description, Local, PointDescription, Waiting};
 pub use handle::Handle;
+pub use observe::Until;
 use shared::Shared;
 
 /// Longest execution id accepted by [`Engine::start`].
