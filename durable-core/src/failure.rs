@@ -49,6 +49,7 @@ use crate::error::StepError;
 /// `Display` shows the whole chain, outermost first, separated by `: ` (a recorded
 /// failure has no live sources for a reporter to walk).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Failure {
     /// `std::any::type_name` of the error it was made from; `None` for a message.
     type_name: Option<String>,

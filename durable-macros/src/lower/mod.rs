@@ -443,7 +443,9 @@ impl Lowerer<'_> {
         self.goto(block);
         self.start_block(block);
         self.emit(Code::PointValue(pid));
-        let op = self.verbatim_expr((*aw.base).clone());
+        let mut base = (*aw.base).clone();
+        on_a_clone_of_the_context(&mut base);
+        let op = self.verbatim_expr(base);
         let op = self.frag(&op);
         self.cfg.points.push(Point {
             block,
@@ -804,6 +806,24 @@ impl Lowerer<'_> {
     fn verbatim_expr(&mut self, mut e: Expr) -> Expr {
         Verbatim::new(self).visit_expr_mut(&mut e);
         e
+    }
+}
+
+// Input: a durable point's operation, `ctx.op(..).more(..)`, rooted at the context.
+// Output: the same chain on a clone of the context, `(Clone::clone(&ctx)).op(..)`. A method
+// call on `ctx` itself borrows it while the arguments are evaluated, so an argument that
+// moves `ctx` (a step body `|| async move { f(ctx.execution_id()).await }`) would not
+// compile; the clone is a temporary whose borrow of `ctx` ends before the arguments.
+fn on_a_clone_of_the_context(e: &mut Expr) {
+    match e {
+        Expr::MethodCall(m) => on_a_clone_of_the_context(&mut m.receiver),
+        Expr::Paren(p) => on_a_clone_of_the_context(&mut p.expr),
+        Expr::Group(g) => on_a_clone_of_the_context(&mut g.expr),
+        Expr::Path(path) => {
+            let span = path.span();
+            *e = syn::parse_quote_spanned!(span=> (::core::clone::Clone::clone(&#path)));
+        }
+        _ => {}
     }
 }
 

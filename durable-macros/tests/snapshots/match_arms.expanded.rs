@@ -243,7 +243,7 @@ const _: () = {
                                     }
                                     __durable_private::Entered::Run(__durable_r) => {
                                         __durable_private::run(
-                                                ctx
+                                                (::core::clone::Clone::clone(&ctx))
                                                     .step_infallible(
                                                         "express",
                                                         move || async move { amount / 10 },
@@ -280,7 +280,8 @@ const _: () = {
                                         }
                                         __durable_private::Entered::Run(__durable_r) => {
                                             __durable_private::run(
-                                                    ctx.step_infallible("quote", || async { 5u32 }),
+                                                    (::core::clone::Clone::clone(&ctx))
+                                                        .step_infallible("quote", || async { 5u32 }),
                                                     __durable_r,
                                                 )
                                                 .await?
@@ -323,7 +324,8 @@ const _: () = {
                                 }
                                 __durable_private::Entered::Run(__durable_r) => {
                                     __durable_private::run(
-                                            ctx.sleep(std::time::Duration::from_secs(60)),
+                                            (::core::clone::Clone::clone(&ctx))
+                                                .sleep(std::time::Duration::from_secs(60)),
                                             __durable_r,
                                         )
                                         .await?

@@ -190,7 +190,7 @@ const _: () = {
                                 }
                                 __durable_private::Entered::Run(__durable_r) => {
                                     __durable_private::run(
-                                            ctx
+                                            (::core::clone::Clone::clone(&ctx))
                                                 .step("create-account", || async { Ok::<u32, String>(42) }),
                                             __durable_r,
                                         )
@@ -232,7 +232,7 @@ const _: () = {
                                 }
                                 __durable_private::Entered::Run(__durable_r) => {
                                     __durable_private::run(
-                                            ctx
+                                            (::core::clone::Clone::clone(&ctx))
                                                 .step("send-email", || async { Ok::<(), String>(()) })
                                                 .retry(RetryPolicy::exponential().max_attempts(5)),
                                             __durable_r,
