@@ -334,3 +334,41 @@ async fn zero_delay_retries_run_on_a_body_built_again() {
     );
     engine.shutdown().await;
 }
+
+/// A body that borrows a local it cannot move (it is used after the step) and reads the
+/// context from the task.
+#[durable]
+async fn borrows(ctx: Ctx, order: Order) -> Result<(String, Order), Failure> {
+    let key = ctx
+        .step("borrows", || async {
+            let s = StepContext::current().ok_or_else(|| Failure::new("no step context"))?;
+            Ok(format!("{}#{}:{}", order.id, s.attempt(), s.name()))
+        })
+        .await?;
+    Ok((key, order))
+}
+
+#[tokio::test]
+async fn the_current_step_context_is_there_inside_a_body_only() {
+    assert_eq!(StepContext::current(), None);
+    let engine = Engine::builder(MemoryStore::new())
+        .register(borrows)
+        .open()
+        .await
+        .unwrap();
+    let order = Order {
+        id: "o-3".into(),
+        cents: 5,
+    };
+    let (key, order) = engine
+        .start(borrows, "b", order)
+        .await
+        .unwrap()
+        .result()
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(key, "o-3#1:borrows");
+    assert_eq!(order.cents, 5);
+    engine.shutdown().await;
+}

@@ -36,7 +36,47 @@ pub struct StepContext {
     deadline: Option<Timestamp>,
 }
 
+tokio::task_local! {
+    /// The context of the step attempt running on this task.
+    static CURRENT: StepContext;
+}
+
 impl StepContext {
+    /// The context of the step attempt running on this task: `Some` inside a step body
+    /// (in the closure and in the future it returns), `None` elsewhere, including in tasks
+    /// the body spawns.
+    ///
+    /// For a body that borrows what it needs instead of moving it, which a body that takes
+    /// a `StepContext` parameter cannot do (its `async move` block must own the parameter,
+    /// and with it everything else it uses):
+    ///
+    /// ```
+    /// # use durable_core::{durable, Ctx, Failure, StepContext};
+    /// # async fn reserve(items: &[String], key: &str) -> Result<u32, Failure> { Ok(1) }
+    /// #[durable]
+    /// async fn order(ctx: Ctx, items: Vec<String>) -> Result<usize, Failure> {
+    ///     ctx.step("reserve", || async {
+    ///         let key = StepContext::current().expect("in a step body");
+    ///         reserve(&items, key.idempotency_key()).await
+    ///     })
+    ///     .await?;
+    ///     Ok(items.len()) // still here: the body only borrowed it
+    /// }
+    /// ```
+    pub fn current() -> Option<StepContext> {
+        CURRENT.try_with(StepContext::clone).ok()
+    }
+
+    /// Runs `call` with this context as the current one.
+    pub(crate) fn enter<R>(self, call: impl FnOnce() -> R) -> R {
+        CURRENT.sync_scope(self, call)
+    }
+
+    /// `future`, polled with this context as the current one.
+    pub(crate) fn scope<F: Future>(self, future: F) -> impl Future<Output = F::Output> {
+        CURRENT.scope(self, future)
+    }
+
     pub(crate) fn new(
         execution_id: &str,
         name: &str,

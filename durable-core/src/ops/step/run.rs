@@ -352,11 +352,13 @@ where
     Fut: Future<Output = R>,
 {
     // The closure runs outside the future's `catch_unwind`, so it needs its own.
-    let future = match std::panic::catch_unwind(AssertUnwindSafe(|| body(cx))) {
+    let current = cx.clone();
+    let called = std::panic::catch_unwind(AssertUnwindSafe(|| cx.clone().enter(|| body(cx))));
+    let future = match called {
         Ok(future) => future,
         Err(panic) => return Attempt::Panicked(panic_message(&*panic)),
     };
-    let caught = AssertUnwindSafe(future).catch_unwind();
+    let caught = AssertUnwindSafe(current.scope(future)).catch_unwind();
     let result = match timer {
         None => caught.await,
         Some(timer) => match select(pin!(caught), timer).await {
