@@ -33,6 +33,11 @@ use crate::retry::{RetryDecision, RetryPolicy};
 pub(crate) use body::uuid_text;
 pub use body::{StepBody, StepContext};
 
+const _: () = {
+    const fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<StepContext>();
+};
+
 impl Ctx {
     /// A step running `body`, whose errors are [`Failure`]s.
     ///
@@ -44,8 +49,8 @@ impl Ctx {
     /// it returns is the outcome as recorded (decoded from the store, as a resume would see
     /// it), and once recorded it is returned again on resume without running the body.
     ///
-    /// The body is called once per attempt, built again for each (see the module docs of
-    /// [`Step`]), so it may move what it captures: `|| async move { charge(order).await }`.
+    /// The body is called once per attempt, built again for each (see [`Step`]), so it may
+    /// move what it captures: `|| async move { charge(order).await }`.
     /// It communicates through its return value: changes it makes to variables it captures
     /// are not recorded. Use [`typed_step`](Ctx::typed_step) for an error type of your own
     /// to `match` on.
@@ -169,6 +174,12 @@ type Strategy<'a, E> = Box<dyn Fn(&StepError<E>, u32) -> RetryDecision + Send + 
 
 /// A fallible step, built by [`Ctx::step`] or [`Ctx::typed_step`]; configure it, then
 /// `.await` it in a `#[durable]` fn.
+///
+/// Its body is called once per attempt. After a failed attempt the step commits the
+/// failure and when the next attempt runs, and the engine resumes the execution at the
+/// step from its stored frame (at once, or when the delay is over, the execution being
+/// suspended meanwhile); that evaluates the `ctx.step(..)` expression again on the locals
+/// as saved, so the next attempt runs a body built afresh, exactly as after a restart.
 ///
 /// `'a` is how long the retry predicate and strategy may borrow for; `F` is the body;
 /// `E` its error type.
