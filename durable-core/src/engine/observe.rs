@@ -145,7 +145,9 @@ impl Engine {
     /// a state that does not satisfy `until`, it gives up with [`Error::NotReached`];
     /// [`Error::NotFound`] if there is no such execution, [`Error::ShutDown`] when the
     /// engine shuts down. It waits as long as that takes: wrap it in a timeout in a test
-    /// that might otherwise hang.
+    /// that might otherwise hang. On an auto-advancing [`TestClock`](crate::TestClock) an
+    /// execution may run through a wait before the waiter looks: observe intermediate
+    /// states on a clock moved by hand.
     ///
     /// ```
     /// # use durable_core::{durable, Ctx, Engine, MemoryStore, TestClock, Timestamp, Until, WaitError};

@@ -306,7 +306,10 @@ impl<'a, F, E> Step<'a, F, E> {
     /// follows the retry policy like an error. The body sees the deadline in
     /// [`StepContext::deadline`]. Dropping a future cancels it at its next `.await`:
     /// whatever it had already done outside stays done, so a retried call should be
-    /// idempotent ([`StepContext::idempotency_key`]).
+    /// idempotent ([`StepContext::idempotency_key`]). On a
+    /// [`TestClock`](crate::TestClock), move the clock past the deadline to time an attempt
+    /// out: auto-advance moves time only while no execution runs, and a running attempt is
+    /// one.
     pub fn timeout(mut self, limit: Duration) -> Self {
         self.rules.timeout = Some(limit);
         self
