@@ -103,7 +103,11 @@ where
                 )))
             }
         };
-        if !interrupted && run.wake_at().is_some_and(|at| at > now) {
+        let retrying = matches!(
+            run.resumed_state(),
+            Some(PointState::StepRetrying { .. } | PointState::Retrying { .. })
+        );
+        if retrying && run.wake_at().is_some_and(|at| at > now) {
             // Woken early (a timer raced a commit): the wait is already committed.
             return Err(Interrupt::Suspended);
         }
