@@ -6,13 +6,17 @@
 //! - one execution of 1,000 no-op steps, with the store's default durability (flush +
 //!   fdatasync) and with `Durability::ProcessCrash` (sled's flush only), each beside the
 //!   raw limit of the same durability;
+//! - in memory (the engine's own cost): no-op steps, fallible no-op steps, and attempts
+//!   of a step retried at once (each a commit and a new activation);
 //! - 200 concurrent executions of 10 no-op steps (group commit);
 //! - time to resume an execution after 10 and after 10,000 completed steps;
 //! - how late timers fire on the system clock.
 
 use std::time::{Duration, Instant};
 
-use durable_core::{durable, Ctx, Engine, EngineBuilder, RetryPolicy, TestClock, Timestamp};
+use durable_core::{
+    durable, Ctx, Engine, EngineBuilder, Failure, RetryPolicy, StepContext, TestClock, Timestamp,
+};
 use durable_store_sled::{Durability, SledStore};
 
 #[durable]
@@ -23,6 +27,31 @@ async fn noop_steps(ctx: Ctx, steps: u32) -> u32 {
         done += 1;
     }
     done
+}
+
+#[durable]
+async fn fallible_steps(ctx: Ctx, steps: u32) -> Result<u32, Failure> {
+    let mut done = 0;
+    for _ in 0..steps {
+        ctx.step("noop", || async { Ok(()) }).await?;
+        done += 1;
+    }
+    Ok(done)
+}
+
+/// One step whose first `attempts - 1` attempts fail and are retried at once.
+#[durable]
+async fn retried_at_once(ctx: Ctx, attempts: u32) -> Result<u32, Failure> {
+    let last = ctx
+        .step("flaky", |s: StepContext| async move {
+            if s.attempt() < attempts {
+                return Err(Failure::new("not yet"));
+            }
+            Ok(s.attempt())
+        })
+        .retry(RetryPolicy::fixed(Duration::ZERO).max_attempts(attempts))
+        .await?;
+    Ok(last)
 }
 
 /// Runs `steps` no-op steps, then a step that fails once and retries an hour later.
@@ -145,6 +174,31 @@ async fn one_execution_in_memory(steps: u32) -> f64 {
     one_execution_on(durable_core::MemoryStore::new(), steps).await
 }
 
+/// Steps (or attempts) per second of one execution of `workflow` in memory.
+async fn in_memory<W>(workflow: W, count: u32) -> f64
+where
+    W: durable_core::WorkflowFn,
+    W::Workflow: durable_core::Workflow<Input = u32, Output = Result<u32, Failure>>,
+{
+    let engine = Engine::builder(durable_core::MemoryStore::new())
+        .register(workflow)
+        .open()
+        .await
+        .expect("engine opens");
+    let start = Instant::now();
+    let done = engine
+        .start(workflow, "one", count)
+        .await
+        .expect("starts")
+        .result()
+        .await
+        .expect("finishes");
+    let elapsed = start.elapsed();
+    assert_eq!(done, Ok(count));
+    engine.shutdown().await;
+    f64::from(count) / elapsed.as_secs_f64()
+}
+
 async fn one_execution(steps: u32, durability: Durability) -> f64 {
     let dir = scratch("one");
     let store = SledStore::open_with(&dir, durability).expect("store opens");
@@ -245,7 +299,9 @@ async fn main() {
     let (per_record, per_batch) = (median(per_record), median(per_batch));
     let per_record_sync = median(per_record_sync);
     let (one, one_flush, many) = (median(one), median(one_flush), median(many));
-    let in_memory = one_execution_in_memory(10_000).await;
+    let in_memory_steps = one_execution_in_memory(10_000).await;
+    let in_memory_fallible = in_memory(fallible_steps, 10_000).await;
+    let in_memory_retries = in_memory(retried_at_once, 10_000).await;
     println!("medians of {ROUNDS} interleaved rounds:");
     println!("raw sled, insert + flush per record:      {per_record:>10.0} records/s");
     println!("raw sled, + fdatasync per record:         {per_record_sync:>10.0} records/s");
@@ -258,7 +314,9 @@ async fn main() {
         "  same, Durability::ProcessCrash:        {one_flush:>10.0} steps/s  ({:.0} % of flush per record, the same durability)",
         100.0 * one_flush / per_record
     );
-    println!("one execution, in memory (engine only):  {in_memory:>10.0} steps/s");
+    println!("one execution, in memory (engine only):  {in_memory_steps:>10.0} steps/s");
+    println!("  same, fallible steps (ctx.step):       {in_memory_fallible:>10.0} steps/s");
+    println!("  one step retried at once, in memory:   {in_memory_retries:>10.0} attempts/s");
     println!("200 concurrent executions x 10 steps:    {many:>10.0} steps/s");
 
     let short = resume_time(10, 9).await;

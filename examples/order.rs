@@ -4,7 +4,7 @@
 //! Runs on the embedded sled store in `./durable-data/order`. Run it twice: the second
 //! run finds the finished execution and prints its receipt without running any step.
 //! Kill it (Ctrl-C) while it waits between payment attempts and run it again: it resumes
-//! where it stopped.
+//! where it stopped, and the payment provider sees the same idempotency key.
 //!
 //! ```text
 //! cargo run --example order            # order "order-1001"
@@ -13,7 +13,7 @@
 
 use std::time::Duration;
 
-use durable_core::{durable, Ctx, Engine, RetryPolicy, StepError};
+use durable_core::{durable, Ctx, Engine, Failure, RetryPolicy, StepContext};
 use durable_store_sled::SledStore;
 use serde::{Deserialize, Serialize};
 
@@ -32,70 +32,55 @@ struct Receipt {
     shipment: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-enum OrderError {
-    OutOfStock(String),
-    PaymentDeclined(String),
-    ShippingUnavailable(String),
-    Interrupted(String),
-}
-
-/// Lets `?` turn an exhausted step into the workflow's own error.
-impl From<StepError<OrderError>> for OrderError {
-    fn from(e: StepError<OrderError>) -> Self {
-        match e {
-            StepError::Failed { error, .. } => error,
-            other => OrderError::Interrupted(format!("{other:?}")),
-        }
-    }
-}
-
-/// Simulated services with the latency and failures of real ones.
+/// Simulated services with the latency and failures of real ones: their errors are
+/// whatever their clients return, here `std::io::Error` and `Failure`.
 mod services {
-    use super::OrderError;
+    use std::io;
     use std::sync::atomic::{AtomicU32, Ordering};
     use std::time::Duration;
 
+    use durable_core::Failure;
+
     static PAYMENT_CALLS: AtomicU32 = AtomicU32::new(0);
 
-    pub async fn reserve(items: &[String]) -> Result<String, OrderError> {
+    pub async fn reserve(items: &[String]) -> Result<String, Failure> {
         tokio::time::sleep(Duration::from_millis(50)).await;
         if items.is_empty() {
-            return Err(OrderError::OutOfStock("no items".into()));
+            // No retry can make stock appear.
+            return Err(Failure::terminal("out of stock: the order has no items"));
         }
         Ok(format!("reservation-{}", items.join("+")))
     }
 
-    /// Declines the first two calls in each process, like a flaky payment provider.
-    pub async fn charge(amount_cents: u64, attempt: u32) -> Result<String, OrderError> {
+    /// Times out on the first two calls in each process, like a flaky payment gateway.
+    pub async fn charge(amount_cents: u64, idempotency_key: &str) -> io::Result<String> {
         tokio::time::sleep(Duration::from_millis(50)).await;
-        let call = PAYMENT_CALLS.fetch_add(1, Ordering::SeqCst);
-        if call < 2 {
-            return Err(OrderError::PaymentDeclined(format!(
-                "gateway timeout on attempt {attempt}"
-            )));
+        if PAYMENT_CALLS.fetch_add(1, Ordering::SeqCst) < 2 {
+            return Err(io::Error::new(io::ErrorKind::TimedOut, "gateway timeout"));
         }
-        Ok(format!("payment-{amount_cents}-attempt-{attempt}"))
+        Ok(format!("payment-{amount_cents}-{}", &idempotency_key[..8]))
     }
 
-    pub async fn ship(order_id: &str, reservation: &str) -> Result<String, OrderError> {
+    pub async fn ship(order_id: &str, reservation: &str) -> Result<String, Failure> {
         tokio::time::sleep(Duration::from_millis(50)).await;
         Ok(format!("shipment-{order_id}-{}", reservation.len()))
     }
 }
 
 #[durable]
-async fn process_order(ctx: Ctx, order: Order) -> Result<Receipt, OrderError> {
-    println!("[{}] reserving inventory", order.id);
+async fn process_order(ctx: Ctx, order: Order) -> Result<Receipt, Failure> {
     let reservation = ctx
         .step("reserve-inventory", || services::reserve(&order.items))
         .await?;
 
-    println!("[{}] charging {} cents", order.id, order.amount_cents);
     let payment = ctx
-        .step_with_attempt("process-payment", |attempt| {
-            println!("[{}]   payment attempt {attempt}", order.id);
-            services::charge(order.amount_cents, attempt)
+        .step("process-payment", |s: StepContext| async move {
+            println!(
+                "  payment attempt {} (key {})",
+                s.attempt(),
+                s.idempotency_key()
+            );
+            Ok(services::charge(order.amount_cents, s.idempotency_key()).await?)
         })
         .retry(
             RetryPolicy::exponential()
@@ -103,10 +88,9 @@ async fn process_order(ctx: Ctx, order: Order) -> Result<Receipt, OrderError> {
                 .initial_delay(Duration::from_millis(500))
                 .max_delay(Duration::from_secs(5)),
         )
-        .retry_if(|e: &OrderError| matches!(e, OrderError::PaymentDeclined(_)))
+        .timeout(Duration::from_secs(10))
         .await?;
 
-    println!("[{}] creating the shipment", order.id);
     let shipment = ctx
         .step("create-shipment", || {
             services::ship(&order.id, &reservation)
@@ -124,8 +108,7 @@ async fn process_order(ctx: Ctx, order: Order) -> Result<Receipt, OrderError> {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let number = std::env::args().nth(1).unwrap_or_else(|| "1001".into());
-    let store = SledStore::open("durable-data/order")?;
-    let engine = Engine::builder(store)
+    let engine = Engine::builder(SledStore::open("durable-data/order")?)
         .register(process_order)
         .open()
         .await?;
@@ -138,17 +121,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let id = order.id.clone();
     if let Some(existing) = engine.execution(&id).await? {
         println!(
-            "found execution {id} ({}), not starting it again",
+            "found {id} ({}), not starting it again",
             existing.status.as_str()
         );
     }
     let handle = engine.start(process_order, id.clone(), order).await?;
     match handle.result().await? {
         Ok(receipt) => println!("result: {receipt:?}"),
-        Err(error) => println!("the order failed: {error:?}"),
+        Err(failure) => println!("the order failed: {failure}"),
     }
-    for entry in engine.history(&id).await? {
-        println!("  history #{}: {:?}", entry.number, entry.event);
+    for line in engine.compact_history(&id).await? {
+        println!("  {line}");
     }
     engine.shutdown().await;
     Ok(())

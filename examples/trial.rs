@@ -14,7 +14,7 @@
 
 use std::time::Duration;
 
-use durable_core::{durable, Ctx, Engine, StepError, WaitError};
+use durable_core::{durable, Ctx, Engine, Failure, Status, Until};
 use durable_store_sled::SledStore;
 use serde::{Deserialize, Serialize};
 
@@ -31,27 +31,11 @@ enum Outcome {
     Downgraded,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-enum TrialError {
-    Wait(String),
-    Email(String),
-}
-
-impl From<WaitError> for TrialError {
-    fn from(e: WaitError) -> Self {
-        TrialError::Wait(e.to_string())
-    }
-}
-
-impl From<StepError<String>> for TrialError {
-    fn from(e: StepError<String>) -> Self {
-        TrialError::Email(e.to_string())
-    }
-}
-
 /// Simulated email and billing services.
 mod services {
-    pub async fn email(user: &str, text: &str) -> Result<(), String> {
+    use durable_core::Failure;
+
+    pub async fn email(user: &str, text: &str) -> Result<(), Failure> {
         println!("  -> email to {user}: {text}");
         Ok(())
     }
@@ -64,7 +48,7 @@ mod services {
 }
 
 #[durable]
-async fn trial(ctx: Ctx, signup: Signup) -> Result<Outcome, TrialError> {
+async fn trial(ctx: Ctx, signup: Signup) -> Result<Outcome, Failure> {
     let Signup {
         user,
         trial: length,
@@ -125,45 +109,36 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let handle = engine.start(trial, id.clone(), signup).await?;
 
-    // Show the execution while it waits, like a paused debugger.
-    let watcher = {
-        let engine = engine.clone();
-        let id = id.clone();
-        tokio::spawn(async move {
-            let mut last = String::new();
-            loop {
-                let Ok(d) = engine.describe(&id).await else {
-                    return;
-                };
-                if d.status.is_terminal() {
-                    return;
-                }
-                if let (Some(point), Some(waiting)) = (&d.point, &d.waiting_for) {
-                    let locals: Vec<String> = d
-                        .locals
-                        .iter()
-                        .map(|l| format!("{} = {}", l.name, l.value))
-                        .collect();
-                    let shown = format!(
-                        "{} (line {}) is {}, waiting for {:?}; locals: {}",
-                        point.label,
-                        point.line,
-                        d.status.as_str(),
-                        waiting,
-                        locals.join(", ")
-                    );
-                    if shown != last {
-                        println!("  [describe] {shown}");
-                        last = shown;
-                    }
-                }
-                tokio::time::sleep(Duration::from_millis(250)).await;
-            }
-        })
-    };
+    // Show the execution at each wait, like a paused debugger.
+    let mut shown = None;
+    loop {
+        let new_wait = Until::matching("suspended at a new point, or finished", move |r, _| {
+            let point = r.position.as_ref().map(|p| p.point);
+            r.status.is_terminal() || (r.status == Status::Suspended && point != shown)
+        });
+        let record = engine.wait_until(&id, new_wait).await?;
+        if record.status.is_terminal() {
+            break;
+        }
+        shown = record.position.map(|p| p.point);
+        let d = engine.describe(&id).await?;
+        let locals: Vec<String> = d
+            .locals
+            .iter()
+            .map(|l| format!("{} = {}", l.name, l.value))
+            .collect();
+        if let (Some(point), Some(waiting)) = (&d.point, &d.waiting_for) {
+            println!(
+                "  [describe] {} (line {}) is {}, waiting for {waiting:?}; locals: {}",
+                point.label,
+                point.line,
+                d.status.as_str(),
+                locals.join(", ")
+            );
+        }
+    }
 
     let outcome = handle.result().await?;
-    watcher.await?;
     println!("{id}: {outcome:?}");
     engine.shutdown().await;
     Ok(())

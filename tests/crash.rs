@@ -4,6 +4,8 @@
 //! finish with the crash-free result, with side effects exactly-once for completed
 //! steps, at-least-once for an interrupted at-least-once attempt, at most once per
 //! attempt for the at-most-once step, and no code before the resume point run again.
+//! Every attempt of a step hands out the same idempotency key, also after the kill, and
+//! the request id recorded with `ctx.uuid()` is the one of the first run.
 
 use std::collections::HashMap;
 use std::os::unix::process::ExitStatusExt;
@@ -54,6 +56,20 @@ fn trace(dir: &Path) -> Vec<String> {
         .lines()
         .map(str::to_owned)
         .collect()
+}
+
+/// The values traced as `<what> <step> <value>`, by step.
+fn values<'a>(lines: &'a [String], what: &str) -> HashMap<&'a str, Vec<&'a str>> {
+    let mut values: HashMap<&str, Vec<&str>> = HashMap::new();
+    for line in lines {
+        let mut words = line.split(' ');
+        if words.next() == Some(what) {
+            if let (Some(step), Some(value)) = (words.next(), words.next()) {
+                values.entry(step).or_default().push(value);
+            }
+        }
+    }
+    values
 }
 
 fn counts(lines: &[String]) -> HashMap<&str, usize> {
@@ -116,6 +132,27 @@ fn sigkill_at_every_label_recovers_the_crash_free_result() {
         assert_eq!(count("effect b#1"), 1, "{label}: at-most-once attempt 1");
         let second_attempt = usize::from(label == "in-b");
         assert_eq!(count("effect b#2"), second_attempt, "{label}: b#2");
+
+        // One key per step, whichever attempt and run sent it; distinct between steps.
+        let keys = values(&lines, "key");
+        assert_eq!(keys.len(), 5, "{label}: keys {keys:?}");
+        let mut distinct: Vec<&str> = Vec::new();
+        for (step, sent) in &keys {
+            assert!(
+                sent.iter().all(|k| k == &sent[0]),
+                "{label}: {step} sent {sent:?}"
+            );
+            distinct.push(sent[0]);
+        }
+        distinct.sort_unstable();
+        distinct.dedup();
+        assert_eq!(distinct.len(), 5, "{label}: a key is shared: {keys:?}");
+        // The request id was made once, before any step: every call carries it.
+        let requests: Vec<&str> = values(&lines, "request").into_values().flatten().collect();
+        assert!(
+            requests.iter().all(|r| *r == requests[0]) && requests[0].len() == 36,
+            "{label}: request ids {requests:?}"
+        );
 
         // Code between steps: once before the resume point, twice between it and the
         // crash (the interrupted transition re-runs), once after.

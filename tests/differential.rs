@@ -122,7 +122,7 @@ mod plain {
     }
 
     impl Ctx {
-        pub fn step<F, Fut, T, E>(
+        pub fn typed_step<F, Fut, T, E>(
             &self,
             _name: impl Into<String>,
             body: F,
@@ -356,10 +356,10 @@ differential!(
     let_patterns_and_shadowing,
     inputs = [0u32, 7],
     |ctx, n: u32| -> Result<String, AppError> {
-        let (a, b) = ctx.step("pair", || ok((n, n + 1))).await?;
+        let (a, b) = ctx.typed_step("pair", || ok((n, n + 1))).await?;
         note(format!("a={a} b={b}"));
         let a = a + b;
-        let a = ctx.step("shadow", || ok(format!("s{a}"))).await?;
+        let a = ctx.typed_step("shadow", || ok(format!("s{a}"))).await?;
         note(a.clone());
         let Point { x, y: mut why } = ctx
             .step_infallible("struct", || async { Point { x: 3, y: 4 } })
@@ -416,9 +416,9 @@ differential!(if_and_if_let, inputs = [0u32, 1, 2, 3], |ctx,
         .step_infallible("cond", || async move { n.is_multiple_of(2) })
         .await
     {
-        acc += ctx.step("even", || ok(10i64)).await?;
+        acc += ctx.typed_step("even", || ok(10i64)).await?;
         note("even");
-    } else if let Some(v) = ctx.step("odd", || ok((n > 1).then_some(n))).await? {
+    } else if let Some(v) = ctx.typed_step("odd", || ok((n > 1).then_some(n))).await? {
         acc += i64::from(v);
         note(format!("odd {v}"));
     } else {
@@ -572,7 +572,7 @@ differential!(
     inputs = [0u32, 1, 2, 3],
     |ctx, n: u32| -> Result<u32, AppError> {
         let first = ctx
-            .step("maybe-fail", || async move {
+            .typed_step("maybe-fail", || async move {
                 if n == 1 {
                     Err("no".to_string())
                 } else {
@@ -606,12 +606,15 @@ differential!(
     |ctx, n: u32| -> Result<(u32, usize, bool), AppError> {
         let mut x = 1;
         note(format!("x starts at {x}"));
-        x = ctx.step("assign", || ok(n)).await?;
-        x += ctx.step("add-assign", || ok(2u32)).await?;
-        ctx.step("statement", || ok(())).await?;
+        x = ctx.typed_step("assign", || ok(n)).await?;
+        x += ctx.typed_step("add-assign", || ok(2u32)).await?;
+        ctx.typed_step("statement", || ok(())).await?;
         ctx.step_infallible("ignored", || async { 5u8 }).await;
-        let len = ctx.step("postfix", || ok("abc".to_string())).await?.len();
-        let plus = ctx.step("binary", || ok(10u32)).await? + x;
+        let len = ctx
+            .typed_step("postfix", || ok("abc".to_string()))
+            .await?
+            .len();
+        let plus = ctx.typed_step("binary", || ok(10u32)).await? + x;
         let negated = !ctx.step_infallible("unary", || async { false }).await;
         note(format!("{x} {len} {plus} {negated}"));
         Ok((plus, len, negated))
@@ -641,7 +644,7 @@ differential!(
             Err(other) => return Err(AppError::Step(format!("{other:?}"))),
         };
         let guarded = ctx
-            .step("guarded", || async move {
+            .typed_step("guarded", || async move {
                 if n > 5 {
                     Err("permanent".to_string())
                 } else {
@@ -677,7 +680,7 @@ differential!(
         // noted) before the step, the one after it after.
         let sum = add3(
             seen("a", n),
-            ctx.step("b", move || ok(n * 2)).await?,
+            ctx.typed_step("b", move || ok(n * 2)).await?,
             seen("c", 3),
         );
         // A method's receiver and arguments; an array with two points.
@@ -698,8 +701,8 @@ differential!(
         };
         let both = ctx.step_infallible("l", || async { 10u32 }).await * seen("mid", 2)
             + ctx.step_infallible("r", || async { 5u32 }).await;
-        // `Ok(ctx.step(..).await?)` and `Some(..)`.
-        let wrapped: Result<u32, AppError> = Ok(ctx.step("w", move || ok(n)).await?);
+        // `Ok(ctx.typed_step(..).await?)` and `Some(..)`.
+        let wrapped: Result<u32, AppError> = Ok(ctx.typed_step("w", move || ok(n)).await?);
         let maybe = Some(ctx.step_infallible("s", move || async move { n * 3 }).await);
         // A `match` on a tuple holding a point's outcome.
         let state = seen("state", n % 2);

@@ -63,7 +63,7 @@ async fn shadowed_locals_get_separate_slots() {
 #[durable]
 async fn values_of_control_flow(ctx: Ctx, n: u32) -> Result<u32, StepError<String>> {
     let a = if n > 2 {
-        ctx.step("big", || ok(n * 10)).await?
+        ctx.typed_step("big", || ok(n * 10)).await?
     } else if n == 2 {
         let t = ctx.step_infallible("two", || async { 2u32 }).await;
         t + 1
@@ -71,7 +71,7 @@ async fn values_of_control_flow(ctx: Ctx, n: u32) -> Result<u32, StepError<Strin
         0
     };
     let b = match ctx.step_infallible("m", move || async move { n % 3 }).await {
-        0 => ctx.step("zero", || ok(100u32)).await?,
+        0 => ctx.typed_step("zero", || ok(100u32)).await?,
         r if r == 1 => r,
         _ => {
             let q = ctx.step_infallible("q", || async { 7u32 }).await;

@@ -77,10 +77,10 @@ type Observed = (
 #[durable]
 async fn observe(ctx: Ctx, _unit: ()) -> Seen {
     let ok = ctx
-        .step("ok", || async { Ok::<Lossy, Lossy>(fresh()) })
+        .typed_step("ok", || async { Ok::<Lossy, Lossy>(fresh()) })
         .await;
     let err = ctx
-        .step("err", || async { Err::<Lossy, Lossy>(fresh()) })
+        .typed_step("err", || async { Err::<Lossy, Lossy>(fresh()) })
         .await;
     let plain = ctx.step_infallible("plain", || async { fresh() }).await;
     let held = ctx

@@ -13,8 +13,8 @@ use durable_core::{
 use durable_store_sled::SledStore;
 use serde::{Deserialize, Serialize};
 
-// The workflows as the fixture's generator wrote them, token for token: an execution
-// resumes only on the code that wrote it.
+// The workflow as the fixture's generator wrote it, but for `step` being called
+// `typed_step` since the step API's `Failure` errors.
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct FixtureInput {
@@ -39,7 +39,7 @@ async fn fixture_flow(ctx: Ctx, input: FixtureInput) -> Result<u64, StepError<St
     let mut total = 0u64;
     for i in 0..input.steps {
         let v = ctx
-            .step(
+            .typed_step(
                 "add",
                 move || async move { Ok::<u64, String>(u64::from(i)) },
             )
@@ -64,14 +64,14 @@ async fn fixture_flow(ctx: Ctx, input: FixtureInput) -> Result<u64, StepError<St
     let fail = input.fail_check;
     let hang = input.hang;
     let checked = if input.at_most_once {
-        ctx.step("check", || async move {
+        ctx.typed_step("check", || async move {
             hang_if(hang).await;
             Ok::<u64, String>(7)
         })
         .at_most_once()
         .await?
     } else {
-        ctx.step("check", || async move {
+        ctx.typed_step("check", || async move {
             hang_if(hang).await;
             if fail {
                 Err("check failed".to_string())

@@ -1,6 +1,7 @@
 //! Errors, one enum per layer: [`CodecError`] (bytes), [`StoreError`] (persistence),
 //! [`Error`] (the engine's API), and [`StepError`] (what a workflow sees when a step gives
-//! up).
+//! up). The error workflows and step bodies return is [`Failure`](crate::Failure), in its
+//! own module.
 
 use serde::{Deserialize, Serialize};
 
@@ -229,11 +230,27 @@ pub enum Error {
         /// What was wrong.
         message: String,
     },
+    /// [`Engine::wait_until`](crate::Engine::wait_until) gave up: the execution stopped
+    /// (finished or parked) in a state that does not satisfy the condition, so it never
+    /// will in this engine.
+    #[error("execution {id:?} is {} and will not reach the awaited state ({wanted})", status.as_str())]
+    NotReached {
+        /// The execution id.
+        id: String,
+        /// The condition, as text.
+        wanted: String,
+        /// The status it stopped in.
+        status: crate::record::Status,
+    },
 }
 
 /// Why a step gave up: what `ctx.step(..).await` returns in its `Err`.
 ///
-/// Match on it to handle an exhausted step like any other error:
+/// `E` is the body's error type: [`Failure`](crate::Failure) (the default) for
+/// [`Ctx::step`](crate::Ctx::step), your own type for
+/// [`Ctx::typed_step`](crate::Ctx::typed_step). A `StepError` converts into a `Failure`
+/// with `?` (a `StepError<Failure>` keeps the body's failure, with the step's outcome as
+/// context). Match on it to handle an exhausted step like any other error:
 ///
 /// ```
 /// # use durable_core::StepError;
@@ -242,13 +259,14 @@ pub enum Error {
 ///         StepError::Failed { error, attempts } => format!("{error} after {attempts} attempts"),
 ///         StepError::Interrupted { attempts } => format!("outcome unknown after {attempts}"),
 ///         StepError::Panicked { message, .. } => format!("bug: {message}"),
+///         StepError::TimedOut { timeout_ms, .. } => format!("no answer in {timeout_ms} ms"),
 ///         _ => "other".into(),
 ///     }
 /// }
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 #[non_exhaustive]
-pub enum StepError<E> {
+pub enum StepError<E = crate::failure::Failure> {
     /// The body returned `error` on its last attempt and the retry policy gave up
     /// (attempts exhausted, or the retry predicate said the error is permanent).
     #[error("step failed after {attempts} attempt(s): {error}")]
@@ -276,6 +294,15 @@ pub enum StepError<E> {
         /// How many attempts ran.
         attempts: u32,
     },
+    /// The last attempt did not finish within the step's
+    /// [`timeout`](crate::Step::timeout) and the retry policy gave up.
+    #[error("step timed out after {attempts} attempt(s) (the last one ran for its {timeout_ms} ms limit)")]
+    TimedOut {
+        /// How many attempts ran.
+        attempts: u32,
+        /// The per-attempt limit, in milliseconds.
+        timeout_ms: u64,
+    },
 }
 
 impl<E> StepError<E> {
@@ -283,7 +310,9 @@ impl<E> StepError<E> {
     pub fn into_error(self) -> Option<E> {
         match self {
             StepError::Failed { error, .. } => Some(error),
-            StepError::Interrupted { .. } | StepError::Panicked { .. } => None,
+            StepError::Interrupted { .. }
+            | StepError::Panicked { .. }
+            | StepError::TimedOut { .. } => None,
         }
     }
 
@@ -292,7 +321,8 @@ impl<E> StepError<E> {
         match self {
             StepError::Failed { attempts, .. }
             | StepError::Interrupted { attempts }
-            | StepError::Panicked { attempts, .. } => *attempts,
+            | StepError::Panicked { attempts, .. }
+            | StepError::TimedOut { attempts, .. } => *attempts,
         }
     }
 }

@@ -9,12 +9,12 @@
 //! # Example
 //!
 //! ```
-//! use durable_core::{durable, Ctx, Engine, MemoryStore, RetryPolicy, StepError};
+//! use durable_core::{durable, Ctx, Engine, Failure, MemoryStore, RetryPolicy};
 //!
 //! #[durable]
-//! async fn welcome(ctx: Ctx, user: String) -> Result<u32, StepError<String>> {
-//!     let id = ctx.step("create-account", || async { Ok::<u32, String>(42) }).await?;
-//!     ctx.step("send-email", || async { Ok::<(), String>(()) })
+//! async fn welcome(ctx: Ctx, user: String) -> Result<u32, Failure> {
+//!     let id: u32 = ctx.step("create-account", || async { Ok(42) }).await?;
+//!     ctx.step("send-email", || async { Ok(()) })
 //!         .retry(RetryPolicy::exponential().max_attempts(5))
 //!         .await?;
 //!     println!("welcomed {user}");
@@ -70,6 +70,7 @@
 mod canonical;
 mod codec;
 mod error;
+mod failure;
 mod panic;
 mod record;
 mod retry;
@@ -102,20 +103,22 @@ pub use codec::{decode_value, value_to_json, Codec, FrameReader, FrameWriter, FO
 pub use durable_macros::durable;
 pub use engine::{
     CallbackDescription, CallbackState, CompletionError, Description, Engine, EngineBuilder,
-    Handle, Local, PointDescription, Waiting, MAX_ID_LEN, SETTLED_CALLBACKS_SHOWN,
+    Handle, Local, PointDescription, Until, Waiting, MAX_ID_LEN, SETTLED_CALLBACKS_SHOWN,
 };
 pub use error::{CodecError, Error, StepError, StoreError};
 pub use execution::Ctx;
 pub use execution::{Workflow, WorkflowFn};
+pub use failure::{Failure, FailureExt};
 pub use ops::{
-    Callback, CallbackError, ConditionError, CreateCallback, InfallibleStep, SleepOp, Step,
-    WaitCallback, WaitError, WaitForCallback, WaitForCondition, MAX_WAIT,
+    Callback, CallbackError, CheckOutput, ConditionError, CreateCallback, Generated,
+    InfallibleStep, SleepOp, Step, StepBody, StepContext, WaitCallback, WaitError, WaitForCallback,
+    WaitForCondition, MAX_WAIT,
 };
 pub use record::{
     Commit, Committed, Created, Delivered, Delivery, Event, ExecutionRecord, Expect, HistoryEntry,
     ListFilter, OperationAction, OperationChange, OperationKind, OperationRecord, OperationRef,
     OperationState, ParentLink, PointState, Position, Settlement, Status,
 };
-pub use retry::RetryPolicy;
+pub use retry::{RetryDecision, RetryPolicy};
 pub use store::{store_rules, Acquired, LeaseTable, MemoryStore, Store, StoreSignal};
 pub use time::{Clock, SleepFuture, SystemClock, TestClock, Timestamp};

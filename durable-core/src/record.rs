@@ -198,6 +198,31 @@ pub enum PointState {
         /// The submitter attempt to run next, counting from 1.
         attempt: u32,
     },
+    // New variants go last: stored records name variants by position. Steps write the
+    // two below; `Retrying` and `Started` are still read, from executions stored by
+    // earlier versions.
+    /// A step attempt failed and attempt `attempt` runs next (at `wake_at`, or at once
+    /// when there is none).
+    StepRetrying {
+        /// The attempt to run next, counting from 1.
+        attempt: u32,
+        /// The execution's sequence number when the step was first entered: with the
+        /// execution id and the point, what the step's idempotency key is made of, so
+        /// that every attempt gets the same key.
+        key_seq: u64,
+        /// When the first attempt began (the start of the step's retry budget).
+        since: Timestamp,
+    },
+    /// An at-most-once step attempt was started and has not finished; if the execution
+    /// resumes here, that attempt counts as failed.
+    StepStarted {
+        /// The attempt that was started.
+        attempt: u32,
+        /// See [`PointState::StepRetrying`].
+        key_seq: u64,
+        /// See [`PointState::StepRetrying`].
+        since: Timestamp,
+    },
 }
 
 /// One entry of an execution's operation history.
@@ -315,6 +340,122 @@ pub enum Event {
         /// `cancelled` or `not found`.
         outcome: String,
     },
+    /// A step attempt did not finish within the step's timeout; it counts as a failed
+    /// attempt.
+    StepTimedOut {
+        /// The step's name.
+        name: String,
+        /// The attempt, from 1.
+        attempt: u32,
+        /// The per-attempt limit, in milliseconds.
+        timeout_ms: u64,
+        /// When the next attempt runs, `None` if the step gave up.
+        retry_at: Option<Timestamp>,
+    },
+    /// A condition check returned an error; the state stays what the last good check
+    /// returned.
+    ConditionCheckFailed {
+        /// The wait's name.
+        name: String,
+        /// The check, from 1.
+        attempt: u32,
+        /// The error, as text.
+        error: String,
+        /// When the next check runs, `None` if the wait gave up.
+        next_check: Option<Timestamp>,
+    },
+}
+
+impl Event {
+    /// The name of the operation it concerns (a step's, a wait's), if any.
+    pub fn name(&self) -> Option<&str> {
+        match self {
+            Event::StepStarted { name, .. }
+            | Event::StepSucceeded { name, .. }
+            | Event::StepFailed { name, .. }
+            | Event::StepInterrupted { name, .. }
+            | Event::StepPanicked { name, .. }
+            | Event::StepTimedOut { name, .. }
+            | Event::WaitStarted { name, .. }
+            | Event::WaitFinished { name }
+            | Event::ConditionChecked { name, .. }
+            | Event::ConditionCheckFailed { name, .. }
+            | Event::CallbackCreated { name, .. }
+            | Event::CallbackReceived { name, .. } => Some(name),
+            Event::Created | Event::Completed | Event::Failed { .. } | Event::Parked { .. } => None,
+        }
+    }
+
+    /// The event in a few words, without times, for assertions on a history:
+    /// `"step charge: failed #1, retrying"`, `"step charge: succeeded #2"`,
+    /// `"wait trial: started"`, `"completed"`. Errors and states are left out (they are
+    /// in the event itself).
+    pub fn summary(&self) -> String {
+        fn then(retry_at: &Option<Timestamp>) -> &'static str {
+            if retry_at.is_some() {
+                "retrying"
+            } else {
+                "gave up"
+            }
+        }
+        match self {
+            Event::Created => "created".into(),
+            Event::StepStarted { name, attempt } => format!("step {name}: started #{attempt}"),
+            Event::StepSucceeded { name, attempt } => {
+                format!("step {name}: succeeded #{attempt}")
+            }
+            Event::StepFailed {
+                name,
+                attempt,
+                retry_at,
+                ..
+            } => format!("step {name}: failed #{attempt}, {}", then(retry_at)),
+            Event::StepPanicked {
+                name,
+                attempt,
+                retry_at,
+                ..
+            } => format!("step {name}: panicked #{attempt}, {}", then(retry_at)),
+            Event::StepTimedOut {
+                name,
+                attempt,
+                retry_at,
+                ..
+            } => format!("step {name}: timed out #{attempt}, {}", then(retry_at)),
+            Event::StepInterrupted {
+                name,
+                attempt,
+                retry_at,
+            } => format!("step {name}: interrupted #{attempt}, {}", then(retry_at)),
+            Event::WaitStarted { name, .. } => format!("wait {name}: started"),
+            Event::WaitFinished { name } => format!("wait {name}: finished"),
+            Event::ConditionChecked {
+                name,
+                attempt,
+                next_check,
+                ..
+            } => match next_check {
+                Some(_) => format!("condition {name}: checked #{attempt}, waiting"),
+                None => format!("condition {name}: checked #{attempt}, done"),
+            },
+            Event::ConditionCheckFailed {
+                name,
+                attempt,
+                next_check,
+                ..
+            } => format!(
+                "condition {name}: check failed #{attempt}, {}",
+                then(next_check)
+            ),
+            Event::CallbackCreated { name, .. } => format!("callback {name}: created"),
+            Event::CallbackReceived { name, outcome } => {
+                format!("callback {name}: received, {outcome}")
+            }
+            Event::Completed => "completed".into(),
+            Event::Failed { .. } => "failed".into(),
+            Event::Parked { .. } => "parked".into(),
+        }
+    }
 }
 
 /// An operation that outlives the durable point that created it: a callback, a child

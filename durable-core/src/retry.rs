@@ -1,10 +1,21 @@
-//! Retry policies for steps.
+//! Retry policies for steps, and the decision a retry strategy makes.
 //!
 //! A policy only computes: how many attempts, and how long to wait after a failed one.
 //! The wait itself is durable: the engine commits the wake-up time and the execution
 //! leaves memory until then.
 
 use std::time::Duration;
+
+/// What a step's retry strategy ([`Step::retry_strategy`](crate::Step::retry_strategy))
+/// decides after a failed attempt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RetryDecision {
+    /// Run another attempt after this delay (zero: at once). While it waits, the
+    /// execution is suspended and out of memory.
+    RetryAfter(Duration),
+    /// Give up: the step returns the attempt's error.
+    Stop,
+}
 
 /// How often and how patiently a step retries.
 ///

@@ -17,11 +17,17 @@ pub(crate) fn returned_err<T: Serialize + ?Sized>(output: &T) -> Option<String> 
     output.serialize(Probe).ok().flatten()
 }
 
-/// The error as text: a string as is, anything else as JSON.
+/// The error as text: a string as is, a [`Failure`](crate::Failure) as it displays,
+/// anything else as JSON.
 fn error_text<T: Serialize + ?Sized>(error: &T) -> String {
     match serde_json::to_value(error) {
         Ok(serde_json::Value::String(text)) => text,
-        Ok(value) => value.to_string(),
+        // Only the shape is known here: a value with exactly a failure's fields reads as
+        // one, which at worst shows another such value as a failure would show.
+        Ok(value) => match serde_json::from_value::<crate::Failure>(value.clone()) {
+            Ok(failure) => failure.to_string(),
+            Err(_) => value.to_string(),
+        },
         Err(e) => format!("<error not representable as JSON: {e}>"),
     }
 }
@@ -183,6 +189,11 @@ mod tests {
         assert_eq!(
             returned_err(&Err::<u8, _>(BTreeMap::from([("code", 7)]))),
             Some(r#"{"code":7}"#.into())
+        );
+        let failure = crate::Failure::new("card declined").context("payment failed");
+        assert_eq!(
+            returned_err(&Err::<u8, _>(failure)),
+            Some("payment failed: card declined".into())
         );
         assert_eq!(returned_err(&Ok::<u8, String>(1)), None);
         assert_eq!(returned_err(&Some(Err::<u8, u8>(1))), None);

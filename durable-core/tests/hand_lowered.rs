@@ -6,7 +6,7 @@
 //! async fn count(ctx: Ctx, n: u32) -> Result<u64, StepError<String>> {
 //!     let mut total = 0u64;
 //!     for i in 0..n {
-//!         total += ctx.step("add", || async move { Ok::<u64, String>(i as u64) }).await?;
+//!         total += ctx.typed_step("add", || async move { Ok::<u64, String>(i as u64) }).await?;
 //!     }
 //!     Ok(total)
 //! }
@@ -44,7 +44,7 @@ impl Workflow for Count {
     const CODEC: Codec = Codec::Bincode;
     const POINTS: &'static [PointInfo] = &[PointInfo {
         id: 0,
-        label: "ctx.step(\"add\", ..)",
+        label: "ctx.typed_step(\"add\", ..)",
         line: 1,
         locals: &["n", "total", "i", "iter"],
     }];
@@ -100,7 +100,7 @@ impl Workflow for Count {
                         // The workflow's own `?`: the machine's body returns its output.
                         total += p::outcome(&stop, entered, |r| {
                             p::run(
-                                __ctx.step("add", || async move {
+                                __ctx.typed_step("add", || async move {
                                     BODY_RUNS.fetch_add(1, Ordering::SeqCst);
                                     Ok::<u64, String>(i as u64)
                                 }),

@@ -5,12 +5,13 @@
 //! workflow finishes. Every side effect and every stretch of code between steps appends
 //! one line to the trace file (`effect <step>#<attempt>`, `mark <segment>`,
 //! `point <label>`), which survives the kill because it is written with `O_APPEND`
-//! before the process can die.
+//! before the process can die. Each step body also traces the idempotency key and the
+//! recorded request id it would send (`key <step> <key>`, `request <step> <id>`).
 
 use std::io::Write;
 use std::time::Duration;
 
-use durable_core::{durable, Ctx, Engine, RetryPolicy, StepError};
+use durable_core::{durable, Ctx, Engine, RetryPolicy, StepContext, StepError};
 use durable_store_sled::SledStore;
 
 fn trace(line: &str) {
@@ -43,6 +44,13 @@ fn effect(step: &str, attempt: u32) {
     trace(&format!("effect {step}#{attempt}"));
 }
 
+/// What a body would hand to an external system: its step's idempotency key and the
+/// request id recorded at the start of the workflow.
+fn call(step: &str, s: &StepContext, request: &str) {
+    trace(&format!("key {step} {}", s.idempotency_key()));
+    trace(&format!("request {step} {request}"));
+}
+
 fn text(e: StepError<String>) -> String {
     format!("{e:?}")
 }
@@ -50,21 +58,32 @@ fn text(e: StepError<String>) -> String {
 #[durable]
 async fn pipeline(ctx: Ctx, n: u64) -> Result<u64, String> {
     mark("start");
+    let request = ctx.uuid().await;
+    point("after-uuid");
+    mark("between-uuid-a");
     let a = ctx
-        .step_with_attempt("a", |attempt| async move {
-            effect("a", attempt);
-            point("in-a");
-            Ok::<u64, String>(n * 2)
+        .typed_step("a", |s: StepContext| {
+            let request = request.clone();
+            async move {
+                effect("a", s.attempt());
+                call("a", &s, &request);
+                point("in-a");
+                Ok::<u64, String>(n * 2)
+            }
         })
         .await
         .map_err(text)?;
     point("after-a");
     mark("between-a-b");
     let b = ctx
-        .step_with_attempt("b", |attempt| async move {
-            effect("b", attempt);
-            point("in-b");
-            Ok::<u64, String>(a + 1)
+        .typed_step("b", |s: StepContext| {
+            let request = request.clone();
+            async move {
+                effect("b", s.attempt());
+                call("b", &s, &request);
+                point("in-b");
+                Ok::<u64, String>(a + 1)
+            }
         })
         .at_most_once()
         .retry(RetryPolicy::fixed(Duration::ZERO).max_attempts(3))
@@ -76,10 +95,11 @@ async fn pipeline(ctx: Ctx, n: u64) -> Result<u64, String> {
     for i in 0..3u64 {
         let label = format!("loop-{i}");
         total += ctx
-            .step_with_attempt(label.clone(), |attempt| {
-                let label = label.clone();
+            .typed_step(label.clone(), |s: StepContext| {
+                let request = request.clone();
                 async move {
-                    effect(&label, attempt);
+                    effect(&label, s.attempt());
+                    call(&label, &s, &request);
                     point(&format!("in-{label}"));
                     Ok::<u64, String>(i * 10)
                 }

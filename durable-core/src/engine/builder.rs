@@ -185,6 +185,7 @@ impl EngineBuilder {
             shutting_down: AtomicBool::new(false),
             shutdown_signal: Notify::new(),
             idle: Notify::new(),
+            changes: tokio::sync::watch::Sender::new(0),
             limits: Limits {
                 max_value_bytes: self.config.max_value_bytes,
                 history_limit: self.config.history_limit,

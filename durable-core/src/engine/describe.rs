@@ -166,8 +166,12 @@ pub(super) async fn describe(shared: &Arc<Shared>, id: &str) -> Result<Descripti
         let info = version.and_then(|v| v.points.iter().find(|p| p.id == position.point));
         let (state, attempt) = match &position.state {
             PointState::Completed { .. } => ("completed", None),
-            PointState::Retrying { attempt } => ("retrying", Some(*attempt)),
-            PointState::Started { attempt } => ("started", Some(*attempt)),
+            PointState::Retrying { attempt } | PointState::StepRetrying { attempt, .. } => {
+                ("retrying", Some(*attempt))
+            }
+            PointState::Started { attempt } | PointState::StepStarted { attempt, .. } => {
+                ("started", Some(*attempt))
+            }
             PointState::Waiting { .. } => ("waiting", None),
             PointState::Polling { attempt, .. } => ("polling", Some(*attempt)),
             PointState::Awaiting { .. } => ("awaiting", None),
@@ -234,12 +238,12 @@ fn waiting_for(record: &ExecutionRecord, callbacks: &[CallbackDescription]) -> O
     }
     let at = record.wake_at?;
     Some(match state {
-        PointState::Retrying { attempt } | PointState::Submitting { attempt, .. } => {
-            Waiting::Retry {
-                attempt: *attempt,
-                at,
-            }
-        }
+        PointState::Retrying { attempt }
+        | PointState::StepRetrying { attempt, .. }
+        | PointState::Submitting { attempt, .. } => Waiting::Retry {
+            attempt: *attempt,
+            at,
+        },
         PointState::Polling { attempt, .. } => Waiting::Condition {
             attempt: *attempt,
             at,

@@ -20,6 +20,7 @@ mod callbacks;
 mod cluster;
 mod describe;
 mod handle;
+mod observe;
 mod queue;
 mod registry;
 mod shared;
@@ -40,6 +41,7 @@ pub use describe::{
     CallbackDescription, Description, Local, PointDescription, Waiting, SETTLED_CALLBACKS_SHOWN,
 };
 pub use handle::Handle;
+pub use observe::Until;
 use shared::Shared;
 
 /// Longest execution id accepted by [`Engine::start`].

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::{watch, Notify, Semaphore};
 
 use super::builder::Config;
 use super::queue::Queue;
@@ -35,6 +35,9 @@ pub(crate) struct Shared {
     pub(super) shutting_down: AtomicBool,
     pub(super) shutdown_signal: Notify,
     pub(super) idle: Notify,
+    /// Bumped after every commit, enqueue and end of an execution, for
+    /// [`Engine::wait_until`](super::Engine::wait_until) to read the store again.
+    pub(super) changes: watch::Sender<u64>,
 }
 
 impl Shared {
@@ -54,6 +57,15 @@ impl Shared {
         }
         if self.queue().enqueue(id) {
             self.queue_changed.notify_one();
+        }
+        self.changed();
+    }
+
+    /// Tells the waiters of [`Engine::wait_until`](super::Engine::wait_until) that
+    /// something may have changed; free when nobody waits.
+    pub fn changed(&self) {
+        if self.changes.receiver_count() > 0 {
+            self.changes.send_modify(|n| *n = n.wrapping_add(1));
         }
     }
 
@@ -76,6 +88,7 @@ impl Shared {
         for waiter in waiters {
             waiter.notify_waiters();
         }
+        self.changed();
     }
 
     /// Whether no execution is queued or running.
@@ -102,6 +115,7 @@ impl Shared {
         if let Some(waiter) = waiter {
             waiter.notify_waiters();
         }
+        self.changed();
     }
 }
 
@@ -129,6 +143,7 @@ impl Runtime for Shared {
         for woken in woken {
             self.enqueue(woken);
         }
+        self.changed();
     }
 
     fn should_yield(&self) -> bool {

@@ -132,6 +132,29 @@ impl PointRun {
         self.ctx.now()
     }
 
+    /// The durable point's id.
+    pub(crate) fn point(&self) -> u32 {
+        self.point
+    }
+
+    /// The id of the execution.
+    pub(crate) fn execution_id(&self) -> &str {
+        self.ctx.execution_id()
+    }
+
+    /// The sequence number of the record as last committed. Read when a point is
+    /// entered afresh, it is the same every time that entry is run again (a crash before
+    /// the point's first commit leaves the record as it was) and differs from any other
+    /// entry of any point of the execution (each one follows another commit).
+    pub(crate) fn seq(&self) -> u64 {
+        self.ctx.state().record.seq
+    }
+
+    /// A future that completes once the engine clock reaches `deadline`.
+    pub(crate) fn sleep_until(&self, deadline: Timestamp) -> crate::time::SleepFuture {
+        self.ctx.runtime().clock().sleep_until(deadline)
+    }
+
     /// The wake-up time of the last commit, if it waits for one.
     pub(crate) fn wake_at(&self) -> Option<Timestamp> {
         self.ctx.state().record.wake_at

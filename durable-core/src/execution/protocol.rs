@@ -35,8 +35,9 @@ pub enum Entry {
 pub enum Interrupt {
     /// It committed a wait and left memory; a timer or event resumes it.
     Suspended,
-    /// It committed and stopped so the engine can resume it from the frame (shutdown, or
-    /// the engine's suspend-after-every-point mode).
+    /// It committed and stopped so the engine can resume it from the frame at once
+    /// (shutdown, the engine's suspend-after-every-point mode, or an operation that goes
+    /// on with no delay but must be built again, such as a step's next attempt).
     Yielded,
     /// The store failed or refused a commit; the last commit stands and the execution is
     /// retried later (or dropped, if another engine took it over).

@@ -10,10 +10,12 @@
 
 pub(crate) mod callback;
 pub(crate) mod condition;
+pub(crate) mod random;
 pub(crate) mod sleep;
 pub(crate) mod step;
 
 pub use callback::{Callback, CallbackError, CreateCallback, WaitCallback, WaitForCallback};
-pub use condition::{ConditionError, WaitForCondition};
+pub use condition::{CheckOutput, ConditionError, WaitForCondition};
+pub use random::Generated;
 pub use sleep::{SleepOp, WaitError, MAX_WAIT};
-pub use step::{InfallibleStep, Step};
+pub use step::{InfallibleStep, Step, StepBody, StepContext};

@@ -39,22 +39,32 @@ impl Ctx {
     /// Waits durably for `duration`: commits the wake-up time and suspends.
     ///
     /// `.await` gives `Ok(())` once the time has come (also after restarts), or
-    /// [`WaitError::TooFar`] at once if `duration` exceeds [`MAX_WAIT`].
+    /// [`WaitError::TooFar`] at once if `duration` exceeds [`MAX_WAIT`]. The wait is
+    /// named after the line it is written on (`sleep (line 42)`) in the history and in
+    /// `describe`, unless [`SleepOp::name`] names it.
+    #[track_caller]
     pub fn sleep(&self, duration: Duration) -> SleepOp {
         SleepOp {
-            name: "sleep".into(),
+            name: default_name(),
             deadline: Deadline::After(duration),
         }
     }
 
     /// Waits durably until `deadline` (engine clock); a deadline in the past completes at
-    /// once.
+    /// once. Named as [`sleep`](Ctx::sleep) names it.
+    #[track_caller]
     pub fn sleep_until(&self, deadline: Timestamp) -> SleepOp {
         SleepOp {
-            name: "sleep".into(),
+            name: default_name(),
             deadline: Deadline::At(deadline),
         }
     }
+}
+
+/// `sleep (line N)`, N being the line of the caller's caller: the `ctx.sleep(..)` call.
+#[track_caller]
+fn default_name() -> String {
+    format!("sleep (line {})", std::panic::Location::caller().line())
 }
 
 /// A durable sleep, built by [`Ctx::sleep`] or [`Ctx::sleep_until`].
@@ -71,7 +81,8 @@ impl fmt::Debug for SleepOp {
 }
 
 impl SleepOp {
-    /// Names the wait, for the history and for inspection (default `"sleep"`).
+    /// Names the wait, for the history and for inspection (default `sleep (line N)`, with
+    /// the line of the call).
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.name = name.into();
         self

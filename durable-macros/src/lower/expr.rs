@@ -85,11 +85,12 @@ impl Lowerer<'_> {
         {
             base = expr;
         }
-        let base = if self.points.in_expr(base) {
+        let mut base = if self.points.in_expr(base) {
             self.lower_operands(base)
         } else {
             base.clone()
         };
+        on_a_clone_of_the_context(&mut base);
         let pid = self.cfg.points.len();
         let block = self.new_block(BlockKind::Point(pid));
         self.goto_at(block, aw.await_token.span);
@@ -442,5 +443,23 @@ fn point_label(e: &Expr) -> String {
         Expr::Paren(p) => point_label(&p.expr),
         Expr::Group(g) => point_label(&g.expr),
         other => other.to_token_stream().to_string(),
+    }
+}
+
+// Input: a durable point's operation, `ctx.op(..).more(..)`, rooted at the context.
+// Output: the same chain on a clone of the context, `(Clone::clone(&ctx)).op(..)`. A method
+// call on `ctx` itself borrows it while the arguments are evaluated, so an argument that
+// moves `ctx` (a step body `|| async move { f(ctx.execution_id()).await }`) would not
+// compile; the clone is a temporary whose borrow of `ctx` ends before the arguments.
+fn on_a_clone_of_the_context(e: &mut Expr) {
+    match e {
+        Expr::MethodCall(m) => on_a_clone_of_the_context(&mut m.receiver),
+        Expr::Paren(p) => on_a_clone_of_the_context(&mut p.expr),
+        Expr::Group(g) => on_a_clone_of_the_context(&mut g.expr),
+        Expr::Path(path) => {
+            let span = syn::spanned::Spanned::span(&*path);
+            *e = syn::parse_quote_spanned!(span=> (::core::clone::Clone::clone(&#path)));
+        }
+        _ => {}
     }
 }

@@ -237,7 +237,7 @@ const _: () = {
                                                     &__durable_stop,
                                                     __durable_entered,
                                                     |__durable_r| __durable_private::run(
-                                                        ctx
+                                                        (::core::clone::Clone::clone(&ctx))
                                                             .step_infallible(
                                                                 "add",
                                                                 move || async move { u64::from(item) },

@@ -218,7 +218,7 @@ const _: () = {
                                                     &__durable_stop,
                                                     __durable_entered,
                                                     |__durable_r| __durable_private::run(
-                                                        ctx
+                                                        (::core::clone::Clone::clone(&ctx))
                                                             .step_infallible(
                                                                 "express",
                                                                 move || async move { amount / 10 },
@@ -254,7 +254,8 @@ const _: () = {
                                                 &__durable_stop,
                                                 __durable_entered,
                                                 |__durable_r| __durable_private::run(
-                                                    ctx.step_infallible("quote", || async { 5u32 }),
+                                                    (::core::clone::Clone::clone(&ctx))
+                                                        .step_infallible("quote", || async { 5u32 }),
                                                     __durable_r,
                                                 ),
                                             )
@@ -296,7 +297,8 @@ const _: () = {
                                         &__durable_stop,
                                         __durable_entered,
                                         |__durable_r| __durable_private::run(
-                                            ctx.sleep(std::time::Duration::from_secs(60)),
+                                            (::core::clone::Clone::clone(&ctx))
+                                                .sleep(std::time::Duration::from_secs(60)),
                                             __durable_r,
                                         ),
                                     )

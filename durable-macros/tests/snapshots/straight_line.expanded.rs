@@ -163,7 +163,7 @@ const _: () = {
                                         &__durable_stop,
                                         __durable_entered,
                                         |__durable_r| __durable_private::run(
-                                            ctx
+                                            (::core::clone::Clone::clone(&ctx))
                                                 .step("create-account", || async { Ok::<u32, String>(42) }),
                                             __durable_r,
                                         ),
@@ -195,7 +195,7 @@ const _: () = {
                                         &__durable_stop,
                                         __durable_entered,
                                         |__durable_r| __durable_private::run(
-                                            ctx
+                                            (::core::clone::Clone::clone(&ctx))
                                                 .step("send-email", || async { Ok::<(), String>(()) })
                                                 .retry(RetryPolicy::exponential().max_attempts(5)),
                                             __durable_r,

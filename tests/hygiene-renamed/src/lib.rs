@@ -37,7 +37,7 @@ pub async fn total(
     let mut sum = 0u64;
     for line in lines {
         sum += ctx
-            .step("line", move || async move {
+            .typed_step("line", move || async move {
                 ::core::result::Result::Ok::<u64, ::std::string::String>(
                     u64::from(line.units) * u64::from(line.cents),
                 )
