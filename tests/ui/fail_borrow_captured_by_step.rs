@@ -20,7 +20,7 @@ async fn price(sku: &str) -> Result<u32, String> {
 #[durable]
 async fn quote(ctx: Ctx, order: Order) -> Result<u32, StepError<String>> {
     let sku = &order.items[0].sku;
-    ctx.step("price", || price(sku)).await
+    ctx.typed_step("price", || price(sku)).await
 }
 
 fn main() {}

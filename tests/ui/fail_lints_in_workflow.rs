@@ -8,7 +8,7 @@ use durable_core::{durable, Ctx};
 pub async fn linted(ctx: Ctx, n: u32) -> u32 {
     let unused = n * 2;
     let mut total = n;
-    ctx.step("charge", || async { Ok::<u32, String>(1) }).await;
+    ctx.typed_step("charge", || async { Ok::<u32, String>(1) }).await;
     total + ctx.step_infallible("more", || async { 1u32 }).await
 }
 

@@ -8,7 +8,7 @@ struct ChargeError;
 #[durable]
 async fn charge(ctx: Ctx, cents: u32) -> Result<u32, ChargeError> {
     let receipt = ctx
-        .step("charge", move || async move { Ok::<u32, String>(cents) })
+        .typed_step("charge", move || async move { Ok::<u32, String>(cents) })
         .await?;
     let first = Some(receipt).filter(|r| *r > 0)?;
     let parsed: u32 = "12".parse()?;

@@ -20,7 +20,7 @@ fn add(a: u32, b: u32) -> u32 {
 }
 
 #[durable]
-pub async fn positions(ctx: Context, n: u32) -> Result<(u32, Pair, String), StepError<String>> {
+pub async fn positions(ctx: Context, n: u32) -> Result<(u32, Pair, String), StepError> {
     let sum = add(n, ctx.step("a", move || async move { Ok(n) }).await?);
     let mut items = vec![1u32];
     items.push(ctx.step_infallible("b", || async { 2u32 }).await);
@@ -30,7 +30,7 @@ pub async fn positions(ctx: Context, n: u32) -> Result<(u32, Pair, String), Step
     };
     let both = (ctx.step_infallible("p", || async { 5u32 })).await
         * ctx.step_infallible("q", || async { 6u32 }).await;
-    let checked: Result<u32, StepError<String>> = Ok(ctx.step("c", || async { Ok(7u32) }).await?);
+    let checked: Result<u32, StepError> = Ok(ctx.step("c", || async { Ok(7u32) }).await?);
     let maybe = Some(ctx.step_infallible("m", || async { 8u32 }).await);
     let label = match (n % 2, ctx.step_infallible("t", || async { true }).await) {
         (0, true) => String::from("even"),
