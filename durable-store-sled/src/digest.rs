@@ -19,9 +19,10 @@
 //!
 //! Checking costs a scan of the whole tree at open (the engine's recovery lists every
 //! execution at open too); keeping it up to date costs one read of each written key's old
-//! value per group, on the writer thread.
+//! value per group, on the writer thread, unless the group read it already to check its
+//! requests (an execution's value, for every commit): see [`Writes::know`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::num::Wrapping;
 
 use durable_core::StoreError;
@@ -88,23 +89,41 @@ pub(crate) fn scan(tree: &sled::Tree) -> Result<(Digest, Option<sled::IVec>), St
 /// The writes of one group: the last write to each key, as a `sled::Batch` keeps them,
 /// but open to the digest.
 #[derive(Debug, Default)]
-pub(crate) struct Writes(BTreeMap<Vec<u8>, Option<Vec<u8>>>);
+pub(crate) struct Writes {
+    writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    /// Values keys have in the tree now, as the writer already read them.
+    known: HashMap<Vec<u8>, Option<sled::IVec>>,
+}
 
 impl Writes {
     pub(crate) fn insert(&mut self, key: impl Into<Vec<u8>>, value: impl AsRef<[u8]>) {
-        self.0.insert(key.into(), Some(value.as_ref().to_vec()));
+        self.writes
+            .insert(key.into(), Some(value.as_ref().to_vec()));
     }
 
     pub(crate) fn remove(&mut self, key: impl Into<Vec<u8>>) {
-        self.0.insert(key.into(), None);
+        self.writes.insert(key.into(), None);
+    }
+
+    /// Records the value `key` has in the tree now (`None`: absent), as the caller just read
+    /// it, so that [`apply_to`](Self::apply_to) does not read it again. Sound because the
+    /// writer thread is the only writer of the tree and applies these writes before any
+    /// other: the tree cannot change between the caller's read and `apply_to`. The first
+    /// value recorded for a key stays (a later one would be a read of the same tree).
+    pub(crate) fn know(&mut self, key: &[u8], value: Option<sled::IVec>) {
+        self.known.entry(key.to_vec()).or_insert(value);
     }
 
     /// `digest`, the digest of `tree` before these writes, after them. Reads the value
     /// each key has in `tree` now.
     pub(crate) fn apply_to(&self, tree: &sled::Tree, digest: Digest) -> Result<Digest, StoreError> {
         let mut digest = digest;
-        for (key, value) in &self.0 {
-            if let Some(old) = tree.get(key).map_err(sled_error)? {
+        for (key, value) in &self.writes {
+            let old = match self.known.get(key) {
+                Some(known) => known.clone(),
+                None => tree.get(key).map_err(sled_error)?,
+            };
+            if let Some(old) = old {
                 digest.sub(key, &old);
             }
             if let Some(new) = value {
@@ -116,7 +135,7 @@ impl Writes {
 
     pub(crate) fn into_batch(self) -> sled::Batch {
         let mut batch = sled::Batch::default();
-        for (key, value) in self.0 {
+        for (key, value) in self.writes {
             match value {
                 Some(value) => batch.insert(key, value),
                 None => batch.remove(key),
@@ -143,6 +162,10 @@ mod tests {
             let mut writes = Writes::default();
             for _ in 0..rng.usize(1..20) {
                 let key = format!("k{}", rng.u8(0..40)).into_bytes();
+                // As the writer does for values it read to check a request.
+                if rng.bool() {
+                    writes.know(&key, db.get(&key).unwrap());
+                }
                 if rng.bool() {
                     writes.remove(key);
                 } else {

@@ -512,12 +512,20 @@ impl Group<'_> {
         }
         match self.staged.remove(id) {
             Some(staged) => Ok(Some(staged)),
-            None => Ok(
-                load_value(self.db, &keys::execution(id))?.map(|value| Staged {
+            None => {
+                let key = keys::execution(id);
+                let stored = self.db.get(&key).map_err(sled_error)?;
+                let value = stored
+                    .as_ref()
+                    .map(|bytes| keys::decode_execution(&key, bytes))
+                    .transpose()?;
+                // The digest needs this value too: the group read it already.
+                self.batch.know(&key, stored);
+                Ok(value.map(|value| Staged {
                     value,
                     chunks: Vec::new(),
-                }),
-            ),
+                }))
+            }
         }
     }
 

@@ -38,6 +38,22 @@ struct State {
     tokens: HashMap<String, OpKey>,
 }
 
+/// What the timer and unfinished indexes hold for one execution.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Indexed {
+    wake_at: Option<Timestamp>,
+    status: Status,
+}
+
+impl Indexed {
+    fn of(record: &ExecutionRecord) -> Indexed {
+        Indexed {
+            wake_at: record.wake_at,
+            status: record.status,
+        }
+    }
+}
+
 /// The unfinished index's key of a status, `None` for finished ones.
 fn unfinished_rank(status: Status) -> Option<u8> {
     match status {
@@ -49,25 +65,34 @@ fn unfinished_rank(status: Status) -> Option<u8> {
 }
 
 impl State {
-    /// Replaces `id`'s record (or inserts it), keeping the timer and unfinished indexes
-    /// in step with its `wake_at` and status.
-    fn put_record(&mut self, old: Option<&ExecutionRecord>, record: ExecutionRecord) {
-        let id = record.id.clone();
-        if let Some(old) = old {
-            if let Some(at) = old.wake_at {
-                self.timers.remove(&(at, id.clone()));
+    /// Stores `record`, keeping the timer and unfinished indexes in step; `old` is what the
+    /// indexes hold for the execution now (its wake-up time and status), if it exists.
+    fn put_record(&mut self, old: Option<Indexed>, record: ExecutionRecord) {
+        let new = Indexed::of(&record);
+        if old != Some(new) {
+            let id = &record.id;
+            if let Some(old) = old {
+                if let Some(at) = old.wake_at {
+                    self.timers.remove(&(at, id.clone()));
+                }
+                if let Some(rank) = unfinished_rank(old.status) {
+                    self.unfinished.remove(&(rank, id.clone()));
+                }
             }
-            if let Some(rank) = unfinished_rank(old.status) {
-                self.unfinished.remove(&(rank, id.clone()));
+            if let Some(at) = new.wake_at {
+                self.timers.insert((at, id.clone()));
+            }
+            if let Some(rank) = unfinished_rank(new.status) {
+                self.unfinished.insert((rank, id.clone()));
             }
         }
-        if let Some(at) = record.wake_at {
-            self.timers.insert((at, id.clone()));
+        match self.executions.get_mut(&record.id) {
+            // Keeps the key's allocation: a commit does not change the id.
+            Some(stored) => *stored = record,
+            None => {
+                self.executions.insert(record.id.clone(), record);
+            }
         }
-        if let Some(rank) = unfinished_rank(record.status) {
-            self.unfinished.insert((rank, id.clone()));
-        }
-        self.executions.insert(id, record);
     }
 
     fn put_operation(&mut self, op: OperationRecord) {
@@ -110,7 +135,7 @@ impl State {
         let mut execution = old.clone();
         let answer = rules::apply(delivery, &mut op, &mut execution);
         if execution != old {
-            self.put_record(Some(&old), execution);
+            self.put_record(Some(Indexed::of(&old)), execution);
         }
         self.operations.insert(key, op);
         answer
@@ -154,7 +179,7 @@ impl Store for MemoryStore {
         let mut state = self.state();
         let id = commit.record.id.clone();
         let old = match state.executions.get(&id) {
-            Some(old) if old.seq == commit.expected_seq => old.clone(),
+            Some(old) if old.seq == commit.expected_seq => Indexed::of(old),
             found => {
                 return Err(StoreError::Conflict {
                     id,
@@ -202,7 +227,7 @@ impl Store for MemoryStore {
             history.insert(entry.number, entry);
         }
         *history = history.split_off(&commit.prune_history_below);
-        state.put_record(Some(&old), commit.record);
+        state.put_record(Some(old), commit.record);
         let mut committed = Committed::default();
         for delivery in &commit.deliveries {
             if rules::check_delivery(delivery).is_err() {
