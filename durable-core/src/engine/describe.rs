@@ -40,7 +40,8 @@ pub struct Description {
     /// Why `locals` is empty although there is a frame (no registered version can read
     /// it, or it cannot be decoded).
     pub locals_unavailable: Option<String>,
-    /// What it waits for, if it is suspended.
+    /// What it waits for: if it is suspended, or while its store fails
+    /// ([`Waiting::Store`]).
     pub waiting_for: Option<Waiting>,
     /// Its callbacks, oldest first: every pending one, and the latest
     /// [`SETTLED_CALLBACKS_SHOWN`] settled ones.
@@ -85,7 +86,8 @@ pub struct Local {
     pub value: serde_json::Value,
 }
 
-/// What a suspended execution waits for.
+/// What an execution waits for: a suspended one for a time or an event, a running one
+/// for its store to work again.
 #[derive(Debug, Clone, Serialize)]
 #[non_exhaustive]
 pub enum Waiting {
@@ -114,6 +116,16 @@ pub enum Waiting {
         name: String,
         /// When it times out if nothing arrives (its timeout or heartbeat deadline).
         until: Option<Timestamp>,
+    },
+    /// The store: a write it needs failed (a full disk, a lost database), and the engine
+    /// retries it with backoff until the store works again (see
+    /// [`Engine::health`](super::Engine::health)). The execution has not failed, and its
+    /// last committed state is intact.
+    Store {
+        /// When its first failure of this run happened (engine clock).
+        since: Timestamp,
+        /// The last failure's error, with its cause.
+        cause: String,
     },
 }
 
@@ -186,7 +198,13 @@ pub(super) async fn describe(shared: &Arc<Shared>, id: &str) -> Result<Descripti
         }
     });
     let (callbacks, callbacks_omitted) = callbacks(shared, id).await?;
-    let waiting_for = waiting_for(&record, &callbacks);
+    let waiting_for = match shared.health.waiting_for_store(id) {
+        Some(wait) => Some(Waiting::Store {
+            since: wait.since,
+            cause: wait.cause,
+        }),
+        None => waiting_for(&record, &callbacks),
+    };
     let (locals, locals_unavailable) = match &record.position {
         None => (Vec::new(), None),
         Some(position) => {

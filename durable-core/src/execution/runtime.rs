@@ -3,8 +3,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::error::StoreError;
 use crate::store::Store;
-use crate::time::{Clock, Timestamp};
+use crate::time::{Clock, SleepFuture, Timestamp};
 
 /// Limits a transition enforces.
 #[derive(Clone, Debug)]
@@ -36,6 +37,14 @@ pub(crate) trait Runtime: Send + Sync + 'static {
     /// Called after a commit of `id` returned: the wake-up time it set, if any, and the
     /// executions its deliveries woke.
     fn committed(&self, id: &str, wake_at: Option<Timestamp>, woken: &[String]);
+
+    /// Called when a commit of `id` failed with a store failure (`StoreError::Backend`):
+    /// the engine reports it; the returned future completes when the commit should be
+    /// tried again (the store may have recovered meanwhile) or the engine shuts down.
+    fn write_failed(&self, id: &str, error: &StoreError) -> SleepFuture;
+
+    /// Called after every successful commit of `id`.
+    fn write_succeeded(&self, id: &str);
 
     /// Whether a machine should stop right after its next commit (shutdown, or the
     /// suspend-after-every-point test mode).
