@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use durable_core::test_support::{FailWrites, InstrumentedStore};
 use durable_core::{
-    durable, Ctx, Engine, EngineBuilder, Error, ListFilter, MemoryStore, Status, StoreError,
-    TestClock, Timestamp, WaitError, Waiting,
+    durable, CallbackError, CompletionError, Ctx, Engine, EngineBuilder, Error, ListFilter,
+    MemoryStore, Status, Store, StoreError, TestClock, Timestamp, WaitError, Waiting,
 };
 
 const START: Timestamp = Timestamp::from_millis(1_700_000_000_000);
@@ -267,5 +267,49 @@ async fn a_window_of_failures_while_executions_sleep_loses_nothing() {
     check_all_complete(&engine, inputs).await;
     assert!(store.counts().failed_writes > 0);
     assert!(engine.health().is_ok());
+    engine.shutdown().await;
+}
+
+#[durable]
+async fn signal(ctx: Ctx) -> Result<String, CallbackError> {
+    let cb = ctx.create_callback::<String>("signal").await?;
+    ctx.wait_callback(&cb).await
+}
+
+#[tokio::test]
+async fn a_callback_completion_while_writes_fail_returns_the_store_error() {
+    let clock = TestClock::new(START);
+    let store = Arc::new(InstrumentedStore::new(MemoryStore::new()).with_clock(clock.clone()));
+    let engine = EngineBuilder::with_store(store.clone())
+        .register(signal)
+        .clock(clock.clone())
+        .open()
+        .await
+        .unwrap();
+    let handle = engine.start(signal, "s", ()).await.unwrap();
+    while store.load("s").await.unwrap().map(|r| r.status) != Some(Status::Suspended) {
+        tokio::task::yield_now().await;
+    }
+    let id = engine.describe("s").await.unwrap().callbacks[0].id.clone();
+
+    store.fail_writes(FailWrites::Always);
+    match engine.complete_callback(&id, "go").await {
+        Err(CompletionError::Store(StoreError::Backend(e))) => {
+            assert!(e.to_string().contains("no space left"), "{e}")
+        }
+        other => panic!("expected the store's error, got {other:?}"),
+    }
+    let health = engine.health();
+    assert_eq!(health.degraded.map(|d| d.failed_writes), Some(1));
+    assert_eq!(
+        store.load("s").await.unwrap().map(|r| r.status),
+        Some(Status::Suspended),
+        "nothing was written, nothing failed"
+    );
+
+    store.fail_writes(FailWrites::Never);
+    engine.complete_callback(&id, "go").await.unwrap();
+    assert!(engine.health().is_ok(), "the first successful write heals");
+    assert_eq!(handle.result().await.unwrap(), Ok("go".to_owned()));
     engine.shutdown().await;
 }

@@ -918,6 +918,41 @@ mod tests {
         }
     }
 
+    /// A reopen after a write error keeps the directory (a temporary one too), its lock
+    /// and every acknowledged write, and the store accepts writes again. (A real full
+    /// disk is `tests/disk_full.rs`.)
+    #[tokio::test]
+    async fn recover_reopens_sled_in_place_after_a_write_error() {
+        let store = SledStore::temporary().unwrap();
+        store.create(record(0), b"in".to_vec()).await.unwrap();
+        // What the writer records when a group fails.
+        store.failed.store(true, Ordering::SeqCst);
+        store.recover().await.unwrap();
+        assert!(!store.failed.load(Ordering::SeqCst));
+        assert!(
+            store.path().exists(),
+            "a temporary directory survives a reopen"
+        );
+        assert!(matches!(
+            SledStore::open(store.path()),
+            Err(StoreError::Locked { .. })
+        ));
+        assert_eq!(store.load("a").await.unwrap(), Some(record(0)));
+        let commit = Commit {
+            record: record(1),
+            expected_seq: 0,
+            history: Vec::new(),
+            prune_history_below: 0,
+            operations: Vec::new(),
+            deliveries: Vec::new(),
+        };
+        store.commit(commit).await.unwrap();
+        assert_eq!(store.load("a").await.unwrap(), Some(record(1)));
+        let path = store.path().to_path_buf();
+        store.close().await.unwrap();
+        assert!(!path.exists(), "removed at the close");
+    }
+
     /// A clean close seals sled's files, and the next open skips reading the whole tree
     /// while they are as sealed: not after a change to them, nor after writes.
     #[tokio::test]

@@ -105,6 +105,8 @@ pub(crate) struct Monitor {
     failed: Notify,
     /// The number of rounds the healer has finished.
     rounds: watch::Sender<u64>,
+    /// Set by [`Monitor::release_all`]: no round comes any more.
+    released: AtomicBool,
 }
 
 impl Default for Monitor {
@@ -118,6 +120,7 @@ impl Default for Monitor {
             waiting_len: AtomicUsize::new(0),
             failed: Notify::new(),
             rounds: watch::Sender::new(0),
+            released: AtomicBool::new(false),
         }
     }
 }
@@ -251,6 +254,10 @@ impl Monitor {
     /// shuts down). Take it after reporting the failure it waits out.
     pub fn next_round(&self) -> SleepFuture {
         let mut rounds = self.rounds.subscribe();
+        // Read after subscribing: a release after this read wakes the subscription.
+        if self.released.load(Ordering::SeqCst) {
+            return Box::pin(std::future::ready(()));
+        }
         Box::pin(async move {
             // An error means the engine is gone: nothing to wait for.
             let _ = rounds.changed().await;
@@ -259,6 +266,7 @@ impl Monitor {
 
     /// Ends every wait for a round: the engine is shutting down.
     pub fn release_all(&self) {
+        self.released.store(true, Ordering::SeqCst);
         self.rounds.send_modify(|n| *n = n.wrapping_add(1));
     }
 }
