@@ -16,6 +16,7 @@ use durable_core::{
     durable, CallbackError, CompletionError, Ctx, Engine, EngineBuilder, Error, ListFilter,
     MemoryStore, Status, Store, StoreError, TestClock, Timestamp, WaitError, Waiting,
 };
+use durable_store_sled::SledStore;
 
 const START: Timestamp = Timestamp::from_millis(1_700_000_000_000);
 const STEPS: u32 = 20;
@@ -312,4 +313,64 @@ async fn a_callback_completion_while_writes_fail_returns_the_store_error() {
     assert!(engine.health().is_ok(), "the first successful write heals");
     assert_eq!(handle.result().await.unwrap(), Ok("go".to_owned()));
     engine.shutdown().await;
+}
+
+/// An engine shut down while its writes fail loses nothing either: its executions stop
+/// waiting, and a new engine over the reopened sled store completes them. Only the steps
+/// whose commits failed when the engine stopped run again (at-least-once).
+#[tokio::test]
+async fn a_restart_while_writes_fail_resumes_every_execution() {
+    let dir = std::env::temp_dir().join(format!("durable-faults-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let clock = TestClock::new(START);
+    let store =
+        Arc::new(InstrumentedStore::new(SledStore::open(&dir).unwrap()).with_clock(clock.clone()));
+    let engine = EngineBuilder::with_store(store.clone())
+        .register(twenty)
+        .clock(clock.clone())
+        .max_concurrent(4)
+        .open()
+        .await
+        .unwrap();
+    let inputs = 300..310;
+    for n in inputs.clone() {
+        start(&engine, n).await;
+    }
+    store.fail_writes(FailWrites::Always);
+    until(|| {
+        engine
+            .health()
+            .degraded
+            .is_some_and(|d| d.waiting_executions >= 4)
+    })
+    .await;
+    // Returns, and closes the store: the waiting commits give up when the engine stops.
+    engine.shutdown().await;
+
+    let engine = EngineBuilder::new(SledStore::open(&dir).unwrap())
+        .register(twenty)
+        .clock(clock.clone())
+        .open()
+        .await
+        .unwrap();
+    let _driver = Driver::start(&clock);
+    for n in inputs.clone() {
+        let result = engine.handle(twenty, format!("x-{n}")).result().await;
+        assert_eq!(result.unwrap(), Ok(expected(n)), "execution {n}");
+    }
+    let mut again = 0;
+    for n in inputs.clone() {
+        for i in 0..STEPS {
+            let runs = runs(n, i);
+            assert!((1..=2).contains(&runs), "step {i} of {n} ran {runs} times");
+            again += runs - 1;
+        }
+    }
+    assert!(
+        again <= 4,
+        "{again} steps ran again: only those whose commit failed"
+    );
+    assert!(engine.health().is_ok());
+    engine.shutdown().await;
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -50,16 +50,21 @@ fn expected(n: u64) -> u64 {
         .sum()
 }
 
-/// Checks `check` every few milliseconds until it holds; panics after [`PHASE`]. The
-/// state it waits for comes from another thread's disk writes, which nothing signals.
-async fn poll<F, Fut>(what: &str, mut check: F)
+/// Checks `check` every few milliseconds until it holds; panics after [`PHASE`], with
+/// the engine's health. The state it waits for comes from the disk and the writer
+/// thread, which nothing signals.
+async fn poll<F, Fut>(engine: &Engine, what: &str, mut check: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
     let deadline = Instant::now() + PHASE;
     while !check().await {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting until {what}; health: {:?}",
+            engine.health()
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
@@ -91,7 +96,7 @@ async fn main() {
         tokio::task::yield_now().await;
     }
     say(&format!("started {started}"));
-    poll("the health is degraded", || async {
+    poll(&engine, "the health is degraded", || async {
         !engine.health().is_ok()
     })
     .await;
@@ -104,10 +109,14 @@ async fn main() {
     );
 
     // While full: running executions wait for the store, and a start is refused.
-    poll("an execution waits for the store", || async {
+    poll(&engine, "an execution waits for the store", || async {
         for n in 0..started {
-            let Ok(description) = engine.describe(&format!("f-{n}")).await else {
-                continue;
+            let description = match engine.describe(&format!("f-{n}")).await {
+                Ok(description) => description,
+                Err(e) => {
+                    say(&format!("describe f-{n}: {e}"));
+                    continue;
+                }
             };
             if let Some(Waiting::Store { cause, .. }) = description.waiting_for {
                 say(&format!("f-{n} waits for the store: {cause}"));
@@ -117,7 +126,7 @@ async fn main() {
         false
     })
     .await;
-    poll("a start is refused", || async {
+    poll(&engine, "a start is refused", || async {
         match engine.start(fill, "while-full", 0).await {
             Err(Error::Store(StoreError::Backend(e))) => {
                 say(&format!("start while full: {e}"));
@@ -154,7 +163,10 @@ async fn main() {
         .expect("the store reads");
     assert!(failed.is_empty(), "failed executions: {failed:?}");
     say(&format!("completed {started}"));
-    poll("the health is ok", || async { engine.health().is_ok() }).await;
+    poll(&engine, "the health is ok", || async {
+        engine.health().is_ok()
+    })
+    .await;
     say(&format!(
         "healthy after {} failed writes",
         engine.health().failed_writes

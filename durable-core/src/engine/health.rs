@@ -29,6 +29,7 @@ use tokio::sync::{watch, Notify};
 
 use super::shared::Shared;
 use crate::error::StoreError;
+use crate::record::ExecutionRecord;
 use crate::time::{SleepFuture, Timestamp};
 
 /// The first retry of a failed write waits this long.
@@ -80,6 +81,9 @@ pub struct Degraded {
 pub(crate) struct StoreWait {
     pub since: Timestamp,
     pub cause: String,
+    /// The execution's record as last committed, when its own commit failed: what
+    /// `describe` shows if the store cannot be read either.
+    pub record: Option<ExecutionRecord>,
 }
 
 #[derive(Clone)]
@@ -145,13 +149,19 @@ impl Monitor {
         }
     }
 
-    /// Records that a write (of `execution`'s transition, if any) failed at `now`: logs
-    /// it, counts it, degrades the health, and asks the healer for a round.
-    pub fn write_failed(&self, now: Timestamp, error: &StoreError, execution: Option<&str>) {
+    /// Records that a write (of the transition of `execution`, as last committed, if any)
+    /// failed at `now`: logs it, counts it, degrades the health, and asks the healer for
+    /// a round.
+    pub fn write_failed(
+        &self,
+        now: Timestamp,
+        error: &StoreError,
+        execution: Option<&ExecutionRecord>,
+    ) {
         let cause = error_chain(error);
         match execution {
-            Some(id) => {
-                tracing::error!(execution = id, error = %cause, "store write failed; retrying when the store heals")
+            Some(record) => {
+                tracing::error!(execution = %record.id, error = %cause, "store write failed; retrying when the store heals")
             }
             None => tracing::error!(error = %cause, "store write failed"),
         }
@@ -167,8 +177,8 @@ impl Monitor {
             run.failed_writes += 1;
             self.degraded.store(true, Ordering::SeqCst);
         }
-        if let Some(id) = execution {
-            self.wait(id, now, cause);
+        if let Some(record) = execution {
+            self.wait(&record.id, now, cause, Some(record));
         }
         self.failed.notify_one();
     }
@@ -197,16 +207,27 @@ impl Monitor {
     pub fn activation_failed(&self, now: Timestamp, error: &StoreError, execution: &str) {
         let cause = error_chain(error);
         tracing::warn!(execution, error = %cause, "store read failed; retrying when the store heals");
-        self.wait(execution, now, cause);
+        self.wait(execution, now, cause, None);
         self.failed.notify_one();
     }
 
-    fn wait(&self, id: &str, now: Timestamp, cause: String) {
+    fn wait(&self, id: &str, now: Timestamp, cause: String, record: Option<&ExecutionRecord>) {
         let mut waiting = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
         match waiting.get_mut(id) {
-            Some(wait) => wait.cause = cause,
+            Some(wait) => {
+                wait.cause = cause;
+                if let Some(record) = record {
+                    wait.record = Some(record.clone());
+                }
+            }
             None => {
-                waiting.insert(id.to_owned(), StoreWait { since: now, cause });
+                let record = record.cloned();
+                let wait = StoreWait {
+                    since: now,
+                    cause,
+                    record,
+                };
+                waiting.insert(id.to_owned(), wait);
             }
         }
         self.waiting_len.store(waiting.len(), Ordering::SeqCst);
@@ -351,7 +372,8 @@ mod tests {
         let monitor = Monitor::default();
         assert!(monitor.health().is_ok());
         let error = StoreError::backend(std::io::Error::other("No space left on device"));
-        monitor.write_failed(Timestamp::from_millis(7), &error, Some("a"));
+        let record = ExecutionRecord::new("a", "w", 1, Timestamp::EPOCH);
+        monitor.write_failed(Timestamp::from_millis(7), &error, Some(&record));
         monitor.write_failed(Timestamp::from_millis(9), &error, None);
         let health = monitor.health();
         let degraded = health.degraded.expect("degraded");
@@ -361,7 +383,8 @@ mod tests {
             (degraded.failed_writes, degraded.waiting_executions),
             (2, 1)
         );
-        assert!(monitor.waiting_for_store("a").is_some());
+        let wait = monitor.waiting_for_store("a").expect("waits");
+        assert_eq!(wait.record, Some(record));
         monitor.write_succeeded(Some("a"));
         assert_eq!(
             monitor.health(),

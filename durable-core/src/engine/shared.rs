@@ -14,6 +14,7 @@ use super::registry::Registry;
 use super::timers;
 use crate::error::StoreError;
 use crate::execution::{Limits, Runtime};
+use crate::record::ExecutionRecord;
 use crate::store::Store;
 use crate::time::{Clock, SleepFuture, Timestamp};
 
@@ -151,10 +152,11 @@ impl Runtime for Shared {
         self.changed();
     }
 
-    fn write_failed(&self, id: &str, error: &StoreError) -> SleepFuture {
+    fn write_failed(&self, record: &ExecutionRecord, error: &StoreError) -> SleepFuture {
         // Waiting before reporting, so the round the report asks for cannot be missed.
         let round = self.health.next_round();
-        self.health.write_failed(self.clock.now(), error, Some(id));
+        self.health
+            .write_failed(self.clock.now(), error, Some(record));
         round
     }
 

@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::StoreError;
+use crate::record::ExecutionRecord;
 use crate::store::Store;
 use crate::time::{Clock, SleepFuture, Timestamp};
 
@@ -38,10 +39,11 @@ pub(crate) trait Runtime: Send + Sync + 'static {
     /// executions its deliveries woke.
     fn committed(&self, id: &str, wake_at: Option<Timestamp>, woken: &[String]);
 
-    /// Called when a commit of `id` failed with a store failure (`StoreError::Backend`):
-    /// the engine reports it; the returned future completes when the commit should be
-    /// tried again (the store may have recovered meanwhile) or the engine shuts down.
-    fn write_failed(&self, id: &str, error: &StoreError) -> SleepFuture;
+    /// Called when a commit failed with a store failure (`StoreError::Backend`), with the
+    /// execution's record as last committed: the engine reports it; the returned future
+    /// completes when the commit should be tried again (the store may have recovered
+    /// meanwhile) or the engine shuts down.
+    fn write_failed(&self, record: &ExecutionRecord, error: &StoreError) -> SleepFuture;
 
     /// Called after every successful commit of `id`.
     fn write_succeeded(&self, id: &str);

@@ -100,7 +100,7 @@ impl Ctx {
             match self.try_commit(kept.clone()).await {
                 Ok(committed) => break committed,
                 Err(e) if e.is_failure() && !runtime.is_shutting_down() => {
-                    runtime.write_failed(self.execution_id(), &e).await;
+                    runtime.write_failed(&self.record(), &e).await;
                 }
                 Err(e) => return Err(e.into()),
             }
