@@ -9,6 +9,10 @@ use std::process::Command;
 /// The exit status of the shell when the filesystem cannot be created.
 const NO_FILESYSTEM: i32 = 77;
 
+/// How to enter a private mount namespace: as any user where user namespaces are
+/// allowed, else as root (a container may refuse user namespaces to root too).
+const UNSHARE: [&[&str]; 2] = [&["--user", "--map-root-user", "--mount"], &["--mount"]];
+
 #[test]
 fn a_full_disk_is_reported_and_healed_without_a_restart() {
     let dir = std::env::temp_dir().join(format!("durable-diskfull-{}", std::process::id()));
@@ -16,47 +20,44 @@ fn a_full_disk_is_reported_and_healed_without_a_restart() {
     let script = format!(
         "mount -t tmpfs -o size=1m tmpfs \"$1\" 2>&1 || exit {NO_FILESYSTEM}; exec \"$2\" \"$1\""
     );
-    let output = Command::new("unshare")
-        .args([
-            "--user",
-            "--map-root-user",
-            "--mount",
-            "sh",
-            "-c",
-            &script,
-            "sh",
-        ])
-        .arg(&dir)
-        .arg(env!("CARGO_BIN_EXE_disk-worker"))
-        .output();
-    let _ = std::fs::remove_dir_all(&dir);
-    let output = match output {
-        Ok(output) => output,
-        Err(e) => {
-            println!("skipped: cannot run unshare to create a small filesystem: {e}");
-            return;
+    let mut refusals = Vec::new();
+    let mut ran = None;
+    for args in UNSHARE {
+        let output = Command::new("unshare")
+            .args(args)
+            .args(["sh", "-c", &script, "sh"])
+            .arg(&dir)
+            .arg(env!("CARGO_BIN_EXE_disk-worker"))
+            .output();
+        match output {
+            Ok(output) => {
+                let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+                let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+                // `unshare` fails with status 1 where it may not create the namespace.
+                let refused = output.status.code() == Some(NO_FILESYSTEM)
+                    || (output.status.code() == Some(1) && !stdout.contains("opened"));
+                if refused {
+                    let why = stdout.lines().chain(stderr.lines()).last().unwrap_or("");
+                    refusals.push(format!("unshare {}: {why}", args.join(" ")));
+                    continue;
+                }
+                ran = Some((output.status, stdout, stderr));
+                break;
+            }
+            Err(e) => refusals.push(format!("cannot run unshare: {e}")),
         }
-    };
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    // `unshare` itself fails with status 1 where user namespaces are not allowed.
-    let unshare_refused = output.status.code() == Some(1) && !stdout.contains("opened");
-    if output.status.code() == Some(NO_FILESYSTEM) || unshare_refused {
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    let Some((status, stdout, stderr)) = ran else {
         println!(
-            "skipped: cannot create a small filesystem: {}",
-            stdout
-                .trim()
-                .lines()
-                .chain(stderr.trim().lines())
-                .last()
-                .unwrap_or("")
+            "skipped: cannot create a small filesystem ({})",
+            refusals.join("; ")
         );
         return;
-    }
+    };
     assert!(
-        output.status.success(),
-        "the worker failed ({}):\n{stdout}\n{stderr}",
-        output.status
+        status.success(),
+        "the worker failed ({status}):\n{stdout}\n{stderr}"
     );
     for phase in [
         "degraded: ",
