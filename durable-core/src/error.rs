@@ -142,6 +142,12 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// Whether the store failed (I/O, a lost connection: [`StoreError::Backend`]), which
+    /// retrying after the store heals can cure, rather than refused a request.
+    pub(crate) fn is_failure(&self) -> bool {
+        matches!(self, StoreError::Backend(_))
+    }
+
     /// Wraps a backend's own error.
     pub fn backend(error: impl std::error::Error + Send + Sync + 'static) -> Self {
         StoreError::Backend(Box::new(error))

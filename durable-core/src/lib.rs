@@ -102,8 +102,9 @@ pub mod __private_v1 {
 pub use codec::{decode_value, value_to_json, Codec, FrameReader, FrameWriter, FORMAT_VERSION};
 pub use durable_macros::durable;
 pub use engine::{
-    CallbackDescription, CallbackState, CompletionError, Description, Engine, EngineBuilder,
-    Handle, Local, PointDescription, Until, Waiting, MAX_ID_LEN, SETTLED_CALLBACKS_SHOWN,
+    CallbackDescription, CallbackState, CompletionError, Degraded, Description, Engine,
+    EngineBuilder, Handle, Health, Local, PointDescription, Until, Waiting, MAX_ID_LEN,
+    SETTLED_CALLBACKS_SHOWN,
 };
 pub use error::{CodecError, Error, StepError, StoreError};
 pub use execution::Ctx;

@@ -16,6 +16,13 @@
 //! - After [`close`](SledStore::close) every method returns [`StoreError::Closed`]; the
 //!   state is taken out under the write side of its lock, so `close` waits for the reads
 //!   in flight, and every later call finds it gone.
+//! - After a group fails to be written or synced (a full disk), sled 0.34 refuses every
+//!   later write until it is opened again, so [`recover`](Store::recover) reopens it in
+//!   place under the write side of the same lock, keeping the directory lock: the writes
+//!   acknowledged before survive, a failed group may or may not be there, and the open
+//!   checks the whole tree as after a crash. While a reopen fails (the disk is still
+//!   full), every call returns [`StoreError::Backend`] saying so, until a later
+//!   `recover` succeeds.
 //!
 //! Directory layout: `durable.lock` (empty; held with an OS file lock while open) and
 //! `sled/` (sled's own files: `sled/db` is its log, which the writer fsyncs, and
@@ -26,7 +33,7 @@ use std::fs::File;
 use std::ops::Bound;
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -65,9 +72,16 @@ const SLED_LOG: &str = "db";
 /// [`close`](SledStore::close) does the same and reports the last sync's result.
 pub struct SledStore {
     path: PathBuf,
-    /// `None` once closed. Reads hold a read guard until their blocking work is done, so
-    /// `close` (the writer) waits for reads in flight.
+    options: Options,
+    /// `None` once closed, or while a reopen failed (`stranded`). Reads hold a read guard
+    /// until their blocking work is done, so `close` (the writer) waits for reads in
+    /// flight.
     state: Arc<RwLock<Option<Open>>>,
+    /// What a failed reopen kept (the directory lock, and why it failed), for the next
+    /// [`recover`](Store::recover); `Some` only while `state` is `None`.
+    stranded: std::sync::Mutex<Option<Stranded>>,
+    /// Set by the writer when a group failed: sled must be reopened.
+    failed: Arc<AtomicBool>,
     leases: LeaseTable,
     /// Whether the open read the whole tree (it was not sealed).
     #[cfg(test)]
@@ -86,7 +100,51 @@ struct Open {
     _temporary: Option<RemoveDir>,
 }
 
+/// The parts of an [`Open`] store that outlive a reopen.
+struct Kept {
+    seal: Option<PathBuf>,
+    lock: DirLock,
+    temporary: Option<RemoveDir>,
+}
+
+/// A store whose reopen after a write error failed.
+struct Stranded {
+    kept: Kept,
+    cause: String,
+}
+
 impl Open {
+    /// Stops the writer and closes sled after a write error, keeping the directory lock
+    /// for a reopen; blocks. Nothing is sealed: the next open checks the whole tree.
+    fn break_up(self) -> Kept {
+        let Open {
+            writer,
+            db,
+            seal,
+            lock,
+            _temporary,
+        } = self;
+        let finished = std::panic::catch_unwind(AssertUnwindSafe(move || {
+            let result = writer.finish();
+            drop(db);
+            result
+        }));
+        match finished {
+            Ok(Ok(())) => {}
+            // Expected: the disk that failed a write fails the last sync too.
+            Ok(Err(e)) => tracing::warn!(error = %e, "the broken store's last sync failed"),
+            Err(payload) => {
+                let e = sled_panicked(payload, "closing after a write error");
+                tracing::warn!(error = %e, "closing the broken store failed");
+            }
+        }
+        Kept {
+            seal,
+            lock,
+            temporary: _temporary,
+        }
+    }
+
     /// Finishes the queued writes, syncs, closes sled, seals its files (see `seal`) and
     /// releases the directory; blocks.
     fn finish(self) -> Result<(), StoreError> {
@@ -239,17 +297,46 @@ impl SledStore {
         options: Options,
     ) -> Result<SledStore, StoreError> {
         let lock = DirLock::acquire(&path)?;
+        let failed = Arc::new(AtomicBool::new(false));
+        let (writer, db, _scanned) = Self::open_data(&path, options, &failed)?;
+        let seal = temporary.is_none().then(|| path.clone());
+        Ok(SledStore {
+            path,
+            options,
+            state: Arc::new(RwLock::new(Some(Open {
+                writer,
+                db,
+                seal,
+                lock,
+                _temporary: temporary,
+            }))),
+            stranded: std::sync::Mutex::new(None),
+            failed,
+            leases: LeaseTable::new(),
+            #[cfg(test)]
+            scanned: _scanned,
+        })
+    }
+
+    /// Opens sled in the store's directory `path`, whose lock the caller holds, checks
+    /// what it holds, and starts its writer; returns whether the check read the whole
+    /// tree. Blocks.
+    fn open_data(
+        path: &Path,
+        options: Options,
+        failed: &Arc<AtomicBool>,
+    ) -> Result<(Writer, sled::Db, bool), StoreError> {
         let data = path.join(DATA_DIR);
         let config = sled::Config::new()
             .path(&data)
             .cache_capacity(options.cache_capacity.max(1024 * 1024));
         repair::prepare(&data)?;
-        let sealed = integrity::sealed(&path, &data);
+        let sealed = integrity::sealed(path, &data);
         let db = open_sled(&config)?;
         let what = format!("the sled store in {}", path.display());
         let migration = crate::format::prepare(&db, &what)?;
         let log_path = data.join(SLED_LOG);
-        let checked = integrity::check(&path, &db, &log_path, sealed, options.accept_rollback)?;
+        let checked = integrity::check(path, &db, &log_path, sealed, options.accept_rollback)?;
         let scanned = checked.scanned;
         tracing::debug!(path = %path.display(), read_whole = scanned, "store opened");
         // Write access because some systems refuse to fsync a file opened read-only.
@@ -266,26 +353,14 @@ impl SledStore {
             group: checked.group,
             digest: checked.digest,
             durability: options.durability,
+            failed: failed.clone(),
         };
         if let Some(writes) = migration {
             // A group like any other: numbered, in the digest, durable before use.
             writer::apply_writes(&mut disk, writes)?;
         }
         let writer = Writer::spawn(disk)?;
-        let seal = temporary.is_none().then(|| path.clone());
-        Ok(SledStore {
-            path,
-            state: Arc::new(RwLock::new(Some(Open {
-                writer,
-                db,
-                seal,
-                lock,
-                _temporary: temporary,
-            }))),
-            leases: LeaseTable::new(),
-            #[cfg(test)]
-            scanned,
-        })
+        Ok((writer, db, scanned))
     }
 
     /// The directory the store lives in.
@@ -302,18 +377,123 @@ impl SledStore {
     /// Durable: when this returns `Ok`, everything the store acknowledged survives a crash
     /// (as it already did when acknowledged); an `Err` reports that the last sync failed.
     pub async fn close(&self) -> Result<(), StoreError> {
-        let Some(open) = self.state.write().await.take() else {
+        let mut state = self.state.write().await;
+        if let Some(stranded) = self.stranded().take() {
+            // Nothing to finish: the writer stopped and sled closed when the reopen began.
+            drop(stranded.kept);
+            return Err(StoreError::backend(std::io::Error::other(format!(
+                "the store could not be reopened after a write error: {}",
+                stranded.cause
+            ))));
+        }
+        let Some(open) = state.take() else {
             return Ok(());
         };
+        drop(state);
         // Started before the next await, so that dropping this future mid-way still
         // closes the store.
         open.start_finishing(false).wait().await
     }
 
-    /// The open state, for as long as the guard lives; `Closed` once closed.
+    /// The open state, for as long as the guard lives; `Closed` once closed, a backend
+    /// error while a reopen after a write error has not succeeded.
     async fn open_state(&self) -> Result<OwnedRwLockReadGuard<Option<Open>, Open>, StoreError> {
         OwnedRwLockReadGuard::try_map(self.state.clone().read_owned().await, Option::as_ref)
-            .map_err(|_| StoreError::Closed)
+            .map_err(|_| match &*self.stranded() {
+                Some(stranded) => StoreError::backend(std::io::Error::other(format!(
+                    "the store is reopening after a write error; the last try failed: {}",
+                    stranded.cause
+                ))),
+                None => StoreError::Closed,
+            })
+    }
+
+    fn stranded(&self) -> std::sync::MutexGuard<'_, Option<Stranded>> {
+        // One assignment at a time: consistent after any panic.
+        self.stranded.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// See [`Store::recover`]: reopens sled in place if a write failed since it was
+    /// opened (or a reopen failed), waiting for the reads in flight; does nothing
+    /// otherwise. The blocking part runs on tokio's blocking threads.
+    pub async fn recover(&self) -> Result<(), StoreError> {
+        if !self.failed.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        let mut state = self.state.clone().write_owned().await;
+        let stranded = self.stranded().take();
+        let kept = match state.take() {
+            Some(open) => open,
+            None => match stranded {
+                Some(stranded) => {
+                    let path = self.path.clone();
+                    let options = self.options;
+                    let failed = self.failed.clone();
+                    return self
+                        .reopen(state, stranded.kept, path, options, failed)
+                        .await;
+                }
+                // Closed.
+                None => return Err(StoreError::Closed),
+            },
+        };
+        if !self.failed.load(Ordering::SeqCst) {
+            // Another call reopened it while this one waited for the lock.
+            *state = Some(kept);
+            return Ok(());
+        }
+        // Closing sled gives up the reads it still serves; while its disk is full, sled
+        // could not open again, and a store that cannot open can answer nothing.
+        let data = self.path.join(DATA_DIR);
+        if let Err(e) = blocking(move || probe_space(&data)).await {
+            *state = Some(kept);
+            return Err(e);
+        }
+        tracing::warn!(path = %self.path.display(), "reopening the store after a write error");
+        let path = self.path.clone();
+        let options = self.options;
+        let failed = self.failed.clone();
+        let kept = blocking(move || Ok(kept.break_up())).await?;
+        self.reopen(state, kept, path, options, failed).await
+    }
+
+    /// Opens sled again into `state` with the `kept` lock; on failure the store stays
+    /// stranded until the next [`recover`](Self::recover).
+    async fn reopen(
+        &self,
+        mut state: tokio::sync::OwnedRwLockWriteGuard<Option<Open>>,
+        kept: Kept,
+        path: PathBuf,
+        options: Options,
+        failed: Arc<AtomicBool>,
+    ) -> Result<(), StoreError> {
+        let opened = blocking(move || {
+            failed.store(false, Ordering::SeqCst);
+            let opened = Self::open_data(&path, options, &failed);
+            if opened.is_err() {
+                failed.store(true, Ordering::SeqCst);
+            }
+            Ok((opened, kept))
+        })
+        .await?;
+        match opened {
+            (Ok((writer, db, _)), kept) => {
+                *state = Some(Open {
+                    writer,
+                    db,
+                    seal: kept.seal,
+                    lock: kept.lock,
+                    _temporary: kept.temporary,
+                });
+                tracing::info!(path = %self.path.display(), "store reopened after a write error");
+                Ok(())
+            }
+            (Err(e), kept) => {
+                let cause = e.to_string();
+                *self.stranded() = Some(Stranded { kept, cause });
+                Err(e)
+            }
+        }
     }
 
     /// Runs the blocking read `f` on the open database, on a blocking thread.
@@ -368,6 +548,11 @@ impl Store for SledStore {
     /// See [`SledStore::close`].
     async fn close(&self) -> Result<(), StoreError> {
         SledStore::close(self).await
+    }
+
+    /// See [`SledStore::recover`].
+    async fn recover(&self) -> Result<(), StoreError> {
+        SledStore::recover(self).await
     }
 
     /// Durable: when this returns `Ok(Created::New)`, the record and its input have been
@@ -642,6 +827,39 @@ pub(crate) fn read_history(db: &sled::Db, id: &str) -> Result<Vec<HistoryEntry>,
     Ok(history)
 }
 
+/// Bytes [`probe_space`] writes: one of sled 0.34's log segments (its default size),
+/// which is what an open may need to write.
+const PROBE_BYTES: usize = 512 * 1024;
+
+/// Checks that the filesystem of `dir` takes [`PROBE_BYTES`] again, by writing and
+/// syncing a file of that size, then removing it.
+fn probe_space(dir: &Path) -> Result<(), StoreError> {
+    use std::io::Write;
+    let path = dir.join("durable.probe");
+    let written = File::create(&path).and_then(|mut file| {
+        file.write_all(&vec![0; PROBE_BYTES])?;
+        file.sync_data()
+    });
+    let removed = std::fs::remove_file(&path);
+    written.map_err(|e| io_error(e, "no room to reopen the store yet: cannot write", &path))?;
+    removed.map_err(|e| io_error(e, "cannot remove", &path))
+}
+
+/// Runs `f` on a blocking thread inside a tokio runtime, here and now outside one.
+async fn blocking<T, F>(f: F) -> Result<T, StoreError>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T, StoreError> + Send + 'static,
+{
+    match tokio::runtime::Handle::try_current() {
+        Ok(runtime) => runtime
+            .spawn_blocking(f)
+            .await
+            .unwrap_or_else(|e| Err(StoreError::backend(e))),
+        Err(_) => f(),
+    }
+}
+
 /// How long [`open_sled`] waits for sled's own lock on its log file.
 const SLED_RELEASE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -698,6 +916,41 @@ mod tests {
             parent: None,
             awaiting: Vec::new(),
         }
+    }
+
+    /// A reopen after a write error keeps the directory (a temporary one too), its lock
+    /// and every acknowledged write, and the store accepts writes again. (A real full
+    /// disk is `tests/disk_full.rs`.)
+    #[tokio::test]
+    async fn recover_reopens_sled_in_place_after_a_write_error() {
+        let store = SledStore::temporary().unwrap();
+        store.create(record(0), b"in".to_vec()).await.unwrap();
+        // What the writer records when a group fails.
+        store.failed.store(true, Ordering::SeqCst);
+        store.recover().await.unwrap();
+        assert!(!store.failed.load(Ordering::SeqCst));
+        assert!(
+            store.path().exists(),
+            "a temporary directory survives a reopen"
+        );
+        assert!(matches!(
+            SledStore::open(store.path()),
+            Err(StoreError::Locked { .. })
+        ));
+        assert_eq!(store.load("a").await.unwrap(), Some(record(0)));
+        let commit = Commit {
+            record: record(1),
+            expected_seq: 0,
+            history: Vec::new(),
+            prune_history_below: 0,
+            operations: Vec::new(),
+            deliveries: Vec::new(),
+        };
+        store.commit(commit).await.unwrap();
+        assert_eq!(store.load("a").await.unwrap(), Some(record(1)));
+        let path = store.path().to_path_buf();
+        store.close().await.unwrap();
+        assert!(!path.exists(), "removed at the close");
     }
 
     /// A clean close seals sled's files, and the next open skips reading the whole tree

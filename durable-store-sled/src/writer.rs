@@ -21,7 +21,8 @@
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io;
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -155,6 +156,9 @@ pub(crate) struct Disk {
     /// The digest of the tree's contents (see `digest`).
     pub(crate) digest: Digest,
     pub(crate) durability: Durability,
+    /// Set when a group could not be written or synced: sled 0.34 refuses every write
+    /// after an I/O error until it is opened again (see `SledStore::recover`).
+    pub(crate) failed: Arc<AtomicBool>,
 }
 
 impl Disk {
@@ -442,9 +446,10 @@ pub(crate) fn apply_writes(disk: &mut Disk, mut batch: Writes) -> Result<(), Sto
         disk.group = number;
         disk.digest = digest;
     }
-    written
-        .and_then(|()| disk.sync())
-        .map_err(StoreError::backend)?;
+    if let Err(e) = written.and_then(|()| disk.sync()) {
+        disk.failed.store(true, Ordering::SeqCst);
+        return Err(StoreError::backend(e));
+    }
     if let Err(e) = disk.mark.record(number) {
         // The group is durable all the same; only the check of a later open is weaker
         // until a mark is written again.
@@ -1123,6 +1128,7 @@ mod tests {
             group: 0,
             digest: Digest::default(),
             durability: Durability::default(),
+            failed: Arc::default(),
         }
     }
 

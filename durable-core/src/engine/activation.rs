@@ -37,6 +37,9 @@ pub(super) async fn activate(shared: &Arc<Shared>, id: &str) {
     if let Err(e) = shared.store.release(id, shared.owner).await {
         tracing::warn!(execution = id, error = %e, "could not release lease");
     }
+    if !matches!(&result, Err(e) if e.is_failure()) {
+        shared.health.stop_waiting(id);
+    }
     match result {
         Ok(()) => {}
         // The record or one of its operations changed under this activation (a delivery
@@ -60,9 +63,24 @@ pub(super) async fn activate(shared: &Arc<Shared>, id: &str) {
     }
 }
 
+/// Runs the execution again later: after the healer's next round if the store failed
+/// (see `health`), after [`STORE_RETRY_DELAY`] otherwise.
 fn retry_later(shared: &Arc<Shared>, id: &str, error: StoreError) {
-    tracing::warn!(execution = id, error = %error, "store error; retrying the execution later");
-    enqueue_later(shared, id);
+    if !error.is_failure() {
+        tracing::warn!(execution = id, error = %error, "store error; retrying the execution later");
+        return enqueue_later(shared, id);
+    }
+    // Waiting before reporting, so the round the report asks for cannot be missed.
+    let round = shared.health.next_round();
+    shared
+        .health
+        .activation_failed(shared.clock.now(), &error, id);
+    let shared = shared.clone();
+    let id = id.to_owned();
+    tokio::spawn(async move {
+        round.await;
+        shared.enqueue(&id);
+    });
 }
 
 fn enqueue_later(shared: &Arc<Shared>, id: &str) {

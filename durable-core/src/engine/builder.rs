@@ -10,7 +10,7 @@ use super::cluster;
 use super::queue::{self, Queue};
 use super::registry::Registry;
 use super::shared::Shared;
-use super::{timers, Engine, StopOnDrop};
+use super::{health, timers, Engine, StopOnDrop};
 use crate::error::Error;
 use crate::execution::{Limits, WorkflowFn};
 use crate::record::{ListFilter, Status};
@@ -192,6 +192,7 @@ impl EngineBuilder {
                 lease_ttl: self.config.lease_ttl,
             },
             config: self.config,
+            health: Default::default(),
         });
         // Over a shared store, running executions are claimed with `Store::acquire` (some
         // are running on other engines); parked ones are not ready for anyone.
@@ -205,6 +206,7 @@ impl EngineBuilder {
         }
         tokio::spawn(queue::dispatch(shared.clone()));
         tokio::spawn(timers::run(shared.clone()));
+        tokio::spawn(health::heal(shared.clone()));
         if shared.store.is_shared() {
             cluster::start(&shared);
         }

@@ -243,7 +243,9 @@ impl Engine {
             settlement,
             at: now,
         };
-        match shared.store.deliver(delivery).await.map_err(store_error)? {
+        let delivered = shared.store.deliver(delivery).await;
+        shared.health.observe(now, &delivered);
+        match delivered.map_err(store_error)? {
             Delivered::Applied {
                 execution, woke, ..
             } => {

@@ -40,7 +40,8 @@ pub struct Description {
     /// Why `locals` is empty although there is a frame (no registered version can read
     /// it, or it cannot be decoded).
     pub locals_unavailable: Option<String>,
-    /// What it waits for, if it is suspended.
+    /// What it waits for: if it is suspended, or while its store fails
+    /// ([`Waiting::Store`]).
     pub waiting_for: Option<Waiting>,
     /// Its callbacks, oldest first: every pending one, and the latest
     /// [`SETTLED_CALLBACKS_SHOWN`] settled ones.
@@ -52,6 +53,10 @@ pub struct Description {
     pub output: Option<serde_json::Value>,
     /// The retained operation history, oldest first.
     pub history: Vec<HistoryEntry>,
+    /// Why `history` and `callbacks` are empty although there may be some: the store
+    /// cannot be read, as it fails (see [`Waiting::Store`]); the rest is the state this
+    /// engine last committed for the execution.
+    pub store_unavailable: Option<String>,
     /// When it was created.
     pub created_at: Timestamp,
     /// When it was last committed.
@@ -85,7 +90,8 @@ pub struct Local {
     pub value: serde_json::Value,
 }
 
-/// What a suspended execution waits for.
+/// What an execution waits for: a suspended one for a time or an event, a running one
+/// for its store to work again.
 #[derive(Debug, Clone, Serialize)]
 #[non_exhaustive]
 pub enum Waiting {
@@ -114,6 +120,16 @@ pub enum Waiting {
         name: String,
         /// When it times out if nothing arrives (its timeout or heartbeat deadline).
         until: Option<Timestamp>,
+    },
+    /// The store: a write it needs failed (a full disk, a lost database), and the engine
+    /// retries it with backoff until the store works again (see
+    /// [`Engine::health`](super::Engine::health)). The execution has not failed, and its
+    /// last committed state is intact.
+    Store {
+        /// When its first failure of this run happened (engine clock).
+        since: Timestamp,
+        /// The last failure's error, with its cause.
+        cause: String,
     },
 }
 
@@ -152,12 +168,23 @@ pub struct CallbackDescription {
 }
 
 pub(super) async fn describe(shared: &Arc<Shared>, id: &str) -> Result<Description, Error> {
-    let record = shared
-        .store
-        .load(id)
-        .await?
-        .ok_or_else(|| Error::NotFound { id: id.to_owned() })?;
-    let history = shared.store.history(id).await?;
+    let wait = shared.health.waiting_for_store(id);
+    let (record, history, (callbacks, callbacks_omitted), store_unavailable) =
+        match read(shared, id).await {
+            Ok((record, history, callbacks)) => (record, history, callbacks, None),
+            // The store cannot be read either (sled 0.34 fails some reads once a write
+            // failed): show what this engine last committed for an execution it runs.
+            Err(Error::Store(e)) if e.is_failure() => {
+                match wait.as_ref().and_then(|w| w.record.clone()) {
+                    Some(record) => {
+                        let why = format!("the store cannot be read: {e}");
+                        (record, Vec::new(), (Vec::new(), 0), Some(why))
+                    }
+                    None => return Err(Error::Store(e)),
+                }
+            }
+            Err(e) => return Err(e),
+        };
     let version = shared
         .registry
         .find(&record.workflow, record.fingerprint)
@@ -185,8 +212,13 @@ pub(super) async fn describe(shared: &Arc<Shared>, id: &str) -> Result<Descripti
             attempt,
         }
     });
-    let (callbacks, callbacks_omitted) = callbacks(shared, id).await?;
-    let waiting_for = waiting_for(&record, &callbacks);
+    let waiting_for = match wait {
+        Some(wait) => Some(Waiting::Store {
+            since: wait.since,
+            cause: wait.cause,
+        }),
+        None => waiting_for(&record, &callbacks),
+    };
     let (locals, locals_unavailable) = match &record.position {
         None => (Vec::new(), None),
         Some(position) => {
@@ -219,9 +251,32 @@ pub(super) async fn describe(shared: &Arc<Shared>, id: &str) -> Result<Descripti
         callbacks_omitted,
         output,
         history,
+        store_unavailable,
         created_at: record.created_at,
         updated_at: record.updated_at,
     })
+}
+
+/// What describing `id` reads from the store: its record, history and callbacks.
+async fn read(
+    shared: &Shared,
+    id: &str,
+) -> Result<
+    (
+        ExecutionRecord,
+        Vec<HistoryEntry>,
+        (Vec<CallbackDescription>, u64),
+    ),
+    Error,
+> {
+    let record = shared
+        .store
+        .load(id)
+        .await?
+        .ok_or_else(|| Error::NotFound { id: id.to_owned() })?;
+    let history = shared.store.history(id).await?;
+    let callbacks = callbacks(shared, id).await?;
+    Ok((record, history, callbacks))
 }
 
 fn waiting_for(record: &ExecutionRecord, callbacks: &[CallbackDescription]) -> Option<Waiting> {

@@ -81,6 +81,9 @@ impl<W: Workflow> Handle<W> {
     /// points, state that cannot be read back), [`Error::Parked`] if it is
     /// parked, [`Error::WrongWorkflow`] if it runs another workflow than `W`, and
     /// [`Error::ShutDown`] if the engine shuts down first.
+    ///
+    /// While the store fails (see [`Engine::health`](super::Engine::health)) it keeps
+    /// waiting: the execution has not failed, and goes on once the store works again.
     pub async fn result(&self) -> Result<W::Output, Error>
     where
         W::Output: DeserializeOwned,
@@ -91,7 +94,18 @@ impl<W: Workflow> Handle<W> {
             let done = waiter.notified();
             tokio::pin!(done);
             done.as_mut().enable();
-            let record = self.load().await?;
+            let record = match self.load().await {
+                Ok(record) => record,
+                Err(Error::Store(e)) if e.is_failure() && !shared.is_shutting_down() => {
+                    // Waiting before reporting, so the round the report asks for cannot
+                    // be missed.
+                    let round = shared.health.next_round();
+                    shared.health.read_failed(&e);
+                    round.await;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             match record.status {
                 Status::Completed => {
                     let output = record.output.as_deref().unwrap_or_default();

@@ -20,6 +20,7 @@ mod callbacks;
 mod cluster;
 mod describe;
 mod handle;
+mod health;
 mod observe;
 mod queue;
 mod registry;
@@ -41,6 +42,7 @@ pub use describe::{
     CallbackDescription, Description, Local, PointDescription, Waiting, SETTLED_CALLBACKS_SHOWN,
 };
 pub use handle::Handle;
+pub use health::{Degraded, Health};
 pub use observe::Until;
 use shared::Shared;
 
@@ -128,7 +130,11 @@ impl Engine {
             });
         }
         // A finished execution never changes again, so nothing can race this.
-        Ok(self.shared.store.delete(id).await?)
+        let deleted = self.shared.store.delete(id).await;
+        self.shared
+            .health
+            .observe(self.shared.clock.now(), &deleted);
+        Ok(deleted?)
     }
 
     /// Shows an execution like a paused debugger: status, the current durable point
@@ -138,6 +144,32 @@ impl Engine {
     /// [`Error::Corrupt`], never a panic.
     pub async fn describe(&self, id: &str) -> Result<Description, Error> {
         describe::describe(&self.shared, id).await
+    }
+
+    /// Whether the store accepts this engine's writes: ok, or degraded since when, why
+    /// (the last failure's error with its cause) and after how many failed writes, with
+    /// a counter of every failed write to export as a metric. Cheap: reads memory only,
+    /// so an application can serve it from a health endpoint.
+    ///
+    /// While writes fail, nothing is lost or failed: every execution whose commit failed
+    /// keeps it and retries it with backoff on the engine's clock, after asking the store
+    /// to [`recover`](Store::recover); [`describe`](Engine::describe) shows it as
+    /// [`Waiting::Store`]. `start` and callback completions return the store's error.
+    /// The first write that succeeds turns the health back to ok.
+    ///
+    /// ```
+    /// # use durable_core::{Engine, MemoryStore};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), durable_core::Error> {
+    /// let engine = Engine::builder(MemoryStore::new()).open().await?;
+    /// let health = engine.health();
+    /// assert!(health.is_ok());
+    /// assert_eq!(health.failed_writes, 0);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn health(&self) -> Health {
+        self.shared.health.health()
     }
 
     /// The execution's retained operation history, oldest first.

@@ -8,12 +8,15 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::{watch, Notify, Semaphore};
 
 use super::builder::Config;
+use super::health::Monitor;
 use super::queue::Queue;
 use super::registry::Registry;
 use super::timers;
+use crate::error::StoreError;
 use crate::execution::{Limits, Runtime};
+use crate::record::ExecutionRecord;
 use crate::store::Store;
-use crate::time::{Clock, Timestamp};
+use crate::time::{Clock, SleepFuture, Timestamp};
 
 /// State shared by the engine's handles, its background tasks and every [`Ctx`](crate::Ctx).
 pub(crate) struct Shared {
@@ -27,6 +30,8 @@ pub(crate) struct Shared {
     pub(crate) timers: timers::Signals,
     /// The limits transitions enforce (from `config`).
     pub limits: Limits,
+    /// Whether the store accepts writes, and the healer's signals.
+    pub(crate) health: Monitor,
     pub(super) queue: Mutex<Queue>,
     pub(super) queue_changed: Notify,
     pub(super) permits: Arc<Semaphore>,
@@ -76,6 +81,7 @@ impl Shared {
         self.queue_changed.notify_one();
         self.shutdown_signal.notify_waiters();
         self.timers.changed.notify_one();
+        self.health.release_all();
         self.notify_all_done();
     }
 
@@ -144,6 +150,18 @@ impl Runtime for Shared {
             self.enqueue(woken);
         }
         self.changed();
+    }
+
+    fn write_failed(&self, record: &ExecutionRecord, error: &StoreError) -> SleepFuture {
+        // Waiting before reporting, so the round the report asks for cannot be missed.
+        let round = self.health.next_round();
+        self.health
+            .write_failed(self.clock.now(), error, Some(record));
+        round
+    }
+
+    fn write_succeeded(&self, id: &str) {
+        self.health.write_succeeded(Some(id));
     }
 
     fn should_yield(&self) -> bool {

@@ -59,7 +59,9 @@ impl Engine {
             });
         }
         let record = ExecutionRecord::new(id, W::NAME, W::FINGERPRINT, shared.clock.now());
-        match shared.store.create(record, encoded.clone()).await? {
+        let created = shared.store.create(record, encoded.clone()).await;
+        shared.health.observe(shared.clock.now(), &created);
+        match created? {
             Created::New => shared.enqueue(id),
             Created::Existing(existing) => {
                 self.check_same_start::<W>(&existing, &input, &encoded)

@@ -3,8 +3,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::error::StoreError;
+use crate::record::ExecutionRecord;
 use crate::store::Store;
-use crate::time::{Clock, Timestamp};
+use crate::time::{Clock, SleepFuture, Timestamp};
 
 /// Limits a transition enforces.
 #[derive(Clone, Debug)]
@@ -36,6 +38,15 @@ pub(crate) trait Runtime: Send + Sync + 'static {
     /// Called after a commit of `id` returned: the wake-up time it set, if any, and the
     /// executions its deliveries woke.
     fn committed(&self, id: &str, wake_at: Option<Timestamp>, woken: &[String]);
+
+    /// Called when a commit failed with a store failure (`StoreError::Backend`), with the
+    /// execution's record as last committed: the engine reports it; the returned future
+    /// completes when the commit should be tried again (the store may have recovered
+    /// meanwhile) or the engine shuts down.
+    fn write_failed(&self, record: &ExecutionRecord, error: &StoreError) -> SleepFuture;
+
+    /// Called after every successful commit of `id`.
+    fn write_succeeded(&self, id: &str);
 
     /// Whether a machine should stop right after its next commit (shutdown, or the
     /// suspend-after-every-point test mode).

@@ -1,12 +1,20 @@
 //! Committing one transition: from the record as last committed and a [`Change`], build
 //! the next record and its [`Commit`], renew the lease if it is half spent, and commit
 //! conditionally on the sequence number read and on the lease.
+//!
+//! A commit that fails because the store fails (`StoreError::Backend`: a full disk, a
+//! lost connection) is not given up: the transition already ran and its commit is data,
+//! so the same commit is retried when the engine says so (after a backoff and the
+//! store's recovery), until it succeeds, is refused, or the engine shuts down. Refused
+//! after a failure (a `Conflict`), the first try was applied after all, or something else
+//! changed the execution: the engine resumes it from what is stored.
 
 use super::ctx::Ctx;
 use super::protocol::Interrupt;
 use crate::error::StoreError;
 use crate::record::{
-    Commit, Delivery, Event, ExecutionRecord, HistoryEntry, OperationChange, Position, Status,
+    Commit, Committed, Delivery, Event, ExecutionRecord, HistoryEntry, OperationChange, Position,
+    Status,
 };
 use crate::time::Timestamp;
 
@@ -54,21 +62,6 @@ impl Ctx {
         let runtime = self.runtime().clone();
         let limits = runtime.limits();
         let now = runtime.clock().now();
-        let renew = self.state().lease_until <= now.saturating_add(limits.lease_ttl / 2);
-        if renew {
-            let until = now.saturating_add(limits.lease_ttl);
-            let id = self.execution_id();
-            if !runtime
-                .store()
-                .claim(id, runtime.owner(), now, until)
-                .await?
-            {
-                return Err(Interrupt::Store(StoreError::LeaseLost {
-                    id: id.to_owned(),
-                }));
-            }
-            self.state().lease_until = until;
-        }
         let commit = {
             let state = self.state();
             let old = &state.record;
@@ -111,17 +104,45 @@ impl Ctx {
                 deliveries: change.deliveries,
             }
         };
-        let record = commit.record.clone();
-        // Under this engine's lease: a store shared by several engines refuses the commit
-        // if another engine has taken the execution over.
-        let committed = runtime
-            .store()
-            .commit_leased(commit, runtime.owner())
-            .await?;
+        // Kept for a retry, and to become the state after the commit.
+        let kept = commit;
+        let committed = loop {
+            match self.try_commit(kept.clone()).await {
+                Ok(committed) => break committed,
+                Err(e) if e.is_failure() && !runtime.is_shutting_down() => {
+                    runtime.write_failed(&self.record(), &e).await;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        };
+        runtime.write_succeeded(self.execution_id());
+        let record = kept.record;
         let wake_at = record.wake_at;
         self.state().record = record;
         runtime.committed(self.execution_id(), wake_at, &committed.woken);
         Ok(())
+    }
+
+    /// One try of `commit`: renews the lease if it is half spent, then commits under it.
+    async fn try_commit(&self, commit: Commit) -> Result<Committed, StoreError> {
+        let runtime = self.runtime();
+        let limits = runtime.limits();
+        let now = runtime.clock().now();
+        let id = self.execution_id();
+        if self.state().lease_until <= now.saturating_add(limits.lease_ttl / 2) {
+            let until = now.saturating_add(limits.lease_ttl);
+            if !runtime
+                .store()
+                .claim(id, runtime.owner(), now, until)
+                .await?
+            {
+                return Err(StoreError::LeaseLost { id: id.to_owned() });
+            }
+            self.state().lease_until = until;
+        }
+        // Under this engine's lease: a store shared by several engines refuses the commit
+        // if another engine has taken the execution over.
+        runtime.store().commit_leased(commit, runtime.owner()).await
     }
 
     /// Whether the state machine should stop after the commit it just made.

@@ -36,6 +36,13 @@ pub use memory::MemoryStore;
 /// The rules every store applies to operations and deliveries, as pure functions over
 /// records: a store implementation calls them inside its own transaction so that every
 /// store behaves alike (the conformance suite checks it).
+///
+/// One rule is about failures rather than records: a write that fails with
+/// [`StoreError::Backend`] may or may not have been applied, and a store that cannot go
+/// on after such a failure (sled 0.34 refuses every write after an I/O error) repairs
+/// itself in [`Store::recover`](crate::Store::recover), keeping every acknowledged write.
+/// The engine then retries the same commit: applied already, it is refused as a
+/// [`StoreError::Conflict`] and the engine resumes the execution from what is stored.
 pub mod store_rules {
     pub use super::rules::{apply, check_change, check_delivery, expect_holds, refusal};
 }
@@ -335,6 +342,22 @@ pub trait Store: Send + Sync + 'static {
 
     /// The execution's retained history entries, oldest first.
     async fn history(&self, id: &str) -> Result<Vec<HistoryEntry>, StoreError>;
+
+    /// Makes the store usable again after a write failed with [`StoreError::Backend`]
+    /// (a full disk, a lost connection), where the store cannot go on by itself: a store
+    /// that refuses every write after an I/O error reopens itself in place, a pooled one
+    /// drops its broken connections. The engine calls it, at most once per retry round,
+    /// while its writes fail, before it tries them again; it also calls it when nothing
+    /// is broken, so a call with nothing to repair must be cheap and harmless.
+    ///
+    /// Every acknowledged write survives a recovery. A write that failed may or may not
+    /// have been applied: the engine's next commit, conditional on the sequence number,
+    /// tells (see `store_rules`). Reads and writes made during a recovery wait for it or
+    /// fail with [`StoreError::Backend`]; an `Err` says the store is still broken and
+    /// the engine tries again later. The default does nothing.
+    async fn recover(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 
     /// Finishes every write already asked for and releases what the store holds (files,
     /// locks, connections), so that it can be opened again; later calls may fail with

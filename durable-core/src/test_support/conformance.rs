@@ -68,6 +68,7 @@ macro_rules! store_conformance {
             acquire_claims_ready_executions_for_one_owner,
             concurrent_acquires_never_hand_out_an_execution_twice,
             renew_keeps_held_leases_and_reports_lost_ones,
+            recover_on_a_working_store_changes_nothing,
         );
     };
     (@checks $store:ident, $make:expr, $($check:ident),* $(,)?) => {
@@ -1697,4 +1698,31 @@ pub async fn renew_keeps_held_leases_and_reports_lost_ones(store: SharedStore) {
         store.renew(1, &[], at(150), at(400)).await.unwrap(),
         Vec::<String>::new()
     );
+}
+
+/// The engine calls [`Store::recover`] after any failure, also when the store itself is
+/// fine: it must keep every write and go on accepting them.
+pub async fn recover_on_a_working_store_changes_nothing(store: SharedStore) {
+    create_new(&store, waking("x", 10), b"in").await;
+    let first = ExecutionRecord {
+        wake_at: Some(at(20)),
+        ..advanced(&waking("x", 10))
+    };
+    store.commit(commit(&first, entries([0]), 0)).await.unwrap();
+    store.recover().await.expect("a working store recovers");
+    store.recover().await.expect("and again");
+    assert_eq!(store.load("x").await.unwrap(), Some(first.clone()));
+    assert_eq!(store.load_input("x").await.unwrap(), Some(b"in".to_vec()));
+    assert_eq!(store.history("x").await.unwrap(), entries([0]));
+    let second = ExecutionRecord {
+        wake_at: None,
+        ..advanced(&first)
+    };
+    store
+        .commit(commit(&second, entries([1]), 0))
+        .await
+        .unwrap();
+    assert_eq!(store.load("x").await.unwrap(), Some(second));
+    assert_eq!(store.history("x").await.unwrap(), entries([0, 1]));
+    assert_eq!(store.due(at(u64::MAX), 10).await.unwrap(), timers(&[]));
 }

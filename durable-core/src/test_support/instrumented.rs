@@ -1,7 +1,7 @@
 //! [`InstrumentedStore`]: a store wrapper for tests.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use tokio::sync::oneshot;
@@ -12,7 +12,7 @@ use crate::record::{
     OperationRecord,
 };
 use crate::store::{Acquired, Store, StoreSignal};
-use crate::time::Timestamp;
+use crate::time::{Clock, SystemClock, Timestamp};
 
 /// When an [`InstrumentedStore`] fails writes (`create`, `commit`, `deliver`, `delete`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -27,6 +27,14 @@ pub enum FailWrites {
     OneIn(u64),
     /// The next `n` writes, then none.
     Next(u64),
+    /// Every write made while the store's clock ([`InstrumentedStore::with_clock`]) reads
+    /// at or after `from` and before `until`: a fault for a period of time.
+    Between {
+        /// When writes start failing.
+        from: Timestamp,
+        /// When they succeed again.
+        until: Timestamp,
+    },
 }
 
 /// Calls an [`InstrumentedStore`] has seen, by kind.
@@ -52,6 +60,8 @@ pub struct Counts {
     pub timer_entries: u64,
     /// Writes failed on purpose.
     pub failed_writes: u64,
+    /// `recover` calls.
+    pub recoveries: u64,
 }
 
 #[derive(Default)]
@@ -65,6 +75,7 @@ struct Counters {
     timer_reads: AtomicU64,
     timer_entries: AtomicU64,
     failed_writes: AtomicU64,
+    recoveries: AtomicU64,
     writes: AtomicU64,
 }
 
@@ -88,12 +99,19 @@ struct Gate {
 
 /// Wraps a store for tests: counts every call by kind ([`counts`](Self::counts)), holds
 /// back one commit until released ([`hold_commit`](Self::hold_commit)), and fails writes
-/// on demand ([`fail_writes`](Self::fail_writes)) with a [`StoreError::Backend`] I/O error,
-/// writing nothing, the way a full disk does.
+/// on demand ([`fail_writes`](Self::fail_writes)) with a [`StoreError::Backend`] I/O error
+/// of kind [`StorageFull`](std::io::ErrorKind::StorageFull), writing nothing, the way a
+/// full disk does; with [`poison_on_failure`](Self::poison_on_failure) it then refuses
+/// every write until [`Store::recover`] is called, the way sled 0.34 does after an I/O
+/// error.
 pub struct InstrumentedStore<S> {
     inner: S,
     counters: Counters,
     fail: Mutex<FailWrites>,
+    clock: Arc<dyn Clock>,
+    /// Whether an injected failure poisons the store until `recover`.
+    poisoning: AtomicBool,
+    poisoned: AtomicBool,
     gate: Mutex<Option<Gate>>,
     /// Claims still granted before `claim` refuses; `None`: no limit.
     claims_left: Mutex<Option<u64>>,
@@ -114,8 +132,28 @@ impl<S: Store> InstrumentedStore<S> {
             inner,
             counters: Counters::default(),
             fail: Mutex::new(FailWrites::Never),
+            clock: Arc::new(SystemClock),
+            poisoning: AtomicBool::new(false),
+            poisoned: AtomicBool::new(false),
             gate: Mutex::new(None),
             claims_left: Mutex::new(None),
+        }
+    }
+
+    /// Reads time for [`FailWrites::Between`] from `clock` (the engine's, typically a
+    /// [`TestClock`](crate::TestClock)) instead of the system clock.
+    pub fn with_clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// With `on`, a write failed on purpose makes every later write fail too, until
+    /// [`Store::recover`] is called: a store that cannot go on after an I/O error, as
+    /// sled 0.34 is. Calls to `recover` made while the fault lasts heal nothing.
+    pub fn poison_on_failure(&self, on: bool) {
+        self.poisoning.store(on, Ordering::SeqCst);
+        if !on {
+            self.poisoned.store(false, Ordering::SeqCst);
         }
     }
 
@@ -138,6 +176,7 @@ impl<S: Store> InstrumentedStore<S> {
             timer_reads: get(&c.timer_reads),
             timer_entries: get(&c.timer_entries),
             failed_writes: get(&c.failed_writes),
+            recoveries: get(&c.recoveries),
         }
     }
 
@@ -172,7 +211,7 @@ impl<S: Store> InstrumentedStore<S> {
     /// Counts a write and decides whether it fails.
     fn write(&self) -> Result<(), StoreError> {
         let n = self.counters.writes.fetch_add(1, Ordering::SeqCst) + 1;
-        let fails = {
+        let fails = self.poisoned.load(Ordering::SeqCst) || {
             let mut mode = self.fail.lock().unwrap_or_else(|e| e.into_inner());
             match *mode {
                 FailWrites::Never => false,
@@ -183,12 +222,20 @@ impl<S: Store> InstrumentedStore<S> {
                     *mode = FailWrites::Next(left - 1);
                     true
                 }
+                FailWrites::Between { from, until } => {
+                    let now = self.clock.now();
+                    from <= now && now < until
+                }
             }
         };
         if fails {
             self.counters.failed_writes.fetch_add(1, Ordering::SeqCst);
-            return Err(StoreError::backend(std::io::Error::other(
-                "injected write failure (InstrumentedStore)",
+            if self.poisoning.load(Ordering::SeqCst) {
+                self.poisoned.store(true, Ordering::SeqCst);
+            }
+            return Err(StoreError::backend(std::io::Error::new(
+                std::io::ErrorKind::StorageFull,
+                "injected write failure (InstrumentedStore): no space left on device",
             )));
         }
         Ok(())
@@ -376,5 +423,25 @@ impl<S: Store> Store for InstrumentedStore<S> {
 
     async fn close(&self) -> Result<(), StoreError> {
         self.inner.close().await
+    }
+
+    /// Counts the call and recovers the wrapped store; clears the poison of
+    /// [`poison_on_failure`](Self::poison_on_failure) unless writes still fail by the
+    /// current mode.
+    async fn recover(&self) -> Result<(), StoreError> {
+        self.counters.recoveries.fetch_add(1, Ordering::SeqCst);
+        self.inner.recover().await?;
+        let still_failing = match *self.fail.lock().unwrap_or_else(|e| e.into_inner()) {
+            FailWrites::Always => true,
+            FailWrites::Between { from, until } => {
+                let now = self.clock.now();
+                from <= now && now < until
+            }
+            _ => false,
+        };
+        if !still_failing {
+            self.poisoned.store(false, Ordering::SeqCst);
+        }
+        Ok(())
     }
 }
