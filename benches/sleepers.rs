@@ -180,6 +180,12 @@ impl Store for Counted {
     async fn history(&self, id: &str) -> Result<Vec<HistoryEntry>, StoreError> {
         self.store.history(id).await
     }
+    async fn save_layout(&self, layout: u64, description: Vec<u8>) -> Result<(), StoreError> {
+        self.store.save_layout(layout, description).await
+    }
+    async fn layout(&self, layout: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        self.store.layout(layout).await
+    }
     async fn close(&self) -> Result<(), StoreError> {
         self.store.close().await
     }

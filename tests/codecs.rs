@@ -120,7 +120,7 @@ async fn replace_frame(store: &MemoryStore, id: &str, frame: Vec<u8>) {
 }
 
 #[tokio::test]
-async fn corrupt_truncated_and_foreign_frames_are_typed_errors_never_panics() {
+async fn corrupt_truncated_and_foreign_frames_park_with_typed_errors_never_panics() {
     let clock = TestClock::new(Timestamp::from_millis(0));
     let store = Arc::new(MemoryStore::new());
     let engine = EngineBuilder::with_store(store.clone())
@@ -165,25 +165,34 @@ async fn corrupt_truncated_and_foreign_frames_are_typed_errors_never_panics() {
         common::until_status(&*store, id, Status::Suspended).await;
         replace_frame(&store, id, frame.clone()).await;
         match engine.describe(id).await {
+            // A frame whose envelope reads but one of whose locals does not decode is
+            // described, that local marked unreadable.
+            Ok(d) if *id == "wrong-value" => {
+                assert_eq!(d.locals.len(), 1, "{d:?}");
+                let why = d.locals[0].unreadable.as_deref().unwrap_or_default();
+                assert!(why.contains("local `name`"), "{why}");
+            }
             Err(Error::Corrupt { id: got, .. }) => assert_eq!(got, *id),
             Ok(d) => panic!("{id}: described corrupt state: {d:?}"),
             Err(other) => panic!("{id}: {other}"),
         }
     }
     clock.advance(Duration::from_secs(10));
-    for (id, _) in &cases {
+    for (id, frame) in &cases {
+        // Parked, never failed: its data is kept until code that reads it is registered.
         match engine.handle(napper, *id).result().await {
-            Err(Error::Failed { message, .. }) => {
-                assert!(!message.is_empty(), "{id}");
+            Err(Error::Parked { message, .. }) => {
+                assert!(message.contains("does not decode"), "{id}: {message}");
                 assert!(!message.contains("panicked"), "{id}: {message}");
             }
-            other => panic!("{id}: expected a failure, got {other:?}"),
+            other => panic!("{id}: expected it parked, got {other:?}"),
         }
         let record = store.load(id).await.unwrap().unwrap();
-        assert_eq!(record.status, Status::Failed, "{id}");
-        assert!(
-            record.position.is_some(),
-            "{id}: the frame is kept for inspection"
+        assert_eq!(record.status, Status::Parked, "{id}");
+        assert_eq!(
+            record.position.map(|p| p.frame).as_ref(),
+            Some(frame),
+            "{id}: the frame is kept as it was"
         );
     }
     assert_eq!(

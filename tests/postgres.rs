@@ -186,6 +186,7 @@ async fn engines_opening_an_empty_database_at_once_create_the_schema_once() {
             "executions",
             "history",
             "inputs",
+            "layouts",
             "operations",
             "schema_version"
         ]
@@ -200,7 +201,7 @@ async fn engines_opening_an_empty_database_at_once_create_the_schema_once() {
         .iter()
         .map(|row| row.get(0))
         .collect();
-    assert_eq!(versions, [1]);
+    assert_eq!(versions, [2]);
     // One store's writes are the others' reads.
     let record = durable_core::ExecutionRecord::new("x", "w", 1, Timestamp::from_millis(5));
     a.create(record.clone(), b"in".to_vec()).await.unwrap();
@@ -226,7 +227,7 @@ async fn a_schema_newer_than_the_code_is_refused_and_left_unchanged() {
         .batch_execute(&format!(
             "CREATE SCHEMA \"{s}\";
              CREATE TABLE \"{s}\".schema_version (version bigint NOT NULL);
-             INSERT INTO \"{s}\".schema_version VALUES (2);
+             INSERT INTO \"{s}\".schema_version VALUES (3);
              CREATE TABLE \"{s}\".from_the_future (x int);",
             s = schema.0
         ))
@@ -238,7 +239,7 @@ async fn a_schema_newer_than_the_code_is_refused_and_left_unchanged() {
             found,
             supported,
         }) => {
-            assert_eq!((found, supported), (2, 1));
+            assert_eq!((found, supported), (3, 2));
             assert!(what.contains(&schema.0), "{what}");
         }
         other => panic!("expected UnsupportedFormat, got {other:?}"),
@@ -255,7 +256,39 @@ async fn a_schema_newer_than_the_code_is_refused_and_left_unchanged() {
         .await
         .unwrap()
         .get(0);
-    assert_eq!(version, 2);
+    assert_eq!(version, 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schema_of_version_1_gains_the_layouts_table_and_keeps_its_data() {
+    if !pg::available() {
+        return;
+    }
+    let schema = pg::Schema::new("v1");
+    let store = PostgresStore::open(schema.options()).await.unwrap();
+    let record = durable_core::ExecutionRecord::new("old", "w", 1, Timestamp::from_millis(5));
+    store.create(record.clone(), b"in".to_vec()).await.unwrap();
+    store.close().await.unwrap();
+    // Back to what version 1 was: no `layouts` table.
+    let client = pg::client().await;
+    client
+        .batch_execute(&format!(
+            "DROP TABLE \"{s}\".layouts; UPDATE \"{s}\".schema_version SET version = 1;",
+            s = schema.0
+        ))
+        .await
+        .unwrap();
+    assert!(!tables(&client, &schema.0)
+        .await
+        .contains(&"layouts".to_owned()));
+    let store = PostgresStore::open(schema.options()).await.unwrap();
+    assert!(tables(&client, &schema.0)
+        .await
+        .contains(&"layouts".to_owned()));
+    assert_eq!(store.load("old").await.unwrap(), Some(record));
+    store.save_layout(u64::MAX, b"d".to_vec()).await.unwrap();
+    assert_eq!(store.layout(u64::MAX).await.unwrap(), Some(b"d".to_vec()));
+    store.close().await.unwrap();
 }
 
 /// The thread names of the engines that ran each racer's step after its timer.

@@ -285,8 +285,13 @@ async fn an_engine_over_a_format_2_store_keeps_every_execution_it_cannot_resume(
         "retrying-1",
     ] {
         match result(id).await {
+            // Frames written before layouts resume only on the same code fingerprint.
             Err(durable_core::Error::Parked { message, .. }) => {
-                assert!(message.contains("fingerprint"), "{id}: {message}")
+                assert!(message.contains("fingerprint"), "{id}: {message}");
+                assert!(
+                    message.contains("written before layouts"),
+                    "{id}: {message}"
+                );
             }
             other => panic!("{id}: expected it parked, got {other:?}"),
         }

@@ -9,17 +9,24 @@
 //!
 //! Value envelope: `b'v' | FORMAT_VERSION | codec id | payload`.
 //!
-//! Frame envelope: `b'f' | FORMAT_VERSION | codec id | point: u32 LE | count: u16 LE |
-//! count × (len: u32 LE | payload)`. Each live local is one length-prefixed payload, in
-//! the order the generated state machine declares for that point.
+//! Frame envelope: `b'f' | FRAME_FORMAT_VERSION | codec id | point: u32 LE |
+//! layout: u64 LE | count: u16 LE | count × (len: u32 LE | payload)`. Each live local is
+//! one length-prefixed payload, in the order the generated state machine declares for
+//! that point. `layout` is the layout fingerprint of the code that wrote the frame (see
+//! `engine::layouts`): the frame means something only to code with that layout, so it
+//! travels with the frame. Frames of format 1 (before layouts) have no `layout` field;
+//! they are still read, and [`FrameReader::layout`] is `None` for them.
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::error::CodecError;
 
-/// The envelope format version written by this build.
+/// The envelope format version written by this build for values.
 pub const FORMAT_VERSION: u8 = 1;
+/// The envelope format version written by this build for frames: 2 since frames carry
+/// their layout fingerprint.
+pub const FRAME_FORMAT_VERSION: u8 = 2;
 
 const VALUE_TAG: u8 = b'v';
 const FRAME_TAG: u8 = b'f';
@@ -143,6 +150,11 @@ pub fn value_to_json(bytes: &[u8]) -> Result<serde_json::Value, CodecError> {
 }
 
 fn split_header(bytes: &[u8], tag: u8) -> Result<(Codec, &[u8]), CodecError> {
+    split_header_of(bytes, tag, FORMAT_VERSION).map(|(codec, _, rest)| (codec, rest))
+}
+
+/// The codec, format version and body of an envelope of format `1..=supported`.
+fn split_header_of(bytes: &[u8], tag: u8, supported: u8) -> Result<(Codec, u8, &[u8]), CodecError> {
     if bytes.len() < HEADER_LEN {
         return Err(CodecError::Truncated {
             needed: HEADER_LEN,
@@ -155,13 +167,13 @@ fn split_header(bytes: &[u8], tag: u8) -> Result<(Codec, &[u8]), CodecError> {
             found: bytes[0],
         });
     }
-    if bytes[1] != FORMAT_VERSION {
+    if bytes[1] == 0 || bytes[1] > supported {
         return Err(CodecError::UnsupportedVersion {
             found: bytes[1],
-            supported: FORMAT_VERSION,
+            supported,
         });
     }
-    Ok((Codec::from_id(bytes[2])?, &bytes[HEADER_LEN..]))
+    Ok((Codec::from_id(bytes[2])?, bytes[1], &bytes[HEADER_LEN..]))
 }
 
 /// Builds a frame envelope one live local at a time.
@@ -173,11 +185,12 @@ pub struct FrameWriter {
 }
 
 impl FrameWriter {
-    /// Starts the frame of durable point `point`.
-    pub fn new(codec: Codec, point: u32) -> Self {
+    /// Starts the frame of durable point `point` of code with layout fingerprint `layout`.
+    pub fn new(codec: Codec, point: u32, layout: u64) -> Self {
         let mut buf = Vec::with_capacity(64);
-        buf.extend_from_slice(&[FRAME_TAG, FORMAT_VERSION, codec.id()]);
+        buf.extend_from_slice(&[FRAME_TAG, FRAME_FORMAT_VERSION, codec.id()]);
         buf.extend_from_slice(&point.to_le_bytes());
+        buf.extend_from_slice(&layout.to_le_bytes());
         buf.extend_from_slice(&0u16.to_le_bytes());
         FrameWriter {
             codec,
@@ -232,7 +245,7 @@ impl FrameWriter {
 
     /// The finished frame bytes.
     pub fn finish(mut self) -> Vec<u8> {
-        let count_at = HEADER_LEN + 4;
+        let count_at = HEADER_LEN + 4 + 8;
         self.buf[count_at..count_at + 2].copy_from_slice(&self.count.to_le_bytes());
         self.buf
     }
@@ -243,6 +256,7 @@ impl FrameWriter {
 pub struct FrameReader<'a> {
     codec: Codec,
     point: u32,
+    layout: Option<u64>,
     remaining: u16,
     index: u16,
     rest: &'a [u8],
@@ -251,22 +265,37 @@ pub struct FrameReader<'a> {
 impl<'a> FrameReader<'a> {
     /// Parses the frame header.
     pub fn new(bytes: &'a [u8]) -> Result<Self, CodecError> {
-        let (codec, body) = split_header(bytes, FRAME_TAG)?;
-        if body.len() < 6 {
+        let (codec, version, body) = split_header_of(bytes, FRAME_TAG, FRAME_FORMAT_VERSION)?;
+        let fixed = if version == 1 { 6 } else { 14 };
+        if body.len() < fixed {
             return Err(CodecError::Truncated {
-                needed: HEADER_LEN + 6,
+                needed: HEADER_LEN + fixed,
                 available: bytes.len(),
             });
         }
         let point = u32::from_le_bytes([body[0], body[1], body[2], body[3]]);
-        let count = u16::from_le_bytes([body[4], body[5]]);
+        let (layout, body) = if version == 1 {
+            (None, &body[4..])
+        } else {
+            let mut layout = [0; 8];
+            layout.copy_from_slice(&body[4..12]);
+            (Some(u64::from_le_bytes(layout)), &body[12..])
+        };
+        let count = u16::from_le_bytes([body[0], body[1]]);
         Ok(FrameReader {
             codec,
             point,
+            layout,
             remaining: count,
             index: 0,
-            rest: &body[6..],
+            rest: &body[2..],
         })
+    }
+
+    /// The layout fingerprint of the code that wrote the frame; `None` for a frame of
+    /// format 1, written before layouts.
+    pub fn layout(&self) -> Option<u64> {
+        self.layout
     }
 
     /// The durable point this frame was written at.
@@ -346,7 +375,7 @@ mod tests {
     #[test]
     fn frames_round_trip_with_both_codecs() {
         for codec in [Codec::Bincode, Codec::Json] {
-            let mut w = FrameWriter::new(codec, 7);
+            let mut w = FrameWriter::new(codec, 7, 0xfeed);
             w.push(&42u64).unwrap();
             w.push(&"hello".to_string()).unwrap();
             w.push(&vec![1u8, 2, 3]).unwrap();
@@ -363,7 +392,7 @@ mod tests {
 
     #[test]
     fn every_truncation_of_a_frame_is_an_error() {
-        let mut w = FrameWriter::new(Codec::Bincode, 1);
+        let mut w = FrameWriter::new(Codec::Bincode, 1, 2);
         w.push(&"some text".to_string()).unwrap();
         w.push(&123_456u32).unwrap();
         let bytes = w.finish();
@@ -396,6 +425,30 @@ mod tests {
         assert!(matches!(
             decode_value::<u8>(&unknown),
             Err(CodecError::UnknownCodec { id: 99 })
+        ));
+    }
+
+    #[test]
+    fn frames_of_format_1_have_no_layout() {
+        // `b'f' 1 codec | point | count | (len | payload)`, as written before layouts.
+        let mut old = vec![FRAME_TAG, 1, Codec::Bincode.id()];
+        old.extend_from_slice(&3u32.to_le_bytes());
+        old.extend_from_slice(&1u16.to_le_bytes());
+        old.extend_from_slice(&1u32.to_le_bytes());
+        old.push(9);
+        let mut reader = FrameReader::new(&old).unwrap();
+        assert_eq!((reader.point(), reader.layout()), (3, None));
+        assert_eq!(reader.read::<u8>().unwrap(), 9);
+        reader.finish().unwrap();
+        let mut new = FrameWriter::new(Codec::Bincode, 3, 77);
+        new.push(&9u8).unwrap();
+        let new = new.finish();
+        assert_eq!(FrameReader::new(&new).unwrap().layout(), Some(77));
+        let mut future = new;
+        future[1] = FRAME_FORMAT_VERSION + 1;
+        assert!(matches!(
+            FrameReader::new(&future),
+            Err(CodecError::UnsupportedVersion { .. })
         ));
     }
 

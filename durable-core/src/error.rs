@@ -230,6 +230,24 @@ pub enum Error {
     /// The engine is shutting down or has shut down.
     #[error("the engine has shut down")]
     ShutDown,
+    /// [`Engine::redrive`](crate::Engine::redrive) was asked to re-drive an execution
+    /// that has not failed.
+    #[error("execution {id:?} is {} and only a failed execution can be re-driven", status.as_str())]
+    NotFailed {
+        /// The execution id.
+        id: String,
+        /// Its status.
+        status: crate::record::Status,
+    },
+    /// No registered version can resume the execution's state (its layout differs from
+    /// every registered version's, or it has no layout and its code is not registered).
+    #[error("no registered version can resume execution {id:?}: {message}")]
+    NoCompatibleVersion {
+        /// The execution id.
+        id: String,
+        /// What differs.
+        message: String,
+    },
     /// An argument was invalid.
     #[error("{message}")]
     Invalid {

@@ -75,6 +75,7 @@ mod panic;
 mod record;
 mod retry;
 mod returned_err;
+mod shape;
 mod time;
 // Layer 2: persistence.
 mod store;
@@ -103,8 +104,8 @@ pub use codec::{decode_value, value_to_json, Codec, FrameReader, FrameWriter, FO
 pub use durable_macros::durable;
 pub use engine::{
     CallbackDescription, CallbackState, CompletionError, Degraded, Description, Engine,
-    EngineBuilder, Handle, Health, Local, PointDescription, Until, Waiting, MAX_ID_LEN,
-    SETTLED_CALLBACKS_SHOWN,
+    EngineBuilder, Handle, Health, Layout, Local, PointDescription, PointLayout, Stranded, Until,
+    Waiting, MAX_ID_LEN, SETTLED_CALLBACKS_SHOWN,
 };
 pub use error::{CodecError, Error, StepError, StoreError};
 pub use execution::Ctx;
@@ -121,5 +122,6 @@ pub use record::{
     OperationState, ParentLink, PointState, Position, Settlement, Status,
 };
 pub use retry::{RetryDecision, RetryPolicy};
+pub use shape::{Shape, VariantShape};
 pub use store::{store_rules, Acquired, LeaseTable, MemoryStore, Store, StoreSignal};
 pub use time::{Clock, SleepFuture, SystemClock, TestClock, Timestamp};

@@ -7,7 +7,9 @@
 //! - `wake_at` is `Some` exactly when the execution waits for a time (a retry delay); the
 //!   store keeps an index of `(wake_at, id)` so that due executions are a query.
 //! - `position` is `None` until the first durable point commits; after that it holds the
-//!   frame of the last committed point and that point's state.
+//!   frame of the last committed point and that point's state. A completed execution has
+//!   none; a failed or parked one keeps it (a failed one can be re-driven from it). The
+//!   frame names the layout fingerprint of the code that wrote it (see `codec`).
 //! - History entries are numbered per execution from 0 with no gaps; a store may drop
 //!   entries below the number a commit names (the history is bounded and is never needed
 //!   to resume).
@@ -364,6 +366,13 @@ pub enum Event {
         /// When the next check runs, `None` if the wait gave up.
         next_check: Option<Timestamp>,
     },
+    /// A failed execution was re-driven by an operator
+    /// ([`Engine::redrive`](crate::Engine::redrive)): it resumes from its last committed
+    /// point on the version with code fingerprint `fingerprint`.
+    Redriven {
+        /// The code fingerprint of the version that resumes it.
+        fingerprint: u64,
+    },
 }
 
 impl Event {
@@ -382,7 +391,11 @@ impl Event {
             | Event::ConditionCheckFailed { name, .. }
             | Event::CallbackCreated { name, .. }
             | Event::CallbackReceived { name, .. } => Some(name),
-            Event::Created | Event::Completed | Event::Failed { .. } | Event::Parked { .. } => None,
+            Event::Created
+            | Event::Completed
+            | Event::Failed { .. }
+            | Event::Parked { .. }
+            | Event::Redriven { .. } => None,
         }
     }
 
@@ -454,6 +467,7 @@ impl Event {
             Event::Completed => "completed".into(),
             Event::Failed { .. } => "failed".into(),
             Event::Parked { .. } => "parked".into(),
+            Event::Redriven { .. } => "redriven".into(),
         }
     }
 }

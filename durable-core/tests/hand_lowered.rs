@@ -41,6 +41,7 @@ impl Workflow for Count {
     type Output = Result<u64, StepError<String>>;
     const NAME: &'static str = "count";
     const FINGERPRINT: u64 = 1;
+    const LOWERING_FORMAT: u32 = 1;
     const CODEC: Codec = Codec::Bincode;
     const POINTS: &'static [PointInfo] = &[PointInfo {
         id: 0,
@@ -148,6 +149,7 @@ impl Workflow for Flaky {
     type Output = Result<u32, StepError<String>>;
     const NAME: &'static str = "flaky";
     const FINGERPRINT: u64 = 7;
+    const LOWERING_FORMAT: u32 = 1;
     const CODEC: Codec = Codec::Json;
     const POINTS: &'static [PointInfo] = &[];
 

@@ -19,7 +19,7 @@ proptest! {
         texts in proptest::collection::vec(".*", 0..8),
         numbers in proptest::collection::vec(any::<i64>(), 0..8),
     ) {
-        let mut w = FrameWriter::new(codec, point);
+        let mut w = FrameWriter::new(codec, point, u64::from(point) << 32 | 0xfeed);
         for t in &texts {
             w.push_checked(t).unwrap();
         }
@@ -46,7 +46,7 @@ proptest! {
         cut in any::<prop::sample::Index>(),
         noise in proptest::collection::vec(any::<u8>(), 0..64),
     ) {
-        let mut w = FrameWriter::new(codec, 3);
+        let mut w = FrameWriter::new(codec, 3, 5);
         for t in &texts {
             w.push(t).unwrap();
         }

@@ -25,11 +25,14 @@ use durable_core::StoreError;
 use crate::convert::pg;
 
 /// The schema version this build writes and reads.
-pub(crate) const VERSION: i64 = 1;
+pub(crate) const VERSION: i64 = 2;
 
 /// The migrations, in order; migration `n` (from 1) brings the schema to version `n`.
+/// Version 2 adds `layouts`: each workflow layout's description, once (a layout
+/// fingerprint, a `u64`, is stored as the `bigint` with the same bits).
 /// `{s}` stands for the quoted schema name.
-const MIGRATIONS: [&str; VERSION as usize] = [r#"
+const MIGRATIONS: [&str; VERSION as usize] = [
+    r#"
 CREATE TABLE {s}.executions (
     id bytea PRIMARY KEY,
     workflow bytea NOT NULL,
@@ -61,7 +64,14 @@ CREATE TABLE {s}.operations (
     record bytea NOT NULL,
     PRIMARY KEY (execution, key)
 );
-"#];
+"#,
+    r#"
+CREATE TABLE {s}.layouts (
+    layout bigint PRIMARY KEY,
+    description bytea NOT NULL
+);
+"#,
+];
 
 /// The schema name as SQL: quoted (names are checked to need no escaping).
 pub(crate) fn quoted(schema: &str) -> String {

@@ -12,6 +12,10 @@ pub(crate) struct Sql {
     pub create: String,
     pub load: String,
     pub load_input: String,
+    /// Keeps a layout's description unless one is kept: `$1` layout, `$2` description.
+    pub save_layout: String,
+    /// A layout's description: `$1` layout.
+    pub layout: String,
     /// Commits one transition's record and history: `$1` id, `$2` expected seq, `$3` new
     /// seq, `$4` status, `$5` wake_at, `$6` record, `$7` lease owner (NULL: no lease
     /// check), `$8`/`$9` history numbers and entries, `$10` prune line, `$11` workflow,
@@ -202,6 +206,10 @@ impl Sql {
             next_wake: format!(
                 "SELECT min(wake_at) FROM {s}.executions WHERE wake_at IS NOT NULL"
             ),
+            save_layout: format!(
+                "INSERT INTO {s}.layouts (layout, description) VALUES ($1, $2) ON CONFLICT (layout) DO NOTHING"
+            ),
+            layout: format!("SELECT description FROM {s}.layouts WHERE layout = $1"),
             history: format!(
                 "SELECT entry FROM {s}.history WHERE execution = $1 ORDER BY number"
             ),

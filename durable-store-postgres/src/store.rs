@@ -585,6 +585,34 @@ impl Store for PostgresStore {
         Self::records(rows, &format!("a history entry of {id:?}"))
     }
 
+    /// Durable: the insert's transaction is acknowledged after its WAL flush.
+    async fn save_layout(&self, layout: u64, description: Vec<u8>) -> Result<(), StoreError> {
+        self.check_open()?;
+        let client = self.client().await?;
+        let query = client
+            .prepare_cached(&self.db.sql.save_layout)
+            .await
+            .map_err(pg)?;
+        // The same 64 bits, read back by `layout` with the inverse cast.
+        let key = layout as i64;
+        client
+            .execute(&query, &[&key, &description])
+            .await
+            .map_err(pg)?;
+        Ok(())
+    }
+
+    async fn layout(&self, layout: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        let client = self.client().await?;
+        let query = client
+            .prepare_cached(&self.db.sql.layout)
+            .await
+            .map_err(pg)?;
+        let key = layout as i64;
+        let row = client.query_opt(&query, &[&key]).await.map_err(pg)?;
+        Ok(row.map(|row| row.get(0)))
+    }
+
     /// Waits for the commits already queued, stops listening and closes every
     /// connection; a temporary store drops its schema first.
     ///

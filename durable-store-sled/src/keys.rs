@@ -9,6 +9,7 @@
 //! | `u/` status id | empty: the unfinished index (status `0` running, `1` suspended, `2` parked) |
 //! | `o/` escaped id `00 01` key | an operation (below) |
 //! | `k/` token | the `o/` key of the operation the token belongs to |
+//! | `l/` layout | a layout's description, the bytes the engine handed to `save_layout`; layout is the `u64` fingerprint, big-endian |
 //! | `v` | the store's format, `u32` little-endian (3 since the unfinished index and operations) |
 //! | `m` | the last group of writes: `b'G' 1 \| number: u64 \| digest: u64` (little-endian), its number (see `mark`) and the digest of the tree's contents after it (see `digest`) |
 //!
@@ -83,6 +84,8 @@ pub(crate) const UNFINISHED: &[u8] = b"u/";
 pub(crate) const OPERATION: &[u8] = b"o/";
 /// Prefix of the token index.
 pub(crate) const TOKEN: &[u8] = b"k/";
+/// Prefix of layout descriptions.
+pub(crate) const LAYOUT: &[u8] = b"l/";
 /// The key of the store's format.
 pub(crate) const FORMAT: &[u8] = b"v";
 /// The format this build writes.
@@ -103,6 +106,14 @@ fn prefixed(prefix: &[u8], id: &str) -> Vec<u8> {
 /// The key of `id`'s record.
 pub(crate) fn execution(id: &str) -> Vec<u8> {
     prefixed(EXECUTION, id)
+}
+
+/// The key of layout `layout`'s description.
+pub(crate) fn layout(layout: u64) -> Vec<u8> {
+    let mut key = Vec::with_capacity(LAYOUT.len() + 8);
+    key.extend_from_slice(LAYOUT);
+    key.extend_from_slice(&layout.to_be_bytes());
+    key
 }
 
 /// The key of `id`'s input.

@@ -807,6 +807,20 @@ impl Store for SledStore {
         self.read("reading a history", move |db| read_history(db, &id))
             .await
     }
+
+    async fn save_layout(&self, layout: u64, description: Vec<u8>) -> Result<(), StoreError> {
+        let (request, answer) = Request::save_layout(layout, description);
+        self.send(request).await?;
+        answer.await.unwrap_or_else(|_| Err(writer::writer_gone()))
+    }
+
+    async fn layout(&self, layout: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        self.read("reading a layout", move |db| {
+            let bytes = db.get(keys::layout(layout)).map_err(sled_error)?;
+            Ok(bytes.map(|b| b.to_vec()))
+        })
+        .await
+    }
 }
 
 /// The retained history of `id`: its chunks, then the tail in its execution value,

@@ -73,6 +73,11 @@ pub(crate) enum Request {
         id: String,
         reply: Reply<bool>,
     },
+    SaveLayout {
+        layout: u64,
+        description: Vec<u8>,
+        reply: Reply<()>,
+    },
 }
 
 impl Request {
@@ -123,6 +128,19 @@ impl Request {
         store_rules::check_delivery(&delivery)?;
         let (reply, answer) = oneshot::channel();
         Ok((Request::Deliver { delivery, reply }, answer))
+    }
+
+    pub(crate) fn save_layout(
+        layout: u64,
+        description: Vec<u8>,
+    ) -> (Self, oneshot::Receiver<Result<(), StoreError>>) {
+        let (reply, answer) = oneshot::channel();
+        let request = Request::SaveLayout {
+            layout,
+            description,
+            reply,
+        };
+        (request, answer)
     }
 
     pub(crate) fn delete(id: &str) -> (Self, oneshot::Receiver<Result<bool, StoreError>>) {
@@ -322,6 +340,7 @@ enum Waiting {
     Commit(Reply<Committed>, Result<Committed, StoreError>),
     Deliver(Reply<Delivered>, Delivered),
     Delete(Reply<bool>, bool),
+    SaveLayout(Reply<()>),
 }
 
 impl Waiting {
@@ -332,6 +351,7 @@ impl Waiting {
             Waiting::Commit(reply, result) => drop(reply.send(result)),
             Waiting::Deliver(reply, delivered) => drop(reply.send(Ok(delivered))),
             Waiting::Delete(reply, existed) => drop(reply.send(Ok(existed))),
+            Waiting::SaveLayout(reply) => drop(reply.send(Ok(()))),
         }
     }
 
@@ -341,6 +361,7 @@ impl Waiting {
             Waiting::Commit(reply, _) => drop(reply.send(Err(error))),
             Waiting::Deliver(reply, _) => drop(reply.send(Err(error))),
             Waiting::Delete(reply, _) => drop(reply.send(Err(error))),
+            Waiting::SaveLayout(reply) => drop(reply.send(Err(error))),
         }
     }
 }
@@ -405,6 +426,11 @@ fn write_group(disk: &mut Disk, requests: Vec<Request>) {
             }
             Request::Deliver { delivery, reply } => group.deliver_request(delivery, reply),
             Request::Delete { id, reply } => group.delete(id, reply),
+            Request::SaveLayout {
+                layout,
+                description,
+                reply,
+            } => group.save_layout(layout, description, reply),
         }
     }
     let Group {
@@ -916,6 +942,23 @@ impl Group<'_> {
     fn deliver_request(&mut self, delivery: Delivery, reply: Reply<Delivered>) {
         match self.deliver(&delivery) {
             Ok(delivered) => self.waiting.push(Waiting::Deliver(reply, delivered)),
+            Err(e) => drop(reply.send(Err(e))),
+        }
+    }
+
+    /// Stages a layout's description unless the tree or this group has one already.
+    fn save_layout(&mut self, layout: u64, description: Vec<u8>, reply: Reply<()>) {
+        let key = keys::layout(layout);
+        match self.db.contains_key(&key).map_err(sled_error) {
+            Ok(true) => drop(reply.send(Ok(()))),
+            Ok(false) => {
+                // A second description of the same layout in this group is the same
+                // bytes (a layout's description never changes): writing it again is
+                // harmless.
+                self.batch.insert(key, description);
+                self.writes = true;
+                self.waiting.push(Waiting::SaveLayout(reply));
+            }
             Err(e) => drop(reply.send(Err(e))),
         }
     }

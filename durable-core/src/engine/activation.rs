@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use futures_util::FutureExt;
 
+use super::layouts;
 use super::registry::Returned;
 use super::Shared;
 use crate::error::StoreError;
@@ -102,7 +103,7 @@ async fn run_claimed(
     id: &str,
     lease_until: Timestamp,
 ) -> Result<(), StoreError> {
-    let Some(record) = shared.store.load(id).await? else {
+    let Some(mut record) = shared.store.load(id).await? else {
         return Ok(());
     };
     let now = shared.clock.now();
@@ -115,27 +116,36 @@ async fn run_claimed(
         Status::Suspended if record.wake_at.is_none_or(|at| at > now) => return Ok(()),
         _ => {}
     }
+    let layout = layouts::stored_layout(&record);
     let Some(version) = shared
         .registry
-        .find(&record.workflow, record.fingerprint)
-        .copied()
+        .resumer(&record.workflow, record.fingerprint, layout)
+        .cloned()
     else {
-        return park(shared, record, lease_until).await;
+        let message = layouts::mismatch(&*shared.store, &shared.registry, &record).await?;
+        return park(shared, record, lease_until, message).await;
     };
-    let entry = match &record.position {
+    // The code that runs the execution now is the code its next commit records.
+    record.fingerprint = version.fingerprint;
+    let ctx = Ctx::new(
+        runtime(shared),
+        record,
+        version.codec,
+        version.layout_fingerprint,
+        lease_until,
+    );
+    let entry = match &ctx.record().position {
         Some(position) => Entry::Resume {
             frame: position.frame.clone(),
         },
         None => match shared.store.load_input(id).await? {
             Some(input) => Entry::Start { input },
             None => {
-                let ctx = Ctx::new(runtime(shared), record, version.codec, lease_until);
                 let message = "the execution's input is missing from the store".into();
                 return fail(shared, &ctx, message).await;
             }
         },
     };
-    let ctx = Ctx::new(runtime(shared), record, version.codec, lease_until);
     let outcome = AssertUnwindSafe((version.run)(ctx.clone(), entry))
         .catch_unwind()
         .await;
@@ -160,7 +170,14 @@ async fn run_claimed(
                     (Status::Failed, Some(message), event)
                 }
             };
+            // A failed execution keeps its last frame, so that it can be re-driven from
+            // there once the code is fixed; a completed one needs it no more.
+            let position = match status {
+                Status::Failed => ctx.record().position,
+                _ => None,
+            };
             let change = Change {
+                position,
                 output: Some(output),
                 message,
                 events: vec![event],
@@ -175,7 +192,25 @@ async fn run_claimed(
         }
         Err(Interrupt::Store(e)) => Err(e),
         Err(Interrupt::Failed(message)) => fail(shared, &ctx, message).await,
-        Err(Interrupt::Inspected(_)) => {
+        Err(Interrupt::Unreadable(message)) => {
+            let record = ctx.record();
+            let at = match record.position.as_ref().map(|p| p.point) {
+                Some(point) => {
+                    let label = version.layout.points.iter().find(|p| p.id == point);
+                    match label {
+                        Some(p) => format!(" at point {point} (`{}`, line {})", p.label, p.line),
+                        None => format!(" at point {point}"),
+                    }
+                }
+                None => String::new(),
+            };
+            let message = format!(
+                "the stored state of this execution of workflow {:?}{at} does not decode with the registered version (code {:016x}): {message}",
+                record.workflow, version.fingerprint
+            );
+            park(shared, record, lease_until, message).await
+        }
+        Err(Interrupt::Inspected(_) | Interrupt::Layout(_)) => {
             let message = "internal error: a running machine answered as if inspected".into();
             fail(shared, &ctx, message).await
         }
@@ -193,34 +228,22 @@ async fn fail(shared: &Arc<Shared>, ctx: &Ctx, message: String) -> Result<(), St
     finish(shared, ctx, change).await
 }
 
-/// Parks an execution whose code version is not registered; its data stays intact.
+/// Parks an execution that no registered version can resume, with `message` saying why;
+/// its data stays intact, and an engine that registers a version that can resume it
+/// does so when it opens.
 async fn park(
     shared: &Arc<Shared>,
     record: ExecutionRecord,
     lease_until: Timestamp,
+    message: String,
 ) -> Result<(), StoreError> {
     let id = record.id.clone();
-    if record.status != Status::Parked {
-        let available = shared.registry.fingerprints(&record.workflow);
-        let message = if available.is_empty() {
-            format!(
-                "workflow {:?} is not registered with this engine (execution fingerprint {:016x})",
-                record.workflow, record.fingerprint
-            )
-        } else {
-            let available: Vec<String> = available.iter().map(|f| format!("{f:016x}")).collect();
-            format!(
-                "no registered version of workflow {:?} matches the code that wrote this execution: stored fingerprint {:016x}, registered {}",
-                record.workflow,
-                record.fingerprint,
-                available.join(", ")
-            )
-        };
+    if record.status != Status::Parked || record.message.as_ref() != Some(&message) {
         tracing::warn!(execution = %id, %message, "execution parked");
         let change = Change {
             position: record.position.clone(),
             // A parked execution must not keep firing timers or wait for operations; it
-            // resumes when its version is registered and an engine opens.
+            // resumes when a version that reads it is registered and an engine opens.
             message: Some(message.clone()),
             events: vec![Event::Parked { message }],
             ..Change::to(Status::Parked)
@@ -229,10 +252,12 @@ async fn park(
             runtime(shared),
             record,
             crate::Codec::default(),
+            0,
             lease_until,
         );
         finish(shared, &ctx, change).await?;
     }
+    shared.note_parked(&id);
     shared.notify_done(&id);
     Ok(())
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 use tokio::sync::{Notify, Semaphore};
 
 use super::cluster;
+use super::layouts;
 use super::queue::{self, Queue};
 use super::registry::Registry;
 use super::shared::Shared;
@@ -167,6 +168,31 @@ impl EngineBuilder {
         self
     }
 
+    /// The unfinished executions in the store (running, suspended or parked) that no
+    /// workflow registered on this builder can resume, with what differs; without
+    /// opening an engine, so nothing runs and nothing is written.
+    ///
+    /// For a deploy check: build the builder as the new release does, over the store (or
+    /// a copy of it), and fail the deploy if this is not empty, since those executions
+    /// would park.
+    ///
+    /// ```
+    /// # use durable_core::{durable, Ctx, EngineBuilder, MemoryStore};
+    /// # #[durable]
+    /// # async fn order(ctx: Ctx, n: u32) -> u32 { n }
+    /// # async fn ci() -> Result<(), durable_core::Error> {
+    /// let stranded = EngineBuilder::new(MemoryStore::new())
+    ///     .register(order)
+    ///     .check_layouts()
+    ///     .await?;
+    /// assert!(stranded.is_empty(), "this release would park: {stranded:#?}");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn check_layouts(&self) -> Result<Vec<super::Stranded>, Error> {
+        super::check::check(&*self.store, &self.registry).await
+    }
+
     /// Opens the engine: starts its dispatcher and timer service and resumes every
     /// execution that was running (or parked and now has its version registered).
     ///
@@ -183,6 +209,7 @@ impl EngineBuilder {
             permits: Arc::new(Semaphore::new(self.config.max_concurrent)),
             waiters: Mutex::default(),
             shutting_down: AtomicBool::new(false),
+            parked: Mutex::default(),
             shutdown_signal: Notify::new(),
             idle: Notify::new(),
             changes: tokio::sync::watch::Sender::new(0),
@@ -201,6 +228,14 @@ impl EngineBuilder {
         } else {
             &[Status::Running, Status::Parked][..]
         };
+        // Each registered layout's description, kept once per store, names what differs
+        // when an execution written by this code cannot resume on a later build.
+        for version in shared.registry.all() {
+            shared
+                .store
+                .save_layout(version.layout_fingerprint, version.layout.encode())
+                .await?;
+        }
         for &status in resume {
             resume_unfinished(&shared, status).await?;
         }
@@ -225,11 +260,15 @@ async fn resume_unfinished(shared: &Shared, status: Status) -> Result<(), Error>
     loop {
         let page = shared.store.list(&filter).await?;
         for record in &page {
-            // A parked execution resumes only once its version is registered.
+            // A parked execution resumes only once a version that reads it is registered.
             let runnable = status == Status::Running
                 || shared
                     .registry
-                    .find(&record.workflow, record.fingerprint)
+                    .resumer(
+                        &record.workflow,
+                        record.fingerprint,
+                        layouts::stored_layout(record),
+                    )
                     .is_some();
             if runnable {
                 shared.enqueue(&record.id);

@@ -28,6 +28,9 @@ pub struct Description {
     pub workflow: String,
     /// Fingerprint of the code that wrote its state.
     pub fingerprint: u64,
+    /// Fingerprint of the layout its frame was written with; `None` before its first
+    /// durable point or for a frame written before layouts.
+    pub layout: Option<u64>,
     /// Where it stands.
     pub status: Status,
     /// Why it failed or is parked.
@@ -86,8 +89,11 @@ pub struct PointDescription {
 pub struct Local {
     /// Its name in the source.
     pub name: String,
-    /// Its value.
+    /// Its value (`null` when it is unreadable).
     pub value: serde_json::Value,
+    /// Why its value cannot be read with the registered code, if it cannot: the other
+    /// locals are still shown.
+    pub unreadable: Option<String>,
 }
 
 /// What an execution waits for: a suspended one for a time or an event, a running one
@@ -185,12 +191,16 @@ pub(super) async fn describe(shared: &Arc<Shared>, id: &str) -> Result<Descripti
             }
             Err(e) => return Err(e),
         };
+    let layout = super::layouts::stored_layout(&record);
     let version = shared
         .registry
-        .find(&record.workflow, record.fingerprint)
-        .copied();
+        .resumer(&record.workflow, record.fingerprint, layout)
+        .or_else(|| shared.registry.find(&record.workflow, record.fingerprint))
+        .cloned();
     let point = record.position.as_ref().map(|position| {
-        let info = version.and_then(|v| v.points.iter().find(|p| p.id == position.point));
+        let info = version
+            .as_ref()
+            .and_then(|v| v.points.iter().find(|p| p.id == position.point));
         let (state, attempt) = match &position.state {
             PointState::Completed { .. } => ("completed", None),
             PointState::Retrying { attempt } | PointState::StepRetrying { attempt, .. } => {
@@ -223,13 +233,13 @@ pub(super) async fn describe(shared: &Arc<Shared>, id: &str) -> Result<Descripti
         None => (Vec::new(), None),
         Some(position) => {
             check_frame(id, &position.frame)?;
-            match version {
-                Some(v) => (inspect(shared, &record, v.codec, v.run).await?, None),
+            match &version {
+                Some(v) => (inspect(shared, &record, v).await?, None),
                 None => positional_locals(&position.frame),
             }
         }
     };
-    let output = match (&record.output, version) {
+    let output = match (&record.output, &version) {
         (Some(bytes), Some(v)) => Some((v.output_json)(bytes).map_err(|e| Error::Corrupt {
             id: id.to_owned(),
             message: format!("the stored output cannot be read: {e}"),
@@ -241,6 +251,7 @@ pub(super) async fn describe(shared: &Arc<Shared>, id: &str) -> Result<Descripti
         id: record.id,
         workflow: record.workflow,
         fingerprint: record.fingerprint,
+        layout,
         status: record.status,
         message: record.message,
         point,
@@ -399,8 +410,7 @@ fn check_frame(id: &str, frame: &[u8]) -> Result<(), Error> {
 async fn inspect(
     shared: &Arc<Shared>,
     record: &ExecutionRecord,
-    codec: Codec,
-    run: super::registry::RunFn,
+    version: &super::registry::Version,
 ) -> Result<Vec<Local>, Error> {
     let frame = record
         .position
@@ -410,18 +420,27 @@ async fn inspect(
     let ctx = Ctx::new(
         shared.clone() as Arc<dyn Runtime>,
         record.clone(),
-        codec,
+        version.codec,
+        version.layout_fingerprint,
         Timestamp::EPOCH,
     );
-    match run(ctx, Entry::Inspect { frame }).await {
+    match (version.run)(ctx, Entry::Inspect { frame }).await {
         Err(Interrupt::Inspected(locals)) => Ok(locals
             .into_iter()
-            .map(|(name, value)| Local {
-                name: name.to_owned(),
-                value,
+            .map(|(name, value)| match value {
+                Ok(value) => Local {
+                    name: name.to_owned(),
+                    value,
+                    unreadable: None,
+                },
+                Err(why) => Local {
+                    name: name.to_owned(),
+                    value: serde_json::Value::Null,
+                    unreadable: Some(why),
+                },
             })
             .collect()),
-        Err(Interrupt::Failed(message)) => Err(Error::Corrupt {
+        Err(Interrupt::Failed(message) | Interrupt::Unreadable(message)) => Err(Error::Corrupt {
             id: record.id.clone(),
             message,
         }),
@@ -451,6 +470,7 @@ fn positional_locals(frame: &[u8]) -> (Vec<Local>, Option<String>) {
             Ok(value) => locals.push(Local {
                 name: format!("#{i}"),
                 value,
+                unreadable: None,
             }),
             Err(e) => return unavailable(format!("the frame cannot be decoded: {e}")),
         }

@@ -122,12 +122,19 @@ impl<W: Workflow> Handle<W> {
                         message: record.message.unwrap_or_default(),
                     })
                 }
-                // A parked execution whose version this engine has is resumed by it.
+                // A parked execution that a registered version can read is resumed by
+                // this engine (it was queued when the engine opened), unless this engine
+                // tried and left it parked (its state did not decode).
                 Status::Parked
-                    if shared
-                        .registry
-                        .find(&record.workflow, record.fingerprint)
-                        .is_none() =>
+                    if shared.parked_here(&self.id)
+                        || shared
+                            .registry
+                            .resumer(
+                                &record.workflow,
+                                record.fingerprint,
+                                super::layouts::stored_layout(&record),
+                            )
+                            .is_none() =>
                 {
                     return Err(Error::Parked {
                         id: self.id.clone(),

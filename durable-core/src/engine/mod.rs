@@ -17,12 +17,15 @@
 mod activation;
 mod builder;
 mod callbacks;
+mod check;
 mod cluster;
 mod describe;
 mod handle;
 mod health;
+mod layouts;
 mod observe;
 mod queue;
+mod redrive;
 mod registry;
 mod shared;
 mod start;
@@ -38,11 +41,13 @@ use crate::store::Store;
 
 pub use builder::EngineBuilder;
 pub use callbacks::{CallbackState, CompletionError};
+pub use check::Stranded;
 pub use describe::{
     CallbackDescription, Description, Local, PointDescription, Waiting, SETTLED_CALLBACKS_SHOWN,
 };
 pub use handle::Handle;
 pub use health::{Degraded, Health};
+pub use layouts::{Layout, PointLayout};
 pub use observe::Until;
 use shared::Shared;
 
@@ -135,6 +140,46 @@ impl Engine {
             .health
             .observe(self.shared.clock.now(), &deleted);
         Ok(deleted?)
+    }
+
+    /// Re-drives a `Failed` execution: resumes it from its last committed durable point
+    /// on the registered version that can read its state (the same layout), so that a
+    /// fix to the code after that point reaches it. Nothing before the point runs again:
+    /// steps that completed keep their recorded outcomes. Returns once the execution is
+    /// `Running` again (durably) and queued; [`Handle::result`] waits for its new end.
+    ///
+    /// An execution that failed before its first durable point has no frame and is
+    /// re-driven only on its own code (same code fingerprint), like any execution without
+    /// a layout.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] for an unknown id, [`Error::NotFailed`] if it has not failed,
+    /// [`Error::NoCompatibleVersion`] if no registered version has its layout (the message
+    /// says what differs), a store error if the change cannot be committed.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # use durable_core::{durable, Ctx, Engine, MemoryStore, Error, Status};
+    /// #[durable]
+    /// async fn job(ctx: Ctx, n: u32) -> u32 {
+    ///     let n = ctx.step_infallible("double", move || async move { n * 2 }).await;
+    ///     n + 1
+    /// }
+    /// # async fn demo() -> Result<(), Error> {
+    /// let engine = Engine::builder(MemoryStore::new()).register(job).open().await?;
+    /// // After deploying a fix for whatever made "job-7" fail:
+    /// match engine.redrive("job-7").await {
+    ///     Ok(()) => {}
+    ///     Err(Error::NotFound { .. } | Error::NotFailed { .. }) => {}
+    ///     Err(e) => return Err(e),
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn redrive(&self, id: &str) -> Result<(), Error> {
+        redrive::redrive(&self.shared, id).await
     }
 
     /// Shows an execution like a paused debugger: status, the current durable point

@@ -1,9 +1,11 @@
-//! Registered workflow versions, by name and fingerprint.
+//! Registered workflow versions, by name, code fingerprint and layout.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
+use super::layouts::Layout;
 use crate::codec::{decode_value, Codec};
 use crate::error::CodecError;
 use crate::execution::{Ctx, Entry, Interrupt, PointInfo, Workflow};
@@ -22,9 +24,13 @@ pub(crate) struct Returned {
 }
 
 /// One registered version of a workflow.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct Version {
+    /// The code fingerprint.
     pub fingerprint: u64,
+    /// What its frames mean, and the layout's fingerprint.
+    pub layout: Arc<Layout>,
+    pub layout_fingerprint: u64,
     pub codec: Codec,
     pub run: RunFn,
     /// Decodes a stored output (value envelope) to JSON.
@@ -59,13 +65,17 @@ fn output_json<W: Workflow>(bytes: &[u8]) -> Result<serde_json::Value, CodecErro
 }
 
 impl Registry {
+    /// Registers `W`, tracing its layout (once per code fingerprint).
     pub fn register<W: Workflow>(&mut self) {
         let versions = self.versions.entry(W::NAME).or_default();
         if versions.iter().any(|v| v.fingerprint == W::FINGERPRINT) {
             return;
         }
+        let layout = Layout::of::<W>();
         versions.push(Version {
             fingerprint: W::FINGERPRINT,
+            layout_fingerprint: layout.fingerprint(),
+            layout: Arc::new(layout),
             codec: W::CODEC,
             run: run_erased::<W>,
             output_json: output_json::<W>,
@@ -73,11 +83,47 @@ impl Registry {
         });
     }
 
+    /// The version with code fingerprint `fingerprint`.
     pub fn find(&self, workflow: &str, fingerprint: u64) -> Option<&Version> {
         self.versions
             .get(workflow)?
             .iter()
             .find(|v| v.fingerprint == fingerprint)
+    }
+
+    /// The version that may resume state written by code `fingerprint` with layout
+    /// `layout`: the same code if it has that layout, else the last registered version
+    /// with that layout. Without a layout (state written before layouts, or no frame yet)
+    /// only the same code.
+    pub fn resumer(
+        &self,
+        workflow: &str,
+        fingerprint: u64,
+        layout: Option<u64>,
+    ) -> Option<&Version> {
+        let Some(layout) = layout else {
+            return self.find(workflow, fingerprint);
+        };
+        let versions = self.versions.get(workflow)?;
+        versions
+            .iter()
+            .find(|v| v.fingerprint == fingerprint && v.layout_fingerprint == layout)
+            .or_else(|| {
+                versions
+                    .iter()
+                    .rev()
+                    .find(|v| v.layout_fingerprint == layout)
+            })
+    }
+
+    /// The last registered version of `workflow`.
+    pub fn newest(&self, workflow: &str) -> Option<&Version> {
+        self.versions.get(workflow)?.last()
+    }
+
+    /// Every registered version.
+    pub fn all(&self) -> impl Iterator<Item = &Version> {
+        self.versions.values().flatten()
     }
 
     /// The fingerprints registered for `workflow`.

@@ -1,9 +1,9 @@
 //! The state the engine's handles, background tasks and executions share, and the
 //! [`Runtime`] it offers executions.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::sync::{watch, Notify, Semaphore};
 
@@ -38,6 +38,11 @@ pub(crate) struct Shared {
     /// Per-execution notifiers for [`Handle::result`](super::Handle::result) waiters.
     pub(super) waiters: Mutex<HashMap<String, Arc<Notify>>>,
     pub(super) shutting_down: AtomicBool,
+    /// Executions this engine found it cannot run and left parked since it opened: a
+    /// parked execution is resumed only by an engine that opens, so these stay parked
+    /// for as long as it runs, even those a registered version has the layout of (their
+    /// state did not decode).
+    pub(super) parked: Mutex<HashSet<String>>,
     pub(super) shutdown_signal: Notify,
     pub(super) idle: Notify,
     /// Bumped after every commit, enqueue and end of an execution, for
@@ -56,6 +61,22 @@ impl Shared {
     }
 
     /// Schedules an activation of `id` (again, if it is running now).
+    /// Records that this engine left `id` parked.
+    pub(super) fn note_parked(&self, id: &str) {
+        self.parked
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(id.to_owned());
+    }
+
+    /// Whether this engine left `id` parked.
+    pub(super) fn parked_here(&self, id: &str) -> bool {
+        self.parked
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(id)
+    }
+
     pub fn enqueue(&self, id: &str) {
         if self.is_shutting_down() {
             return;

@@ -24,6 +24,8 @@ struct CtxInner {
     runtime: Arc<dyn Runtime>,
     id: String,
     codec: Codec,
+    /// The layout fingerprint of the code running the execution, written into frames.
+    layout: u64,
     state: Mutex<ExecState>,
 }
 
@@ -46,11 +48,13 @@ impl std::fmt::Debug for Ctx {
 
 impl Ctx {
     /// A context for running (or inspecting) the execution `record` on `runtime`, which
-    /// holds a lease on it until `lease_until`.
+    /// holds a lease on it until `lease_until`, with code whose frames are written with
+    /// `codec` and have layout fingerprint `layout`.
     pub(crate) fn new(
         runtime: Arc<dyn Runtime>,
         record: ExecutionRecord,
         codec: Codec,
+        layout: u64,
         lease_until: Timestamp,
     ) -> Self {
         let resume = record.position.clone();
@@ -59,6 +63,7 @@ impl Ctx {
                 runtime,
                 id: record.id.clone(),
                 codec,
+                layout,
                 state: Mutex::new(ExecState {
                     record,
                     resume,
@@ -88,6 +93,11 @@ impl Ctx {
 
     pub(crate) fn codec(&self) -> Codec {
         self.inner.codec
+    }
+
+    /// The layout fingerprint written into this execution's frames.
+    pub(crate) fn layout(&self) -> u64 {
+        self.inner.layout
     }
 
     pub(crate) fn runtime(&self) -> &Arc<dyn Runtime> {

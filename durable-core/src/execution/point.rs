@@ -32,12 +32,13 @@ impl Ctx {
                     }),
                 });
             }
-            return Err(Interrupt::Failed(format!(
+            // The frame does not fit this code: park, keeping it, rather than fail.
+            return Err(Interrupt::Unreadable(format!(
                 "resumed at durable point {} but the state machine entered point {point}",
                 position.point
             )));
         }
-        let mut writer = FrameWriter::new(self.codec(), point);
+        let mut writer = FrameWriter::new(self.codec(), point, self.layout());
         encode(&mut writer).map_err(|e| {
             Interrupt::Failed(format!(
                 "cannot save the frame at durable point {point}: {e}"

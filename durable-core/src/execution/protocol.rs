@@ -28,6 +28,23 @@ pub enum Entry {
         /// The frame to decode.
         frame: Vec<u8>,
     },
+    /// Return the locals saved at durable point `point` and their types in
+    /// [`Interrupt::Layout`], running and decoding nothing.
+    Layout {
+        /// The point id.
+        point: u32,
+    },
+}
+
+/// A local saved in the frame of a durable point, as [`Entry::Layout`] reports it.
+#[derive(Clone, Copy, Debug)]
+pub struct SavedLocal {
+    /// Its name in the source.
+    pub name: &'static str,
+    /// Its type's identity, to trace each type once.
+    pub type_id: std::any::TypeId,
+    /// Traces its type (see [`Shape::of`](crate::Shape::of)).
+    pub shape: fn(bool) -> crate::shape::Shape,
 }
 
 /// Why a state machine stopped without returning.
@@ -42,10 +59,17 @@ pub enum Interrupt {
     /// The store failed or refused a commit; the last commit stands and the execution is
     /// retried later (or dropped, if another engine took it over).
     Store(StoreError),
-    /// The execution cannot go on: its state cannot be decoded, or a body panicked.
+    /// The execution cannot go on: a body panicked, or an internal error.
     Failed(String),
-    /// Answer to [`Entry::Inspect`]: the frame's live locals by name, as JSON.
-    Inspected(Vec<(&'static str, serde_json::Value)>),
+    /// The stored state (frame, recorded outcome, input) does not decode with this code:
+    /// the execution is parked, its data intact, until code that reads it is registered.
+    Unreadable(String),
+    /// Answer to [`Entry::Inspect`]: the frame's live locals by name, as JSON, or why
+    /// one cannot be read.
+    Inspected(Vec<(&'static str, Result<serde_json::Value, String>)>),
+    /// Answer to [`Entry::Layout`]: the locals saved at the point, in frame order; `None`
+    /// if the workflow has no such point.
+    Layout(Option<Vec<SavedLocal>>),
 }
 
 impl From<StoreError> for Interrupt {
@@ -58,6 +82,11 @@ impl Interrupt {
     /// A codec error while handling `what`.
     pub fn codec(what: &str, e: CodecError) -> Self {
         Interrupt::Failed(format!("{what}: {e}"))
+    }
+
+    /// Stored state that does not decode while handling `what`.
+    pub fn unreadable(what: &str, e: CodecError) -> Self {
+        Interrupt::Unreadable(format!("{what}: {e}"))
     }
 }
 

@@ -32,9 +32,14 @@ pub trait Workflow: Send + Sync + 'static {
     /// The registered name: the function's name unless `#[durable(name = "...")]` says
     /// otherwise. Stored with every execution, so renaming it strands executions.
     const NAME: &'static str;
-    /// Structural fingerprint of the code: durable points, their live locals, and the
-    /// function's tokens. An execution resumes only on code with the same fingerprint.
+    /// Fingerprint of the code: the function's tokens, its durable points and their live
+    /// locals. Recorded with each execution and shown by `describe`, for information:
+    /// whether an execution resumes on this code is decided by its *layout* (see the
+    /// README's "Changing code under running executions").
     const FINGERPRINT: u64;
+    /// The version of the macro's lowering (what a frame means), part of the layout.
+    #[doc(hidden)]
+    const LOWERING_FORMAT: u32;
     /// The codec for frames, inputs, outputs and outcomes.
     const CODEC: Codec;
     /// The durable points, indexed by point id.

@@ -11,7 +11,9 @@ use serde::de::DeserializeOwned;
 
 use super::{FrameDecoder, FrameEncoder};
 use crate::codec::{decode_value, FrameReader};
-pub use crate::execution::{AwaitedInDurableFn, Entered, Entry, Interrupt, Operation, Select};
+pub use crate::execution::{
+    AwaitedInDurableFn, Entered, Entry, Interrupt, Operation, SavedLocal, Select,
+};
 use crate::execution::{Ctx, Machine, PointRun};
 
 /// Where a running machine leaves the [`Interrupt`] that stops it.
@@ -77,13 +79,26 @@ pub fn unknown_block<T>() -> T {
     panic!("durable: internal error: unknown block; please report this bug")
 }
 
+/// What the resume block does with the frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Decodes it and runs on.
+    Run,
+    /// Decodes it and reports the locals ([`Entry::Inspect`]).
+    Inspect,
+    /// Has no frame: reports the locals of this point and their types
+    /// ([`Entry::Layout`]).
+    Layout(u32),
+}
+
 /// Where the machine starts: block 0 with the encoded input, or the resume block with the
-/// frame (and whether the engine only inspects it).
-pub fn start(entry: Entry) -> (u32, Option<Vec<u8>>, bool) {
+/// frame (and what to do with it).
+pub fn start(entry: Entry) -> (u32, Option<Vec<u8>>, Mode) {
     match entry {
-        Entry::Start { input } => (0, Some(input), false),
-        Entry::Resume { frame } => (u32::MAX, Some(frame), false),
-        Entry::Inspect { frame } => (u32::MAX, Some(frame), true),
+        Entry::Start { input } => (0, Some(input), Mode::Run),
+        Entry::Resume { frame } => (u32::MAX, Some(frame), Mode::Run),
+        Entry::Inspect { frame } => (u32::MAX, Some(frame), Mode::Inspect),
+        Entry::Layout { point } => (u32::MAX, None, Mode::Layout(point)),
     }
 }
 
@@ -93,7 +108,7 @@ pub fn start(entry: Entry) -> (u32, Option<Vec<u8>>, bool) {
 pub fn input<W: crate::Workflow>(bytes: &mut Option<Vec<u8>>) -> Result<W::Input, Interrupt> {
     match bytes.take() {
         Some(bytes) => decode_value(&bytes)
-            .map_err(|e| Interrupt::codec("cannot decode the workflow input", e)),
+            .map_err(|e| Interrupt::unreadable("cannot decode the workflow input", e)),
         None => Err(internal("no input")),
     }
 }
@@ -105,20 +120,25 @@ pub async fn halt(stop: &Stop, interrupt: Interrupt) -> Infallible {
 
 /// Decodes the frame (the resume block): `locals` fills the slots of the frame's point and
 /// returns the block to resume at.
-pub async fn resume<F>(stop: &Stop, bytes: &mut Option<Vec<u8>>, inspect: bool, locals: F) -> u32
+pub async fn resume<F>(stop: &Stop, bytes: &mut Option<Vec<u8>>, mode: Mode, locals: F) -> u32
 where
     F: FnOnce(&mut FrameDecoder<'_>) -> u32,
 {
-    let resumed = match bytes.take() {
-        Some(frame) => match FrameReader::new(&frame) {
+    let resumed = match (bytes.take(), mode) {
+        (None, Mode::Layout(point)) => {
+            let mut decoder = FrameDecoder::layout(point);
+            let block = locals(&mut decoder);
+            decoder.finish(block)
+        }
+        (Some(frame), _) => match FrameReader::new(&frame) {
             Ok(reader) => {
-                let mut decoder = FrameDecoder::new(reader, inspect);
+                let mut decoder = FrameDecoder::new(reader, mode == Mode::Inspect);
                 let block = locals(&mut decoder);
                 decoder.finish(block)
             }
-            Err(e) => Err(Interrupt::codec("cannot read the frame", e)),
+            Err(e) => Err(Interrupt::unreadable("cannot read the frame", e)),
         },
-        None => Err(internal("no frame")),
+        (None, _) => Err(internal("no frame")),
     };
     proceed(stop, resumed).await
 }
@@ -153,7 +173,7 @@ where
 {
     let outcome = match entered {
         Entered::Recorded(outcome) => decode_value(&outcome).map_err(|e| {
-            Interrupt::codec("cannot decode the recorded outcome of a durable point", e)
+            Interrupt::unreadable("cannot decode the recorded outcome of a durable point", e)
         }),
         Entered::Run(point) => run(point).await,
     };

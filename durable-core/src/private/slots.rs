@@ -9,9 +9,12 @@
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::Interrupt;
+use std::any::TypeId;
+
+use super::{Interrupt, SavedLocal};
 use crate::codec::{FrameReader, FrameWriter};
 use crate::error::CodecError;
+use crate::shape::Shape;
 
 /// A local that crosses a block boundary of the state machine.
 ///
@@ -72,6 +75,8 @@ pub struct SlotCodec<T> {
     encode: fn(&mut FrameWriter, &T) -> Result<(), CodecError>,
     decode: fn(&mut FrameReader<'_>) -> Result<T, CodecError>,
     json: fn(&T) -> Result<serde_json::Value, serde_json::Error>,
+    type_id: fn() -> TypeId,
+    shape: fn(bool) -> Shape,
 }
 
 impl<T> Clone for SlotCodec<T> {
@@ -102,6 +107,8 @@ impl<T: Saveable> SlotCodec<T> {
             encode: encode::<T>,
             decode: decode::<T>,
             json: json::<T>,
+            type_id: TypeId::of::<T>,
+            shape: Shape::of::<T>,
         }
     }
 }
@@ -142,49 +149,78 @@ impl<'w> FrameEncoder<'w> {
 }
 
 /// Reads a frame's locals back into their slots, and, when the engine inspects an
-/// execution, keeps each one as JSON.
+/// execution, keeps each one as JSON (or why it cannot be read); or, with no frame,
+/// reports which locals a point saves and their types ([`Entry::Layout`](super::Entry)).
 pub struct FrameDecoder<'f> {
-    reader: FrameReader<'f>,
-    inspect: Option<Vec<(&'static str, serde_json::Value)>>,
+    source: Source<'f>,
+    inspect: Option<Vec<(&'static str, Result<serde_json::Value, String>)>>,
     error: Option<Interrupt>,
+}
+
+enum Source<'f> {
+    Frame(FrameReader<'f>),
+    /// The point whose locals are listed, and the list.
+    Layout(u32, Vec<SavedLocal>),
 }
 
 impl<'f> FrameDecoder<'f> {
     pub(super) fn new(reader: FrameReader<'f>, inspect: bool) -> Self {
         FrameDecoder {
-            reader,
+            source: Source::Frame(reader),
             inspect: inspect.then(Vec::new),
+            error: None,
+        }
+    }
+
+    pub(super) fn layout(point: u32) -> Self {
+        FrameDecoder {
+            source: Source::Layout(point, Vec::new()),
+            inspect: None,
             error: None,
         }
     }
 
     /// The frame's durable point.
     pub fn point(&self) -> u32 {
-        self.reader.point()
+        match &self.source {
+            Source::Frame(reader) => reader.point(),
+            Source::Layout(point, _) => *point,
+        }
     }
 
     /// Fills local `name`'s slot from the frame's next value (after an error, does
-    /// nothing).
+    /// nothing). When inspecting, a local that does not decode is reported as such and
+    /// the next ones are still read: each is a length-prefixed value of its own.
     pub fn local<T>(&mut self, codec: SlotCodec<T>, slot: &mut Slot<T>, name: &'static str) {
         if self.error.is_some() {
             return;
         }
-        let value = match (codec.decode)(&mut self.reader) {
+        let reader = match &mut self.source {
+            Source::Frame(reader) => reader,
+            Source::Layout(_, locals) => {
+                locals.push(SavedLocal {
+                    name,
+                    type_id: (codec.type_id)(),
+                    shape: codec.shape,
+                });
+                return;
+            }
+        };
+        let value = match (codec.decode)(reader) {
             Ok(value) => value,
             Err(e) => {
                 let what = format!("cannot decode local `{name}` from the frame");
-                self.error = Some(Interrupt::codec(&what, e));
+                match &mut self.inspect {
+                    Some(locals) => locals.push((name, Err(format!("{what}: {e}")))),
+                    None => self.error = Some(Interrupt::unreadable(&what, e)),
+                }
                 return;
             }
         };
         if let Some(locals) = &mut self.inspect {
-            match (codec.json)(&value) {
-                Ok(json) => locals.push((name, json)),
-                Err(e) => {
-                    let message = format!("local `{name}` cannot be shown as JSON: {e}");
-                    self.error = Some(Interrupt::Failed(message));
-                }
-            }
+            let json = (codec.json)(&value)
+                .map_err(|e| format!("local `{name}` cannot be shown as JSON: {e}"));
+            locals.push((name, json));
         }
         slot.put(value);
     }
@@ -193,24 +229,33 @@ impl<'f> FrameDecoder<'f> {
     /// block returned is never entered).
     pub fn unknown_point(&mut self) -> u32 {
         let point = self.point();
-        self.error.get_or_insert(Interrupt::Failed(format!(
-            "the frame names durable point {point}, which this workflow does not have"
-        )));
+        let error = match self.source {
+            Source::Frame(_) => Interrupt::Unreadable(format!(
+                "the frame names durable point {point}, which this workflow does not have"
+            )),
+            Source::Layout(..) => Interrupt::Layout(None),
+        };
+        self.error.get_or_insert(error);
         u32::MAX
     }
 
-    /// Where decoding ends: the block to resume at; or why not (an error, or the locals
-    /// when inspecting).
+    /// Where decoding ends: the block to resume at; or why not (an error, the locals
+    /// when inspecting, the saved locals when asked for the layout).
     pub(super) fn finish(self, block: u32) -> Result<u32, Interrupt> {
         if let Some(error) = self.error {
             return Err(error);
         }
-        self.reader
-            .finish()
-            .map_err(|e| Interrupt::codec("the frame does not match this workflow", e))?;
-        match self.inspect {
-            Some(locals) => Err(Interrupt::Inspected(locals)),
-            None => Ok(block),
+        match self.source {
+            Source::Layout(_, locals) => Err(Interrupt::Layout(Some(locals))),
+            Source::Frame(reader) => {
+                if let Some(locals) = self.inspect {
+                    return Err(Interrupt::Inspected(locals));
+                }
+                reader.finish().map_err(|e| {
+                    Interrupt::unreadable("the frame does not match this workflow", e)
+                })?;
+                Ok(block)
+            }
         }
     }
 }

@@ -31,6 +31,8 @@ struct State {
     executions: BTreeMap<String, ExecutionRecord>,
     inputs: HashMap<String, Vec<u8>>,
     history: HashMap<String, BTreeMap<u64, HistoryEntry>>,
+    /// Layout descriptions, by layout fingerprint.
+    layouts: HashMap<u64, Vec<u8>>,
     timers: BTreeSet<(Timestamp, String)>,
     /// `(status, id)` of every unfinished execution.
     unfinished: BTreeSet<(u8, String)>,
@@ -407,5 +409,14 @@ impl Store for MemoryStore {
             .get(id)
             .map(|h| h.values().cloned().collect())
             .unwrap_or_default())
+    }
+
+    async fn save_layout(&self, layout: u64, description: Vec<u8>) -> Result<(), StoreError> {
+        self.state().layouts.entry(layout).or_insert(description);
+        Ok(())
+    }
+
+    async fn layout(&self, layout: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.state().layouts.get(&layout).cloned())
     }
 }

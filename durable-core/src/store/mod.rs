@@ -359,6 +359,18 @@ pub trait Store: Send + Sync + 'static {
         Ok(())
     }
 
+    /// Keeps `description`, the engine's description of the workflow layout whose
+    /// fingerprint is `layout`, unless one is kept for that layout already (then nothing
+    /// is written: a layout's description never changes). Descriptions are kept once per
+    /// layout, not per execution, and are never deleted: they name what differs when an
+    /// execution written by old code cannot resume on new code.
+    ///
+    /// Durable: when this returns `Ok`, the description survives a crash.
+    async fn save_layout(&self, layout: u64, description: Vec<u8>) -> Result<(), StoreError>;
+
+    /// The description kept for layout `layout`, `None` if there is none.
+    async fn layout(&self, layout: u64) -> Result<Option<Vec<u8>>, StoreError>;
+
     /// Finishes every write already asked for and releases what the store holds (files,
     /// locks, connections), so that it can be opened again; later calls may fail with
     /// [`StoreError::Closed`]. [`Engine::shutdown`](crate::Engine::shutdown) calls it.

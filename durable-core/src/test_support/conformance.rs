@@ -69,6 +69,7 @@ macro_rules! store_conformance {
             concurrent_acquires_never_hand_out_an_execution_twice,
             renew_keeps_held_leases_and_reports_lost_ones,
             recover_on_a_working_store_changes_nothing,
+            layouts_are_kept_once_per_fingerprint,
         );
     };
     (@checks $store:ident, $make:expr, $($check:ident),* $(,)?) => {
@@ -237,6 +238,36 @@ pub async fn create_of_an_existing_id_returns_it_and_writes_nothing(store: Share
         Some(b"first".to_vec())
     );
     assert_eq!(store.due(at(u64::MAX), 10).await.unwrap(), []);
+}
+
+/// A layout's first description stays; fingerprints at both ends of `u64` are distinct
+/// keys; concurrent saves of one layout leave one description.
+pub async fn layouts_are_kept_once_per_fingerprint(store: SharedStore) {
+    assert_eq!(store.layout(7).await.unwrap(), None);
+    store.save_layout(7, b"first".to_vec()).await.unwrap();
+    store.save_layout(7, b"second".to_vec()).await.unwrap();
+    assert_eq!(store.layout(7).await.unwrap(), Some(b"first".to_vec()));
+    for (layout, description) in [(0, &b"zero"[..]), (u64::MAX, b"max"), (1 << 63, b"top")] {
+        store
+            .save_layout(layout, description.to_vec())
+            .await
+            .unwrap();
+    }
+    assert_eq!(store.layout(0).await.unwrap(), Some(b"zero".to_vec()));
+    assert_eq!(store.layout(u64::MAX).await.unwrap(), Some(b"max".to_vec()));
+    assert_eq!(store.layout(1 << 63).await.unwrap(), Some(b"top".to_vec()));
+    let saves = (0..8u8).map(|i| {
+        let store = store.clone();
+        tokio::spawn(async move { store.save_layout(99, vec![i; 3]).await })
+    });
+    for save in saves {
+        save.await.unwrap().unwrap();
+    }
+    let kept = store.layout(99).await.unwrap().expect("one description");
+    assert!(
+        kept.len() == 3 && kept.iter().all(|b| *b == kept[0]),
+        "{kept:?}"
+    );
 }
 
 pub async fn unknown_ids_are_none_everywhere(store: SharedStore) {

@@ -421,6 +421,16 @@ impl<S: Store> Store for InstrumentedStore<S> {
         self.inner.history(id).await
     }
 
+    /// Passed through, neither counted nor failed: an engine writes layout descriptions
+    /// once when it opens, and the counts and failures here are about executions.
+    async fn save_layout(&self, layout: u64, description: Vec<u8>) -> Result<(), StoreError> {
+        self.inner.save_layout(layout, description).await
+    }
+
+    async fn layout(&self, layout: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        self.inner.layout(layout).await
+    }
+
     async fn close(&self) -> Result<(), StoreError> {
         self.inner.close().await
     }

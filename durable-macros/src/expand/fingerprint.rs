@@ -1,9 +1,17 @@
-//! The workflow's fingerprint: an execution resumes only on code with the same one.
+//! The workflow's code fingerprint (its tokens, kept for information: executions resume
+//! by layout, see `durable_core`'s `engine::layouts`), and the lowering format.
 
 use proc_macro2::TokenStream;
 use quote::ToTokens;
 
 use super::Expander;
+
+/// What a frame means to the code this macro generates: how points are numbered (source
+/// order of their `.await`s), which locals a frame holds and in which order (the
+/// liveness analysis), how a frame is entered and resumed. Part of every workflow's
+/// layout, so bump it with any change to those: frames written by the old lowering then
+/// never resume on the new one (they park until code of the old lowering is registered).
+pub(super) const LOWERING_FORMAT: u32 = 1;
 
 impl Expander<'_> {
     /// FNV-1a 64 over the function's tokens (normalised: identifiers, literals,

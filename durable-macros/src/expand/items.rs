@@ -50,6 +50,7 @@ impl Expander<'_> {
             CodecArg::Bincode => quote!(#krate::Codec::Bincode),
             CodecArg::Json => quote!(#krate::Codec::Json),
         };
+        let lowering = Literal::u32_suffixed(super::fingerprint::LOWERING_FORMAT);
         let (fingerprint, points, machine) = match self.mode {
             Mode::Machine => (
                 Literal::u64_suffixed(self.fingerprint()),
@@ -131,6 +132,7 @@ impl Expander<'_> {
                     #output_item
                     const NAME: &'static str = #name;
                     const FINGERPRINT: u64 = #fingerprint;
+                    const LOWERING_FORMAT: u32 = #lowering;
                     const CODEC: #krate::Codec = #codec;
                     const POINTS: &'static [#p::PointInfo] = &[#(#points),*];
 

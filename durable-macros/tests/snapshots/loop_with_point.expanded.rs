@@ -70,6 +70,7 @@ const _: () = {
         >>::Stored;
         const NAME: &'static str = "sum_items";
         const FINGERPRINT: u64 = 17872494763222596338u64;
+        const LOWERING_FORMAT: u32 = 1u32;
         const CODEC: ::durable_core::Codec = ::durable_core::Codec::Json;
         const POINTS: &'static [__durable_private::PointInfo] = &[
             __durable_private::PointInfo {

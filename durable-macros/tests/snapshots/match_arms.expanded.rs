@@ -97,6 +97,7 @@ const _: () = {
         >>::Stored;
         const NAME: &'static str = "route";
         const FINGERPRINT: u64 = 4324336918007160514u64;
+        const LOWERING_FORMAT: u32 = 1u32;
         const CODEC: ::durable_core::Codec = ::durable_core::Codec::Bincode;
         const POINTS: &'static [__durable_private::PointInfo] = &[
             __durable_private::PointInfo {

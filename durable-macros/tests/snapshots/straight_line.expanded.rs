@@ -70,6 +70,7 @@ const _: () = {
         >>::Stored;
         const NAME: &'static str = "welcome";
         const FINGERPRINT: u64 = 18403777809217705576u64;
+        const LOWERING_FORMAT: u32 = 1u32;
         const CODEC: ::durable_core::Codec = ::durable_core::Codec::Bincode;
         const POINTS: &'static [__durable_private::PointInfo] = &[
             __durable_private::PointInfo {
