@@ -50,14 +50,23 @@ impl Expander<'_> {
             CodecArg::Bincode => quote!(#krate::Codec::Bincode),
             CodecArg::Json => quote!(#krate::Codec::Json),
         };
-        let (fingerprint, points, machine) = match self.mode {
+        let (fingerprint, points, called, machine) = match self.mode {
             Mode::Machine => (
                 Literal::u64_suffixed(self.fingerprint()),
                 self.points_info(),
+                self.called(),
                 self.machine(),
             ),
-            Mode::Fallback => (Literal::u64_suffixed(0), Vec::new(), self.neutralised()),
+            Mode::Fallback => (
+                Literal::u64_suffixed(0),
+                Vec::new(),
+                Vec::new(),
+                self.neutralised(),
+            ),
         };
+        // Only when the body calls workflows: the trait's default is empty.
+        let calls_item = (!called.is_empty())
+            .then(|| quote!(const CALLS: &'static [#p::Called] = &[#(#called),*];));
         // The whole `__machine` item is located at the output type: rustc checks its
         // signature against the trait's, which normalizes `Self::Output`, at the item's
         // span, so an output that cannot be stored is reported there once, not also at
@@ -133,6 +142,7 @@ impl Expander<'_> {
                     const FINGERPRINT: u64 = #fingerprint;
                     const CODEC: #krate::Codec = #codec;
                     const POINTS: &'static [#p::PointInfo] = &[#(#points),*];
+                    #calls_item
 
                     #(#lints)*
                     #machine_fn #machine_params -> #machine_output #machine_body
