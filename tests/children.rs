@@ -302,6 +302,12 @@ async fn a_parent_gets_its_childrens_outputs_and_shows_them(backing: Backing) {
     // The child's own description and history are there too.
     let child = engine.describe(&kids[0].id).await.unwrap();
     assert_eq!(child.output, Some(serde_json::json!({ "Ok": 2 })));
+    let link = child.parent.expect("a child names its parent");
+    assert_eq!(link.execution, "sum");
+    assert_eq!(
+        Some(link.operation.as_str()),
+        kids[0].id.strip_prefix("sum/")
+    );
     engine.shutdown().await;
 }
 

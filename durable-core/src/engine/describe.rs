@@ -13,8 +13,8 @@ use crate::codec::{Codec, FrameReader};
 use crate::error::Error;
 use crate::execution::{Ctx, Entry, Interrupt, Runtime};
 use crate::record::{
-    ExecutionRecord, HistoryEntry, OperationKind, OperationRecord, OperationState, PointState,
-    Status,
+    ExecutionRecord, HistoryEntry, OperationKind, OperationRecord, OperationState, ParentLink,
+    PointState, Status,
 };
 use crate::time::Timestamp;
 
@@ -32,6 +32,9 @@ pub struct Description {
     pub status: Status,
     /// Why it failed or is parked.
     pub message: Option<String>,
+    /// The execution it is a child of (started by `ctx.call` or `ctx.invoke`), and the
+    /// parent's operation it reports to.
+    pub parent: Option<ParentLink>,
     /// The last committed durable point, `None` before the first one and after
     /// completion.
     pub point: Option<PointDescription>,
@@ -249,6 +252,7 @@ pub(super) async fn describe(shared: &Arc<Shared>, id: &str) -> Result<Descripti
         fingerprint: record.fingerprint,
         status: record.status,
         message: record.message,
+        parent: record.parent,
         point,
         locals,
         locals_unavailable,
