@@ -716,3 +716,40 @@ fn three_engine_processes_finish_every_execution_when_one_is_killed() {
     drop(workers);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A child workflow of [`pg_parent`] (issue 13).
+#[durable]
+async fn pg_child(ctx: Ctx, n: u64) -> u64 {
+    ctx.step_infallible("square", move || async move { n * n })
+        .await
+}
+
+#[durable]
+async fn pg_parent(ctx: Ctx, n: u64) -> Result<u64, durable_core::ChildError> {
+    let a = ctx.call(pg_child, n).await?;
+    let b = ctx.call(pg_child, n + 1).await?;
+    Ok(a + b)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn children_run_under_their_parent_and_wake_it() {
+    let Some(store) = pg::temporary().await else {
+        return;
+    };
+    let engine = Engine::builder(store)
+        .register(pg_parent)
+        .open()
+        .await
+        .unwrap();
+    let handle = engine.start(pg_parent, "pg-parent", 3).await.unwrap();
+    assert_eq!(handle.result().await.unwrap(), Ok(9 + 16));
+    let children = engine
+        .executions(&durable_core::ListFilter::all().parent("pg-parent"))
+        .await
+        .unwrap();
+    assert_eq!(children.len(), 2);
+    assert!(children.iter().all(|c| c.status == Status::Completed));
+    let description = engine.describe("pg-parent").await.unwrap();
+    assert_eq!(description.children.len(), 2);
+    engine.shutdown().await;
+}

@@ -52,6 +52,23 @@ pub(crate) enum Canon {
     StructVariant(&'static str, u32, Vec<(&'static str, Canon)>),
 }
 
+/// Whether the stored `stored` (value envelope) holds a value equal to `value`, whose
+/// encoding is `encoded`: equal bytes, or equal canonical forms of the decoded stored value
+/// and `value` (the stored bytes may use another codec, and maps and sets encode in an
+/// order that differs between equal values). `Err` says why they cannot be compared.
+pub(crate) fn same_value<T>(stored: &[u8], encoded: &[u8], value: &T) -> Result<bool, String>
+where
+    T: Serialize + serde::de::DeserializeOwned,
+{
+    if stored == encoded {
+        return Ok(true);
+    }
+    let stored: T = crate::codec::decode_value(stored)
+        .map_err(|e| format!("the stored value cannot be read as this type: {e}"))?;
+    let same = canonical(&stored).and_then(|stored| Ok(stored == canonical(value)?));
+    same.map_err(|e| format!("the values cannot be compared: {e}"))
+}
+
 /// The canonical form of `value`; fails only if its `Serialize` fails.
 pub(crate) fn canonical<T: Serialize + ?Sized>(value: &T) -> Result<Canon, CanonError> {
     value.serialize(Canonicalizer {

@@ -103,18 +103,18 @@ pub mod __private_v1 {
 pub use codec::{decode_value, value_to_json, Codec, FrameReader, FrameWriter, FORMAT_VERSION};
 pub use durable_macros::durable;
 pub use engine::{
-    CallbackDescription, CallbackState, CompletionError, Degraded, Description, Engine,
-    EngineBuilder, Handle, Health, Layout, Local, PointDescription, PointLayout, Stranded, Until,
-    Waiting, MAX_ID_LEN, SETTLED_CALLBACKS_SHOWN,
+    CallbackDescription, CallbackState, ChildDescription, CompletionError, Degraded, Description,
+    Engine, EngineBuilder, Handle, Health, Layout, Local, PointDescription, PointLayout, Stranded,
+    Until, Waiting, MAX_ID_LEN, SETTLED_CALLBACKS_SHOWN, SETTLED_CHILDREN_SHOWN,
 };
 pub use error::{CodecError, Error, StepError, StoreError};
 pub use execution::Ctx;
 pub use execution::{Workflow, WorkflowFn};
 pub use failure::{Failure, FailureExt};
 pub use ops::{
-    Callback, CallbackError, CheckOutput, ConditionError, CreateCallback, Generated,
-    InfallibleStep, SleepOp, Step, StepBody, StepContext, WaitCallback, WaitError, WaitForCallback,
-    WaitForCondition, MAX_WAIT,
+    Call, Callback, CallbackError, CheckOutput, ChildError, ConditionError, CreateCallback,
+    Generated, InfallibleStep, Invoke, SleepOp, Step, StepBody, StepContext, WaitCallback,
+    WaitError, WaitForCallback, WaitForCondition, MAX_WAIT,
 };
 pub use record::{
     Commit, Committed, Created, Delivered, Delivery, Event, ExecutionRecord, Expect, HistoryEntry,

@@ -33,6 +33,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::time::Timestamp;
 
+/// Longest execution id accepted by [`Engine::start`](crate::Engine::start) and
+/// [`Ctx::invoke`](crate::Ctx::invoke).
+pub const MAX_ID_LEN: usize = 1024;
+
 /// Where an execution stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[non_exhaustive]
@@ -373,6 +377,22 @@ pub enum Event {
         /// The code fingerprint of the version that resumes it.
         fingerprint: u64,
     },
+    /// A child execution was started (`call`), or started or attached to (`invoke`).
+    ChildStarted {
+        /// The child's workflow name.
+        name: String,
+        /// The child execution's id.
+        execution: String,
+    },
+    /// The workflow received a child execution's result.
+    ChildFinished {
+        /// The child's workflow name.
+        name: String,
+        /// The child execution's id.
+        execution: String,
+        /// How it ended: `completed`, `failed`, `cancelled` or `not found`.
+        outcome: String,
+    },
 }
 
 impl Event {
@@ -390,7 +410,9 @@ impl Event {
             | Event::ConditionChecked { name, .. }
             | Event::ConditionCheckFailed { name, .. }
             | Event::CallbackCreated { name, .. }
-            | Event::CallbackReceived { name, .. } => Some(name),
+            | Event::CallbackReceived { name, .. }
+            | Event::ChildStarted { name, .. }
+            | Event::ChildFinished { name, .. } => Some(name),
             Event::Created
             | Event::Completed
             | Event::Failed { .. }
@@ -463,6 +485,10 @@ impl Event {
             Event::CallbackCreated { name, .. } => format!("callback {name}: created"),
             Event::CallbackReceived { name, outcome } => {
                 format!("callback {name}: received, {outcome}")
+            }
+            Event::ChildStarted { name, .. } => format!("child {name}: started"),
+            Event::ChildFinished { name, outcome, .. } => {
+                format!("child {name}: finished, {outcome}")
             }
             Event::Completed => "completed".into(),
             Event::Failed { .. } => "failed".into(),

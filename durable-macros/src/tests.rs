@@ -601,3 +601,49 @@ fn odd_inputs_expand_without_panicking() {
         );
     }
 }
+
+/// The `const CALLS` a workflow emits, as text (`None` when it emits none).
+fn calls(item: TokenStream) -> Option<String> {
+    let text = crate::expand::durable(TokenStream::new(), item).to_string();
+    let at = text.find("const CALLS")?;
+    Some(text[at..].split(';').next().unwrap().to_owned())
+}
+
+#[test]
+fn workflows_called_by_path_are_registered_with_the_caller_once() {
+    let called = calls(quote! {
+        async fn f(ctx: Ctx, n: u64) -> u64 {
+            let a = ctx.call(helper, n).await.unwrap();
+            let b = ctx.call(billing::charge, n).await.unwrap();
+            let c = ctx.call(helper, n + 1).await.unwrap();
+            let d = ctx.invoke(report, "id".to_string(), n).await.unwrap();
+            a + b + c + d
+        }
+    })
+    .expect("a list of called workflows");
+    assert_eq!(called.matches("called (helper)").count(), 1, "{called}");
+    assert!(called.contains("called (billing :: charge)"), "{called}");
+    assert!(called.contains("called (report)"), "{called}");
+}
+
+#[test]
+fn a_workflow_named_by_a_local_is_not_registered() {
+    // A local (here a parameter and a `let`) cannot be named from the `Workflow` impl.
+    assert_eq!(
+        calls(quote! {
+            async fn f(ctx: Ctx, helper: u64) -> u64 {
+                let other = 1;
+                ctx.call(helper, 1).await.unwrap() + ctx.call(other, 2).await.unwrap()
+            }
+        }),
+        None
+    );
+    assert_eq!(
+        calls(quote! {
+            async fn f(ctx: Ctx) -> u64 {
+                ctx.step_infallible("s", || async { 1 }).await
+            }
+        }),
+        None
+    );
+}

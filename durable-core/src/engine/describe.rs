@@ -13,8 +13,8 @@ use crate::codec::{Codec, FrameReader};
 use crate::error::Error;
 use crate::execution::{Ctx, Entry, Interrupt, Runtime};
 use crate::record::{
-    ExecutionRecord, HistoryEntry, OperationKind, OperationRecord, OperationState, PointState,
-    Status,
+    ExecutionRecord, HistoryEntry, OperationKind, OperationRecord, OperationState, ParentLink,
+    PointState, Status,
 };
 use crate::time::Timestamp;
 
@@ -35,6 +35,9 @@ pub struct Description {
     pub status: Status,
     /// Why it failed or is parked.
     pub message: Option<String>,
+    /// The execution it is a child of (started by `ctx.call` or `ctx.invoke`), and the
+    /// parent's operation it reports to.
+    pub parent: Option<ParentLink>,
     /// The last committed durable point, `None` before the first one and after
     /// completion.
     pub point: Option<PointDescription>,
@@ -51,6 +54,11 @@ pub struct Description {
     pub callbacks: Vec<CallbackDescription>,
     /// How many older settled callbacks `callbacks` leaves out.
     pub callbacks_omitted: u64,
+    /// Its child executions (`ctx.call`), oldest first: every pending one, and the latest
+    /// [`SETTLED_CHILDREN_SHOWN`] settled ones.
+    pub children: Vec<ChildDescription>,
+    /// How many older settled children `children` leaves out.
+    pub children_omitted: u64,
     /// The output decoded to JSON, once the workflow returned (completed, or failed by
     /// returning `Err`).
     pub output: Option<serde_json::Value>,
@@ -120,6 +128,13 @@ pub enum Waiting {
         /// When.
         at: Timestamp,
     },
+    /// A child execution's end.
+    Child {
+        /// The child's workflow name.
+        workflow: String,
+        /// The child execution's id.
+        id: String,
+    },
     /// A callback's completion.
     Callback {
         /// The callback's name.
@@ -137,6 +152,31 @@ pub enum Waiting {
         /// The last failure's error, with its cause.
         cause: String,
     },
+}
+
+/// How many settled children [`Description::children`] shows at most.
+pub const SETTLED_CHILDREN_SHOWN: usize = 100;
+
+/// One child execution of an execution, as its operation record says.
+#[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
+pub struct ChildDescription {
+    /// The child's workflow name.
+    pub workflow: String,
+    /// The child execution's id (describe it for its own state).
+    pub id: String,
+    /// Its operation key within the parent.
+    pub key: String,
+    /// Whether the parent has its result: `pending`, `succeeded` (it returned; a `Result`
+    /// workflow may have returned `Err`) or `failed` (it ended without an output).
+    pub state: &'static str,
+    /// The child's own status, read for pending children only (settled ones are
+    /// finished).
+    pub status: Option<Status>,
+    /// When the parent started it.
+    pub created_at: Timestamp,
+    /// When its result reached the parent, for a settled one.
+    pub updated_at: Timestamp,
 }
 
 /// How many settled callbacks [`Description::callbacks`] shows at most.
@@ -222,12 +262,17 @@ pub(super) async fn describe(shared: &Arc<Shared>, id: &str) -> Result<Descripti
             attempt,
         }
     });
+    let (children, children_omitted) = match store_unavailable {
+        // Nothing more can be read.
+        Some(_) => (Vec::new(), 0),
+        None => children(shared, id).await?,
+    };
     let waiting_for = match wait {
         Some(wait) => Some(Waiting::Store {
             since: wait.since,
             cause: wait.cause,
         }),
-        None => waiting_for(&record, &callbacks),
+        None => waiting_for(&record, &callbacks, &children),
     };
     let (locals, locals_unavailable) = match &record.position {
         None => (Vec::new(), None),
@@ -254,12 +299,15 @@ pub(super) async fn describe(shared: &Arc<Shared>, id: &str) -> Result<Descripti
         layout,
         status: record.status,
         message: record.message,
+        parent: record.parent,
         point,
         locals,
         locals_unavailable,
         waiting_for,
         callbacks,
         callbacks_omitted,
+        children,
+        children_omitted,
         output,
         history,
         store_unavailable,
@@ -290,12 +338,22 @@ async fn read(
     Ok((record, history, callbacks))
 }
 
-fn waiting_for(record: &ExecutionRecord, callbacks: &[CallbackDescription]) -> Option<Waiting> {
+fn waiting_for(
+    record: &ExecutionRecord,
+    callbacks: &[CallbackDescription],
+    children: &[ChildDescription],
+) -> Option<Waiting> {
     if record.status != Status::Suspended {
         return None;
     }
     let state = &record.position.as_ref()?.state;
     if let PointState::Awaiting { key } = state {
+        if let Some(child) = children.iter().find(|c| c.key == *key) {
+            return Some(Waiting::Child {
+                workflow: child.workflow.clone(),
+                id: child.id.clone(),
+            });
+        }
         let callback = callbacks.iter().find(|c| c.key == *key);
         return Some(Waiting::Callback {
             name: callback.map(|c| c.name.clone()).unwrap_or_default(),
@@ -348,6 +406,61 @@ async fn callbacks(shared: &Shared, id: &str) -> Result<(Vec<CallbackDescription
                 }
             }
             shown.push_back(callback);
+        }
+        match page.last() {
+            Some(last) if page.len() == OPERATIONS_PAGE => after = Some(last.key.clone()),
+            _ => return Ok((shown.into(), omitted)),
+        }
+    }
+}
+
+/// The execution's children: every pending one (with its status) and the latest settled
+/// ones, oldest first, and how many settled ones are left out.
+async fn children(shared: &Shared, id: &str) -> Result<(Vec<ChildDescription>, u64), Error> {
+    let mut shown: VecDeque<ChildDescription> = VecDeque::new();
+    let mut settled = 0usize;
+    let mut omitted = 0u64;
+    let mut after: Option<String> = None;
+    loop {
+        let page = shared
+            .store
+            .operations(id, after.as_deref(), OPERATIONS_PAGE)
+            .await?;
+        for op in &page {
+            let OperationKind::Child {
+                execution,
+                workflow,
+            } = &op.kind
+            else {
+                continue;
+            };
+            let state = match op.state {
+                OperationState::Pending => "pending",
+                OperationState::Succeeded { .. } => "succeeded",
+                _ => "failed",
+            };
+            let status = match op.state {
+                OperationState::Pending => shared.store.load(execution).await?.map(|r| r.status),
+                _ => None,
+            };
+            if !op.state.is_pending() {
+                settled += 1;
+                if settled > SETTLED_CHILDREN_SHOWN {
+                    if let Some(i) = shown.iter().position(|c| c.state != "pending") {
+                        shown.remove(i);
+                        omitted += 1;
+                    }
+                }
+            }
+            shown.push_back(ChildDescription {
+                workflow: workflow.clone(),
+                id: execution.clone(),
+                key: op.key.clone(),
+                state,
+                status,
+                created_at: op.created_at,
+                updated_at: op.updated_at,
+            });
         }
         match page.last() {
             Some(last) if page.len() == OPERATIONS_PAGE => after = Some(last.key.clone()),

@@ -316,6 +316,13 @@ impl Runtime for Detached {
     fn is_shutting_down(&self) -> bool {
         true
     }
+
+    // A detached machine starts no children.
+    fn runs(&self, _: &str, _: u64) -> bool {
+        false
+    }
+
+    fn created(&self, _: &str) {}
 }
 
 /// The layout fingerprint an execution's state depends on: its frame's, or `None`

@@ -43,16 +43,17 @@ pub use builder::EngineBuilder;
 pub use callbacks::{CallbackState, CompletionError};
 pub use check::Stranded;
 pub use describe::{
-    CallbackDescription, Description, Local, PointDescription, Waiting, SETTLED_CALLBACKS_SHOWN,
+    CallbackDescription, ChildDescription, Description, Local, PointDescription, Waiting,
+    SETTLED_CALLBACKS_SHOWN, SETTLED_CHILDREN_SHOWN,
 };
 pub use handle::Handle;
 pub use health::{Degraded, Health};
 pub use layouts::{Layout, PointLayout};
 pub use observe::Until;
+pub use registry::called;
 use shared::Shared;
 
-/// Longest execution id accepted by [`Engine::start`].
-pub const MAX_ID_LEN: usize = 1024;
+pub use crate::record::MAX_ID_LEN;
 
 /// Runs workflows over a store. Cheap to clone; clones share one engine.
 ///

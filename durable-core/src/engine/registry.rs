@@ -8,7 +8,7 @@ use std::sync::Arc;
 use super::layouts::Layout;
 use crate::codec::{decode_value, Codec};
 use crate::error::CodecError;
-use crate::execution::{Ctx, Entry, Interrupt, PointInfo, Workflow};
+use crate::execution::{Called, Ctx, Entry, Interrupt, PointInfo, Workflow, WorkflowFn};
 use crate::returned_err::returned_err;
 
 /// A type-erased state machine: runs to the encoded output.
@@ -81,6 +81,10 @@ impl Registry {
             output_json: output_json::<W>,
             points: W::POINTS,
         });
+        // After the push, so that a workflow that calls itself ends the recursion.
+        for called in W::CALLS {
+            called.register(self);
+        }
     }
 
     /// The version with code fingerprint `fingerprint`.
@@ -132,5 +136,17 @@ impl Registry {
             .get(workflow)
             .map(|vs| vs.iter().map(|v| v.fingerprint).collect())
             .unwrap_or_default()
+    }
+}
+
+/// What `#[durable]` writes in a workflow's [`Workflow::CALLS`] for each workflow its body
+/// calls or invokes by path: registering the caller registers `workflow` too.
+pub const fn called<F: WorkflowFn>(_workflow: F) -> Called {
+    Called::new(register_any::<F::Workflow>)
+}
+
+fn register_any<W: Workflow>(registry: &mut dyn std::any::Any) {
+    if let Some(registry) = registry.downcast_mut::<Registry>() {
+        registry.register::<W>();
     }
 }

@@ -192,4 +192,12 @@ impl Runtime for Shared {
     fn is_shutting_down(&self) -> bool {
         Shared::is_shutting_down(self)
     }
+
+    fn runs(&self, workflow: &str, fingerprint: u64) -> bool {
+        self.registry.find(workflow, fingerprint).is_some()
+    }
+
+    fn created(&self, id: &str) {
+        self.enqueue(id);
+    }
 }

@@ -1,8 +1,7 @@
 //! Starting an execution: [`Engine::start`], idempotent by execution id.
 
 use super::{Engine, Handle, MAX_ID_LEN};
-use crate::canonical::canonical;
-use crate::codec::decode_value;
+use crate::canonical::same_value;
 use crate::error::Error;
 use crate::execution::{Workflow, WorkflowFn};
 use crate::record::{Created, ExecutionRecord, Status};
@@ -99,23 +98,10 @@ impl Engine {
             .ok_or_else(|| Error::NotFound {
                 id: existing.id.clone(),
             })?;
-        if stored == encoded {
-            return Ok(());
-        }
-        // Compare values, not bytes: the stored input may use another codec, and maps and
-        // sets encode in an order that differs between equal values.
-        let stored: W::Input = decode_value(&stored).map_err(|e| {
-            conflict(format!(
-                "its stored input cannot be read as this workflow's input: {e}"
-            ))
-        })?;
-        let same = canonical(&stored)
-            .and_then(|stored| Ok(stored == canonical(input)?))
-            .map_err(|e| conflict(format!("its inputs cannot be compared: {e}")))?;
-        if same {
-            Ok(())
-        } else {
-            Err(conflict("it was started with a different input".into()))
+        match same_value(&stored, encoded, input) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(conflict("it was started with a different input".into())),
+            Err(reason) => Err(conflict(format!("its input: {reason}"))),
         }
     }
 }

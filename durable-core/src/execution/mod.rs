@@ -19,4 +19,4 @@ pub(crate) use point::Progress;
 pub use protocol::{AwaitedInDurableFn, Entered, Entry, Interrupt, Operation, SavedLocal};
 pub(crate) use runtime::{Limits, Runtime};
 pub(crate) use transition::Change;
-pub use workflow::{Machine, PointInfo, Select, Workflow, WorkflowFn};
+pub use workflow::{Called, Machine, PointInfo, Select, Workflow, WorkflowFn};

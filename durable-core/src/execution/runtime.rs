@@ -54,4 +54,11 @@ pub(crate) trait Runtime: Send + Sync + 'static {
 
     /// Whether the engine is shutting down.
     fn is_shutting_down(&self) -> bool;
+
+    /// Whether the engine runs version `fingerprint` of workflow `workflow` (an execution
+    /// it starts as a child would otherwise be parked).
+    fn runs(&self, workflow: &str, fingerprint: u64) -> bool;
+
+    /// Called after the execution `id` was created (a child): schedules it to run.
+    fn created(&self, id: &str);
 }

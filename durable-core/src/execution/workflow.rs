@@ -45,6 +45,10 @@ pub trait Workflow: Send + Sync + 'static {
     /// The durable points, indexed by point id.
     #[doc(hidden)]
     const POINTS: &'static [PointInfo];
+    /// The workflows its body runs as children (`ctx.call(helper, ..)`) or invokes, as the
+    /// macro found them: registering this workflow registers those too.
+    #[doc(hidden)]
+    const CALLS: &'static [Called] = &[];
 
     /// Runs the state machine from `entry` until it returns, suspends or fails.
     #[doc(hidden)]
@@ -88,4 +92,31 @@ pub struct PointInfo {
     pub line: u32,
     /// The live locals saved in the frame, in frame order.
     pub locals: &'static [&'static str],
+}
+
+/// A workflow that another one's body calls, type-erased for [`Workflow::CALLS`]: how to
+/// register it with an engine's registry, which the execution layer does not know (hence
+/// `Any`; the engine builds and reads these).
+#[doc(hidden)]
+#[derive(Clone, Copy)]
+pub struct Called {
+    register: fn(&mut dyn std::any::Any),
+}
+
+impl Called {
+    /// A called workflow that `register` adds to a registry.
+    pub(crate) const fn new(register: fn(&mut dyn std::any::Any)) -> Self {
+        Called { register }
+    }
+
+    /// Adds the called workflow to `registry`.
+    pub(crate) fn register(&self, registry: &mut dyn std::any::Any) {
+        (self.register)(registry)
+    }
+}
+
+impl std::fmt::Debug for Called {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Called").finish_non_exhaustive()
+    }
 }

@@ -9,12 +9,14 @@
 //! point).
 
 pub(crate) mod callback;
+pub(crate) mod child;
 pub(crate) mod condition;
 pub(crate) mod random;
 pub(crate) mod sleep;
 pub(crate) mod step;
 
 pub use callback::{Callback, CallbackError, CreateCallback, WaitCallback, WaitForCallback};
+pub use child::{Call, ChildError, Invoke};
 pub use condition::{CheckOutput, ConditionError, WaitForCondition};
 pub use random::Generated;
 pub use sleep::{SleepOp, WaitError, MAX_WAIT};

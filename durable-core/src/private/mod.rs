@@ -13,7 +13,9 @@
 //!   frames by a [`FrameEncoder`] and read back by a [`FrameDecoder`] through a
 //!   [`SlotCodec`] obtained from the macro's per-local check;
 //! - [`loops`]: durable `for` loops iterate through [`ForSource`], so the iterator can be
-//!   saved.
+//!   saved;
+//! - [`called`]: what a workflow's body calls as children, so that registering it
+//!   registers them ([`Called`]).
 //!
 //! # Versions
 //!
@@ -27,7 +29,8 @@ mod loops;
 mod protocol;
 mod slots;
 
-pub use crate::execution::{Ctx, Machine, PointInfo, PointRun};
+pub use crate::engine::called;
+pub use crate::execution::{Called, Ctx, Machine, PointInfo, PointRun};
 pub use loops::{DurableItems, DurableRange, ForSource, LoopIter, RangeInt, ViaCollect, ViaRange};
 pub use protocol::{
     enter, halt, input, machine, neutralised, outcome, output, resume, run, start, unknown_block,

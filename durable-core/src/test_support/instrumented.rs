@@ -196,7 +196,8 @@ impl<S: Store> InstrumentedStore<S> {
     }
 
     /// Holds back the next commit for which `matches` returns true, until the returned
-    /// [`Held::release`] is used.
+    /// [`Held::release`] is used. The commit has passed [`fail_writes`](Self::fail_writes)
+    /// when it is held: a failure mode set while it waits applies to the writes after it.
     pub fn hold_commit(&self, matches: impl Fn(&Commit) -> bool + Send + Sync + 'static) -> Held {
         let (reached_tx, reached) = oneshot::channel();
         let (release, release_rx) = oneshot::channel();
@@ -244,6 +245,9 @@ impl<S: Store> InstrumentedStore<S> {
     /// Counts a commit, holds it at the gate if it matches, and fails it if writes fail.
     async fn before_commit(&self, commit: &Commit) -> Result<(), StoreError> {
         self.counters.commits.fetch_add(1, Ordering::SeqCst);
+        // Before the gate: a failure mode set while a commit is held applies to the writes
+        // after it, so a test can fail exactly the write that follows a given commit.
+        self.write()?;
         let gate = {
             let mut gate = self.gate.lock().unwrap_or_else(|e| e.into_inner());
             match &*gate {
@@ -255,7 +259,7 @@ impl<S: Store> InstrumentedStore<S> {
             let _ = gate.reached.send(());
             let _ = gate.release.await;
         }
-        self.write()
+        Ok(())
     }
 
     fn read(&self) {

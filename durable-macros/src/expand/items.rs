@@ -51,14 +51,23 @@ impl Expander<'_> {
             CodecArg::Json => quote!(#krate::Codec::Json),
         };
         let lowering = Literal::u32_suffixed(super::fingerprint::LOWERING_FORMAT);
-        let (fingerprint, points, machine) = match self.mode {
+        let (fingerprint, points, called, machine) = match self.mode {
             Mode::Machine => (
                 Literal::u64_suffixed(self.fingerprint()),
                 self.points_info(),
+                self.called(),
                 self.machine(),
             ),
-            Mode::Fallback => (Literal::u64_suffixed(0), Vec::new(), self.neutralised()),
+            Mode::Fallback => (
+                Literal::u64_suffixed(0),
+                Vec::new(),
+                Vec::new(),
+                self.neutralised(),
+            ),
         };
+        // Only when the body calls workflows: the trait's default is empty.
+        let calls_item = (!called.is_empty())
+            .then(|| quote!(const CALLS: &'static [#p::Called] = &[#(#called),*];));
         // The whole `__machine` item is located at the output type: rustc checks its
         // signature against the trait's, which normalizes `Self::Output`, at the item's
         // span, so an output that cannot be stored is reported there once, not also at
@@ -135,6 +144,7 @@ impl Expander<'_> {
                     const LOWERING_FORMAT: u32 = #lowering;
                     const CODEC: #krate::Codec = #codec;
                     const POINTS: &'static [#p::PointInfo] = &[#(#points),*];
+                    #calls_item
 
                     #(#lints)*
                     #machine_fn #machine_params -> #machine_output #machine_body

@@ -1,6 +1,7 @@
 //! Expansion: the lowered workflow → tokens, after serde_derive's layout: this driver
 //! (and the fallback on error) over one module per job:
 //! - [`items`]: the workflow module, function item, `const _` block and `Workflow` impl;
+//! - [`calls`]: the workflows the body calls as children, registered with it;
 //! - [`diagnostics`]: the check traits that report unsaveable values on the user's tokens;
 //! - [`machine`]: the state machine, block by block;
 //! - [`frames`]: encoding and decoding frames, and what the engine shows of each point;
@@ -20,6 +21,7 @@
 //! };
 //! ```
 
+mod calls;
 mod diagnostics;
 mod fingerprint;
 mod frames;
