@@ -636,7 +636,9 @@ async fn a_failed_creation_of_the_child_is_retried_and_starts_one_child(backing:
 }
 
 async fn failed_creation<S: Store>(inner: S) {
-    let clock = TestClock::new(START);
+    // Auto-advancing: after a failed write the engine runs the execution again after
+    // the healer's backoff on this clock (see `Engine::health`).
+    let clock = TestClock::new(START).auto_advance(true);
     let store = Arc::new(InstrumentedStore::new(inner));
     // The parent's first commit at the call: the operation, still running.
     let held =
