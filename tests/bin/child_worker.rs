@@ -61,7 +61,9 @@ async fn main() {
         println!("CHILD {}", child.status.as_str());
         return;
     }
-    let engine = Engine::builder(store)
+    let store = std::sync::Arc::new(store);
+    let barrier = store.clone();
+    let engine = durable_core::EngineBuilder::with_store(store)
         .register(expense)
         .open()
         .await
@@ -104,6 +106,13 @@ async fn main() {
                 }
                 tokio::task::yield_now().await;
             }
+            // A read sees a group of writes as soon as sled applied it, before its sync:
+            // a request answered after it (even one that writes nothing) means the sync
+            // is done, since the store's writer answers requests in order.
+            barrier
+                .delete("no-such-execution")
+                .await
+                .expect("the store answers");
             let mut stdout = std::io::stdout();
             writeln!(stdout, "CHILD DONE").expect("stdout");
             stdout.flush().expect("stdout");
