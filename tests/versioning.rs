@@ -104,6 +104,9 @@ where
     let described = engine.describe("x").await.unwrap();
     assert_eq!(described.status, Status::Parked);
     assert_eq!(described.message.as_deref(), Some(message.as_str()));
+    // No registered version reads the frame, so none decodes it (into the wrong fields).
+    assert!(described.locals.is_empty(), "{:?}", described.locals);
+    assert!(described.locals_unavailable.is_some());
     engine.shutdown().await;
 
     // Registering the version that wrote it resumes it, its data intact.
@@ -573,6 +576,42 @@ async fn two_versions_side_by_side_drain_old_executions_on_the_old_one() {
             .await
             .unwrap(),
         "v2 5 10"
+    );
+    engine.shutdown().await;
+}
+
+#[tokio::test]
+async fn versions_with_the_same_tokens_and_different_types_are_both_kept() {
+    assert_eq!(
+        <swap_v1::swap::Workflow as Workflow>::FINGERPRINT,
+        <swap_v2::swap::Workflow as Workflow>::FINGERPRINT,
+        "only the struct differs"
+    );
+    let dir = Dir::new();
+    let clock = TestClock::new(Timestamp::from_millis(1_000_000));
+    sleeping_on(&dir, &clock, swap_v1::swap, "old", 1).await;
+    let engine = builder(&dir, &clock)
+        .register(swap_v1::swap)
+        .register(swap_v2::swap)
+        .open()
+        .await
+        .unwrap();
+    engine.start(swap_v2::swap, "new", 5).await.unwrap();
+    engine.wait_until("new", Until::suspended()).await.unwrap();
+    let v2 = durable_core::Layout::of::<swap_v2::swap::Workflow>().fingerprint();
+    assert_eq!(
+        engine.describe("new").await.unwrap().layout,
+        Some(v2),
+        "the new execution runs on the new types"
+    );
+    clock.advance(NAP);
+    assert_eq!(
+        engine.handle(swap_v1::swap, "old").result().await.unwrap(),
+        "a=1 b=2"
+    );
+    assert_eq!(
+        engine.handle(swap_v2::swap, "new").result().await.unwrap(),
+        "a=5 b=6"
     );
     engine.shutdown().await;
 }
