@@ -836,3 +836,80 @@ async fn a_workflow_that_returned_err_keeps_its_frame_and_is_redriven() {
     assert_eq!((done.status, done.message), (Status::Completed, None));
     engine.shutdown().await;
 }
+
+// ---- a recorded outcome that does not decode ------------------------------------------
+
+mod outcome_v1 {
+    use super::*;
+
+    #[durable(name = "outcome")]
+    pub async fn outcome(ctx: Ctx, v: u32) -> u32 {
+        let p = ctx
+            .step_infallible("read", move || async move { pct_v1::Percent(v) })
+            .await;
+        ctx.sleep(NAP).await.unwrap();
+        u32::from(p)
+    }
+}
+
+mod outcome_v2 {
+    use super::*;
+
+    #[durable(name = "outcome")]
+    pub async fn outcome(ctx: Ctx, v: u32) -> u32 {
+        let p = ctx
+            .step_infallible("read", move || async move { pct_v2::Percent(v.min(100)) })
+            .await;
+        ctx.sleep(NAP).await.unwrap();
+        u32::from(p)
+    }
+}
+
+#[tokio::test]
+async fn a_recorded_outcome_that_does_not_decode_parks() {
+    use durable_core::test_support::{FailWrites, InstrumentedStore};
+    use durable_core::{MemoryStore, Store};
+    use std::sync::Arc;
+
+    // The process stops after the step's outcome is committed and before the next point
+    // is: the commit of the sleep fails, and the engine is closed.
+    let store = Arc::new(InstrumentedStore::new(MemoryStore::new()));
+    let clock = TestClock::new(Timestamp::from_millis(1_000_000));
+    let engine = EngineBuilder::with_store(store.clone())
+        .register(outcome_v1::outcome)
+        .clock(clock.clone())
+        .shutdown_timeout(Duration::from_millis(100))
+        .open()
+        .await
+        .unwrap();
+    let held = store.hold_commit(|c| c.record.position.as_ref().is_some_and(|p| p.point == 1));
+    engine.start(outcome_v1::outcome, "x", 150).await.unwrap();
+    held.reached.await.unwrap();
+    store.fail_writes(FailWrites::Always);
+    let _ = held.release.send(());
+    engine.shutdown().await;
+    store.fail_writes(FailWrites::Never);
+    let stored = store.load("x").await.unwrap().unwrap();
+    assert_eq!(stored.position.as_ref().map(|p| p.point), Some(0));
+
+    // The new code has the same layout, but its `Percent` refuses the recorded 150.
+    let engine = EngineBuilder::with_store(store.clone())
+        .register(outcome_v2::outcome)
+        .clock(clock.clone())
+        .open()
+        .await
+        .unwrap();
+    let message = match engine.handle(outcome_v2::outcome, "x").result().await {
+        Err(Error::Parked { message, .. }) => message,
+        other => panic!("expected it parked, got {other:?}"),
+    };
+    assert_mentions(
+        &message,
+        &[
+            "at point 0 (`ctx.step_infallible(\"read\", ..)`",
+            "recorded outcome",
+            "150 is over 100",
+        ],
+    );
+    engine.shutdown().await;
+}
