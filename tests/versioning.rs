@@ -104,6 +104,9 @@ where
     let described = engine.describe("x").await.unwrap();
     assert_eq!(described.status, Status::Parked);
     assert_eq!(described.message.as_deref(), Some(message.as_str()));
+    // No registered version reads the frame, so none decodes it (into the wrong fields).
+    assert!(described.locals.is_empty(), "{:?}", described.locals);
+    assert!(described.locals_unavailable.is_some());
     engine.shutdown().await;
 
     // Registering the version that wrote it resumes it, its data intact.
@@ -577,6 +580,42 @@ async fn two_versions_side_by_side_drain_old_executions_on_the_old_one() {
     engine.shutdown().await;
 }
 
+#[tokio::test]
+async fn versions_with_the_same_tokens_and_different_types_are_both_kept() {
+    assert_eq!(
+        <swap_v1::swap::Workflow as Workflow>::FINGERPRINT,
+        <swap_v2::swap::Workflow as Workflow>::FINGERPRINT,
+        "only the struct differs"
+    );
+    let dir = Dir::new();
+    let clock = TestClock::new(Timestamp::from_millis(1_000_000));
+    sleeping_on(&dir, &clock, swap_v1::swap, "old", 1).await;
+    let engine = builder(&dir, &clock)
+        .register(swap_v1::swap)
+        .register(swap_v2::swap)
+        .open()
+        .await
+        .unwrap();
+    engine.start(swap_v2::swap, "new", 5).await.unwrap();
+    engine.wait_until("new", Until::suspended()).await.unwrap();
+    let v2 = durable_core::Layout::of::<swap_v2::swap::Workflow>().fingerprint();
+    assert_eq!(
+        engine.describe("new").await.unwrap().layout,
+        Some(v2),
+        "the new execution runs on the new types"
+    );
+    clock.advance(NAP);
+    assert_eq!(
+        engine.handle(swap_v1::swap, "old").result().await.unwrap(),
+        "a=1 b=2"
+    );
+    assert_eq!(
+        engine.handle(swap_v2::swap, "new").result().await.unwrap(),
+        "a=5 b=6"
+    );
+    engine.shutdown().await;
+}
+
 // ---- re-drive -------------------------------------------------------------------------
 
 static A_RUNS: AtomicU32 = AtomicU32::new(0);
@@ -795,5 +834,82 @@ async fn a_workflow_that_returned_err_keeps_its_frame_and_is_redriven() {
     assert_eq!(LOOKUPS.load(Ordering::SeqCst), 1, "the step ran once");
     let done = engine.execution("r").await.unwrap().unwrap();
     assert_eq!((done.status, done.message), (Status::Completed, None));
+    engine.shutdown().await;
+}
+
+// ---- a recorded outcome that does not decode ------------------------------------------
+
+mod outcome_v1 {
+    use super::*;
+
+    #[durable(name = "outcome")]
+    pub async fn outcome(ctx: Ctx, v: u32) -> u32 {
+        let p = ctx
+            .step_infallible("read", move || async move { pct_v1::Percent(v) })
+            .await;
+        ctx.sleep(NAP).await.unwrap();
+        u32::from(p)
+    }
+}
+
+mod outcome_v2 {
+    use super::*;
+
+    #[durable(name = "outcome")]
+    pub async fn outcome(ctx: Ctx, v: u32) -> u32 {
+        let p = ctx
+            .step_infallible("read", move || async move { pct_v2::Percent(v.min(100)) })
+            .await;
+        ctx.sleep(NAP).await.unwrap();
+        u32::from(p)
+    }
+}
+
+#[tokio::test]
+async fn a_recorded_outcome_that_does_not_decode_parks() {
+    use durable_core::test_support::{FailWrites, InstrumentedStore};
+    use durable_core::{MemoryStore, Store};
+    use std::sync::Arc;
+
+    // The process stops after the step's outcome is committed and before the next point
+    // is: the commit of the sleep fails, and the engine is closed.
+    let store = Arc::new(InstrumentedStore::new(MemoryStore::new()));
+    let clock = TestClock::new(Timestamp::from_millis(1_000_000));
+    let engine = EngineBuilder::with_store(store.clone())
+        .register(outcome_v1::outcome)
+        .clock(clock.clone())
+        .shutdown_timeout(Duration::from_millis(100))
+        .open()
+        .await
+        .unwrap();
+    let held = store.hold_commit(|c| c.record.position.as_ref().is_some_and(|p| p.point == 1));
+    engine.start(outcome_v1::outcome, "x", 150).await.unwrap();
+    held.reached.await.unwrap();
+    store.fail_writes(FailWrites::Always);
+    let _ = held.release.send(());
+    engine.shutdown().await;
+    store.fail_writes(FailWrites::Never);
+    let stored = store.load("x").await.unwrap().unwrap();
+    assert_eq!(stored.position.as_ref().map(|p| p.point), Some(0));
+
+    // The new code has the same layout, but its `Percent` refuses the recorded 150.
+    let engine = EngineBuilder::with_store(store.clone())
+        .register(outcome_v2::outcome)
+        .clock(clock.clone())
+        .open()
+        .await
+        .unwrap();
+    let message = match engine.handle(outcome_v2::outcome, "x").result().await {
+        Err(Error::Parked { message, .. }) => message,
+        other => panic!("expected it parked, got {other:?}"),
+    };
+    assert_mentions(
+        &message,
+        &[
+            "at point 0 (`ctx.step_infallible(\"read\", ..)`",
+            "recorded outcome",
+            "150 is over 100",
+        ],
+    );
     engine.shutdown().await;
 }

@@ -232,10 +232,11 @@ pub(super) async fn describe(shared: &Arc<Shared>, id: &str) -> Result<Descripti
             Err(e) => return Err(e),
         };
     let layout = super::layouts::stored_layout(&record);
+    // Only a version with the stored layout reads the frame: another one could decode it
+    // into the wrong fields without an error.
     let version = shared
         .registry
         .resumer(&record.workflow, record.fingerprint, layout)
-        .or_else(|| shared.registry.find(&record.workflow, record.fingerprint))
         .cloned();
     let point = record.position.as_ref().map(|position| {
         let info = version

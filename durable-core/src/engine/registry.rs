@@ -65,16 +65,22 @@ fn output_json<W: Workflow>(bytes: &[u8]) -> Result<serde_json::Value, CodecErro
 }
 
 impl Registry {
-    /// Registers `W`, tracing its layout (once per code fingerprint).
+    /// Registers `W`, tracing its layout.
     pub fn register<W: Workflow>(&mut self) {
+        let layout = Layout::of::<W>();
+        let layout_fingerprint = layout.fingerprint();
         let versions = self.versions.entry(W::NAME).or_default();
-        if versions.iter().any(|v| v.fingerprint == W::FINGERPRINT) {
+        // Two versions with the same tokens differ when a type they save changed outside
+        // the function: both are kept, told apart by layout.
+        if versions
+            .iter()
+            .any(|v| v.fingerprint == W::FINGERPRINT && v.layout_fingerprint == layout_fingerprint)
+        {
             return;
         }
-        let layout = Layout::of::<W>();
         versions.push(Version {
             fingerprint: W::FINGERPRINT,
-            layout_fingerprint: layout.fingerprint(),
+            layout_fingerprint,
             layout: Arc::new(layout),
             codec: W::CODEC,
             run: run_erased::<W>,
@@ -87,11 +93,13 @@ impl Registry {
         }
     }
 
-    /// The version with code fingerprint `fingerprint`.
+    /// The version with code fingerprint `fingerprint`: the last registered one, if
+    /// several share it (the same tokens, with a type they save changed elsewhere).
     pub fn find(&self, workflow: &str, fingerprint: u64) -> Option<&Version> {
         self.versions
             .get(workflow)?
             .iter()
+            .rev()
             .find(|v| v.fingerprint == fingerprint)
     }
 
