@@ -867,7 +867,7 @@ mod outcome_v2 {
 
 #[tokio::test]
 async fn a_recorded_outcome_that_does_not_decode_parks() {
-    use durable_core::test_support::{FailWrites, InstrumentedStore};
+    use durable_core::test_support::{Held, InstrumentedStore};
     use durable_core::{MemoryStore, Store};
     use std::sync::Arc;
 
@@ -882,13 +882,12 @@ async fn a_recorded_outcome_that_does_not_decode_parks() {
         .open()
         .await
         .unwrap();
-    let held = store.hold_commit(|c| c.record.position.as_ref().is_some_and(|p| p.point == 1));
+    let mut held = store.hold_commit(|c| c.record.position.as_ref().is_some_and(|p| p.point == 1));
     engine.start(outcome_v1::outcome, "x", 150).await.unwrap();
-    held.reached.await.unwrap();
-    store.fail_writes(FailWrites::Always);
-    let _ = held.release.send(());
+    let Held { reached, .. } = &mut held;
+    reached.await.unwrap();
+    held.release_failing();
     engine.shutdown().await;
-    store.fail_writes(FailWrites::Never);
     let stored = store.load("x").await.unwrap().unwrap();
     assert_eq!(stored.position.as_ref().map(|p| p.point), Some(0));
 

@@ -13,7 +13,9 @@
 
 use std::io::Write;
 
-use durable_core::{durable, CallbackError, ChildError, Ctx, Engine, ListFilter, Status, Store};
+use durable_core::{
+    durable, CallbackError, ChildError, Ctx, EngineBuilder, ListFilter, Status, Store,
+};
 use durable_store_sled::SledStore;
 
 #[durable]
@@ -63,7 +65,7 @@ async fn main() {
     }
     let store = std::sync::Arc::new(store);
     let barrier = store.clone();
-    let engine = durable_core::EngineBuilder::with_store(store)
+    let engine = EngineBuilder::with_store(store)
         .register(expense)
         .open()
         .await

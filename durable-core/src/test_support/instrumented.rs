@@ -80,13 +80,25 @@ struct Counters {
 }
 
 /// A commit held back by [`InstrumentedStore::hold_commit`]: `reached` completes when the
-/// commit arrives at the store, and sending on (or dropping) `release` lets it through.
+/// commit arrives at the store, and sending on (or dropping) `release` lets it through;
+/// [`release_failing`](Self::release_failing) lets it go on as a failed write instead.
 #[derive(Debug)]
 pub struct Held {
     /// Completes when the held commit has arrived.
     pub reached: oneshot::Receiver<()>,
     /// Lets the held commit through.
     pub release: oneshot::Sender<()>,
+    fail: Arc<AtomicBool>,
+}
+
+impl Held {
+    /// Releases the held commit as a write that failed (a [`StoreError::Backend`] I/O
+    /// error, counted in [`Counts::failed_writes`]): nothing of it is written, as if the
+    /// disk had filled up at that very write.
+    pub fn release_failing(self) {
+        self.fail.store(true, Ordering::SeqCst);
+        let _ = self.release.send(());
+    }
 }
 
 type Matcher = Box<dyn Fn(&Commit) -> bool + Send + Sync>;
@@ -95,6 +107,7 @@ struct Gate {
     matches: Matcher,
     reached: oneshot::Sender<()>,
     release: oneshot::Receiver<()>,
+    fail: Arc<AtomicBool>,
 }
 
 /// Wraps a store for tests: counts every call by kind ([`counts`](Self::counts)), holds
@@ -201,12 +214,18 @@ impl<S: Store> InstrumentedStore<S> {
     pub fn hold_commit(&self, matches: impl Fn(&Commit) -> bool + Send + Sync + 'static) -> Held {
         let (reached_tx, reached) = oneshot::channel();
         let (release, release_rx) = oneshot::channel();
+        let fail = Arc::new(AtomicBool::new(false));
         *self.gate.lock().unwrap_or_else(|e| e.into_inner()) = Some(Gate {
             matches: Box::new(matches),
             reached: reached_tx,
             release: release_rx,
+            fail: fail.clone(),
         });
-        Held { reached, release }
+        Held {
+            reached,
+            release,
+            fail,
+        }
     }
 
     /// Counts a write and decides whether it fails.
@@ -230,16 +249,21 @@ impl<S: Store> InstrumentedStore<S> {
             }
         };
         if fails {
-            self.counters.failed_writes.fetch_add(1, Ordering::SeqCst);
-            if self.poisoning.load(Ordering::SeqCst) {
-                self.poisoned.store(true, Ordering::SeqCst);
-            }
-            return Err(StoreError::backend(std::io::Error::new(
-                std::io::ErrorKind::StorageFull,
-                "injected write failure (InstrumentedStore): no space left on device",
-            )));
+            return Err(self.failed_write());
         }
         Ok(())
+    }
+
+    /// Counts a write that fails on purpose, and the error it fails with.
+    fn failed_write(&self) -> StoreError {
+        self.counters.failed_writes.fetch_add(1, Ordering::SeqCst);
+        if self.poisoning.load(Ordering::SeqCst) {
+            self.poisoned.store(true, Ordering::SeqCst);
+        }
+        StoreError::backend(std::io::Error::new(
+            std::io::ErrorKind::StorageFull,
+            "injected write failure (InstrumentedStore): no space left on device",
+        ))
     }
 
     /// Counts a commit, holds it at the gate if it matches, and fails it if writes fail.
@@ -258,6 +282,9 @@ impl<S: Store> InstrumentedStore<S> {
         if let Some(gate) = gate {
             let _ = gate.reached.send(());
             let _ = gate.release.await;
+            if gate.fail.load(Ordering::SeqCst) {
+                return Err(self.failed_write());
+            }
         }
         Ok(())
     }
