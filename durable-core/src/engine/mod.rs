@@ -20,6 +20,7 @@ mod callbacks;
 mod cluster;
 mod describe;
 mod handle;
+mod healer;
 mod health;
 mod observe;
 mod queue;
