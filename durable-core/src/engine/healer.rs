@@ -35,7 +35,7 @@ fn delay(n: u32) -> Duration {
 pub(super) async fn heal(shared: Arc<Shared>) {
     let monitor = &shared.health;
     let mut streak = 0u32;
-    let mut successes = monitor.successes();
+    let mut runs = monitor.runs();
     loop {
         let shutdown = shared.shutdown_signal.notified();
         tokio::pin!(shutdown);
@@ -47,10 +47,11 @@ pub(super) async fn heal(shared: Arc<Shared>) {
             _ = monitor.round_asked() => {}
             _ = &mut shutdown => return,
         }
-        let now_successes = monitor.successes();
-        if now_successes != successes {
+        // A new run of failures began since the last round: a write succeeded between.
+        let now_runs = monitor.runs();
+        if now_runs != runs {
             streak = 0;
-            successes = now_successes;
+            runs = now_runs;
         }
         let at = shared.clock.now().saturating_add(delay(streak));
         streak = streak.saturating_add(1);

@@ -89,8 +89,10 @@ pub(crate) struct Monitor {
     degraded: AtomicBool,
     run: Mutex<Option<Run>>,
     failed_writes: AtomicU64,
-    /// Successful writes since the engine opened, for the healer's backoff.
-    successes: AtomicU64,
+    /// Runs of failures since the engine opened (a run ends at a successful write), for
+    /// the healer's backoff. Written only when a run starts, so that a successful write
+    /// costs two loads.
+    runs: AtomicU64,
     waiting: Mutex<HashMap<String, StoreWait>>,
     /// `waiting.len()`, read without the lock.
     waiting_len: AtomicUsize,
@@ -108,7 +110,7 @@ impl Default for Monitor {
             degraded: AtomicBool::new(false),
             run: Mutex::new(None),
             failed_writes: AtomicU64::new(0),
-            successes: AtomicU64::new(0),
+            runs: AtomicU64::new(0),
             waiting: Mutex::new(HashMap::new()),
             waiting_len: AtomicUsize::new(0),
             failed: Notify::new(),
@@ -157,10 +159,13 @@ impl Monitor {
         self.failed_writes.fetch_add(1, Ordering::SeqCst);
         {
             let mut run = self.run.lock().unwrap_or_else(|e| e.into_inner());
-            let run = run.get_or_insert_with(|| Run {
-                since: now,
-                cause: String::new(),
-                failed_writes: 0,
+            let run = run.get_or_insert_with(|| {
+                self.runs.fetch_add(1, Ordering::SeqCst);
+                Run {
+                    since: now,
+                    cause: String::new(),
+                    failed_writes: 0,
+                }
             });
             run.cause = cause.clone();
             run.failed_writes += 1;
@@ -225,7 +230,6 @@ impl Monitor {
     /// Records that a write (of `execution`'s transition, if any) succeeded: the health
     /// is ok again, and the execution no longer waits for the store.
     pub fn write_succeeded(&self, execution: Option<&str>) {
-        self.successes.fetch_add(1, Ordering::Relaxed);
         if self.degraded.load(Ordering::SeqCst) {
             let mut run = self.run.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(ended) = run.take() {
@@ -284,9 +288,10 @@ impl Monitor {
         self.rounds.send_modify(|n| *n = n.wrapping_add(1));
     }
 
-    /// Writes that succeeded since the engine opened.
-    pub(super) fn successes(&self) -> u64 {
-        self.successes.load(Ordering::Relaxed)
+    /// Runs of failures since the engine opened: a new one starts at the first failure
+    /// after a successful write.
+    pub(super) fn runs(&self) -> u64 {
+        self.runs.load(Ordering::SeqCst)
     }
 
     /// How many executions wait for the store.
