@@ -374,3 +374,62 @@ async fn a_restart_while_writes_fail_resumes_every_execution() {
     engine.shutdown().await;
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// When the store cannot be read either (sled 0.34 fails some reads once a write failed),
+/// `result()` keeps waiting, and `describe` shows the state the engine last committed
+/// for the execution whose commit waits, saying that the rest is unavailable.
+#[tokio::test]
+async fn while_reads_fail_too_result_waits_and_describe_shows_the_last_commit() {
+    let clock = TestClock::new(START);
+    let store = faulty(&clock);
+    let engine = engine(&store, &clock).await;
+    start(&engine, 400).await;
+    while store.load("x-400").await.unwrap().map(|r| r.status) != Some(Status::Suspended) {
+        tokio::task::yield_now().await;
+    }
+    let asleep = store.load("x-400").await.unwrap().unwrap();
+
+    // The sleep ends, and the commit of its end fails.
+    store.fail_writes(FailWrites::Always);
+    clock.advance(Duration::from_secs(1));
+    until(|| {
+        engine
+            .health()
+            .degraded
+            .is_some_and(|d| d.waiting_executions == 1)
+    })
+    .await;
+    store.fail_reads(true);
+    assert!(store.load("x-400").await.is_err(), "reads fail");
+
+    let pending = tokio::spawn({
+        let handle = engine.handle(twenty, "x-400");
+        async move { handle.result().await }
+    });
+    let description = engine.describe("x-400").await.unwrap();
+    assert!(
+        matches!(description.waiting_for, Some(Waiting::Store { .. })),
+        "{:?}",
+        description.waiting_for
+    );
+    let why = description.store_unavailable.expect("says what is missing");
+    assert!(why.contains("injected read failure"), "{why}");
+    assert_eq!(description.status, Status::Suspended, "as last committed");
+    assert_eq!(description.updated_at, asleep.updated_at);
+    assert!(description.point.is_some());
+    assert!(description.history.is_empty());
+    for _ in 0..100 {
+        tokio::task::yield_now().await;
+    }
+    assert!(!pending.is_finished(), "result() keeps waiting");
+
+    store.fail_reads(false);
+    store.fail_writes(FailWrites::Never);
+    let _driver = Driver::start(&clock);
+    assert_eq!(pending.await.unwrap().unwrap(), Ok(expected(400)));
+    for i in 0..STEPS {
+        assert_eq!(runs(400, i), 1, "step {i}");
+    }
+    assert!(engine.health().is_ok());
+    engine.shutdown().await;
+}

@@ -11,7 +11,7 @@ use super::layouts;
 use super::queue::{self, Queue};
 use super::registry::Registry;
 use super::shared::Shared;
-use super::{health, timers, Engine, StopOnDrop};
+use super::{healer, timers, Engine, StopOnDrop};
 use crate::error::Error;
 use crate::execution::{Limits, WorkflowFn};
 use crate::record::{ListFilter, Status};
@@ -241,7 +241,7 @@ impl EngineBuilder {
         }
         tokio::spawn(queue::dispatch(shared.clone()));
         tokio::spawn(timers::run(shared.clone()));
-        tokio::spawn(health::heal(shared.clone()));
+        tokio::spawn(healer::heal(shared.clone()));
         if shared.store.is_shared() {
             cluster::start(&shared);
         }

@@ -1,43 +1,32 @@
-//! The engine's health ([`Engine::health`](super::Engine::health)) and the healer: what
-//! the engine does while its store fails writes (a full disk, a lost database).
+//! The engine's health ([`Engine::health`](super::Engine::health)): what the engine
+//! knows while its store fails writes (a full disk, a lost database), and the signals
+//! between what waits for the store and the healer (see `healer`).
 //!
 //! A failed write is logged at error level with its cause, counted, and turns the health
 //! to degraded. Nothing gives up: a transition whose commit failed keeps its commit and
 //! waits for the healer's next round; so does an activation that met a store failure
-//! before it could run. The healer is one task: after a failure it waits a backoff on
-//! the engine's clock, asks the store to [`recover`](crate::Store::recover), and starts
-//! a new round, which every waiting commit then retries. The first write that succeeds
-//! again turns the health back to ok.
+//! before it could run, and a result waiter whose read failed. The first write that
+//! succeeds again turns the health back to ok.
 //!
 //! Invariants:
-//! - Every failure reported with [`Monitor::failed`] is followed by a round: the healer
-//!   is notified (a stored permit if it is busy), so no waiter waits for a round that
-//!   never comes; shutdown ends every wait too.
-//! - The backoff grows while rounds follow each other with no write succeeding in
-//!   between, and starts again from [`FIRST_DELAY`] after a success.
+//! - Every failure reported here asks the healer for a round (a stored permit if it is
+//!   busy), and a waiter takes its [`Monitor::next_round`] before reporting, so no waiter
+//!   waits for a round that never comes; shutdown ends every wait, also one taken after
+//!   it began.
 //! - `waiting` names exactly the executions whose next step is a retry after a store
-//!   failure (in an activation or queued after one); [`Monitor::succeeded`] of their own
-//!   next write, or the end of their wait, takes them out.
+//!   failure (in an activation or queued after one); their own next successful write,
+//!   or the end of their activation, takes them out.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Mutex;
 
 use serde::Serialize;
 use tokio::sync::{watch, Notify};
 
-use super::shared::Shared;
 use crate::error::StoreError;
 use crate::record::ExecutionRecord;
 use crate::time::{SleepFuture, Timestamp};
-
-/// The first retry of a failed write waits this long.
-pub(crate) const FIRST_DELAY: Duration = Duration::from_millis(100);
-
-/// The longest wait between retries of failed writes: how long a store that healed may
-/// stay unused at most.
-pub(crate) const MAX_DELAY: Duration = Duration::from_secs(5);
 
 /// Whether the engine's store accepts writes, from [`Engine::health`](super::Engine::health).
 ///
@@ -100,8 +89,10 @@ pub(crate) struct Monitor {
     degraded: AtomicBool,
     run: Mutex<Option<Run>>,
     failed_writes: AtomicU64,
-    /// Successful writes since the engine opened, for the healer's backoff.
-    successes: AtomicU64,
+    /// Runs of failures since the engine opened (a run ends at a successful write), for
+    /// the healer's backoff. Written only when a run starts, so that a successful write
+    /// costs two loads.
+    runs: AtomicU64,
     waiting: Mutex<HashMap<String, StoreWait>>,
     /// `waiting.len()`, read without the lock.
     waiting_len: AtomicUsize,
@@ -119,7 +110,7 @@ impl Default for Monitor {
             degraded: AtomicBool::new(false),
             run: Mutex::new(None),
             failed_writes: AtomicU64::new(0),
-            successes: AtomicU64::new(0),
+            runs: AtomicU64::new(0),
             waiting: Mutex::new(HashMap::new()),
             waiting_len: AtomicUsize::new(0),
             failed: Notify::new(),
@@ -168,10 +159,13 @@ impl Monitor {
         self.failed_writes.fetch_add(1, Ordering::SeqCst);
         {
             let mut run = self.run.lock().unwrap_or_else(|e| e.into_inner());
-            let run = run.get_or_insert_with(|| Run {
-                since: now,
-                cause: String::new(),
-                failed_writes: 0,
+            let run = run.get_or_insert_with(|| {
+                self.runs.fetch_add(1, Ordering::SeqCst);
+                Run {
+                    since: now,
+                    cause: String::new(),
+                    failed_writes: 0,
+                }
             });
             run.cause = cause.clone();
             run.failed_writes += 1;
@@ -236,7 +230,6 @@ impl Monitor {
     /// Records that a write (of `execution`'s transition, if any) succeeded: the health
     /// is ok again, and the execution no longer waits for the store.
     pub fn write_succeeded(&self, execution: Option<&str>) {
-        self.successes.fetch_add(1, Ordering::Relaxed);
         if self.degraded.load(Ordering::SeqCst) {
             let mut run = self.run.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(ended) = run.take() {
@@ -285,6 +278,27 @@ impl Monitor {
         })
     }
 
+    /// Completes when a failure asks for a round (at once if one did since the last).
+    pub(super) fn round_asked(&self) -> tokio::sync::futures::Notified<'_> {
+        self.failed.notified()
+    }
+
+    /// Ends a round: every wait taken before it completes.
+    pub(super) fn round_done(&self) {
+        self.rounds.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Runs of failures since the engine opened: a new one starts at the first failure
+    /// after a successful write.
+    pub(super) fn runs(&self) -> u64 {
+        self.runs.load(Ordering::SeqCst)
+    }
+
+    /// How many executions wait for the store.
+    pub(super) fn waiting(&self) -> usize {
+        self.waiting_len.load(Ordering::SeqCst)
+    }
+
     /// Ends every wait for a round: the engine is shutting down.
     pub fn release_all(&self) {
         self.released.store(true, Ordering::SeqCst);
@@ -294,7 +308,7 @@ impl Monitor {
 
 /// `error` and its sources, joined: the cause an operator needs (`Backend` errors keep
 /// the operating system's error as a source).
-fn error_chain(error: &StoreError) -> String {
+pub(super) fn error_chain(error: &StoreError) -> String {
     let mut text = error.to_string();
     let mut source = std::error::Error::source(error);
     while let Some(cause) = source {
@@ -308,64 +322,9 @@ fn error_chain(error: &StoreError) -> String {
     text
 }
 
-/// The backoff before round `n` (counted from 0) of a run of failures.
-fn delay(n: u32) -> Duration {
-    FIRST_DELAY
-        .saturating_mul(1u32.checked_shl(n.min(16)).unwrap_or(u32::MAX))
-        .min(MAX_DELAY)
-}
-
-/// The healer: one round per batch of failures, each after a backoff on the engine's
-/// clock, each asking the store to recover before the waiting writes retry.
-pub(super) async fn heal(shared: Arc<Shared>) {
-    let monitor = &shared.health;
-    let mut streak = 0u32;
-    let mut successes = monitor.successes.load(Ordering::Relaxed);
-    loop {
-        let shutdown = shared.shutdown_signal.notified();
-        tokio::pin!(shutdown);
-        shutdown.as_mut().enable();
-        if shared.is_shutting_down() {
-            return;
-        }
-        tokio::select! {
-            _ = monitor.failed.notified() => {}
-            _ = &mut shutdown => return,
-        }
-        let now_successes = monitor.successes.load(Ordering::Relaxed);
-        if now_successes != successes {
-            streak = 0;
-            successes = now_successes;
-        }
-        let at = shared.clock.now().saturating_add(delay(streak));
-        streak = streak.saturating_add(1);
-        // With an auto-advancing test clock, move time on when every running activation
-        // waits for this round: nothing else can happen before it.
-        if shared.queue().running() <= monitor.waiting_len.load(Ordering::SeqCst) {
-            shared.clock.skip_idle_to(at);
-        }
-        tokio::select! {
-            _ = shared.clock.sleep_until(at) => {}
-            _ = &mut shutdown => return,
-        }
-        if let Err(e) = shared.store.recover().await {
-            tracing::error!(error = %error_chain(&e), "the store could not recover; trying again later");
-        }
-        monitor.rounds.send_modify(|n| *n = n.wrapping_add(1));
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_backoff_doubles_up_to_its_limit() {
-        assert_eq!(delay(0), FIRST_DELAY);
-        assert_eq!(delay(1), FIRST_DELAY * 2);
-        assert_eq!(delay(3), FIRST_DELAY * 8);
-        assert_eq!(delay(40), MAX_DELAY);
-    }
 
     #[test]
     fn health_degrades_on_a_failure_and_heals_on_a_success() {

@@ -21,6 +21,7 @@ mod check;
 mod cluster;
 mod describe;
 mod handle;
+mod healer;
 mod health;
 mod layouts;
 mod observe;

@@ -124,6 +124,7 @@ pub struct InstrumentedStore<S> {
     clock: Arc<dyn Clock>,
     /// Whether an injected failure poisons the store until `recover`.
     poisoning: AtomicBool,
+    fail_reads: AtomicBool,
     poisoned: AtomicBool,
     gate: Mutex<Option<Gate>>,
     /// Claims still granted before `claim` refuses; `None`: no limit.
@@ -147,6 +148,7 @@ impl<S: Store> InstrumentedStore<S> {
             fail: Mutex::new(FailWrites::Never),
             clock: Arc::new(SystemClock),
             poisoning: AtomicBool::new(false),
+            fail_reads: AtomicBool::new(false),
             poisoned: AtomicBool::new(false),
             gate: Mutex::new(None),
             claims_left: Mutex::new(None),
@@ -168,6 +170,14 @@ impl<S: Store> InstrumentedStore<S> {
         if !on {
             self.poisoned.store(false, Ordering::SeqCst);
         }
+    }
+
+    /// With `on`, record reads (`load`, `load_input`, `operation`, `operation_by_token`,
+    /// `operations`, `history`) fail with a [`StoreError::Backend`] error until switched
+    /// off, as sled 0.34's can once a write failed; listings and timer-index reads do
+    /// not fail.
+    pub fn fail_reads(&self, on: bool) {
+        self.fail_reads.store(on, Ordering::SeqCst);
     }
 
     /// The wrapped store.
@@ -289,8 +299,15 @@ impl<S: Store> InstrumentedStore<S> {
         Ok(())
     }
 
-    fn read(&self) {
+    /// Counts a record read and fails it if reads fail.
+    fn read(&self) -> Result<(), StoreError> {
         self.counters.reads.fetch_add(1, Ordering::SeqCst);
+        if self.fail_reads.load(Ordering::SeqCst) {
+            return Err(StoreError::backend(std::io::Error::other(
+                "injected read failure (InstrumentedStore)",
+            )));
+        }
+        Ok(())
     }
 
     fn timer_read(&self, entries: usize) {
@@ -310,12 +327,12 @@ impl<S: Store> Store for InstrumentedStore<S> {
     }
 
     async fn load(&self, id: &str) -> Result<Option<ExecutionRecord>, StoreError> {
-        self.read();
+        self.read()?;
         self.inner.load(id).await
     }
 
     async fn load_input(&self, id: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        self.read();
+        self.read()?;
         self.inner.load_input(id).await
     }
 
@@ -340,12 +357,12 @@ impl<S: Store> Store for InstrumentedStore<S> {
         execution: &str,
         key: &str,
     ) -> Result<Option<OperationRecord>, StoreError> {
-        self.read();
+        self.read()?;
         self.inner.operation(execution, key).await
     }
 
     async fn operation_by_token(&self, token: &str) -> Result<Option<OperationRecord>, StoreError> {
-        self.read();
+        self.read()?;
         self.inner.operation_by_token(token).await
     }
 
@@ -355,7 +372,7 @@ impl<S: Store> Store for InstrumentedStore<S> {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<OperationRecord>, StoreError> {
-        self.read();
+        self.read()?;
         self.inner.operations(execution, after, limit).await
     }
 
@@ -448,7 +465,7 @@ impl<S: Store> Store for InstrumentedStore<S> {
     }
 
     async fn history(&self, id: &str) -> Result<Vec<HistoryEntry>, StoreError> {
-        self.read();
+        self.read()?;
         self.inner.history(id).await
     }
 
