@@ -5,58 +5,23 @@
 //! the store never holds a finished child beside a parent still suspended on it, and a
 //! later process finishes the parent.
 
+mod worker_runs;
+
 use std::os::unix::process::ExitStatusExt;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Output;
 
-/// A fresh directory, removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> Self {
-        let path =
-            std::env::temp_dir().join(format!("durable-child-kills-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).unwrap();
-        TempDir(path)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use worker_runs::{describe, line, TempDir};
 
 fn worker(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_child-worker"))
-        .arg(dir.join("data"))
-        .args(args)
-        .output()
-        .expect("worker runs")
-}
-
-fn line<'a>(output: &'a Output, prefix: &str) -> Option<&'a str> {
-    std::str::from_utf8(&output.stdout)
-        .expect("utf-8 output")
-        .lines()
-        .find_map(|l| l.strip_prefix(prefix))
-}
-
-fn describe(output: &Output) -> String {
-    format!(
-        "{:?}\nstdout: {}\nstderr: {}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
+    worker_runs::run(env!("CARGO_BIN_EXE_child-worker"), dir, args)
 }
 
 #[test]
 fn a_childs_result_reaches_its_parent_across_a_sigkill() {
     const ROUNDS: usize = 3;
     for round in 0..ROUNDS {
-        let dir = TempDir::new(&round.to_string());
+        let dir = TempDir::new("child-kills", &round.to_string());
         let started = worker(&dir.0, &["start"]);
         assert!(started.status.success(), "start: {}", describe(&started));
         let id = line(&started, "ID ")
