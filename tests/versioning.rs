@@ -264,6 +264,52 @@ async fn a_changed_step_outcome_type_parks() {
     );
 }
 
+// ---- a changed step outcome type with no saved local of it ---------------------------
+
+mod count_v1 {
+    use super::*;
+
+    #[durable(name = "count")]
+    pub async fn count(ctx: Ctx, n: u32) -> u64 {
+        // The outcome is converted at once: the saved local is a `u64` in both versions.
+        let total = u64::from(
+            ctx.step_infallible("count", move || async move { n * 3 })
+                .await,
+        );
+        ctx.sleep(NAP).await.unwrap();
+        total
+    }
+}
+
+mod count_v2 {
+    use super::*;
+
+    #[durable(name = "count")]
+    pub async fn count(ctx: Ctx, n: u32) -> u64 {
+        let total = ctx
+            .step_infallible("count", move || async move { u64::from(n) * 3 })
+            .await;
+        ctx.sleep(NAP).await.unwrap();
+        total
+    }
+}
+
+#[tokio::test]
+async fn a_changed_step_outcome_type_alone_parks() {
+    // Only the outcome differs: an execution past the step would resume, but one that
+    // stopped between the step's commit and the next point's would decode a `u32`
+    // outcome as a `u64`, so the layout covers each point's outcome.
+    let message = parks_on_new_code(count_v1::count, count_v2::count, 4, 12).await;
+    assert_mentions(
+        &message,
+        &[
+            "point 0 (`ctx.step_infallible(\"count\", ..)`, line ",
+            "): outcome: was u32, now u64",
+        ],
+    );
+    assert!(!message.contains("local `total`"), "{message}");
+}
+
 // ---- a renamed local ------------------------------------------------------------------
 
 mod rename_v1 {
