@@ -264,6 +264,52 @@ async fn a_changed_step_outcome_type_parks() {
     );
 }
 
+// ---- a changed step outcome type with no saved local of it ---------------------------
+
+mod count_v1 {
+    use super::*;
+
+    #[durable(name = "count")]
+    pub async fn count(ctx: Ctx, n: u32) -> u64 {
+        // The outcome is converted at once: the saved local is a `u64` in both versions.
+        let total = u64::from(
+            ctx.step_infallible("count", move || async move { n * 3 })
+                .await,
+        );
+        ctx.sleep(NAP).await.unwrap();
+        total
+    }
+}
+
+mod count_v2 {
+    use super::*;
+
+    #[durable(name = "count")]
+    pub async fn count(ctx: Ctx, n: u32) -> u64 {
+        let total = ctx
+            .step_infallible("count", move || async move { u64::from(n) * 3 })
+            .await;
+        ctx.sleep(NAP).await.unwrap();
+        total
+    }
+}
+
+#[tokio::test]
+async fn a_changed_step_outcome_type_alone_parks() {
+    // Only the outcome differs: an execution past the step would resume, but one that
+    // stopped between the step's commit and the next point's would decode a `u32`
+    // outcome as a `u64`, so the layout covers each point's outcome.
+    let message = parks_on_new_code(count_v1::count, count_v2::count, 4, 12).await;
+    assert_mentions(
+        &message,
+        &[
+            "point 0 (`ctx.step_infallible(\"count\", ..)`, line ",
+            "): outcome: was u32, now u64",
+        ],
+    );
+    assert!(!message.contains("local `total`"), "{message}");
+}
+
 // ---- a renamed local ------------------------------------------------------------------
 
 mod rename_v1 {
@@ -910,5 +956,76 @@ async fn a_recorded_outcome_that_does_not_decode_parks() {
             "150 is over 100",
         ],
     );
+    engine.shutdown().await;
+}
+
+// ---- re-drive after a step gave up ----------------------------------------------------
+
+static PREPARED: AtomicU32 = AtomicU32::new(0);
+static CHARGES: AtomicU32 = AtomicU32::new(0);
+/// The fault, fixed between the failure and the re-drive (the service came back).
+static SERVICE_UP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+#[durable(name = "charge")]
+async fn charge(ctx: Ctx, amount: u32) -> Result<u32, String> {
+    let cents = ctx
+        .step_infallible("prepare", move || async move {
+            PREPARED.fetch_add(1, Ordering::SeqCst);
+            amount * 100
+        })
+        .await;
+    let receipt = ctx
+        .typed_step("charge", move || async move {
+            let charge = CHARGES.fetch_add(1, Ordering::SeqCst) + 1;
+            // Once fixed, the service still refuses the first charge after the fix: the
+            // re-driven step needs a second attempt, which only a fresh budget gives it.
+            if SERVICE_UP.load(Ordering::SeqCst) && charge >= 5 {
+                Ok(cents + 1)
+            } else {
+                Err("the payment service is down".to_owned())
+            }
+        })
+        .retry(durable_core::RetryPolicy::fixed(Duration::ZERO).max_attempts(3))
+        .await
+        .map_err(|e| format!("charge gave up: {e}"))?;
+    Ok(receipt)
+}
+
+#[tokio::test]
+async fn a_step_that_gave_up_runs_again_with_a_fresh_budget_when_redriven() {
+    let dir = Dir::new();
+    let clock = TestClock::new(Timestamp::from_millis(1_000_000));
+    let engine = builder(&dir, &clock).register(charge).open().await.unwrap();
+    engine.start(charge, "c", 7).await.unwrap();
+    let failed = engine.handle(charge, "c").result().await.unwrap();
+    assert!(
+        failed
+            .as_ref()
+            .is_err_and(|e| e.contains("payment service is down")),
+        "{failed:?}"
+    );
+    let record = engine.execution("c").await.unwrap().unwrap();
+    assert_eq!(record.status, Status::Failed);
+    let runs = || [&PREPARED, &CHARGES].map(|c| c.load(Ordering::SeqCst));
+    assert_eq!(runs(), [1, 3], "the step used its three attempts");
+    let described = engine.describe("c").await.unwrap();
+    assert_eq!(
+        described.point.as_ref().map(|p| (p.id, p.state.as_str())),
+        Some((1, "gave up"))
+    );
+    engine.shutdown().await;
+
+    // The service is back; a real restart on the same store, then the re-drive.
+    SERVICE_UP.store(true, Ordering::SeqCst);
+    let engine = builder(&dir, &clock).register(charge).open().await.unwrap();
+    engine.redrive("c").await.unwrap();
+    assert_eq!(engine.handle(charge, "c").result().await.unwrap(), Ok(701));
+    assert_eq!(
+        runs(),
+        [1, 5],
+        "the step that gave up ran again (two attempts of a fresh budget), the one before it did not"
+    );
+    let done = engine.execution("c").await.unwrap().unwrap();
+    assert_eq!((done.status, done.message), (Status::Completed, None));
     engine.shutdown().await;
 }

@@ -229,6 +229,15 @@ pub enum PointState {
         /// See [`PointState::StepRetrying`].
         since: Timestamp,
     },
+    /// A step gave up (its attempts or its retry budget ran out, or its error was
+    /// terminal): `outcome` is the error its `.await` returned, read like
+    /// [`PointState::Completed`]'s. Kept apart so that re-driving an execution that
+    /// failed there runs the step again with a fresh attempt budget
+    /// ([`Engine::redrive`](crate::Engine::redrive)).
+    StepGaveUp {
+        /// The encoded outcome (the step's error).
+        outcome: Vec<u8>,
+    },
 }
 
 /// One entry of an execution's operation history.

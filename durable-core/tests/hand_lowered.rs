@@ -57,6 +57,7 @@ impl Workflow for Count {
             let mut s_total = Slot::new();
             let mut s_iter = Slot::new();
             let mut s_i = Slot::new();
+            let o_add = p::OutcomeType::new();
             let (mut block, mut bytes, inspect) = p::start(entry);
             p::output::<Result<u64, StepError<String>>>('machine: loop {
                 match block {
@@ -99,7 +100,7 @@ impl Workflow for Count {
                         let i = s_i.take();
                         let mut total = s_total.take();
                         // The workflow's own `?`: the machine's body returns its output.
-                        total += p::outcome(&stop, entered, |r| {
+                        total += p::outcome(&stop, o_add, entered, |r| {
                             p::run(
                                 __ctx.typed_step("add", || async move {
                                     BODY_RUNS.fetch_add(1, Ordering::SeqCst);
@@ -119,6 +120,7 @@ impl Workflow for Count {
                     u32::MAX => {
                         block = p::resume(&stop, &mut bytes, inspect, |r| match r.point() {
                             0 => {
+                                r.outcome(o_add);
                                 r.local(p::SlotCodec::new(), &mut s_n, "n");
                                 r.local(p::SlotCodec::new(), &mut s_total, "total");
                                 r.local(p::SlotCodec::new(), &mut s_i, "i");
@@ -158,7 +160,7 @@ impl Workflow for Flaky {
             // Start, resume and inspect all enter the single point.
             let _ = p::start(entry);
             let entered = p::enter(&stop, &ctx, 0, |_| {}).await;
-            p::outcome(&stop, entered, |r| {
+            p::outcome(&stop, p::OutcomeType::new(), entered, |r| {
                 p::run(
                     ctx.step_with_attempt("flaky", |attempt| async move {
                         if attempt < 3 {

@@ -244,6 +244,7 @@ pub(super) async fn describe(shared: &Arc<Shared>, id: &str) -> Result<Descripti
             .and_then(|v| v.points.iter().find(|p| p.id == position.point));
         let (state, attempt) = match &position.state {
             PointState::Completed { .. } => ("completed", None),
+            PointState::StepGaveUp { .. } => ("gave up", None),
             PointState::Retrying { attempt } | PointState::StepRetrying { attempt, .. } => {
                 ("retrying", Some(*attempt))
             }

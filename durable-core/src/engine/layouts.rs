@@ -67,6 +67,11 @@ pub struct PointLayout {
     pub line: u32,
     /// The locals saved in its frame, in frame order: name and shape.
     pub locals: Vec<(String, Shape)>,
+    /// The shape of its operation's outcome (what the `.await` returns, recorded when the
+    /// operation completes). `None` in a description stored before outcomes were part of
+    /// layouts (layout format 1), whose fingerprint never matches a current one.
+    #[serde(default)]
+    pub outcome: Option<Shape>,
 }
 
 impl Layout {
@@ -74,29 +79,38 @@ impl Layout {
     pub fn of<W: Workflow>() -> Layout {
         let human_readable = W::CODEC == Codec::Json;
         let mut shapes: HashMap<TypeId, Shape> = HashMap::new();
+        let mut traced = |type_id: TypeId, shape: fn(bool) -> Shape| {
+            shapes
+                .entry(type_id)
+                .or_insert_with(|| shape(human_readable))
+                .clone()
+        };
         let points = W::POINTS
             .iter()
             .map(|info| {
-                let locals = match saved_locals::<W>(info.id) {
-                    Ok(locals) => locals
-                        .into_iter()
-                        .map(|local| {
-                            let shape = shapes
-                                .entry(local.type_id)
-                                .or_insert_with(|| (local.shape)(human_readable))
-                                .clone();
-                            (local.name.to_owned(), shape)
-                        })
-                        .collect(),
+                let (locals, outcome) = match saved_point::<W>(info.id) {
+                    Ok(saved) => (
+                        saved
+                            .locals
+                            .into_iter()
+                            .map(|local| {
+                                (local.name.to_owned(), traced(local.type_id, local.shape))
+                            })
+                            .collect(),
+                        saved.outcome.map(|ty| traced(ty.type_id, ty.shape)),
+                    ),
                     // Never for generated code; kept in the layout (so it differs from
                     // any real one) rather than hidden.
-                    Err(why) => vec![(
-                        format!("<{why}>"),
-                        Shape::Opaque {
-                            type_name: String::new(),
-                            reason: why,
-                        },
-                    )],
+                    Err(why) => (
+                        vec![(
+                            format!("<{why}>"),
+                            Shape::Opaque {
+                                type_name: String::new(),
+                                reason: why,
+                            },
+                        )],
+                        None,
+                    ),
                 };
                 PointLayout {
                     id: info.id,
@@ -104,6 +118,7 @@ impl Layout {
                     label: info.label.to_owned(),
                     line: info.line,
                     locals,
+                    outcome,
                 }
             })
             .collect();
@@ -119,7 +134,8 @@ impl Layout {
     /// The layout fingerprint: a stable hash of everything but labels and lines.
     pub fn fingerprint(&self) -> u64 {
         let mut h = StableHasher::default();
-        h.str("durable layout 1");
+        // Format 2 added the points' outcomes.
+        h.str("durable layout 2");
         h.str(&self.workflow);
         h.u64(u64::from(self.lowering_format));
         self.input.hash_into(&mut h);
@@ -132,6 +148,13 @@ impl Layout {
             for (name, shape) in &point.locals {
                 h.str(name);
                 shape.hash_into(&mut h);
+            }
+            match &point.outcome {
+                Some(shape) => {
+                    h.u64(1);
+                    shape.hash_into(&mut h);
+                }
+                None => h.u64(0),
             }
         }
         h.finish()
@@ -176,10 +199,23 @@ impl Layout {
                     }
                     Some(j) => {
                         for d in shape.differences(&now.locals[j].1, LIMIT) {
-                            out.push(format!("{here}: {d}"));
+                            out.push(format!("{here}: {}", whole(&d)));
                         }
                     }
                 }
+            }
+            match (&old.outcome, &now.outcome) {
+                (Some(was), Some(is)) => {
+                    for d in was.differences(is, LIMIT) {
+                        out.push(format!("{}: outcome: {}", point_name(old), whole(&d)));
+                    }
+                }
+                (None, Some(_)) => out.push(format!(
+                    "{}: outcome: not in the old layout's description (written by a release \
+                     before outcome types were part of layouts)",
+                    point_name(old)
+                )),
+                (_, None) => {}
             }
             for (name, _) in &now.locals {
                 if !old.locals.iter().any(|(n, _)| n == name) {
@@ -216,6 +252,12 @@ impl Layout {
     }
 }
 
+/// A shape difference after the thing it is of: "was u32, now u64" rather than "the
+/// value: was u32, now u64" when the whole value differs.
+fn whole(difference: &str) -> &str {
+    difference.strip_prefix("the value: ").unwrap_or(difference)
+}
+
 fn point_name(point: &PointLayout) -> String {
     format!(
         "point {} (`{}`, line {})",
@@ -233,9 +275,9 @@ fn operation(label: &str) -> String {
         .to_owned()
 }
 
-/// The locals `W` saves at `point`, from its state machine entered with
-/// [`Entry::Layout`] (which runs and decodes nothing and completes on its first poll).
-fn saved_locals<W: Workflow>(point: u32) -> Result<Vec<crate::execution::SavedLocal>, String> {
+/// The locals `W` saves at `point` and its outcome type, from its state machine entered
+/// with [`Entry::Layout`] (which runs and decodes nothing and completes on its first poll).
+fn saved_point<W: Workflow>(point: u32) -> Result<crate::execution::SavedPoint, String> {
     let ctx = Ctx::new(
         detached(),
         ExecutionRecord::new("layout", W::NAME, W::FINGERPRINT, Timestamp::EPOCH),
@@ -246,7 +288,7 @@ fn saved_locals<W: Workflow>(point: u32) -> Result<Vec<crate::execution::SavedLo
     let mut machine = W::__machine(ctx, Entry::Layout { point });
     let mut cx = Context::from_waker(std::task::Waker::noop());
     match machine.as_mut().poll(&mut cx) {
-        Poll::Ready(Err(Interrupt::Layout(Some(locals)))) => Ok(locals),
+        Poll::Ready(Err(Interrupt::Layout(Some(saved)))) => Ok(saved),
         Poll::Ready(Err(Interrupt::Layout(None))) => {
             Err(format!("the state machine has no point {point}"))
         }
@@ -390,4 +432,54 @@ pub(crate) async fn mismatch(
         },
     }
     Ok(message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layout(outcome: Option<Shape>) -> Layout {
+        Layout {
+            workflow: "w".to_owned(),
+            lowering_format: 1,
+            input: Shape::U32,
+            output: Shape::U64,
+            points: vec![PointLayout {
+                id: 0,
+                operation: "step".to_owned(),
+                label: "ctx.step(\"s\", ..)".to_owned(),
+                line: 3,
+                locals: vec![("n".to_owned(), Shape::U32)],
+                outcome,
+            }],
+        }
+    }
+
+    #[test]
+    fn a_description_stored_before_outcomes_decodes_and_names_the_missing_outcome() {
+        let mut old = serde_json::to_value(layout(None)).unwrap();
+        old["points"][0].as_object_mut().unwrap().remove("outcome");
+        let old = Layout::decode(&serde_json::to_vec(&old).unwrap()).unwrap();
+        assert_eq!(old, layout(None));
+        let now = layout(Some(Shape::U32));
+        assert_ne!(old.fingerprint(), now.fingerprint());
+        assert_eq!(
+            old.differences(&now, Some(0)),
+            [
+                "point 0 (`ctx.step(\"s\", ..)`, line 3): outcome: not in the old layout's \
+              description (written by a release before outcome types were part of layouts)"
+            ]
+        );
+    }
+
+    #[test]
+    fn an_outcome_type_is_part_of_the_fingerprint_and_named_when_it_differs() {
+        let (old, now) = (layout(Some(Shape::U32)), layout(Some(Shape::U64)));
+        assert_ne!(old.fingerprint(), now.fingerprint());
+        assert_eq!(old.fingerprint(), layout(Some(Shape::U32)).fingerprint());
+        assert_eq!(
+            old.differences(&now, None),
+            ["point 0 (`ctx.step(\"s\", ..)`, line 3): outcome: was u32, now u64"]
+        );
+    }
 }

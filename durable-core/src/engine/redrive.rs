@@ -3,14 +3,18 @@
 //!
 //! Nothing before that point runs again: the frame and the point's recorded state are
 //! kept when an execution fails (see `activation::fail`), so resuming decodes them and
-//! runs the code after the point, which is the registered version's, fixed or not.
+//! runs the code after the point, which is the registered version's, fixed or not. If
+//! that point is a step that gave up (retries exhausted, a terminal error:
+//! `PointState::StepGaveUp`), the step itself runs again with a fresh attempt budget;
+//! its error, which the workflow failed on, is not handed to it again. A step that
+//! succeeded stays recorded: a workflow that returned `Err` after it runs on from there.
 
 use std::sync::Arc;
 
 use super::{layouts, Shared};
 use crate::error::{Error, StoreError};
 use crate::execution::{Change, Ctx, Interrupt, Runtime};
-use crate::record::{Event, Status};
+use crate::record::{Event, PointState, Status};
 
 pub(super) async fn redrive(shared: &Arc<Shared>, id: &str) -> Result<(), Error> {
     if shared.is_shutting_down() {
@@ -44,7 +48,20 @@ pub(super) async fn redrive(shared: &Arc<Shared>, id: &str) -> Result<(), Error>
     if !shared.store.claim(id, shared.owner, now, until).await? {
         return Err(StoreError::LeaseLost { id: id.to_owned() }.into());
     }
-    let position = record.position.clone();
+    let position = record.position.clone().map(|mut position| {
+        if matches!(position.state, PointState::StepGaveUp { .. }) {
+            // The step that gave up runs again, from attempt 1 with a fresh retry budget
+            // and its own idempotency key: the record's sequence number now, which no
+            // entry of a point has read (every entry follows a commit; this one follows
+            // the failure).
+            position.state = PointState::StepRetrying {
+                attempt: 1,
+                key_seq: record.seq,
+                since: now,
+            };
+        }
+        position
+    });
     let ctx = Ctx::new(
         shared.clone() as Arc<dyn Runtime>,
         record,

@@ -16,7 +16,9 @@ mod workflow;
 pub use ctx::Ctx;
 pub use point::PointRun;
 pub(crate) use point::Progress;
-pub use protocol::{AwaitedInDurableFn, Entered, Entry, Interrupt, Operation, SavedLocal};
+pub use protocol::{
+    AwaitedInDurableFn, Entered, Entry, Interrupt, Operation, SavedLocal, SavedPoint, SavedType,
+};
 pub(crate) use runtime::{Limits, Runtime};
 pub(crate) use transition::Change;
 pub use workflow::{Called, Machine, PointInfo, Select, Workflow, WorkflowFn};

@@ -23,7 +23,9 @@ impl Ctx {
         if let Some(position) = resume {
             if position.point == point {
                 return Ok(match position.state {
-                    PointState::Completed { outcome } => Entered::Recorded(outcome),
+                    PointState::Completed { outcome } | PointState::StepGaveUp { outcome } => {
+                        Entered::Recorded(outcome)
+                    }
                     state => Entered::Run(PointRun {
                         ctx: self.clone(),
                         point,
@@ -233,6 +235,26 @@ impl PointRun {
         events: Vec<Event>,
         operations: Vec<OperationChange>,
     ) -> impl std::future::Future<Output = Result<T, Interrupt>> + Send {
+        self.finish(outcome, events, operations, false)
+    }
+
+    /// Like [`complete`](PointRun::complete), for a step that gave up: the outcome (its
+    /// error) is recorded as [`PointState::StepGaveUp`], which a re-drive runs again.
+    pub(crate) fn give_up<T: Serialize + DeserializeOwned + Send>(
+        self,
+        outcome: &T,
+        events: Vec<Event>,
+    ) -> impl std::future::Future<Output = Result<T, Interrupt>> + Send {
+        self.finish(outcome, events, Vec::new(), true)
+    }
+
+    fn finish<T: Serialize + DeserializeOwned + Send>(
+        self,
+        outcome: &T,
+        events: Vec<Event>,
+        operations: Vec<OperationChange>,
+        gave_up: bool,
+    ) -> impl std::future::Future<Output = Result<T, Interrupt>> + Send {
         let recorded = record(self.codec(), outcome).map_err(|e| {
             Interrupt::Failed(format!(
                 "cannot save the outcome of durable point {}: {e}",
@@ -246,7 +268,11 @@ impl PointRun {
             self.commit_progress(Progress {
                 events,
                 operations,
-                ..Progress::to(PointState::Completed { outcome })
+                ..Progress::to(if gave_up {
+                    PointState::StepGaveUp { outcome }
+                } else {
+                    PointState::Completed { outcome }
+                })
             })
             .await?;
             if self.ctx.should_yield() {

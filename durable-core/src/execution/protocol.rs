@@ -47,6 +47,27 @@ pub struct SavedLocal {
     pub shape: fn(bool) -> crate::shape::Shape,
 }
 
+/// What [`Entry::Layout`] reports of a durable point: its saved locals and the type of
+/// its operation's outcome.
+#[derive(Clone, Debug)]
+pub struct SavedPoint {
+    /// The locals saved in its frame, in frame order.
+    pub locals: Vec<SavedLocal>,
+    /// The outcome type; `None` only if the machine did not report it (never for
+    /// generated code).
+    pub outcome: Option<SavedType>,
+}
+
+/// A type reported by [`Entry::Layout`]: its identity (to trace each type once) and its
+/// tracer (see [`Shape::of`](crate::Shape::of)).
+#[derive(Clone, Copy, Debug)]
+pub struct SavedType {
+    /// Its identity.
+    pub type_id: std::any::TypeId,
+    /// Traces it.
+    pub shape: fn(bool) -> crate::shape::Shape,
+}
+
 /// Why a state machine stopped without returning.
 #[derive(Debug)]
 pub enum Interrupt {
@@ -67,9 +88,9 @@ pub enum Interrupt {
     /// Answer to [`Entry::Inspect`]: the frame's live locals by name, as JSON, or why
     /// one cannot be read.
     Inspected(Vec<(&'static str, Result<serde_json::Value, String>)>),
-    /// Answer to [`Entry::Layout`]: the locals saved at the point, in frame order; `None`
-    /// if the workflow has no such point.
-    Layout(Option<Vec<SavedLocal>>),
+    /// Answer to [`Entry::Layout`]: the locals saved at the point, in frame order, and its
+    /// outcome type; `None` if the workflow has no such point.
+    Layout(Option<SavedPoint>),
 }
 
 impl From<StoreError> for Interrupt {

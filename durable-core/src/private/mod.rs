@@ -34,6 +34,7 @@ pub use crate::execution::{Called, Ctx, Machine, PointInfo, PointRun};
 pub use loops::{DurableItems, DurableRange, ForSource, LoopIter, RangeInt, ViaCollect, ViaRange};
 pub use protocol::{
     enter, halt, input, machine, neutralised, outcome, output, resume, run, start, unknown_block,
-    AwaitedInDurableFn, Entered, Entry, Interrupt, Mode, Operation, SavedLocal, Select, Stop,
+    AwaitedInDurableFn, Entered, Entry, Interrupt, Mode, Operation, OutcomeType, SavedLocal,
+    SavedPoint, SavedType, Select, Stop,
 };
 pub use slots::{DurableFrame, FrameDecoder, FrameEncoder, Saveable, Slot, SlotCodec};

@@ -4,6 +4,7 @@
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::marker::PhantomData;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::Poll;
 
@@ -12,7 +13,8 @@ use serde::de::DeserializeOwned;
 use super::{FrameDecoder, FrameEncoder};
 use crate::codec::{decode_value, FrameReader};
 pub use crate::execution::{
-    AwaitedInDurableFn, Entered, Entry, Interrupt, Operation, SavedLocal, Select,
+    AwaitedInDurableFn, Entered, Entry, Interrupt, Operation, SavedLocal, SavedPoint, SavedType,
+    Select,
 };
 use crate::execution::{Ctx, Machine, PointRun};
 
@@ -163,9 +165,39 @@ where
     proceed(stop, entered).await
 }
 
+/// The outcome type of one durable point, named by inference: the machine declares one
+/// per point, passes it to that point's [`outcome`] (which fixes `T` to the operation's
+/// output) and to [`FrameDecoder::outcome`] in the resume block, which reports `T` when
+/// the layout is asked for. So every operation kind reports its outcome type at the one
+/// place where all of them hand their outcome to the point machinery.
+pub struct OutcomeType<T>(PhantomData<fn() -> T>);
+
+impl<T> OutcomeType<T> {
+    /// The outcome type of a point, inferred from its use.
+    #[allow(clippy::new_without_default)] // generated code only; `Default` would add nothing
+    pub const fn new() -> Self {
+        OutcomeType(PhantomData)
+    }
+}
+
+impl<T> Clone for OutcomeType<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for OutcomeType<T> {}
+
+impl<T> std::fmt::Debug for OutcomeType<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(std::any::type_name::<T>())
+    }
+}
+
 /// A point's outcome: the recorded one, or the one `run` obtains by running the
-/// operation (`run` evaluates the operation only then).
-pub async fn outcome<T, F, Fut>(stop: &Stop, entered: Entered, run: F) -> T
+/// operation (`run` evaluates the operation only then). `_ty` names the outcome type
+/// for the layout (see [`OutcomeType`]).
+pub async fn outcome<T, F, Fut>(stop: &Stop, _ty: OutcomeType<T>, entered: Entered, run: F) -> T
 where
     T: DeserializeOwned,
     F: FnOnce(PointRun) -> Fut,

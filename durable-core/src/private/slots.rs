@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use std::any::TypeId;
 
-use super::{Interrupt, SavedLocal};
+use super::{Interrupt, OutcomeType, SavedLocal, SavedPoint, SavedType};
 use crate::codec::{FrameReader, FrameWriter};
 use crate::error::CodecError;
 use crate::shape::Shape;
@@ -159,8 +159,8 @@ pub struct FrameDecoder<'f> {
 
 enum Source<'f> {
     Frame(FrameReader<'f>),
-    /// The point whose locals are listed, and the list.
-    Layout(u32, Vec<SavedLocal>),
+    /// The point whose locals are listed, and what is reported of it.
+    Layout(u32, SavedPoint),
 }
 
 impl<'f> FrameDecoder<'f> {
@@ -174,7 +174,13 @@ impl<'f> FrameDecoder<'f> {
 
     pub(super) fn layout(point: u32) -> Self {
         FrameDecoder {
-            source: Source::Layout(point, Vec::new()),
+            source: Source::Layout(
+                point,
+                SavedPoint {
+                    locals: Vec::new(),
+                    outcome: None,
+                },
+            ),
             inspect: None,
             error: None,
         }
@@ -197,8 +203,8 @@ impl<'f> FrameDecoder<'f> {
         }
         let reader = match &mut self.source {
             Source::Frame(reader) => reader,
-            Source::Layout(_, locals) => {
-                locals.push(SavedLocal {
+            Source::Layout(_, saved) => {
+                saved.locals.push(SavedLocal {
                     name,
                     type_id: (codec.type_id)(),
                     shape: codec.shape,
@@ -225,6 +231,17 @@ impl<'f> FrameDecoder<'f> {
         slot.put(value);
     }
 
+    /// Reports the point's outcome type when the layout is asked for (decoding a frame,
+    /// does nothing: the outcome is not in the frame).
+    pub fn outcome<T: DeserializeOwned + 'static>(&mut self, _: OutcomeType<T>) {
+        if let Source::Layout(_, saved) = &mut self.source {
+            saved.outcome = Some(SavedType {
+                type_id: TypeId::of::<T>(),
+                shape: Shape::of::<T>,
+            });
+        }
+    }
+
     /// For a frame whose point this workflow does not have: records the error (the
     /// block returned is never entered).
     pub fn unknown_point(&mut self) -> u32 {
@@ -246,7 +263,7 @@ impl<'f> FrameDecoder<'f> {
             return Err(error);
         }
         match self.source {
-            Source::Layout(_, locals) => Err(Interrupt::Layout(Some(locals))),
+            Source::Layout(_, saved) => Err(Interrupt::Layout(Some(saved))),
             Source::Frame(reader) => {
                 if let Some(locals) = self.inspect {
                     return Err(Interrupt::Inspected(locals));

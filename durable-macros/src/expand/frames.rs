@@ -6,7 +6,7 @@ use proc_macro2::{Literal, TokenStream};
 use quote::{quote, quote_spanned};
 
 use super::diagnostics::located_slot;
-use super::machine::{codec_ident, Names};
+use super::machine::{codec_ident, outcome_type_ident, Names};
 use super::Expander;
 use crate::lower::PointId;
 
@@ -60,7 +60,8 @@ impl Expander<'_> {
             });
             let id = Literal::u32_unsuffixed(pid as u32);
             let num = Literal::u32_unsuffixed(cfg.number(point.block));
-            quote!(#id => { #(#decodes)* #num })
+            let o = outcome_type_ident(pid);
+            quote!(#id => { #reader.outcome(#o); #(#decodes)* #num })
         });
         quote! {
             ::core::primitive::u32::MAX => {

@@ -41,6 +41,12 @@ pub(super) fn codec_ident(b: BindingId) -> Ident {
     format_ident!("__durable_c{}", b, span = Span::mixed_site())
 }
 
+/// The identifier of point `pid`'s outcome type (`OutcomeType`): its `outcome` call
+/// infers it, the resume block reports it when the layout is asked for.
+pub(super) fn outcome_type_ident(pid: usize) -> Ident {
+    format_ident!("__durable_o{}", pid, span = Span::mixed_site())
+}
+
 /// The identifiers of the generated machine.
 pub(super) struct Names {
     pub(super) ctx: Ident,
@@ -99,6 +105,10 @@ impl Expander<'_> {
             quote!(let mut #s = #p::Slot::new();)
         });
         let checks = self.slot_checks();
+        let outcome_types = (0..cfg.points.len()).map(|pid| {
+            let o = outcome_type_ident(pid);
+            quote!(let #o = #p::OutcomeType::new();)
+        });
         let arms = cfg.emission_order().into_iter().map(|b| self.block_arm(b));
         let resume = self.resume_arm();
         let output = self.at_output(quote!(<Self as #krate::Workflow>::Output));
@@ -116,6 +126,7 @@ impl Expander<'_> {
             #(#items)*
             #(#slots)*
             #(#checks)*
+            #(#outcome_types)*
             let (mut #block, mut #bytes, #inspect) = #p::start(#entry);
             #p::output::<#output>(#label: loop {
                 match #block {
@@ -517,12 +528,13 @@ impl Expander<'_> {
         } = &self.n;
         let point = &self.cfg.points[pid];
         let op = self.frag(&point.op);
+        let o = outcome_type_ident(pid);
         // rustc spans an expression from its first to its last token only when both are
         // the user's; tokens of the macro's own in between do not matter.
         let head = respanned(quote!(#p::outcome), point.start_span);
         let mut args = Group::new(
             Delimiter::Parenthesis,
-            quote!(&#stop, #entered, |#run| #p::run(#op, #run)),
+            quote!(&#stop, #o, #entered, |#run| #p::run(#op, #run)),
         );
         args.set_span(point.await_span);
         let awaited = quote_spanned!(point.await_span=> .await);

@@ -127,6 +127,8 @@ const _: () = {
                         _,
                     >>::__durable_codec(&__durable_s2)
                 };
+                let __durable_o0 = __durable_private::OutcomeType::new();
+                let __durable_o1 = __durable_private::OutcomeType::new();
                 let (mut __durable_block, mut __durable_bytes, __durable_inspect) = __durable_private::start(
                     __durable_entry,
                 );
@@ -167,6 +169,7 @@ const _: () = {
                                 let cents = __durable_s1.take();
                                 let receipt = __durable_private::outcome(
                                         &__durable_stop,
+                                        __durable_o0,
                                         __durable_entered,
                                         |__durable_r| __durable_private::run(
                                             (::core::clone::Clone::clone(&ctx))
@@ -199,6 +202,7 @@ const _: () = {
                                 let receipt = __durable_s2.take();
                                 let total = __durable_private::outcome(
                                         &__durable_stop,
+                                        __durable_o1,
                                         __durable_entered,
                                         |__durable_r| __durable_private::run(
                                             (::core::clone::Clone::clone(&ctx)).call(charge, cents + 1),
@@ -217,11 +221,13 @@ const _: () = {
                                         __durable_inspect,
                                         |__durable_fr| match __durable_fr.point() {
                                             0 => {
+                                                __durable_fr.outcome(__durable_o0);
                                                 __durable_fr
                                                     .local(__durable_c1, &mut __durable_s1, "cents");
                                                 1
                                             }
                                             1 => {
+                                                __durable_fr.outcome(__durable_o1);
                                                 __durable_fr
                                                     .local(__durable_c1, &mut __durable_s1, "cents");
                                                 __durable_fr

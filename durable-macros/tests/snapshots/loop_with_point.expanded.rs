@@ -167,6 +167,7 @@ const _: () = {
                         _,
                     >>::__durable_codec(&__durable_s4)
                 };
+                let __durable_o0 = __durable_private::OutcomeType::new();
                 let (mut __durable_block, mut __durable_bytes, __durable_inspect) = __durable_private::start(
                     __durable_entry,
                 );
@@ -236,6 +237,7 @@ const _: () = {
                                         total
                                             += __durable_private::outcome(
                                                     &__durable_stop,
+                                                    __durable_o0,
                                                     __durable_entered,
                                                     |__durable_r| __durable_private::run(
                                                         (::core::clone::Clone::clone(&ctx))
@@ -268,6 +270,7 @@ const _: () = {
                                         __durable_inspect,
                                         |__durable_fr| match __durable_fr.point() {
                                             0 => {
+                                                __durable_fr.outcome(__durable_o0);
                                                 __durable_fr
                                                     .local(__durable_c2, &mut __durable_s2, "total");
                                                 __durable_fr

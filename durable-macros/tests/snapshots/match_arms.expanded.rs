@@ -157,6 +157,9 @@ const _: () = {
                         _,
                     >>::__durable_codec(&__durable_s5)
                 };
+                let __durable_o0 = __durable_private::OutcomeType::new();
+                let __durable_o1 = __durable_private::OutcomeType::new();
+                let __durable_o2 = __durable_private::OutcomeType::new();
                 let (mut __durable_block, mut __durable_bytes, __durable_inspect) = __durable_private::start(
                     __durable_entry,
                 );
@@ -217,6 +220,7 @@ const _: () = {
                                         .put(
                                             __durable_private::outcome(
                                                     &__durable_stop,
+                                                    __durable_o0,
                                                     __durable_entered,
                                                     |__durable_r| __durable_private::run(
                                                         (::core::clone::Clone::clone(&ctx))
@@ -253,6 +257,7 @@ const _: () = {
                                     {
                                         let base = __durable_private::outcome(
                                                 &__durable_stop,
+                                                __durable_o1,
                                                 __durable_entered,
                                                 |__durable_r| __durable_private::run(
                                                     (::core::clone::Clone::clone(&ctx))
@@ -296,6 +301,7 @@ const _: () = {
                                 let fee = __durable_s5.take();
                                 __durable_private::outcome(
                                         &__durable_stop,
+                                        __durable_o2,
                                         __durable_entered,
                                         |__durable_r| __durable_private::run(
                                             (::core::clone::Clone::clone(&ctx))
@@ -314,16 +320,19 @@ const _: () = {
                                         __durable_inspect,
                                         |__durable_fr| match __durable_fr.point() {
                                             0 => {
+                                                __durable_fr.outcome(__durable_o0);
                                                 __durable_fr
                                                     .local(__durable_c2, &mut __durable_s2, "amount");
                                                 1
                                             }
                                             1 => {
+                                                __durable_fr.outcome(__durable_o1);
                                                 __durable_fr
                                                     .local(__durable_c2, &mut __durable_s2, "amount");
                                                 2
                                             }
                                             2 => {
+                                                __durable_fr.outcome(__durable_o2);
                                                 __durable_fr
                                                     .local(__durable_c2, &mut __durable_s2, "amount");
                                                 __durable_fr.local(__durable_c5, &mut __durable_s5, "fee");

@@ -123,6 +123,8 @@ const _: () = {
                         _,
                     >>::__durable_codec(&__durable_s2)
                 };
+                let __durable_o0 = __durable_private::OutcomeType::new();
+                let __durable_o1 = __durable_private::OutcomeType::new();
                 let (mut __durable_block, mut __durable_bytes, __durable_inspect) = __durable_private::start(
                     __durable_entry,
                 );
@@ -162,6 +164,7 @@ const _: () = {
                                 let ctx = ::core::clone::Clone::clone(&__durable_ctx);
                                 let id = __durable_private::outcome(
                                         &__durable_stop,
+                                        __durable_o0,
                                         __durable_entered,
                                         |__durable_r| __durable_private::run(
                                             (::core::clone::Clone::clone(&ctx))
@@ -194,6 +197,7 @@ const _: () = {
                                 let id = __durable_s2.take();
                                 __durable_private::outcome(
                                         &__durable_stop,
+                                        __durable_o1,
                                         __durable_entered,
                                         |__durable_r| __durable_private::run(
                                             (::core::clone::Clone::clone(&ctx))
@@ -213,10 +217,12 @@ const _: () = {
                                         __durable_inspect,
                                         |__durable_fr| match __durable_fr.point() {
                                             0 => {
+                                                __durable_fr.outcome(__durable_o0);
                                                 __durable_fr.local(__durable_c1, &mut __durable_s1, "user");
                                                 1
                                             }
                                             1 => {
+                                                __durable_fr.outcome(__durable_o1);
                                                 __durable_fr.local(__durable_c1, &mut __durable_s1, "user");
                                                 __durable_fr.local(__durable_c2, &mut __durable_s2, "id");
                                                 2

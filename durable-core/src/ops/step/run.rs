@@ -119,7 +119,7 @@ where
                 attempts: progress.attempt,
             };
             match self.rules.decide(&error, progress, now) {
-                Decision::GiveUp(event) => return run.complete(&Err(error), vec![event]).await,
+                Decision::GiveUp(event) => return run.give_up(&Err(error), vec![event]).await,
                 Decision::Retry { next, at, event } => {
                     schedule(&run, next, at, event).await?;
                     next
@@ -220,7 +220,7 @@ where
             },
         };
         match rules.decide(&error, progress, run.now()) {
-            Decision::GiveUp(event) => run.complete(&Err(error), vec![event]).await,
+            Decision::GiveUp(event) => run.give_up(&Err(error), vec![event]).await,
             Decision::Retry { next, at, event } => {
                 schedule(&run, next, at, event).await?;
                 // The body is spent: the next attempt runs on a body built again from
