@@ -94,6 +94,8 @@ pub struct SledStore {
 struct Open {
     writer: Writer,
     db: sled::Db,
+    /// Taken for reading around every read: see `Disk::visible`.
+    visible: Arc<std::sync::RwLock<()>>,
     /// The store's directory, to seal on a clean close (`None` for a temporary store).
     seal: Option<PathBuf>,
     lock: DirLock,
@@ -120,6 +122,7 @@ impl Open {
         let Open {
             writer,
             db,
+            visible: _,
             seal,
             lock,
             _temporary,
@@ -151,6 +154,7 @@ impl Open {
         let Open {
             writer,
             db,
+            visible: _,
             seal,
             lock,
             _temporary,
@@ -298,7 +302,7 @@ impl SledStore {
     ) -> Result<SledStore, StoreError> {
         let lock = DirLock::acquire(&path)?;
         let failed = Arc::new(AtomicBool::new(false));
-        let (writer, db, _scanned) = Self::open_data(&path, options, &failed)?;
+        let (writer, db, visible, _scanned) = Self::open_data(&path, options, &failed)?;
         let seal = temporary.is_none().then(|| path.clone());
         Ok(SledStore {
             path,
@@ -306,6 +310,7 @@ impl SledStore {
             state: Arc::new(RwLock::new(Some(Open {
                 writer,
                 db,
+                visible,
                 seal,
                 lock,
                 _temporary: temporary,
@@ -325,7 +330,7 @@ impl SledStore {
         path: &Path,
         options: Options,
         failed: &Arc<AtomicBool>,
-    ) -> Result<(Writer, sled::Db, bool), StoreError> {
+    ) -> Result<(Writer, sled::Db, Arc<std::sync::RwLock<()>>, bool), StoreError> {
         let data = path.join(DATA_DIR);
         let config = sled::Config::new()
             .path(&data)
@@ -354,13 +359,15 @@ impl SledStore {
             digest: checked.digest,
             durability: options.durability,
             failed: failed.clone(),
+            visible: Arc::default(),
         };
         if let Some(writes) = migration {
             // A group like any other: numbered, in the digest, durable before use.
             writer::apply_writes(&mut disk, writes)?;
         }
+        let visible = disk.visible.clone();
         let writer = Writer::spawn(disk)?;
-        Ok((writer, db, scanned))
+        Ok((writer, db, visible, scanned))
     }
 
     /// The directory the store lives in.
@@ -477,10 +484,11 @@ impl SledStore {
         })
         .await?;
         match opened {
-            (Ok((writer, db, _)), kept) => {
+            (Ok((writer, db, visible, _)), kept) => {
                 *state = Some(Open {
                     writer,
                     db,
+                    visible,
                     seal: kept.seal,
                     lock: kept.lock,
                     _temporary: kept.temporary,
@@ -504,6 +512,8 @@ impl SledStore {
     {
         let open = self.open_state().await?;
         let read = move || {
+            // Only what is durable: a group being synced stays hidden until it is.
+            let _durable = open.visible.read().unwrap_or_else(|e| e.into_inner());
             std::panic::catch_unwind(AssertUnwindSafe(|| f(&open.db)))
                 .unwrap_or_else(|payload| Err(sled_panicked(payload, doing)))
         };

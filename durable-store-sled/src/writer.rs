@@ -22,7 +22,7 @@ use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -177,6 +177,10 @@ pub(crate) struct Disk {
     /// Set when a group could not be written or synced: sled 0.34 refuses every write
     /// after an I/O error until it is opened again (see `SledStore::recover`).
     pub(crate) failed: Arc<AtomicBool>,
+    /// Held for writing from the moment a group is applied until it is synced, and for
+    /// reading by every read of the store: sled shows an applied batch to readers at once,
+    /// and a reader must not see (and act on) a write that a crash could still undo.
+    pub(crate) visible: Arc<RwLock<()>>,
 }
 
 impl Disk {
@@ -463,6 +467,8 @@ pub(crate) fn apply_writes(disk: &mut Disk, mut batch: Writes) -> Result<(), Sto
     let number = disk.group + 1;
     let digest = batch.apply_to(&disk.db, disk.digest)?;
     batch.insert(keys::GROUP, keys::encode_group(number, digest.as_u64()));
+    let visible = disk.visible.clone();
+    let hidden = visible.write().unwrap_or_else(|e| e.into_inner());
     let written = disk
         .db
         .apply_batch(batch.into_batch())
@@ -472,7 +478,9 @@ pub(crate) fn apply_writes(disk: &mut Disk, mut batch: Writes) -> Result<(), Sto
         disk.group = number;
         disk.digest = digest;
     }
-    if let Err(e) = written.and_then(|()| disk.sync()) {
+    let synced = written.and_then(|()| disk.sync());
+    drop(hidden);
+    if let Err(e) = synced {
         disk.failed.store(true, Ordering::SeqCst);
         return Err(StoreError::backend(e));
     }
@@ -1172,6 +1180,7 @@ mod tests {
             digest: Digest::default(),
             durability: Durability::default(),
             failed: Arc::default(),
+            visible: Arc::default(),
         }
     }
 
