@@ -102,6 +102,10 @@ struct Open {
     _temporary: Option<RemoveDir>,
 }
 
+/// What opening the data directory gives: the writer, the database, the lock readers
+/// take (see `Disk::visible`), and whether the open read the whole tree.
+type OpenedData = (Writer, sled::Db, Arc<std::sync::RwLock<()>>, bool);
+
 /// The parts of an [`Open`] store that outlive a reopen.
 struct Kept {
     seal: Option<PathBuf>,
@@ -330,7 +334,7 @@ impl SledStore {
         path: &Path,
         options: Options,
         failed: &Arc<AtomicBool>,
-    ) -> Result<(Writer, sled::Db, Arc<std::sync::RwLock<()>>, bool), StoreError> {
+    ) -> Result<OpenedData, StoreError> {
         let data = path.join(DATA_DIR);
         let config = sled::Config::new()
             .path(&data)
