@@ -5,6 +5,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::failure::Failure;
+
 /// A value or frame could not be encoded or decoded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -290,7 +292,7 @@ pub enum Error {
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 #[non_exhaustive]
-pub enum StepError<E = crate::failure::Failure> {
+pub enum StepError<E = Failure> {
     /// The body returned `error` on its last attempt and the retry policy gave up
     /// (attempts exhausted, or the retry predicate said the error is permanent).
     #[error("step failed after {attempts} attempt(s): {error}")]
@@ -357,5 +359,54 @@ fn conflict_message(id: &str, expected: u64, found: Option<u64>) -> String {
             "execution {id:?} was advanced concurrently: expected sequence {expected}, found {found}"
         ),
         None => format!("execution {id:?} does not exist"),
+    }
+}
+
+/// Records any error in a [`Failure`]: its type name, message and source chain. A step
+/// error over a `Failure` (what `ctx.step(..).await` gives) keeps the body's failure, with
+/// the step's outcome as context, so its type name and terminal flag survive the `?`.
+/// Here rather than beside `Failure` so that `failure` needs nothing from this module.
+impl<E> From<E> for Failure
+where
+    E: std::error::Error + 'static,
+{
+    fn from(error: E) -> Self {
+        let step = (&error as &dyn std::any::Any).downcast_ref::<StepError<Failure>>();
+        if let Some(StepError::Failed { error, attempts }) = step {
+            return error
+                .clone()
+                .context(format!("step failed after {attempts} attempt(s)"));
+        }
+        Failure::record(&error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_step_error_over_a_failure_keeps_the_body_failure() {
+        let body = Failure::terminal("card declined");
+        let step: StepError<Failure> = StepError::Failed {
+            error: body,
+            attempts: 2,
+        };
+        let failure = Failure::from(step);
+        assert!(failure.is_terminal());
+        assert_eq!(
+            failure.to_string(),
+            "step failed after 2 attempt(s): card declined"
+        );
+        let panicked: StepError<Failure> = StepError::Panicked {
+            message: "boom".into(),
+            attempts: 1,
+        };
+        let failure = Failure::from(panicked);
+        assert!(failure.is::<StepError<Failure>>());
+        assert_eq!(
+            failure.to_string(),
+            "step panicked after 1 attempt(s): boom"
+        );
     }
 }

@@ -12,12 +12,9 @@
 //! `type_name`, `message`, `sources`, `terminal`, in this order. Changing them changes the
 //! meaning of recorded outcomes, so a new field needs a new format.
 
-use std::any::Any;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
-
-use crate::error::StepError;
 
 /// An error recorded as text: what a step body or a workflow returns when it does not
 /// need its own error type.
@@ -155,24 +152,15 @@ impl fmt::Display for Failure {
     }
 }
 
-/// Records any error: its type name, message and source chain. A step error over a
-/// [`Failure`] (what `ctx.step(..).await` gives) keeps the body's failure, with the step's
-/// outcome as context, so its type name and terminal flag survive the `?`.
-impl<E> From<E> for Failure
-where
-    E: std::error::Error + 'static,
-{
-    fn from(error: E) -> Self {
-        let step = (&error as &dyn Any).downcast_ref::<StepError<Failure>>();
-        if let Some(StepError::Failed { error, attempts }) = step {
-            return error
-                .clone()
-                .context(format!("step failed after {attempts} attempt(s)"));
-        }
+impl Failure {
+    /// Records `error`: its type name, its message and its source chain. The `From`
+    /// impl that makes `?` work (beside [`StepError`](crate::StepError), which it treats
+    /// apart) calls this.
+    pub(crate) fn record<E: std::error::Error + 'static>(error: &E) -> Failure {
         Failure {
             type_name: Some(std::any::type_name::<E>().to_owned()),
             message: error.to_string(),
-            sources: sources_of(&error),
+            sources: sources_of(error),
             terminal: false,
         }
     }
@@ -312,31 +300,6 @@ mod tests {
                 .map(|e| e.to_string())
                 .collect();
         assert_eq!(chain, ["while charging", "outer", "inner"]);
-    }
-
-    #[test]
-    fn a_step_error_over_a_failure_keeps_the_body_failure() {
-        let body = Failure::terminal("card declined");
-        let step: StepError<Failure> = StepError::Failed {
-            error: body,
-            attempts: 2,
-        };
-        let failure = Failure::from(step);
-        assert!(failure.is_terminal());
-        assert_eq!(
-            failure.to_string(),
-            "step failed after 2 attempt(s): card declined"
-        );
-        let panicked: StepError<Failure> = StepError::Panicked {
-            message: "boom".into(),
-            attempts: 1,
-        };
-        let failure = Failure::from(panicked);
-        assert!(failure.is::<StepError<Failure>>());
-        assert_eq!(
-            failure.to_string(),
-            "step panicked after 1 attempt(s): boom"
-        );
     }
 
     #[test]
