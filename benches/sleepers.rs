@@ -32,18 +32,16 @@
 //!
 //! The machine's other load shows in the times: on a shared machine, run it twice.
 
+mod support;
+
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
-use durable_core::{
-    durable, Commit, Committed, Created, Ctx, Delivered, Delivery, Engine, ExecutionRecord,
-    HistoryEntry, ListFilter, OperationRecord, Status, Store, StoreError, TestClock, Timestamp,
-};
+use durable_core::{durable, Ctx, Engine, TestClock, Timestamp};
 use durable_store_sled::{Options, SledStore};
-use tokio::sync::Notify;
+use support::{Counted, Counts};
 
 const DAY: Duration = Duration::from_secs(86_400);
 
@@ -54,141 +52,6 @@ const STARTERS: u64 = 256;
 async fn trial(ctx: Ctx, user: u64) -> u64 {
     ctx.sleep(30 * DAY).await.expect("30 days is a valid wait");
     user
-}
-
-/// Acknowledged commits by the status they wrote.
-#[derive(Default)]
-struct Counts {
-    suspended: AtomicU64,
-    completed: AtomicU64,
-    changed: Notify,
-    /// Calls that read the timer index.
-    timer_reads: AtomicU64,
-}
-
-impl Counts {
-    /// Waits until `counter` reaches `target`.
-    async fn reach(&self, counter: &AtomicU64, target: u64) {
-        loop {
-            let changed = self.changed.notified();
-            if counter.load(Ordering::Acquire) >= target {
-                return;
-            }
-            changed.await;
-        }
-    }
-}
-
-/// The sled store, with commits counted.
-struct Counted {
-    store: SledStore,
-    counts: Arc<Counts>,
-    /// Notify the bench only every this many commits, and at the target.
-    target: u64,
-}
-
-impl Counted {
-    fn count(&self, counter: &AtomicU64) {
-        let n = counter.fetch_add(1, Ordering::AcqRel) + 1;
-        if n == self.target || n.is_multiple_of(4096) {
-            self.counts.changed.notify_waiters();
-        }
-    }
-}
-
-#[async_trait]
-impl Store for Counted {
-    async fn create(&self, record: ExecutionRecord, input: Vec<u8>) -> Result<Created, StoreError> {
-        self.store.create(record, input).await
-    }
-    async fn load(&self, id: &str) -> Result<Option<ExecutionRecord>, StoreError> {
-        self.store.load(id).await
-    }
-    async fn load_input(&self, id: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        self.store.load_input(id).await
-    }
-    async fn commit(&self, commit: Commit) -> Result<Committed, StoreError> {
-        let status = commit.record.status;
-        let committed = self.store.commit(commit).await?;
-        match status {
-            Status::Suspended => self.count(&self.counts.suspended),
-            Status::Completed => self.count(&self.counts.completed),
-            _ => {}
-        }
-        Ok(committed)
-    }
-    async fn deliver(&self, delivery: Delivery) -> Result<Delivered, StoreError> {
-        self.store.deliver(delivery).await
-    }
-    async fn operation(
-        &self,
-        execution: &str,
-        key: &str,
-    ) -> Result<Option<OperationRecord>, StoreError> {
-        self.store.operation(execution, key).await
-    }
-    async fn operation_by_token(&self, token: &str) -> Result<Option<OperationRecord>, StoreError> {
-        self.store.operation_by_token(token).await
-    }
-    async fn operations(
-        &self,
-        execution: &str,
-        after: Option<&str>,
-        limit: usize,
-    ) -> Result<Vec<OperationRecord>, StoreError> {
-        self.store.operations(execution, after, limit).await
-    }
-    async fn delete(&self, id: &str) -> Result<bool, StoreError> {
-        self.store.delete(id).await
-    }
-    async fn claim(
-        &self,
-        id: &str,
-        owner: u128,
-        now: Timestamp,
-        until: Timestamp,
-    ) -> Result<bool, StoreError> {
-        self.store.claim(id, owner, now, until).await
-    }
-    async fn release(&self, id: &str, owner: u128) -> Result<(), StoreError> {
-        self.store.release(id, owner).await
-    }
-    async fn due(
-        &self,
-        now: Timestamp,
-        limit: usize,
-    ) -> Result<Vec<(Timestamp, String)>, StoreError> {
-        self.counts.timer_reads.fetch_add(1, Ordering::Relaxed);
-        self.store.due(now, limit).await
-    }
-    async fn next_wake(&self) -> Result<Option<Timestamp>, StoreError> {
-        self.counts.timer_reads.fetch_add(1, Ordering::Relaxed);
-        self.store.next_wake().await
-    }
-    async fn timers_after(
-        &self,
-        after: Option<(Timestamp, &str)>,
-        until: Timestamp,
-        limit: usize,
-    ) -> Result<Vec<(Timestamp, String)>, StoreError> {
-        self.counts.timer_reads.fetch_add(1, Ordering::Relaxed);
-        self.store.timers_after(after, until, limit).await
-    }
-    async fn list(&self, filter: &ListFilter) -> Result<Vec<ExecutionRecord>, StoreError> {
-        self.store.list(filter).await
-    }
-    async fn history(&self, id: &str) -> Result<Vec<HistoryEntry>, StoreError> {
-        self.store.history(id).await
-    }
-    async fn save_layout(&self, layout: u64, description: Vec<u8>) -> Result<(), StoreError> {
-        self.store.save_layout(layout, description).await
-    }
-    async fn layout(&self, layout: u64) -> Result<Option<Vec<u8>>, StoreError> {
-        self.store.layout(layout).await
-    }
-    async fn close(&self) -> Result<(), StoreError> {
-        self.store.close().await
-    }
 }
 
 /// A line of `/proc/self/status`, in kB.
@@ -287,6 +150,7 @@ async fn main() {
     let _ = std::fs::remove_dir_all(&dir);
     let counts = Arc::new(Counts::default());
     let counted = |store| Counted {
+        every: 4096,
         store,
         counts: counts.clone(),
         target: n,
