@@ -268,6 +268,15 @@ pub enum Error {
         /// The status it stopped in.
         status: crate::record::Status,
     },
+    /// The execution was cancelled ([`Engine::cancel`](crate::Engine::cancel), or the
+    /// batch that started it completed early): it has no output.
+    #[error("execution {id:?} was cancelled: {message}")]
+    Cancelled {
+        /// The execution id.
+        id: String,
+        /// Why.
+        message: String,
+    },
 }
 
 /// Why a step gave up: what `ctx.step(..).await` returns in its `Err`.

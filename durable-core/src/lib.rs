@@ -112,14 +112,16 @@ pub use execution::Ctx;
 pub use execution::{Workflow, WorkflowFn};
 pub use failure::{Failure, FailureExt};
 pub use ops::{
-    Call, Callback, CallbackError, CheckOutput, ChildError, ConditionError, CreateCallback,
-    Generated, InfallibleStep, Invoke, SleepOp, Step, StepBody, StepContext, WaitCallback,
-    WaitError, WaitForCallback, WaitForCondition, MAX_WAIT,
+    BatchError, BatchItem, BatchResult, Branch, Call, Callback, CallbackError, CheckOutput,
+    ChildError, Completion, ConditionError, CreateCallback, Generated, InfallibleStep, Invoke,
+    ItemBody, ItemError, ItemStatus, Itself, Map, MapBody, SleepOp, Step, StepBody, StepContext,
+    WaitCallback, WaitError, WaitForCallback, WaitForCondition, DEFAULT_MAX_IN_FLIGHT, MAX_WAIT,
 };
 pub use record::{
-    Commit, Committed, Created, Delivered, Delivery, Event, ExecutionRecord, Expect, HistoryEntry,
-    ListFilter, OperationAction, OperationChange, OperationKind, OperationRecord, OperationRef,
-    OperationState, ParentLink, PointState, Position, Settlement, Status,
+    BatchState, Commit, Committed, CompletionReason, Created, Delivered, Delivery, Event,
+    ExecutionRecord, Expect, HistoryEntry, InFlight, ListFilter, OperationAction, OperationChange,
+    OperationKind, OperationRecord, OperationRef, OperationState, ParentLink, PointState, Position,
+    Settlement, Status,
 };
 pub use retry::{RetryDecision, RetryPolicy};
 pub use shape::{Shape, VariantShape};

@@ -53,12 +53,17 @@ pub enum Status {
     Failed,
     /// Waiting for an operator: no registered workflow version matches its state.
     Parked,
+    // New variants go last: stored records name variants by position.
+    /// Stopped before it finished, by [`Engine::cancel`](crate::Engine::cancel) or by the
+    /// batch that started it completing early; it runs no further workflow code.
+    /// `message` says why; the last frame is kept for inspection.
+    Cancelled,
 }
 
 impl Status {
     /// Whether the execution will never run again.
     pub fn is_terminal(self) -> bool {
-        matches!(self, Status::Completed | Status::Failed)
+        matches!(self, Status::Completed | Status::Failed | Status::Cancelled)
     }
 
     /// The status's name in lower case.
@@ -69,6 +74,7 @@ impl Status {
             Status::Completed => "completed",
             Status::Failed => "failed",
             Status::Parked => "parked",
+            Status::Cancelled => "cancelled",
         }
     }
 }
@@ -238,6 +244,92 @@ pub enum PointState {
         /// The encoded outcome (the step's error).
         outcome: Vec<u8>,
     },
+    /// A batch (`ctx.map`, `ctx.parallel`) is running: its counters and the items in
+    /// flight. The items' outcomes are operation records, not part of this state, which
+    /// grows with the number of items in flight only.
+    Batch(BatchState),
+}
+
+/// Where a batch (`ctx.map`, `ctx.parallel`) stands, as its point state holds it.
+///
+/// Item `i` of the batch is the operation record keyed [`BatchState::item_key`]`(i)`,
+/// written when the item settles (a step item) or when it starts (a child item, which
+/// its child execution settles).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchState {
+    /// The batch's key: the prefix of its items' operation keys.
+    pub key: String,
+    /// How many items the batch has.
+    pub total: u64,
+    /// Items with a lower index have been started.
+    pub next: u64,
+    /// The items started and not settled, by index.
+    pub in_flight: Vec<InFlight>,
+    /// How many items succeeded.
+    pub succeeded: u64,
+    /// How many items failed.
+    pub failed: u64,
+    /// Why the batch completed, once it has (the items still in flight are then being
+    /// cancelled).
+    pub done: Option<CompletionReason>,
+}
+
+impl BatchState {
+    /// The operation key of item `index`: the batch key, a dot, the number of hex digits
+    /// of `index` less one as one hex digit, then `index` in hex, so that items sort in
+    /// input order.
+    pub fn item_key(&self, index: u64) -> String {
+        item_key(&self.key, index)
+    }
+
+    /// How many items have settled (succeeded or failed).
+    pub fn settled(&self) -> u64 {
+        self.succeeded + self.failed
+    }
+}
+
+/// The operation key of item `index` of the batch `key` (see [`BatchState::item_key`]).
+pub(crate) fn item_key(key: &str, index: u64) -> String {
+    let digits = format!("{index:x}");
+    format!("{key}.{:x}{digits}", digits.len() - 1)
+}
+
+/// An item of a batch that has started and not settled.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InFlight {
+    /// Its index in the input.
+    pub index: u64,
+    /// A step item: the attempt that runs next, from 1. A child item: 0.
+    pub attempt: u32,
+    /// A step item: when its first attempt began (the start of its retry budget).
+    pub since: Timestamp,
+    /// A step item waiting to retry: when the next attempt runs.
+    pub retry_at: Option<Timestamp>,
+    /// A child item whose child execution has been created.
+    pub created: bool,
+}
+
+/// Why a batch completed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum CompletionReason {
+    /// Every item settled.
+    AllCompleted,
+    /// The completion policy's minimum number of successes was reached.
+    MinSuccessful,
+    /// More items failed than the completion policy tolerates.
+    FailureToleranceExceeded,
+}
+
+impl CompletionReason {
+    /// The reason in a few words.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CompletionReason::AllCompleted => "all completed",
+            CompletionReason::MinSuccessful => "minimum successes reached",
+            CompletionReason::FailureToleranceExceeded => "failure tolerance exceeded",
+        }
+    }
 }
 
 /// One entry of an execution's operation history.
@@ -402,6 +494,40 @@ pub enum Event {
         /// How it ended: `completed`, `failed`, `cancelled` or `not found`.
         outcome: String,
     },
+    /// A batch (`ctx.map`, `ctx.parallel`) began.
+    BatchStarted {
+        /// The batch's name.
+        name: String,
+        /// How many items it has.
+        items: u64,
+    },
+    /// An item of a batch failed (step items: after its last attempt).
+    ItemFailed {
+        /// The batch's name.
+        name: String,
+        /// The item's index.
+        index: u64,
+        /// Why, as text.
+        error: String,
+    },
+    /// A batch completed.
+    BatchFinished {
+        /// The batch's name.
+        name: String,
+        /// Why it completed.
+        reason: CompletionReason,
+        /// How many items succeeded.
+        succeeded: u64,
+        /// How many failed.
+        failed: u64,
+        /// How many were cancelled while in flight.
+        cancelled: u64,
+    },
+    /// The execution was cancelled ([`Status::Cancelled`]).
+    Cancelled {
+        /// Why.
+        reason: String,
+    },
 }
 
 impl Event {
@@ -421,12 +547,16 @@ impl Event {
             | Event::CallbackCreated { name, .. }
             | Event::CallbackReceived { name, .. }
             | Event::ChildStarted { name, .. }
-            | Event::ChildFinished { name, .. } => Some(name),
+            | Event::ChildFinished { name, .. }
+            | Event::BatchStarted { name, .. }
+            | Event::ItemFailed { name, .. }
+            | Event::BatchFinished { name, .. } => Some(name),
             Event::Created
             | Event::Completed
             | Event::Failed { .. }
             | Event::Parked { .. }
-            | Event::Redriven { .. } => None,
+            | Event::Redriven { .. }
+            | Event::Cancelled { .. } => None,
         }
     }
 
@@ -499,6 +629,12 @@ impl Event {
             Event::ChildFinished { name, outcome, .. } => {
                 format!("child {name}: finished, {outcome}")
             }
+            Event::BatchStarted { name, items } => format!("batch {name}: started, {items} items"),
+            Event::ItemFailed { name, index, .. } => format!("batch {name}: item {index} failed"),
+            Event::BatchFinished { name, reason, .. } => {
+                format!("batch {name}: finished, {}", reason.as_str())
+            }
+            Event::Cancelled { .. } => "cancelled".into(),
             Event::Completed => "completed".into(),
             Event::Failed { .. } => "failed".into(),
             Event::Parked { .. } => "parked".into(),
@@ -553,6 +689,22 @@ pub enum OperationKind {
         /// The child's workflow name.
         workflow: String,
     },
+    // New variants go last: stored records name variants by position.
+    /// An item of a batch (`ctx.map`, `ctx.parallel`): settled by the batch itself (a
+    /// step item) or by its child execution's last commit (a child item).
+    Item {
+        /// The batch's key.
+        batch: String,
+        /// The item's index in the input.
+        index: u64,
+        /// Its place in the order in which the batch saw items settle (from 0), once the
+        /// batch has seen it settle; `None` while pending, and for an item cancelled.
+        order: Option<u64>,
+        /// The child execution running the item, for a child item.
+        execution: Option<String>,
+        /// The child's workflow name, for a child item.
+        workflow: Option<String>,
+    },
 }
 
 impl OperationKind {
@@ -561,6 +713,7 @@ impl OperationKind {
         match self {
             OperationKind::Callback { .. } => "callback",
             OperationKind::Child { .. } => "child",
+            OperationKind::Item { .. } => "item",
         }
     }
 }

@@ -96,12 +96,13 @@ fn status(name: &str) -> Result<Status, ApiError> {
         Status::Completed,
         Status::Failed,
         Status::Parked,
+        Status::Cancelled,
     ]
     .into_iter()
     .find(|s| s.as_str().eq_ignore_ascii_case(name))
     .ok_or_else(|| {
         ApiError::invalid_query(format!(
-            "unknown status {name:?}: expected running, suspended, completed, failed or parked"
+            "unknown status {name:?}: expected running, suspended, completed, failed, parked or cancelled"
         ))
     })
 }

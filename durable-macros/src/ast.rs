@@ -154,6 +154,20 @@ impl Points<'_> {
         }
     }
 
+    /// Whether `e` is the context parameter itself.
+    pub fn is_ctx(&self, e: &Expr) -> bool {
+        match e {
+            Expr::Path(p) => {
+                p.qself.is_none()
+                    && p.attrs.is_empty()
+                    && self.ctx.is_some_and(|ctx| p.path.is_ident(ctx))
+            }
+            Expr::Paren(p) => self.is_ctx(&p.expr),
+            Expr::Group(g) => self.is_ctx(&g.expr),
+            _ => false,
+        }
+    }
+
     fn rooted(&self, e: &Expr) -> bool {
         match e {
             Expr::MethodCall(m) => self.rooted(&m.receiver),

@@ -53,7 +53,7 @@ impl Statement {
         }
         let notify = matches!(
             record.status,
-            Status::Completed | Status::Failed | Status::Parked
+            Status::Completed | Status::Failed | Status::Parked | Status::Cancelled
         )
         .then(|| finished_payload(id));
         Ok(Statement {

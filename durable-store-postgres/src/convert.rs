@@ -21,6 +21,7 @@ pub(crate) const SUSPENDED: i16 = 1;
 pub(crate) const COMPLETED: i16 = 2;
 pub(crate) const FAILED: i16 = 3;
 pub(crate) const PARKED: i16 = 4;
+pub(crate) const CANCELLED: i16 = 5;
 
 pub(crate) fn status_code(status: Status) -> Result<i16, StoreError> {
     Ok(match status {
@@ -29,6 +30,7 @@ pub(crate) fn status_code(status: Status) -> Result<i16, StoreError> {
         Status::Completed => COMPLETED,
         Status::Failed => FAILED,
         Status::Parked => PARKED,
+        Status::Cancelled => CANCELLED,
         other => {
             return Err(StoreError::Invalid {
                 message: format!("status {other:?} is unknown to the PostgreSQL store"),

@@ -10,7 +10,7 @@
 //! # Version 1
 //!
 //! - `executions`: one row per execution: `id`, `workflow`, `status` (0 running,
-//!   1 suspended, 2 completed, 3 failed, 4 parked), `seq`, `wake_at` (ms), `parent` (the
+//!   1 suspended, 2 completed, 3 failed, 4 parked, 5 cancelled), `seq`, `wake_at` (ms), `parent` (the
 //!   parent execution's id), the lease (`lease_owner`, 16 bytes; `lease_until`, ms) and
 //!   `record` (the whole `ExecutionRecord`, a bincode value envelope). Indexes: timers
 //!   `(wake_at, id)`, unfinished executions `(status, id)`, children `(parent, id)`.

@@ -108,7 +108,7 @@ async fn run_claimed(
     };
     let now = shared.clock.now();
     match record.status {
-        Status::Completed | Status::Failed => {
+        Status::Completed | Status::Failed | Status::Cancelled => {
             shared.notify_done(id);
             return Ok(());
         }

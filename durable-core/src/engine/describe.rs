@@ -255,6 +255,7 @@ pub(super) async fn describe(shared: &Arc<Shared>, id: &str) -> Result<Descripti
             PointState::Polling { attempt, .. } => ("polling", Some(*attempt)),
             PointState::Awaiting { .. } => ("awaiting", None),
             PointState::Submitting { attempt, .. } => ("submitting", Some(*attempt)),
+            PointState::Batch(_) => ("batch", None),
         };
         PointDescription {
             id: position.point,
@@ -429,16 +430,23 @@ async fn children(shared: &Shared, id: &str) -> Result<(Vec<ChildDescription>, u
             .operations(id, after.as_deref(), OPERATIONS_PAGE)
             .await?;
         for op in &page {
-            let OperationKind::Child {
-                execution,
-                workflow,
-            } = &op.kind
-            else {
-                continue;
+            // A call's or invoke's child, or a batch item's.
+            let (execution, workflow) = match &op.kind {
+                OperationKind::Child {
+                    execution,
+                    workflow,
+                } => (execution, workflow.clone()),
+                OperationKind::Item {
+                    execution: Some(execution),
+                    workflow,
+                    ..
+                } => (execution, workflow.clone().unwrap_or_default()),
+                _ => continue,
             };
             let state = match op.state {
                 OperationState::Pending => "pending",
                 OperationState::Succeeded { .. } => "succeeded",
+                OperationState::Cancelled => "cancelled",
                 _ => "failed",
             };
             let status = match op.state {
@@ -455,7 +463,7 @@ async fn children(shared: &Shared, id: &str) -> Result<(Vec<ChildDescription>, u
                 }
             }
             shown.push_back(ChildDescription {
-                workflow: workflow.clone(),
+                workflow,
                 id: execution.clone(),
                 key: op.key.clone(),
                 state,

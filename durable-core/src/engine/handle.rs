@@ -141,6 +141,12 @@ impl<W: Workflow> Handle<W> {
                         message: record.message.unwrap_or_default(),
                     })
                 }
+                Status::Cancelled => {
+                    return Err(Error::Cancelled {
+                        id: self.id.clone(),
+                        message: record.message.unwrap_or_default(),
+                    })
+                }
                 Status::Running | Status::Suspended | Status::Parked => {}
             }
             if shared.is_shutting_down() {

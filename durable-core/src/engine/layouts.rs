@@ -365,6 +365,8 @@ impl Runtime for Detached {
     }
 
     fn created(&self, _: &str) {}
+
+    fn finished(&self, _: &str) {}
 }
 
 /// The layout fingerprint an execution's state depends on: its frame's, or `None`

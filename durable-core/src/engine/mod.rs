@@ -17,6 +17,7 @@
 mod activation;
 mod builder;
 mod callbacks;
+mod cancel;
 mod check;
 mod cluster;
 mod describe;
@@ -182,6 +183,20 @@ impl Engine {
     /// ```
     pub async fn redrive(&self, id: &str) -> Result<(), Error> {
         redrive::redrive(&self.shared, id).await
+    }
+
+    /// Cancels an unfinished execution and the unfinished executions it started (its
+    /// children, theirs, and so on): each becomes [`Status::Cancelled`](crate::Status),
+    /// runs no further workflow code (a step running at that moment finishes, but its
+    /// outcome is not recorded), keeps its last frame for inspection, and says `reason`
+    /// in its message and history. A caller waiting for one of them
+    /// ([`Handle::result`](crate::Handle::result)) gets [`Error::Cancelled`]; a parent
+    /// waiting for a cancelled child gets the child's failure ([`ChildError::Failed`](crate::ChildError)).
+    ///
+    /// Returns whether the execution was cancelled now: `false` if it had already
+    /// finished (completed, failed or cancelled). [`Error::NotFound`] for an unknown id.
+    pub async fn cancel(&self, id: &str, reason: &str) -> Result<bool, Error> {
+        cancel::cancel(&self.shared, id, reason).await
     }
 
     /// Shows an execution like a paused debugger: status, the current durable point

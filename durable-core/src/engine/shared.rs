@@ -200,4 +200,8 @@ impl Runtime for Shared {
     fn created(&self, id: &str) {
         self.enqueue(id);
     }
+
+    fn finished(&self, id: &str) {
+        self.notify_done(id);
+    }
 }

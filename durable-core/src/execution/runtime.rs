@@ -61,4 +61,8 @@ pub(crate) trait Runtime: Send + Sync + 'static {
 
     /// Called after the execution `id` was created (a child): schedules it to run.
     fn created(&self, id: &str);
+
+    /// Called after the execution `id` was finished by another execution's operation
+    /// (a child cancelled by its batch): wakes whoever waits for its result.
+    fn finished(&self, id: &str);
 }

@@ -8,13 +8,20 @@
 //! kept with the frame, [`OperationRecord`](crate::OperationRecord) for what outlives the
 //! point).
 
+pub(crate) mod batch;
 pub(crate) mod callback;
+pub(crate) mod cancel;
 pub(crate) mod child;
 pub(crate) mod condition;
 pub(crate) mod random;
 pub(crate) mod sleep;
 pub(crate) mod step;
 
+pub use batch::{child_body, ChildCall, ChildItem, ItemWork};
+pub use batch::{
+    BatchError, BatchItem, BatchResult, Branch, Completion, ItemBody, ItemError, ItemStatus,
+    Itself, Map, MapBody, DEFAULT_MAX_IN_FLIGHT,
+};
 pub use callback::{Callback, CallbackError, CreateCallback, WaitCallback, WaitForCallback};
 pub use child::{Call, ChildError, Invoke};
 pub use condition::{CheckOutput, ConditionError, WaitForCondition};

@@ -15,7 +15,8 @@
 //! - [`loops`]: durable `for` loops iterate through [`ForSource`], so the iterator can be
 //!   saved;
 //! - [`called`]: what a workflow's body calls as children, so that registering it
-//!   registers them ([`Called`]).
+//!   registers them ([`Called`]); [`child_body`] stands for a `#[durable]` fn passed as
+//!   the body of `ctx.map`.
 //!
 //! # Versions
 //!
@@ -31,6 +32,7 @@ mod slots;
 
 pub use crate::engine::called;
 pub use crate::execution::{Called, Ctx, Machine, PointInfo, PointRun};
+pub use crate::ops::{child_body, ChildCall, ChildItem, ItemWork};
 pub use loops::{DurableItems, DurableRange, ForSource, LoopIter, RangeInt, ViaCollect, ViaRange};
 pub use protocol::{
     enter, halt, input, machine, neutralised, outcome, output, resume, run, start, unknown_block,

@@ -62,7 +62,7 @@ fn unfinished_rank(status: Status) -> Option<u8> {
         Status::Running => Some(0),
         Status::Suspended => Some(1),
         Status::Parked => Some(2),
-        Status::Completed | Status::Failed => None,
+        Status::Completed | Status::Failed | Status::Cancelled => None,
     }
 }
 

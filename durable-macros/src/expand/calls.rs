@@ -12,6 +12,64 @@ use super::Expander;
 /// The methods of the context whose first argument names a workflow to run.
 const CALLING_METHODS: &[&str] = &["call", "invoke"];
 
+/// The method of the context whose third argument may name a workflow to run per item.
+const MAPPING_METHOD: &str = "map";
+
+// Input: the workflow as parsed, and the runtime path.
+// Output: in every durable point `ctx.map(name, items, body)..await` whose body is a path
+// (a `#[durable]` fn), the body wrapped as `#p::child_body(body)`: a closure giving one
+// child call per item, so that `map` takes a workflow like a closure. Closures are left
+// alone (their parameter types are inferred from `map`'s signature only when they are
+// passed to it directly).
+pub(super) fn wrap_map_bodies(wf: &mut crate::ast::Workflow, p: &TokenStream) {
+    struct Wrap<'a> {
+        ctx: Option<Ident>,
+        p: &'a TokenStream,
+    }
+    impl syn::visit_mut::VisitMut for Wrap<'_> {
+        fn visit_expr_mut(&mut self, e: &mut Expr) {
+            syn::visit_mut::visit_expr_mut(self, e);
+            let Expr::Await(aw) = e else { return };
+            let Some(m) = map_call(&mut aw.base) else {
+                return;
+            };
+            let rooted = matches!(&*m.receiver, Expr::Path(r)
+                if r.qself.is_none() && self.ctx.as_ref().is_some_and(|c| r.path.is_ident(c)));
+            if !rooted || m.method != MAPPING_METHOD || m.args.len() != 3 {
+                return;
+            }
+            if let Some(Expr::Path(body)) = m.args.get_mut(2) {
+                if body.qself.is_none() && body.attrs.is_empty() {
+                    let p = self.p;
+                    let span = syn::spanned::Spanned::span(&*body);
+                    let wrapped: Expr = syn::parse_quote_spanned!(span=> #p::child_body(#body));
+                    m.args[2] = wrapped;
+                }
+            }
+        }
+        fn visit_item_mut(&mut self, _: &mut syn::Item) {}
+    }
+    // The method call at the root of an option chain: `ctx.map(..)` in `ctx.map(..).opt(..)`.
+    fn map_call(e: &mut Expr) -> Option<&mut syn::ExprMethodCall> {
+        match e {
+            Expr::MethodCall(m) => {
+                if matches!(&*m.receiver, Expr::Path(_)) {
+                    Some(m)
+                } else {
+                    map_call(&mut m.receiver)
+                }
+            }
+            Expr::Paren(p) => map_call(&mut p.expr),
+            Expr::Group(g) => map_call(&mut g.expr),
+            _ => None,
+        }
+    }
+    let ctx = wf.ctx.as_ref().and_then(|c| c.ident.clone());
+    let mut body = wf.body.clone();
+    syn::visit_mut::VisitMut::visit_block_mut(&mut Wrap { ctx, p }, &mut body);
+    wf.body = body;
+}
+
 impl Expander<'_> {
     // Input: durable points `ctx.call(helper, ..).await` and `ctx.invoke(helper, ..).await`
     // (also under option methods: `ctx.call(helper, ..).opt(..).await`).
@@ -68,9 +126,72 @@ impl<'a> Visit<'a> for Calls<'_> {
                 self.found.push(path.clone());
             }
         }
+        match e {
+            // `ctx.call(helper, ..)` built in a closure (a batch body), not awaited there.
+            Expr::MethodCall(m)
+                if self.points.is_ctx(&m.receiver)
+                    && CALLING_METHODS.iter().any(|name| m.method == name) =>
+            {
+                if let Some(path) = plain_path(m.args.first()) {
+                    self.found.push(path.clone());
+                }
+            }
+            // `ctx.map(name, items, helper)`, as `wrap_map_bodies` left it.
+            Expr::MethodCall(m)
+                if self.points.is_ctx(&m.receiver) && m.method == MAPPING_METHOD =>
+            {
+                if let Some(Expr::Call(call)) = m.args.get(2) {
+                    if last_segments(&call.func, &["child_body"]) {
+                        if let Some(path) = plain_path(call.args.first()) {
+                            self.found.push(path.clone());
+                        }
+                    }
+                }
+            }
+            // `Branch::call(helper, ..)`, a branch of `ctx.parallel`.
+            Expr::Call(call) if last_segments(&call.func, &["Branch", "call"]) => {
+                if let Some(path) = plain_path(call.args.first()) {
+                    self.found.push(path.clone());
+                }
+            }
+            _ => {}
+        }
         visit::visit_expr(self, e);
     }
+    // `vec![Branch::call(helper, ..), ..]`: macro arguments that parse as expressions.
+    fn visit_macro(&mut self, m: &'a syn::Macro) {
+        if let Some(args) = crate::check::macro_args(&m.tokens) {
+            let mut inner = Calls {
+                points: self.points,
+                found: Vec::new(),
+            };
+            for arg in &args {
+                inner.visit_expr(arg);
+            }
+            self.found.extend(inner.found);
+        }
+    }
     fn visit_item(&mut self, _: &'a syn::Item) {}
+}
+
+/// `e` if it is a plain path (no `<T as Trait>::`, no attributes).
+fn plain_path(e: Option<&Expr>) -> Option<&ExprPath> {
+    match e {
+        Some(Expr::Path(path)) if path.qself.is_none() && path.attrs.is_empty() => Some(path),
+        _ => None,
+    }
+}
+
+/// Whether `e` is a path ending in the segments `last`.
+fn last_segments(e: &Expr, last: &[&str]) -> bool {
+    let Expr::Path(path) = e else { return false };
+    let segments: Vec<String> = path
+        .path
+        .segments
+        .iter()
+        .map(|s| s.ident.to_string())
+        .collect();
+    segments.len() >= last.len() && segments[segments.len() - last.len()..] == *last
 }
 
 /// The workflow path of a calling method at the root of a method chain.

@@ -57,7 +57,8 @@ pub fn durable(args: TokenStream, item: TokenStream) -> TokenStream {
             return fallback(cx.check(), item);
         }
     };
-    let wf = Workflow::from_item(item_fn);
+    let mut wf = Workflow::from_item(item_fn);
+    calls::wrap_map_bodies(&mut wf, &Runtime::new(&args).p());
     let before = cx.count();
     check::check_signature(&cx, &wf);
     let signature_ok = cx.count() == before;

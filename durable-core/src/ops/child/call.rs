@@ -59,6 +59,13 @@ pub struct Call<W: Workflow> {
     workflow: PhantomData<fn() -> W>,
 }
 
+impl<W: Workflow> Call<W> {
+    /// The child's input.
+    pub(crate) fn into_input(self) -> W::Input {
+        self.input
+    }
+}
+
 impl<W: Workflow> fmt::Debug for Call<W> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Call")

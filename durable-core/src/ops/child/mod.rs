@@ -42,6 +42,7 @@ use crate::record::OperationState;
 
 pub use call::Call;
 pub use invoke::Invoke;
+pub(crate) use run::child_id;
 
 /// Why a child workflow gave no output: what `ctx.call(..).await` returns in its `Err`.
 ///
@@ -144,5 +145,65 @@ pub(crate) fn outcome<T: serde::de::DeserializeOwned>(
             id: id.to_owned(),
             message: format!("the child operation ended as {other:?}"),
         }),
+    }
+}
+
+/// Creates child execution `id` of workflow `workflow` (version `fingerprint`) with the
+/// encoded `input`, reporting to `link`, and has the engine run it; idempotent: an
+/// execution that already exists with this link and workflow is this child (created
+/// before a crash), and is scheduled again if it is still running. `Err` with a
+/// [`ChildError`] when the child cannot start: the id is invalid or held by another
+/// execution, or the input is over the engine's size limit.
+pub(crate) async fn start_child(
+    ctx: &crate::Ctx,
+    id: &str,
+    workflow: &str,
+    fingerprint: u64,
+    input: Vec<u8>,
+    link: crate::ParentLink,
+) -> Result<Result<(), ChildError>, crate::StoreError> {
+    use crate::record::{Created, ExecutionRecord, Status, MAX_ID_LEN};
+    if id.is_empty() || id.len() > MAX_ID_LEN {
+        return Ok(Err(ChildError::InvalidId {
+            message: format!(
+                "an execution id must be 1 to {MAX_ID_LEN} bytes long, got {}",
+                id.len()
+            ),
+        }));
+    }
+    let limit = ctx.runtime().limits().max_value_bytes;
+    if input.len() > limit {
+        return Ok(Err(ChildError::Failed {
+            workflow: workflow.to_owned(),
+            id: id.to_owned(),
+            message: format!(
+                "its input is {} bytes, over the limit of {limit} \
+                 (EngineBuilder::max_value_bytes); keep bulky data outside the workflow",
+                input.len()
+            ),
+        }));
+    }
+    let mut record = ExecutionRecord::new(id, workflow, fingerprint, ctx.now());
+    record.parent = Some(link.clone());
+    match ctx.runtime().store().create(record, input).await? {
+        Created::New => {
+            ctx.runtime().created(id);
+            Ok(Ok(()))
+        }
+        Created::Existing(existing) => {
+            if existing.parent.as_ref() != Some(&link) || existing.workflow != workflow {
+                return Ok(Err(ChildError::IdConflict {
+                    id: id.to_owned(),
+                    reason: format!(
+                        "an execution of workflow `{}` that is not this item's child holds it",
+                        existing.workflow
+                    ),
+                }));
+            }
+            if existing.status == Status::Running {
+                ctx.runtime().created(id);
+            }
+            Ok(Ok(()))
+        }
     }
 }

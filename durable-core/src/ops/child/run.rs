@@ -298,7 +298,7 @@ fn key(seq: u64) -> String {
 }
 
 /// The id of the child that the call `key` of execution `parent` starts.
-fn child_id(parent: &str, key: &str) -> String {
+pub(crate) fn child_id(parent: &str, key: &str) -> String {
     format!("{parent}/{key}")
 }
 

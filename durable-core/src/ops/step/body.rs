@@ -94,6 +94,23 @@ impl StepContext {
         }
     }
 
+    /// The context of attempt `attempt` of the batch item with operation key `item_key`.
+    pub(crate) fn for_item(
+        execution_id: &str,
+        name: &str,
+        item_key: &str,
+        attempt: u32,
+        deadline: Option<Timestamp>,
+    ) -> Self {
+        StepContext {
+            execution_id: execution_id.to_owned(),
+            name: name.to_owned(),
+            attempt,
+            idempotency_key: item_idempotency_key(execution_id, item_key),
+            deadline,
+        }
+    }
+
     /// The attempt running, from 1.
     pub fn attempt(&self) -> u32 {
         self.attempt
@@ -133,8 +150,6 @@ impl StepContext {
 /// UUID. The hash is written out here, not taken from `std`, because the key must stay
 /// the same across builds and Rust versions.
 fn idempotency_key(execution_id: &str, point: u32, key_seq: u64) -> String {
-    const OFFSET: u128 = 0x6c62_272e_07bb_0142_62b8_2175_6295_c58d;
-    const PRIME: u128 = 0x0000_0000_0100_0000_0000_0000_0000_013b;
     let id_len = u64::try_from(execution_id.len())
         .unwrap_or(u64::MAX)
         .to_le_bytes();
@@ -145,6 +160,28 @@ fn idempotency_key(execution_id: &str, point: u32, key_seq: u64) -> String {
         .chain(execution_id.as_bytes())
         .chain(&point)
         .chain(&key_seq);
+    fnv_uuid(input)
+}
+
+/// The idempotency key of the item with operation key `item_key` of a batch of execution
+/// `execution_id`: the same for every attempt of the item, after any restart, and
+/// different from every step's (another domain tag).
+fn item_idempotency_key(execution_id: &str, item_key: &str) -> String {
+    let id_len = u64::try_from(execution_id.len())
+        .unwrap_or(u64::MAX)
+        .to_le_bytes();
+    let input = b"durable/item-key/v1\0"
+        .iter()
+        .chain(&id_len)
+        .chain(execution_id.as_bytes())
+        .chain(item_key.as_bytes());
+    fnv_uuid(input)
+}
+
+/// FNV-1a (128 bits) over `input`, in the layout of a version-8 UUID.
+fn fnv_uuid<'a>(input: impl Iterator<Item = &'a u8>) -> String {
+    const OFFSET: u128 = 0x6c62_272e_07bb_0142_62b8_2175_6295_c58d;
+    const PRIME: u128 = 0x0000_0000_0100_0000_0000_0000_0000_013b;
     let mut hash = OFFSET;
     for byte in input {
         hash ^= u128::from(*byte);
@@ -246,6 +283,15 @@ mod tests {
         ] {
             assert_ne!(base, other);
         }
+    }
+
+    #[test]
+    fn item_keys_differ_by_item_and_from_step_keys() {
+        let base = item_idempotency_key("order-1", "m05.00");
+        assert_eq!(base, item_idempotency_key("order-1", "m05.00"));
+        assert_ne!(base, item_idempotency_key("order-1", "m05.01"));
+        assert_ne!(base, item_idempotency_key("order-2", "m05.00"));
+        assert_ne!(base, idempotency_key("order-1", 0, 0));
     }
 
     #[test]

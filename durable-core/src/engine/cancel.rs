@@ -1,0 +1,30 @@
+//! [`Engine::cancel`](super::Engine::cancel): an operator stops an execution and what it
+//! started (see `ops::cancel` for how).
+
+use std::sync::Arc;
+
+use super::Shared;
+use crate::error::Error;
+use crate::execution::Runtime;
+use crate::ops::cancel::{cancel_tree, Cancelled};
+
+pub(super) async fn cancel(shared: &Arc<Shared>, id: &str, reason: &str) -> Result<bool, Error> {
+    if shared.is_shutting_down() {
+        return Err(Error::ShutDown);
+    }
+    let record = shared
+        .store
+        .load(id)
+        .await?
+        .ok_or_else(|| Error::NotFound { id: id.to_owned() })?;
+    if record.status.is_terminal() {
+        return Ok(false);
+    }
+    let mut done = Cancelled::default();
+    cancel_tree(&shared.store, id, reason, shared.clock.now(), &mut done).await?;
+    for cancelled in &done.cancelled {
+        shared.notify_done(cancelled);
+    }
+    shared.committed(id, None, &done.woken);
+    Ok(done.cancelled.first().is_some_and(|first| first == id))
+}
