@@ -230,6 +230,19 @@ async fn flaky(ctx: Ctx, tag: String, numbers: Vec<u64>) -> BatchResult<u64> {
     .await
 }
 
+/// A plain async fn, run as a step per item.
+async fn halve(n: u64) -> Result<u64, Failure> {
+    if !n.is_multiple_of(2) {
+        return Err(Failure::terminal(format!("{n} is odd")));
+    }
+    Ok(n / 2)
+}
+
+#[durable]
+async fn halves(ctx: Ctx, numbers: Vec<u64>) -> BatchResult<u64> {
+    ctx.map("halve", numbers, halve).await
+}
+
 /// Items that panic.
 #[durable]
 async fn panicky(ctx: Ctx, numbers: Vec<u64>) -> BatchResult<u64> {
@@ -298,6 +311,7 @@ async fn open_with(backing: &Backing, clock: &TestClock, every_point: bool) -> E
         .register(outer)
         .register(flaky)
         .register(panicky)
+        .register(halves)
         .clock(clock.clone())
         .suspend_after_every_point(every_point)
         .open()
@@ -361,6 +375,7 @@ on_both_stores!(
     suspending_after_every_point_gives_the_same_batch,
     engine_cancel_stops_an_execution_and_its_children,
     a_closure_giving_calls_runs_children,
+    a_plain_async_fn_is_a_step_body,
 );
 
 async fn a_map_of_steps_gives_every_value_in_input_order(backing: Backing) {
@@ -836,5 +851,104 @@ async fn a_closure_giving_calls_runs_children(backing: Backing) {
         .await
         .unwrap();
     assert_eq!(values, vec![10, 12]);
+    engine.shutdown().await;
+}
+
+/// A child that waits for an approval callback.
+#[durable]
+async fn approve(ctx: Ctx, n: u64) -> Result<u64, durable_core::CallbackError> {
+    let approved = ctx.create_callback::<bool>("approve").await?;
+    let yes = ctx.wait_callback(&approved).await?;
+    Ok(if yes { n } else { 0 })
+}
+
+#[durable]
+async fn approvals(
+    ctx: Ctx,
+    numbers: Vec<u64>,
+) -> BatchResult<Result<u64, durable_core::CallbackError>> {
+    ctx.map("approve", numbers, approve).max_in_flight(2).await
+}
+
+mod callbacks {
+    use super::*;
+
+    async fn children_waiting_for_callbacks_are_woken_by_their_completion(backing: Backing) {
+        let clock = TestClock::new(START);
+        let engine = EngineBuilder::with_store(backing.store())
+            .register(approvals)
+            .clock(clock.clone())
+            .open()
+            .await
+            .unwrap();
+        let handle = engine
+            .start(approvals, "approvals", vec![1, 2, 3])
+            .await
+            .unwrap();
+        let mut completed = 0;
+        while completed < 3 {
+            let kids = engine
+                .executions(
+                    &ListFilter::all()
+                        .parent("approvals")
+                        .status(Status::Suspended),
+                )
+                .await
+                .unwrap();
+            let mut any = false;
+            for kid in kids {
+                let described = engine.describe(&kid.id).await.unwrap();
+                if let Some(cb) = described
+                    .callbacks
+                    .iter()
+                    .find(|c| matches!(c.state, durable_core::CallbackState::Pending))
+                {
+                    engine.complete_callback(&cb.id, &true).await.unwrap();
+                    completed += 1;
+                    any = true;
+                }
+            }
+            if !any {
+                tokio::task::yield_now().await;
+            }
+        }
+        let batch = handle.result().await.unwrap();
+        let values: Vec<u64> = batch.succeeded().map(|r| r.clone().unwrap()).collect();
+        assert_eq!(values, vec![1, 2, 3]);
+        engine.shutdown().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn on_memory() {
+        children_waiting_for_callbacks_are_woken_by_their_completion(Backing::memory()).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn on_sled() {
+        children_waiting_for_callbacks_are_woken_by_their_completion(Backing::sled()).await;
+    }
+}
+
+async fn a_plain_async_fn_is_a_step_body(backing: Backing) {
+    let clock = TestClock::new(START);
+    let engine = open(&backing, &clock).await;
+    let batch = engine
+        .start(halves, "halves", vec![4, 7, 10])
+        .await
+        .unwrap()
+        .result()
+        .await
+        .unwrap();
+    assert_eq!(batch.succeeded().copied().collect::<Vec<_>>(), vec![2, 5]);
+    assert_eq!(
+        batch.failures().map(|(i, _)| i).collect::<Vec<_>>(),
+        vec![1]
+    );
+    // No child executions: the items were steps.
+    let children = engine
+        .executions(&ListFilter::all().parent("halves"))
+        .await
+        .unwrap();
+    assert!(children.is_empty());
     engine.shutdown().await;
 }

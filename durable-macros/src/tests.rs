@@ -602,11 +602,11 @@ fn odd_inputs_expand_without_panicking() {
     }
 }
 
-/// The `const CALLS` a workflow emits, as text (`None` when it emits none).
+/// The `fn __calls` a workflow emits, as text (`None` when it emits none).
 fn calls(item: TokenStream) -> Option<String> {
     let text = crate::expand::durable(TokenStream::new(), item).to_string();
-    let at = text.find("const CALLS")?;
-    Some(text[at..].split(';').next().unwrap().to_owned())
+    let at = text.find("fn __calls")?;
+    Some(text[at..].split("collect").next().unwrap().to_owned())
 }
 
 #[test]
@@ -621,9 +621,30 @@ fn workflows_called_by_path_are_registered_with_the_caller_once() {
         }
     })
     .expect("a list of called workflows");
-    assert_eq!(called.matches("called (helper)").count(), 1, "{called}");
-    assert!(called.contains("called (billing :: charge)"), "{called}");
-    assert!(called.contains("called (report)"), "{called}");
+    assert_eq!(called.matches("Probe (helper)").count(), 1, "{called}");
+    assert!(called.contains("Probe (billing :: charge)"), "{called}");
+    assert!(called.contains("Probe (report)"), "{called}");
+}
+
+#[test]
+fn map_bodies_branches_and_calls_in_closures_are_registered() {
+    let called = calls(quote! {
+        async fn f(ctx: Ctx, n: Vec<u64>) -> u64 {
+            let a = ctx.map("a", n.clone(), resize).max_in_flight(2).await;
+            let b = ctx.map("b", n.clone(), |x: u64| ctx.call(shrink, x)).await;
+            let c = ctx.parallel("c", vec![Branch::call(crop, 1), Branch::step(|| async { Ok(2) })]).await;
+            let d = ctx.map("d", n, |x: u64| async move { Ok(x) }).await;
+            0
+        }
+    })
+    .expect("a list of called workflows");
+    for name in ["resize", "shrink", "crop"] {
+        assert!(
+            called.contains(&format!("Probe ({name})")),
+            "{name}: {called}"
+        );
+    }
+    assert_eq!(called.matches("Probe (").count(), 3, "{called}");
 }
 
 #[test]

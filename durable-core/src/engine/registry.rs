@@ -88,7 +88,7 @@ impl Registry {
             points: W::POINTS,
         });
         // After the push, so that a workflow that calls itself ends the recursion.
-        for called in W::CALLS {
+        for called in W::__calls() {
             called.register(self);
         }
     }
@@ -147,8 +147,8 @@ impl Registry {
     }
 }
 
-/// What `#[durable]` writes in a workflow's [`Workflow::CALLS`] for each workflow its body
-/// calls or invokes by path: registering the caller registers `workflow` too.
+/// What a workflow's [`Workflow::__calls`] gives for each workflow its body calls or
+/// invokes by path: registering the caller registers `workflow` too.
 pub const fn called<F: WorkflowFn>(_workflow: F) -> Called {
     Called::new(register_any::<F::Workflow>)
 }

@@ -45,10 +45,13 @@ pub trait Workflow: Send + Sync + 'static {
     /// The durable points, indexed by point id.
     #[doc(hidden)]
     const POINTS: &'static [PointInfo];
-    /// The workflows its body runs as children (`ctx.call(helper, ..)`) or invokes, as the
-    /// macro found them: registering this workflow registers those too.
+    /// The workflows its body runs as children (`ctx.call(helper, ..)`, `ctx.map(.., helper)`,
+    /// `Branch::call(helper, ..)`) or invokes, as the macro found them: registering this
+    /// workflow registers those too.
     #[doc(hidden)]
-    const CALLS: &'static [Called] = &[];
+    fn __calls() -> Vec<Called> {
+        Vec::new()
+    }
 
     /// Runs the state machine from `entry` until it returns, suspends or fails.
     #[doc(hidden)]
@@ -60,6 +63,11 @@ pub trait Workflow: Send + Sync + 'static {
 ///
 /// A function rather than a unit struct, so that a local or parameter in the workflow
 /// may share its name.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a `#[durable]` fn",
+    label = "expected a workflow: an `async fn` with `#[durable]`",
+    note = "`#[durable]` turns an `async fn(ctx: Ctx, ..)` into a workflow; the function item it defines stands for it"
+)]
 pub trait WorkflowFn: Copy + Send + Sync + 'static {
     /// The workflow it stands for.
     type Workflow: Workflow;
@@ -94,7 +102,7 @@ pub struct PointInfo {
     pub locals: &'static [&'static str],
 }
 
-/// A workflow that another one's body calls, type-erased for [`Workflow::CALLS`]: how to
+/// A workflow that another one's body calls, type-erased for [`Workflow::__calls`]: how to
 /// register it with an engine's registry, which the execution layer does not know (hence
 /// `Any`; the engine builds and reads these).
 #[doc(hidden)]

@@ -17,11 +17,11 @@ pub(crate) mod random;
 pub(crate) mod sleep;
 pub(crate) mod step;
 
-pub use batch::{child_body, ChildCall, ChildItem, ItemWork};
 pub use batch::{
     BatchError, BatchItem, BatchResult, Branch, Completion, ItemBody, ItemError, ItemStatus,
     Itself, Map, MapBody, DEFAULT_MAX_IN_FLIGHT,
 };
+pub use batch::{ChildCall, ChildItem, ItemWork};
 pub use callback::{Callback, CallbackError, CreateCallback, WaitCallback, WaitForCallback};
 pub use child::{Call, ChildError, Invoke};
 pub use condition::{CheckOutput, ConditionError, WaitForCondition};

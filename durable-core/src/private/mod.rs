@@ -15,8 +15,8 @@
 //! - [`loops`]: durable `for` loops iterate through [`ForSource`], so the iterator can be
 //!   saved;
 //! - [`called`]: what a workflow's body calls as children, so that registering it
-//!   registers them ([`Called`]); [`child_body`] stands for a `#[durable]` fn passed as
-//!   the body of `ctx.map`.
+//!   registers them ([`Called`]); [`probe`]: whether a path names a `#[durable]` fn, to
+//!   register it and to run it per item of `ctx.map` (as a child, or as a step if not).
 //!
 //! # Versions
 //!
@@ -27,13 +27,15 @@
 //! module to the next version in both crates.
 
 mod loops;
+mod probe;
 mod protocol;
 mod slots;
 
 pub use crate::engine::called;
 pub use crate::execution::{Called, Ctx, Machine, PointInfo, PointRun};
-pub use crate::ops::{child_body, ChildCall, ChildItem, ItemWork};
+pub use crate::ops::{ChildCall, ChildItem, ItemWork};
 pub use loops::{DurableItems, DurableRange, ForSource, LoopIter, RangeInt, ViaCollect, ViaRange};
+pub use probe::{Probe, ProbeOther, ProbeWorkflow};
 pub use protocol::{
     enter, halt, input, machine, neutralised, outcome, output, resume, run, start, unknown_block,
     AwaitedInDurableFn, Entered, Entry, Interrupt, Mode, Operation, OutcomeType, SavedLocal,

@@ -799,15 +799,18 @@ pub async fn unfinished_statuses_list_exactly_the_matching_executions(store: Sha
         Status::Completed,
         Status::Failed,
         Status::Parked,
+        Status::Cancelled,
     ];
     // Every execution goes through a different walk of statuses, so each unfinished
     // status is entered and left by commits.
-    let walks: [&[Status]; 6] = [
+    let walks: [&[Status]; 7] = [
         &[Status::Running],
         &[Status::Running, Status::Suspended],
         &[Status::Running, Status::Suspended, Status::Running],
         &[Status::Running, Status::Suspended, Status::Completed],
         &[Status::Running, Status::Failed],
+        // Cancelled while it waits: it leaves the timer and unfinished indexes.
+        &[Status::Running, Status::Suspended, Status::Cancelled],
         &[
             Status::Running,
             Status::Parked,

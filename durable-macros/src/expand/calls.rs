@@ -16,11 +16,11 @@ const CALLING_METHODS: &[&str] = &["call", "invoke"];
 const MAPPING_METHOD: &str = "map";
 
 // Input: the workflow as parsed, and the runtime path.
-// Output: in every durable point `ctx.map(name, items, body)..await` whose body is a path
-// (a `#[durable]` fn), the body wrapped as `#p::child_body(body)`: a closure giving one
-// child call per item, so that `map` takes a workflow like a closure. Closures are left
-// alone (their parameter types are inferred from `map`'s signature only when they are
-// passed to it directly).
+// Output: in every durable point `ctx.map(name, items, body)..await` whose body is a path,
+// the body probed: a `#[durable]` fn becomes a function giving one child call per item, so
+// that `map` takes a workflow like a closure; any other function stays itself (a step
+// body). Closures are left alone (their parameter types are inferred from `map`'s
+// signature only when they are passed to it directly).
 pub(super) fn wrap_map_bodies(wf: &mut crate::ast::Workflow, p: &TokenStream) {
     struct Wrap<'a> {
         ctx: Option<Ident>,
@@ -42,7 +42,11 @@ pub(super) fn wrap_map_bodies(wf: &mut crate::ast::Workflow, p: &TokenStream) {
                 if body.qself.is_none() && body.attrs.is_empty() {
                     let p = self.p;
                     let span = syn::spanned::Spanned::span(&*body);
-                    let wrapped: Expr = syn::parse_quote_spanned!(span=> #p::child_body(#body));
+                    let wrapped: Expr = syn::parse_quote_spanned! {span=> {
+                        #[allow(unused_imports)]
+                        use #p::{ProbeOther as _, ProbeWorkflow as _};
+                        (&&#p::Probe(#body)).map_body()
+                    }};
                     m.args[2] = wrapped;
                 }
             }
@@ -97,7 +101,7 @@ impl Expander<'_> {
                 !(path.path.leading_colon.is_none() && bound.0.contains(first))
             })
             .filter(|path| seen.insert(quote!(#path).to_string()))
-            .map(|path| quote!(#p::called(#path)))
+            .map(|path| quote!((&&#p::Probe(#path)).workflow_called()))
             .collect()
     }
 }
@@ -140,12 +144,8 @@ impl<'a> Visit<'a> for Calls<'_> {
             Expr::MethodCall(m)
                 if self.points.is_ctx(&m.receiver) && m.method == MAPPING_METHOD =>
             {
-                if let Some(Expr::Call(call)) = m.args.get(2) {
-                    if last_segments(&call.func, &["child_body"]) {
-                        if let Some(path) = plain_path(call.args.first()) {
-                            self.found.push(path.clone());
-                        }
-                    }
+                if let Some(path) = m.args.get(2).and_then(probed_path) {
+                    self.found.push(path.clone());
                 }
             }
             // `Branch::call(helper, ..)`, a branch of `ctx.parallel`.
@@ -178,6 +178,26 @@ impl<'a> Visit<'a> for Calls<'_> {
 fn plain_path(e: Option<&Expr>) -> Option<&ExprPath> {
     match e {
         Some(Expr::Path(path)) if path.qself.is_none() && path.attrs.is_empty() => Some(path),
+        _ => None,
+    }
+}
+
+/// The path in `{ use ..; (&&Probe(path)).map_body() }`, the probed body of `ctx.map`.
+fn probed_path(e: &Expr) -> Option<&ExprPath> {
+    let Expr::Block(block) = e else { return None };
+    let Some(syn::Stmt::Expr(Expr::MethodCall(m), None)) = block.block.stmts.last() else {
+        return None;
+    };
+    let mut receiver = &*m.receiver;
+    loop {
+        receiver = match receiver {
+            Expr::Reference(r) => &r.expr,
+            Expr::Paren(p) => &p.expr,
+            _ => break,
+        };
+    }
+    match receiver {
+        Expr::Call(call) if last_segments(&call.func, &["Probe"]) => plain_path(call.args.first()),
         _ => None,
     }
 }

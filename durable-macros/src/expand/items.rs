@@ -65,9 +65,17 @@ impl Expander<'_> {
                 self.neutralised(),
             ),
         };
-        // Only when the body calls workflows: the trait's default is empty.
-        let calls_item = (!called.is_empty())
-            .then(|| quote!(const CALLS: &'static [#p::Called] = &[#(#called),*];));
+        // Only when the body names workflows: the trait's default is empty. A path is
+        // probed (a plain fn given to `ctx.map` is a step body, not a workflow).
+        let calls_item = (!called.is_empty()).then(|| {
+            quote! {
+                fn __calls() -> ::std::vec::Vec<#p::Called> {
+                    #[allow(unused_imports)]
+                    use #p::{ProbeOther as _, ProbeWorkflow as _};
+                    [#(#called),*].into_iter().flatten().collect()
+                }
+            }
+        });
         // The whole `__machine` item is located at the output type: rustc checks its
         // signature against the trait's, which normalizes `Self::Output`, at the item's
         // span, so an output that cannot be stored is reported there once, not also at

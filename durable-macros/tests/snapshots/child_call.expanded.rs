@@ -86,10 +86,17 @@ const _: () = {
                 locals: &["cents", "receipt"],
             },
         ];
-        const CALLS: &'static [__durable_private::Called] = &[
-            __durable_private::called(billing::charge),
-            __durable_private::called(charge),
-        ];
+        fn __calls() -> ::std::vec::Vec<__durable_private::Called> {
+            #[allow(unused_imports)]
+            use __durable_private::{ProbeOther as _, ProbeWorkflow as _};
+            [
+                (&&__durable_private::Probe(billing::charge)).workflow_called(),
+                (&&__durable_private::Probe(charge)).workflow_called(),
+            ]
+                .into_iter()
+                .flatten()
+                .collect()
+        }
         fn __machine(
             __durable_ctx: ::durable_core::Ctx,
             __durable_entry: __durable_private::Entry,

@@ -39,7 +39,7 @@ use crate::ops::child::Call;
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not what a batch body may return",
     label = "a batch body returns a future of `Result<T, Failure>` (a step) or `ctx.call(workflow, input)` (a child)",
-    note = "a `#[durable]` fn may also be passed as the body itself: `ctx.map(name, items, workflow)`"
+    note = "a `#[durable]` fn or a plain async fn may also be passed by name as the body: `ctx.map(name, items, f)`"
 )]
 pub trait ItemBody: Send {
     /// The item's value.
@@ -135,18 +135,16 @@ impl<W: Workflow> ItemBody for Call<W> {
     }
 }
 
-/// The body of a batch whose items run `workflow` as children: what `#[durable]` passes
-/// for `ctx.map(name, items, workflow)`. Not public API.
-#[doc(hidden)]
-pub fn child_body<F: WorkflowFn>(
-    _: F,
-) -> impl Fn(<F::Workflow as Workflow>::Input) -> ChildCall<F::Workflow> + Send + Sync + Copy {
-    |input| ChildCall(input, PhantomData)
-}
-
 /// One item of a batch whose body is a `#[durable]` fn. Not public API.
 #[doc(hidden)]
 pub struct ChildCall<W: Workflow>(W::Input, PhantomData<fn() -> W>);
+
+impl<W: Workflow> ChildCall<W> {
+    /// The child call of `input`.
+    pub fn new(input: W::Input) -> Self {
+        ChildCall(input, PhantomData)
+    }
+}
 
 impl<W: Workflow> ItemBody for ChildCall<W> {
     type Value = W::Output;

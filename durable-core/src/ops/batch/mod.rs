@@ -35,7 +35,7 @@ use std::time::Duration;
 use crate::execution::{AwaitedInDurableFn, Ctx, Interrupt, Operation, PointRun};
 use crate::retry::RetryPolicy;
 
-pub use item::{child_body, Branch, ChildCall, ChildItem, ItemBody, ItemWork};
+pub use item::{Branch, ChildCall, ChildItem, ItemBody, ItemWork};
 pub use policy::Completion;
 pub use result::{BatchError, BatchItem, BatchResult, ItemError, ItemStatus};
 
@@ -46,11 +46,11 @@ impl Ctx {
     /// Runs `body` once per item of `items`: a durable point that gives a
     /// [`BatchResult`] with every item's status and value or error, in input order.
     ///
-    /// `body` is either a closure returning a future of `Result<T, Failure>` (each item is
-    /// a step, retried as [`Map::retry`] says; its [`StepContext`](crate::StepContext)
-    /// gives an idempotency key per item), a closure returning
-    /// [`ctx.call(workflow, input)`](Ctx::call), or a `#[durable]` fn itself (each item is
-    /// a child execution of it, listed under this one). At most
+    /// `body` is either a closure (or plain async fn) returning a future of
+    /// `Result<T, Failure>` (each item is a step, retried as [`Map::retry`] says; its
+    /// [`StepContext`](crate::StepContext) gives an idempotency key per item), a closure
+    /// returning [`ctx.call(workflow, input)`](Ctx::call), or a `#[durable]` fn itself (each
+    /// item is a child execution of it, listed under this one). At most
     /// [`max_in_flight`](Map::max_in_flight) items run at once (default
     /// [`DEFAULT_MAX_IN_FLIGHT`]); the batch completes as its
     /// [`completion`](Map::completion) policy says (default: when every item has
@@ -72,9 +72,10 @@ impl Ctx {
     /// }
     /// ```
     ///
-    /// A `#[durable]` fn passed as `body` (`ctx.map("resize", images, resize_image)`) is
-    /// registered with this workflow by `#[durable]`, as for [`Ctx::call`]; to run a plain
-    /// async fn per item, pass a closure: `|item| plain(item)`.
+    /// A function passed by name as `body` is a child workflow if it is a `#[durable]` fn
+    /// (`ctx.map("resize", images, resize_image)`, registered with this workflow by
+    /// `#[durable]`, as for [`Ctx::call`]), and a step body otherwise (a plain
+    /// `async fn(Item) -> Result<T, Failure>`).
     pub fn map<I, B, R>(&self, name: impl Into<String>, items: I, body: B) -> Map<I::IntoIter, B>
     where
         I: IntoIterator,
