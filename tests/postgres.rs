@@ -753,3 +753,68 @@ async fn children_run_under_their_parent_and_wake_it() {
     assert_eq!(description.children.len(), 2);
     engine.shutdown().await;
 }
+
+/// A child of [`pg_batches`] that sleeps `minutes` (on the system clock) first.
+#[durable]
+async fn pg_nap(ctx: Ctx, minutes: u64) -> u64 {
+    if minutes > 0 {
+        ctx.sleep(std::time::Duration::from_secs(60 * minutes))
+            .await
+            .expect("a short sleep");
+    }
+    minutes
+}
+
+/// Batches on PostgreSQL (issue 13): a map of steps, then a race of children that the
+/// first success ends, cancelling the children still asleep.
+#[durable]
+async fn pg_batches(ctx: Ctx, n: u64) -> (Vec<u64>, Vec<String>) {
+    let squares = ctx
+        .map("squares", 0..n as usize, |i: usize| async move {
+            Ok((i * i) as u64)
+        })
+        .max_in_flight(4)
+        .await;
+    let race = ctx
+        .map("race", vec![30, 0, 30], pg_nap)
+        .completion(durable_core::Completion::first_success())
+        .await;
+    let statuses = race
+        .items()
+        .iter()
+        .map(|item| format!("{:?}", item.status))
+        .collect();
+    (squares.succeeded().copied().collect(), statuses)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_run_steps_and_children_and_cancel_the_rest() {
+    let Some(store) = pg::temporary().await else {
+        return;
+    };
+    let engine = Engine::builder(store)
+        .register(pg_batches)
+        .open()
+        .await
+        .unwrap();
+    let (squares, race) = engine
+        .start(pg_batches, "pg-batches", 10)
+        .await
+        .unwrap()
+        .result()
+        .await
+        .unwrap();
+    assert_eq!(squares, (0..10).map(|i| i * i).collect::<Vec<u64>>());
+    assert_eq!(race, ["Cancelled", "Succeeded", "Cancelled"]);
+    let children = engine
+        .executions(&durable_core::ListFilter::all().parent("pg-batches"))
+        .await
+        .unwrap();
+    assert_eq!(children.len(), 3);
+    let cancelled = children
+        .iter()
+        .filter(|c| c.status == Status::Cancelled)
+        .count();
+    assert_eq!(cancelled, 2);
+    engine.shutdown().await;
+}
