@@ -601,6 +601,24 @@ async fn the_concurrency_limit_is_honoured(backing: Backing) {
         .await
         .unwrap();
     until_children(&engine, "kids-limit", Status::Suspended, 3).await;
+    engine
+        .wait_until("kids-limit", Until::suspended())
+        .await
+        .unwrap();
+    let described = engine.describe("kids-limit").await.unwrap();
+    assert!(
+        matches!(
+            described.waiting_for,
+            Some(durable_core::Waiting::Batch {
+                total: 7,
+                settled: 0,
+                in_flight: 3,
+                until: None
+            })
+        ),
+        "{:?}",
+        described.waiting_for
+    );
     let listed = engine
         .executions(&ListFilter::all().parent("kids-limit"))
         .await

@@ -152,6 +152,18 @@ pub enum Waiting {
         /// The last failure's error, with its cause.
         cause: String,
     },
+    /// A batch (`ctx.map`, `ctx.parallel`): the children it runs (listed in
+    /// [`Description::children`]) and the step items waiting to retry.
+    Batch {
+        /// How many items it has.
+        total: u64,
+        /// How many have settled.
+        settled: u64,
+        /// How many are in flight.
+        in_flight: u64,
+        /// When the next step item retries, if one waits to.
+        until: Option<Timestamp>,
+    },
 }
 
 /// How many settled children [`Description::children`] shows at most.
@@ -350,6 +362,14 @@ fn waiting_for(
         return None;
     }
     let state = &record.position.as_ref()?.state;
+    if let PointState::Batch(batch) = state {
+        return Some(Waiting::Batch {
+            total: batch.total,
+            settled: batch.settled(),
+            in_flight: batch.in_flight.len() as u64,
+            until: record.wake_at,
+        });
+    }
     if let PointState::Awaiting { key } = state {
         if let Some(child) = children.iter().find(|c| c.key == *key) {
             return Some(Waiting::Child {
