@@ -115,7 +115,8 @@ pub use ops::{
     BatchError, BatchItem, BatchResult, Branch, Call, Callback, CallbackError, CheckOutput,
     ChildError, Completion, ConditionError, CreateCallback, Generated, InfallibleStep, Invoke,
     ItemBody, ItemError, ItemStatus, Itself, Map, MapBody, SleepOp, Step, StepBody, StepContext,
-    WaitCallback, WaitError, WaitForCallback, WaitForCondition, DEFAULT_MAX_IN_FLIGHT, MAX_WAIT,
+    WaitCallback, WaitError, WaitForCallback, WaitForCondition, DEFAULT_MAX_IN_FLIGHT,
+    MAX_IN_FLIGHT, MAX_WAIT,
 };
 pub use record::{
     BatchState, Commit, Committed, CompletionReason, Created, Delivered, Delivery, Event,

@@ -19,7 +19,7 @@ pub(crate) mod step;
 
 pub use batch::{
     BatchError, BatchItem, BatchResult, Branch, Completion, ItemBody, ItemError, ItemStatus,
-    Itself, Map, MapBody, DEFAULT_MAX_IN_FLIGHT,
+    Itself, Map, MapBody, DEFAULT_MAX_IN_FLIGHT, MAX_IN_FLIGHT,
 };
 pub use batch::{ChildCall, ChildItem, ItemWork};
 pub use callback::{Callback, CallbackError, CreateCallback, WaitCallback, WaitForCallback};

@@ -42,6 +42,10 @@ pub use result::{BatchError, BatchItem, BatchResult, ItemError, ItemStatus};
 /// How many items a batch runs at once unless told otherwise.
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 100;
 
+/// The most items a batch runs at once: its point state lists the items in flight and is
+/// written with every commit of the batch.
+pub const MAX_IN_FLIGHT: usize = 10_000;
+
 impl Ctx {
     /// Runs `body` once per item of `items`: a durable point that gives a
     /// [`BatchResult`] with every item's status and value or error, in input order.
@@ -165,11 +169,11 @@ pub struct Map<It, B> {
 }
 
 impl<It, B> Map<It, B> {
-    /// Runs at most `n` items at once (at least 1; default [`DEFAULT_MAX_IN_FLIGHT`]).
-    /// The batch's memory and its point state grow with this number, not with the
-    /// number of items.
+    /// Runs at most `n` items at once (from 1 to [`MAX_IN_FLIGHT`]; default
+    /// [`DEFAULT_MAX_IN_FLIGHT`]). The batch's memory and its point state grow with this
+    /// number, not with the number of items.
     pub fn max_in_flight(mut self, n: usize) -> Self {
-        self.max_in_flight = n.max(1);
+        self.max_in_flight = n.clamp(1, MAX_IN_FLIGHT);
         self
     }
 
