@@ -3,18 +3,18 @@
 //! memory store and on the sled store (through real restarts where it restarts). No test
 //! sleeps in real time: waits are on the engine's test clock.
 
+mod backing;
+
+use backing::{on_both_stores, Backing};
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use durable_core::{
     durable, BatchResult, Branch, ChildError, Completion, CompletionReason, Ctx, Engine,
-    EngineBuilder, Error, Failure, ItemError, ItemStatus, ListFilter, MemoryStore, RetryPolicy,
-    Status, Store, TestClock, Timestamp, Until,
+    EngineBuilder, Error, Failure, ItemError, ItemStatus, ListFilter, RetryPolicy, Status,
+    TestClock, Timestamp, Until,
 };
-use durable_store_sled::SledStore;
 
 const START: Timestamp = Timestamp::from_millis(1_700_000_000_000);
 const MINUTE: Duration = Duration::from_secs(60);
@@ -255,54 +255,6 @@ async fn panicky(ctx: Ctx, numbers: Vec<u64>) -> BatchResult<u64> {
     .await
 }
 
-/// A directory removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> Self {
-        static NEXT: AtomicU64 = AtomicU64::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let path = std::env::temp_dir().join(format!("durable-batches-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).unwrap();
-        TempDir(path)
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// Where a test's executions live, across engine restarts.
-enum Backing {
-    Memory(Arc<MemoryStore>),
-    Sled(TempDir),
-}
-
-impl Backing {
-    fn memory() -> Self {
-        Backing::Memory(Arc::new(MemoryStore::new()))
-    }
-
-    fn sled() -> Self {
-        Backing::Sled(TempDir::new())
-    }
-
-    /// The store, opened again for sled (the previous engine must have shut down).
-    fn store(&self) -> Arc<dyn Store> {
-        match self {
-            Backing::Memory(store) => store.clone(),
-            Backing::Sled(dir) => Arc::new(SledStore::open(dir.path()).expect("sled opens")),
-        }
-    }
-}
-
 async fn open_with(backing: &Backing, clock: &TestClock, every_point: bool) -> Engine {
     EngineBuilder::with_store(backing.store())
         .register(squares)
@@ -339,27 +291,6 @@ async fn until_children(engine: &Engine, parent: &str, status: Status, n: usize)
         }
         tokio::task::yield_now().await;
     }
-}
-
-macro_rules! on_both_stores {
-    ($($test:ident),* $(,)?) => {
-        mod memory {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $test() {
-                    super::$test(super::Backing::memory()).await;
-                }
-            )*
-        }
-        mod sled {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $test() {
-                    super::$test(super::Backing::sled()).await;
-                }
-            )*
-        }
-    };
 }
 
 on_both_stores!(
@@ -943,7 +874,10 @@ mod callbacks {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn on_sled() {
-        children_waiting_for_callbacks_are_woken_by_their_completion(Backing::sled()).await;
+        children_waiting_for_callbacks_are_woken_by_their_completion(Backing::sled(
+            "batch-callbacks",
+        ))
+        .await;
     }
 }
 

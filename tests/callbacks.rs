@@ -4,9 +4,10 @@
 
 mod common;
 
+mod backing;
+
+use backing::{on_both_stores, Backing};
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -15,7 +16,6 @@ use durable_core::{
     EngineBuilder, Event, MemoryStore, OperationRef, OperationState, RetryPolicy, Settlement,
     Status, Store, TestClock, Timestamp, Waiting,
 };
-use durable_store_sled::SledStore;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Barrier;
 
@@ -153,55 +153,6 @@ async fn inbox(ctx: Ctx, n: u32) -> Result<Vec<u32>, CallbackError> {
     Ok(received)
 }
 
-/// A directory removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> Self {
-        static NEXT: AtomicU64 = AtomicU64::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let path =
-            std::env::temp_dir().join(format!("durable-callbacks-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).unwrap();
-        TempDir(path)
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// Where a test's executions live, across engine restarts.
-enum Backing {
-    Memory(Arc<MemoryStore>),
-    Sled(TempDir),
-}
-
-impl Backing {
-    fn memory() -> Self {
-        Backing::Memory(Arc::new(MemoryStore::new()))
-    }
-
-    fn sled() -> Self {
-        Backing::Sled(TempDir::new())
-    }
-
-    /// The store, opened again for sled (the previous engine must have shut down).
-    fn store(&self) -> Arc<dyn Store> {
-        match self {
-            Backing::Memory(store) => store.clone(),
-            Backing::Sled(dir) => Arc::new(SledStore::open(dir.path()).expect("sled opens")),
-        }
-    }
-}
-
 struct Running {
     engine: Engine,
     store: Arc<dyn Store>,
@@ -254,27 +205,6 @@ async fn until_awaiting(store: &dyn Store, id: &str, wake_at: Option<Timestamp>)
 
 fn after(duration: Duration) -> Timestamp {
     START.saturating_add(duration)
-}
-
-macro_rules! on_both_stores {
-    ($($test:ident),* $(,)?) => {
-        mod memory {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $test() {
-                    super::$test(super::Backing::memory()).await;
-                }
-            )*
-        }
-        mod sled {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $test() {
-                    super::$test(super::Backing::sled()).await;
-                }
-            )*
-        }
-    };
 }
 
 on_both_stores!(

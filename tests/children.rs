@@ -2,8 +2,9 @@
 //! child execution and awaits its output. Every test runs on the memory store and on the
 //! sled store (through real restarts where it restarts). No test sleeps in real time.
 
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+mod backing;
+
+use backing::{on_both_stores, Backing};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -120,55 +121,6 @@ async fn double_by_id(ctx: Ctx, id: String, n: u64) -> Result<u64, ChildError> {
     Ok(doubled.unwrap_or(0))
 }
 
-/// A directory removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> Self {
-        static NEXT: AtomicU64 = AtomicU64::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let path =
-            std::env::temp_dir().join(format!("durable-children-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).unwrap();
-        TempDir(path)
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// Where a test's executions live, across engine restarts.
-enum Backing {
-    Memory(Arc<MemoryStore>),
-    Sled(TempDir),
-}
-
-impl Backing {
-    fn memory() -> Self {
-        Backing::Memory(Arc::new(MemoryStore::new()))
-    }
-
-    fn sled() -> Self {
-        Backing::Sled(TempDir::new())
-    }
-
-    /// The store, opened again for sled (the previous engine must have shut down).
-    fn store(&self) -> Arc<dyn Store> {
-        match self {
-            Backing::Memory(store) => store.clone(),
-            Backing::Sled(dir) => Arc::new(SledStore::open(dir.path()).expect("sled opens")),
-        }
-    }
-}
-
 /// An engine that registers only the callers: `#[durable]` registers what they call.
 async fn open_over(store: Arc<dyn Store>, clock: &TestClock, every_point: bool) -> Engine {
     EngineBuilder::with_store(store)
@@ -210,27 +162,6 @@ async fn until_child(store: &dyn Store, parent: &str, status: Status) -> String 
         }
         tokio::task::yield_now().await;
     }
-}
-
-macro_rules! on_both_stores {
-    ($($test:ident),* $(,)?) => {
-        mod memory {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $test() {
-                    super::$test(super::Backing::memory()).await;
-                }
-            )*
-        }
-        mod sled {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $test() {
-                    super::$test(super::Backing::sled()).await;
-                }
-            )*
-        }
-    };
 }
 
 on_both_stores!(
