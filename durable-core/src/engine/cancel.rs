@@ -9,14 +9,7 @@ use crate::execution::Runtime;
 use crate::ops::cancel::{cancel_tree, Cancelled};
 
 pub(super) async fn cancel(shared: &Arc<Shared>, id: &str, reason: &str) -> Result<bool, Error> {
-    if shared.is_shutting_down() {
-        return Err(Error::ShutDown);
-    }
-    let record = shared
-        .store
-        .load(id)
-        .await?
-        .ok_or_else(|| Error::NotFound { id: id.to_owned() })?;
+    let record = shared.existing(id).await?;
     if record.status.is_terminal() {
         return Ok(false);
     }

@@ -17,14 +17,7 @@ use crate::execution::{Change, Ctx, Interrupt, Runtime};
 use crate::record::{Event, PointState, Status};
 
 pub(super) async fn redrive(shared: &Arc<Shared>, id: &str) -> Result<(), Error> {
-    if shared.is_shutting_down() {
-        return Err(Error::ShutDown);
-    }
-    let record = shared
-        .store
-        .load(id)
-        .await?
-        .ok_or_else(|| Error::NotFound { id: id.to_owned() })?;
+    let record = shared.existing(id).await?;
     if record.status != Status::Failed {
         return Err(Error::NotFailed {
             id: id.to_owned(),

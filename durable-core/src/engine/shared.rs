@@ -12,7 +12,7 @@ use super::health::Monitor;
 use super::queue::Queue;
 use super::registry::Registry;
 use super::timers;
-use crate::error::StoreError;
+use crate::error::{Error, StoreError};
 use crate::execution::{Limits, Runtime};
 use crate::record::ExecutionRecord;
 use crate::store::Store;
@@ -51,6 +51,19 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// The record of execution `id`, for an operator's request about it (re-drive,
+    /// cancel): [`Error::ShutDown`] once the engine shuts down, [`Error::NotFound`] for an
+    /// unknown id.
+    pub async fn existing(&self, id: &str) -> Result<ExecutionRecord, Error> {
+        if self.is_shutting_down() {
+            return Err(Error::ShutDown);
+        }
+        self.store
+            .load(id)
+            .await?
+            .ok_or_else(|| Error::NotFound { id: id.to_owned() })
+    }
+
     pub fn is_shutting_down(&self) -> bool {
         self.shutting_down.load(Ordering::Acquire)
     }
