@@ -307,6 +307,7 @@ on_both_stores!(
     engine_cancel_stops_an_execution_and_its_children,
     a_closure_giving_calls_runs_children,
     a_plain_async_fn_is_a_step_body,
+    the_history_tells_the_batch_and_bad_input_is_a_typed_error,
 );
 
 async fn a_map_of_steps_gives_every_value_in_input_order(backing: Backing) {
@@ -902,5 +903,122 @@ async fn a_plain_async_fn_is_a_step_body(backing: Backing) {
         .await
         .unwrap();
     assert!(children.is_empty());
+    engine.shutdown().await;
+}
+
+/// Calls `double` through a local, which `#[durable]` cannot name to register it.
+#[durable]
+async fn through_a_local(ctx: Ctx, numbers: Vec<u64>) -> BatchResult<Result<u64, String>> {
+    ctx.map("double", numbers, |n: u64| {
+        let workflow = double;
+        ctx.call(workflow, n)
+    })
+    .await
+}
+
+/// How many items the file at `path` says (read whenever the batch is resumed: a batch's
+/// arguments are evaluated again then).
+fn size_of(path: &str) -> usize {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// Maps over `0..n` where `n` comes from a file, so that it can change under a resume.
+#[durable]
+async fn sized(ctx: Ctx, path: String) -> BatchResult<u64> {
+    ctx.map("sized", 0..size_of(&path), |i: usize| async move {
+        if i == 0 {
+            // Fail once with a delay, so the batch suspends before it completes.
+            if durable_core::StepContext::current().unwrap().attempt() == 1 {
+                return Err(Failure::new("later"));
+            }
+        }
+        Ok(i as u64)
+    })
+    .retry(RetryPolicy::fixed(MINUTE).max_attempts(2))
+    .await
+}
+
+async fn the_history_tells_the_batch_and_bad_input_is_a_typed_error(backing: Backing) {
+    let clock = TestClock::new(START);
+    let engine = EngineBuilder::with_store(backing.store())
+        .register(squares)
+        .register(through_a_local)
+        .register(sized)
+        .clock(clock.clone())
+        .open()
+        .await
+        .unwrap();
+    let tag = unique("history");
+    let policy = Policy {
+        tolerated_failures: Some(0),
+        ..Policy::sequential()
+    };
+    engine
+        .start(
+            squares,
+            &tag,
+            (tag.clone(), (0..4).collect(), vec![2], policy),
+        )
+        .await
+        .unwrap()
+        .result()
+        .await
+        .unwrap();
+    let summaries: Vec<String> = engine
+        .history(&tag)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.event.summary())
+        .collect();
+    for expected in [
+        "batch square: started, 4 items",
+        "batch square: item 2 failed",
+        "batch square: finished, failure tolerance exceeded",
+    ] {
+        assert!(
+            summaries.iter().any(|s| s == expected),
+            "{expected}: {summaries:?}"
+        );
+    }
+
+    // A workflow the body names only through a local is not registered: a typed error
+    // per item, nothing started.
+    let batch = engine
+        .start(through_a_local, "local", vec![1, 2])
+        .await
+        .unwrap()
+        .result()
+        .await
+        .unwrap();
+    for item in batch.items() {
+        assert!(
+            matches!(&item.error, Some(ItemError::Child(ChildError::NotRegistered { workflow })) if workflow == "double"),
+            "{item:?}"
+        );
+    }
+
+    // Items that change under a resume: the execution fails, saying so.
+    let file = std::env::temp_dir().join(format!("{}.size", unique("durable-batch")));
+    std::fs::write(&file, "3").unwrap();
+    let path = file.to_string_lossy().into_owned();
+    let handle = engine.start(sized, "sized", path.clone()).await.unwrap();
+    engine
+        .wait_until("sized", Until::suspended())
+        .await
+        .unwrap();
+    // The batch resumes on other items: it fails, saying why, rather than mix them up.
+    std::fs::write(&file, "5").unwrap();
+    clock.advance(MINUTE);
+    let err = handle.result().await.unwrap_err();
+    assert!(
+        matches!(&err, Error::Failed { message, .. } if message.contains("has 5 items now, 3 when it began")),
+        "{err:?}"
+    );
+    let _ = std::fs::remove_file(&file);
     engine.shutdown().await;
 }
