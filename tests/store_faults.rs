@@ -433,3 +433,75 @@ async fn while_reads_fail_too_result_waits_and_describe_shows_the_last_commit() 
     assert!(engine.health().is_ok());
     engine.shutdown().await;
 }
+
+/// A child of [`fanned`]: one step.
+#[durable]
+async fn fanned_child(ctx: Ctx, n: u64) -> u64 {
+    ctx.step_infallible("triple", move || async move { n * 3 })
+        .await
+}
+
+/// A batch of step items, then a batch of children (issue 13).
+#[durable]
+async fn fanned(ctx: Ctx, n: u64) -> (Vec<u64>, Vec<u64>) {
+    let steps = ctx
+        .map("steps", 0..20usize, move |i: usize| async move {
+            ran(n, i as u32);
+            Ok(n * 1000 + i as u64)
+        })
+        .max_in_flight(4)
+        .await;
+    let children = ctx
+        .map(
+            "children",
+            (0..6).map(|i| n + i).collect::<Vec<_>>(),
+            fanned_child,
+        )
+        .max_in_flight(3)
+        .await;
+    (
+        steps.succeeded().copied().collect(),
+        children.succeeded().copied().collect(),
+    )
+}
+
+#[tokio::test]
+async fn batches_lose_nothing_when_one_write_in_n_fails() {
+    let clock = TestClock::new(START);
+    let store = Arc::new(InstrumentedStore::new(MemoryStore::new()).with_clock(clock.clone()));
+    let engine = EngineBuilder::with_store(store.clone())
+        .register(fanned)
+        .clock(clock.clone())
+        .open()
+        .await
+        .unwrap();
+    store.fail_writes(FailWrites::OneIn(5));
+    let _driver = Driver::start(&clock);
+    let inputs = 700..706u64;
+    let mut handles = Vec::new();
+    for n in inputs.clone() {
+        let handle = loop {
+            match engine.start(fanned, format!("fan-{n}"), n).await {
+                Ok(handle) => break handle,
+                Err(Error::Store(StoreError::Backend(_))) => tokio::task::yield_now().await,
+                Err(e) => panic!("start of {n}: {e}"),
+            }
+        };
+        handles.push((n, handle));
+    }
+    for (n, handle) in handles {
+        let (steps, children) = handle.result().await.unwrap();
+        assert_eq!(steps, (0..20).map(|i| n * 1000 + i).collect::<Vec<_>>());
+        assert_eq!(children, (0..6).map(|i| (n + i) * 3).collect::<Vec<_>>());
+        let kids = engine
+            .executions(&ListFilter::all().parent(format!("fan-{n}")))
+            .await
+            .unwrap();
+        assert_eq!(kids.len(), 6, "one child per item");
+        for i in 0..20 {
+            assert!(runs(n, i) >= 1, "item {i} of {n} never ran");
+        }
+    }
+    assert!(store.counts().failed_writes > 10);
+    engine.shutdown().await;
+}
