@@ -58,7 +58,9 @@ impl Ctx {
     /// [`max_in_flight`](Map::max_in_flight) items run at once (default
     /// [`DEFAULT_MAX_IN_FLIGHT`]); the batch completes as its
     /// [`completion`](Map::completion) policy says (default: when every item has
-    /// settled). The items must be `Clone` (a step item is run again from its item), and
+    /// settled). The result holds every item and is recorded like any outcome, so it must
+    /// fit [`EngineBuilder::max_value_bytes`](crate::EngineBuilder::max_value_bytes)
+    /// (16 MiB by default). The items must be `Clone` (a step item is run again from its item), and
     /// `items` is evaluated again when the execution resumes, like every operation's
     /// arguments, so it must give the same items in the same order.
     ///
