@@ -5,6 +5,12 @@
 //! so PostgreSQL delivers them only once the change is committed. When the connection
 //! drops, the listener reconnects and sends [`StoreSignal::Missed`]: anything may have
 //! happened meanwhile.
+//!
+//! [`StoreSignal::Ready`] makes every engine of the process look for work with one
+//! `acquire` query; a burst of new executions (each notifies) would make it look once per
+//! execution. So a `Ready` is passed on at once, and those that follow within
+//! [`READY_GAP`] are merged into one passed on at the end of it: never later than
+//! `READY_GAP`, and never lost.
 
 use std::time::Duration;
 
@@ -12,12 +18,16 @@ use durable_core::StoreSignal;
 use futures_util::StreamExt;
 use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 use tokio_postgres::{AsyncMessage, NoTls};
 
 use crate::convert::{parse_finished, READY_PAYLOAD};
 
 /// How long the listener waits before connecting again after losing its connection.
 const RECONNECT_DELAY: Duration = Duration::from_millis(500);
+
+/// The least time between two [`StoreSignal::Ready`] the listener passes on.
+const READY_GAP: Duration = Duration::from_millis(10);
 
 /// Listens on `channel` until the task is aborted.
 pub(crate) fn spawn(
@@ -68,21 +78,61 @@ async fn listen(
     if !first {
         let _ = signals.send(StoreSignal::Missed);
     }
-    while let Some(notification) = received.recv().await {
-        let payload = notification.payload();
-        let signal = if payload == READY_PAYLOAD {
-            StoreSignal::Ready
-        } else if let Some(id) = parse_finished(payload) {
-            StoreSignal::Finished(id)
-        } else {
-            continue;
+    let mut ready = ReadyGap::default();
+    loop {
+        let notification = tokio::select! {
+            received = received.recv() => match received {
+                Some(notification) => notification,
+                None => break,
+            },
+            () = ready.due() => {
+                ready.send(signals);
+                continue;
+            }
         };
-        // No receiver is fine: no engine listens yet.
-        let _ = signals.send(signal);
+        let payload = notification.payload();
+        if payload == READY_PAYLOAD {
+            ready.arrived(signals);
+        } else if let Some(id) = parse_finished(payload) {
+            // No receiver is fine: no engine listens yet.
+            let _ = signals.send(StoreSignal::Finished(id));
+        }
     }
     drop(client);
     match driver.await {
         Ok(result) => result,
         Err(_) => Ok(()),
+    }
+}
+
+/// Spaces the [`StoreSignal::Ready`] signals passed on by at least [`READY_GAP`].
+#[derive(Default)]
+struct ReadyGap {
+    /// Until when a `Ready` waits, if one was passed on less than `READY_GAP` ago.
+    quiet_until: Option<Instant>,
+    /// Whether a `Ready` waits for `quiet_until`.
+    waiting: bool,
+}
+
+impl ReadyGap {
+    fn arrived(&mut self, signals: &broadcast::Sender<StoreSignal>) {
+        match self.quiet_until {
+            Some(until) if Instant::now() < until => self.waiting = true,
+            _ => self.send(signals),
+        }
+    }
+
+    fn send(&mut self, signals: &broadcast::Sender<StoreSignal>) {
+        self.waiting = false;
+        self.quiet_until = Some(Instant::now() + READY_GAP);
+        let _ = signals.send(StoreSignal::Ready);
+    }
+
+    /// Completes when a waiting `Ready` is due; never if none waits.
+    async fn due(&self) {
+        match (self.waiting, self.quiet_until) {
+            (true, Some(until)) => tokio::time::sleep_until(until).await,
+            _ => std::future::pending().await,
+        }
     }
 }
