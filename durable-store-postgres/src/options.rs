@@ -58,8 +58,10 @@ impl Options {
         self
     }
 
-    /// The most connections the store opens for its reads and writes (default 16), plus
-    /// one that listens for other engines' notifications and a few for leases.
+    /// How many connections the store keeps for its reads and writes (default 16), plus
+    /// one that listens for other engines' notifications and a few for leases. The
+    /// store opens them all when it opens (each costs the server a process and a few
+    /// milliseconds to start), and opens them again as they are lost.
     pub fn pool_size(mut self, connections: usize) -> Self {
         self.pool_size = connections.max(2);
         self

@@ -22,6 +22,7 @@ use durable_core::{
     store_rules, Acquired, Commit, Committed, Created, Delivered, Delivery, ExecutionRecord,
     HistoryEntry, ListFilter, OperationRecord, Store, StoreError, StoreSignal, Timestamp,
 };
+use futures_util::future::try_join_all;
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 use tokio_postgres::types::ToSql;
@@ -119,6 +120,23 @@ impl PostgresStore {
             leases,
             sql: Sql::new(&options.schema),
         });
+        let sql = &db.sql;
+        let hot = [
+            &sql.commit,
+            &sql.commit_group,
+            &sql.load,
+            &sql.load_input,
+            &sql.create,
+        ];
+        warm(&db.pool, options.pool_size, &hot).await?;
+        let hot = [
+            &sql.claim,
+            &sql.release,
+            &sql.renew,
+            &sql.acquire,
+            &sql.next_wake_after,
+        ];
+        warm(&db.leases, LEASE_CONNECTIONS, &hot).await?;
         let (signals, _) = broadcast::channel(SIGNAL_BUFFER);
         let listener = listener::spawn(
             options.config.clone(),
@@ -194,6 +212,23 @@ fn build_pool(config: tokio_postgres::Config, size: usize) -> Result<Pool, Store
         .max_size(size)
         .build()
         .map_err(StoreError::backend)
+}
+
+/// Opens all `size` connections of `pool` and prepares the `hot` statements on each, so
+/// that the first burst of work pays neither for starting server processes (several
+/// milliseconds of server time each) nor for planning its statements.
+async fn warm(pool: &Pool, size: usize, hot: &[&String]) -> Result<(), StoreError> {
+    let clients = try_join_all((0..size).map(|_| pool.get()))
+        .await
+        .map_err(convert::pool)?;
+    try_join_all(
+        clients
+            .iter()
+            .flat_map(|client| hot.iter().map(|sql| client.prepare_cached(sql))),
+    )
+    .await
+    .map_err(pg)?;
+    Ok(())
 }
 
 fn limit(limit: usize) -> i64 {
