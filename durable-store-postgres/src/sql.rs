@@ -103,7 +103,7 @@ impl Sql {
                     ON CONFLICT (execution, number) DO UPDATE SET entry = EXCLUDED.entry
                  ), pruned AS (
                     DELETE FROM {s}.history
-                    WHERE execution = $1 AND number < $10 AND EXISTS (SELECT 1 FROM upd)
+                    WHERE $10 > 0 AND execution = $1 AND number < $10 AND EXISTS (SELECT 1 FROM upd)
                  ), notified AS (
                     SELECT pg_notify($14, $13::text) WHERE $13::text IS NOT NULL AND EXISTS (SELECT 1 FROM upd)
                  )
