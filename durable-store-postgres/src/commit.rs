@@ -76,6 +76,28 @@ impl Statement {
         })
     }
 
+    /// Whether [`Sql::commit_plain`] does all that this commit needs.
+    pub fn is_plain(&self) -> bool {
+        self.prune <= 0 && self.notify.is_none()
+    }
+
+    /// The parameters of [`Sql::commit_plain`] (see [`is_plain`](Self::is_plain)).
+    pub fn plain_params(&self) -> [&(dyn ToSql + Sync); 11] {
+        [
+            &self.id,
+            &self.expected,
+            &self.seq,
+            &self.status,
+            &self.wake_at,
+            &self.record,
+            &self.owner,
+            &self.numbers,
+            &self.entries,
+            &self.workflow,
+            &self.parent,
+        ]
+    }
+
     pub fn params<'a>(&'a self, channel: &'a String) -> [&'a (dyn ToSql + Sync); 14] {
         [
             &self.id,

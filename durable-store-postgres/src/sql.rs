@@ -23,6 +23,11 @@ pub(crate) struct Sql {
     /// whether it applied; writes nothing otherwise. A status other than running ends the
     /// lease: the engine releases it right after such a commit anyway.
     pub commit: String,
+    /// [`commit`](Sql::commit) for a transition with no history to prune and nothing to
+    /// notify (most steps), which spares the server those parts of the statement: `$1`
+    /// id, `$2` expected seq, `$3` new seq, `$4` status, `$5` wake_at, `$6` record, `$7`
+    /// lease owner, `$8`/`$9` history numbers and entries, `$10` workflow, `$11` parent.
+    pub commit_plain: String,
     /// Commits several executions' transitions at once, each as [`commit`](Sql::commit)
     /// does its one, each under its own conditions: `$1` ids, `$2` expected seqs, `$3`
     /// new seqs, `$4` statuses, `$5` wake_at, `$6` records, `$7` lease owners, `$8`
@@ -108,6 +113,24 @@ impl Sql {
                     SELECT pg_notify($14, $13::text) WHERE $13::text IS NOT NULL AND EXISTS (SELECT 1 FROM upd)
                  )
                  SELECT EXISTS (SELECT 1 FROM upd), (SELECT count(*) FROM notified)"
+            ),
+            commit_plain: format!(
+                "WITH upd AS (
+                    UPDATE {s}.executions
+                    SET seq = $3, status = $4::smallint, wake_at = $5, record = $6, workflow = $10,
+                        parent = $11,
+                        lease_owner = CASE WHEN $4::smallint = 0 THEN lease_owner END,
+                        lease_until = CASE WHEN $4::smallint = 0 THEN lease_until END
+                    WHERE id = $1 AND seq = $2
+                      AND ($7::bytea IS NULL OR lease_owner IS NULL OR lease_owner = $7)
+                    RETURNING 1
+                 ), hist AS (
+                    INSERT INTO {s}.history (execution, number, entry)
+                    SELECT $1, h.number, h.entry FROM unnest($8::bigint[], $9::bytea[]) AS h(number, entry)
+                    WHERE EXISTS (SELECT 1 FROM upd)
+                    ON CONFLICT (execution, number) DO UPDATE SET entry = EXCLUDED.entry
+                 )
+                 SELECT EXISTS (SELECT 1 FROM upd)"
             ),
             commit_group: format!(
                 "WITH input AS (

@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use deadpool_postgres::{Manager, ManagerConfig, Pool, QueueMode, RecyclingMethod};
 use durable_core::{
     store_rules, Acquired, Commit, Committed, Created, Delivered, Delivery, ExecutionRecord,
     HistoryEntry, ListFilter, OperationRecord, Store, StoreError, StoreSignal, Timestamp,
@@ -122,6 +122,7 @@ impl PostgresStore {
         });
         let sql = &db.sql;
         let hot = [
+            &sql.commit_plain,
             &sql.commit,
             &sql.commit_group,
             &sql.load,
@@ -208,8 +209,11 @@ fn build_pool(config: tokio_postgres::Config, size: usize) -> Result<Pool, Store
             recycling_method: RecyclingMethod::Fast,
         },
     );
+    // The connection used last first: a few busy connections whose server processes stay
+    // warm, rather than every connection in turn.
     Pool::builder(manager)
         .max_size(size)
+        .queue_mode(QueueMode::Lifo)
         .build()
         .map_err(StoreError::backend)
 }

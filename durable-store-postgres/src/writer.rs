@@ -344,11 +344,17 @@ pub(crate) async fn run_alone(
     if commit.operations.is_empty() && commit.deliveries.is_empty() {
         let statement = Statement::new(commit, owner)?;
         let client = db.pool.get().await.map_err(pool)?;
-        let query = client.prepare_cached(&db.sql.commit).await.map_err(pg)?;
-        let row = client
-            .query_one(&query, &statement.params(&db.sql.channel))
-            .await
-            .map_err(pg)?;
+        let row = if statement.is_plain() {
+            let query = client.prepare_cached(&db.sql.commit_plain).await;
+            let query = query.map_err(pg)?;
+            client.query_one(&query, &statement.plain_params()).await
+        } else {
+            let query = client.prepare_cached(&db.sql.commit).await.map_err(pg)?;
+            client
+                .query_one(&query, &statement.params(&db.sql.channel))
+                .await
+        }
+        .map_err(pg)?;
         drop(client);
         return if row.get::<_, bool>(0) {
             Ok(Committed::default())
