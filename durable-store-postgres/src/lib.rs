@@ -63,6 +63,7 @@
 mod commit;
 mod convert;
 mod listener;
+mod notifier;
 mod options;
 mod schema;
 mod sql;

@@ -84,10 +84,8 @@ impl Sql {
                  ), input AS (
                     INSERT INTO {s}.inputs (id, input) SELECT $1, $8 WHERE EXISTS (SELECT 1 FROM ins)
                     ON CONFLICT (id) DO UPDATE SET input = EXCLUDED.input
-                 ), notified AS (
-                    SELECT pg_notify($9, 'r') WHERE EXISTS (SELECT 1 FROM ins)
                  )
-                 SELECT EXISTS (SELECT 1 FROM ins), (SELECT count(*) FROM notified)"
+                 SELECT EXISTS (SELECT 1 FROM ins)"
             ),
             load: format!("SELECT record FROM {s}.executions WHERE id = $1"),
             load_input: format!("SELECT input FROM {s}.inputs WHERE id = $1"),

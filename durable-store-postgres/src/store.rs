@@ -10,8 +10,11 @@
 //!   engine claim sooner, and commits are still conditional); every other write waits for
 //!   its WAL flush before it is acknowledged.
 //! - Changes other engines must hear of send a notification in the same transaction:
-//!   an execution created, woken or released while running (`r`), and one that finished
-//!   or was parked (`f` and its id in hex).
+//!   an execution woken or released while running (`r`), and one that finished or was
+//!   parked (`f` and its id in hex). New executions are announced (`r`) right after their
+//!   transaction committed, by the [`Notifier`]: PostgreSQL lets only one notifying
+//!   transaction commit at a time, and an announcement lost with its process is made up
+//!   for by the other engines' slow poll.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -33,6 +36,7 @@ use crate::convert::{
     self, decode, encode, int, millis, pg, pool, retryable, status_code, text, timestamp, wake_at,
 };
 use crate::listener;
+use crate::notifier::Notifier;
 use crate::options::Options;
 use crate::schema;
 use crate::sql::Sql;
@@ -62,6 +66,7 @@ pub(crate) struct Db {
 pub struct PostgresStore {
     db: Arc<Db>,
     writer: Writer,
+    notifier: Notifier,
     signals: broadcast::Sender<StoreSignal>,
     listener: JoinHandle<()>,
     closed: AtomicBool,
@@ -146,6 +151,7 @@ impl PostgresStore {
         );
         Ok(PostgresStore {
             writer: Writer::start(db.clone(), options.writers, options.max_batch),
+            notifier: Notifier::start(db.leases.clone(), db.sql.channel.clone()),
             db,
             signals,
             listener,
@@ -241,7 +247,8 @@ fn limit(limit: usize) -> i64 {
 
 #[async_trait]
 impl Store for PostgresStore {
-    /// Durable: one transaction, acknowledged after its WAL flush.
+    /// Durable: one transaction, acknowledged after its WAL flush; other engines hear of
+    /// the new execution right after.
     async fn create(&self, record: ExecutionRecord, input: Vec<u8>) -> Result<Created, StoreError> {
         let id = record.id.as_bytes().to_vec();
         let workflow = record.workflow.as_bytes().to_vec();
@@ -262,21 +269,12 @@ impl Store for PostgresStore {
             let row = client
                 .query_one(
                     &create,
-                    &[
-                        &id,
-                        &workflow,
-                        &status,
-                        &seq,
-                        &at,
-                        &parent,
-                        &bytes,
-                        &input,
-                        &self.db.sql.channel,
-                    ],
+                    &[&id, &workflow, &status, &seq, &at, &parent, &bytes, &input],
                 )
                 .await
                 .map_err(pg)?;
             if row.get::<_, bool>(0) {
+                self.notifier.ready();
                 return Ok(Created::New);
             }
             drop(client);
@@ -679,6 +677,7 @@ impl Store for PostgresStore {
             return Ok(());
         }
         self.writer.close().await;
+        self.notifier.close().await;
         self.listener.abort();
         let dropped = if self.temporary {
             match self.db.pool.get().await {
