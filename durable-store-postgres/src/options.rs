@@ -67,9 +67,10 @@ impl Options {
         self
     }
 
-    /// How many transactions of grouped commits may be in flight at once (default 2).
-    /// Commits that arrive while they are busy wait and go together in the next one, so
-    /// fewer writers make larger groups (fewer WAL flushes) at the cost of some latency.
+    /// How many commits, or groups of commits, may be in flight at once (default 2). A
+    /// commit made while fewer are goes to the database at once; commits made while all
+    /// are busy wait and go together in the next group (one statement, one transaction),
+    /// so fewer writers make larger groups (fewer WAL flushes) at the cost of some latency.
     pub fn writers(mut self, writers: usize) -> Self {
         self.writers = writers.max(1);
         self
