@@ -136,3 +136,37 @@ impl ReadyGap {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn readies_within_the_gap_are_merged_into_one_at_its_end() {
+        let (signals, mut received) = broadcast::channel(16);
+        let mut gap = ReadyGap::default();
+        gap.arrived(&signals);
+        assert_eq!(
+            received.try_recv(),
+            Ok(StoreSignal::Ready),
+            "the first at once"
+        );
+        gap.arrived(&signals);
+        gap.arrived(&signals);
+        assert!(received.try_recv().is_err(), "the next ones wait");
+        let started = Instant::now();
+        gap.due().await;
+        assert_eq!(started.elapsed(), READY_GAP, "until the end of the gap");
+        gap.send(&signals);
+        assert_eq!(received.try_recv(), Ok(StoreSignal::Ready), "as one");
+        assert!(received.try_recv().is_err());
+        let idle = tokio::time::timeout(READY_GAP * 10, gap.due()).await;
+        assert!(idle.is_err(), "nothing waits, so nothing falls due");
+        gap.arrived(&signals);
+        assert_eq!(
+            received.try_recv(),
+            Ok(StoreSignal::Ready),
+            "after a quiet gap, at once again"
+        );
+    }
+}
