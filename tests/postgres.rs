@@ -153,6 +153,45 @@ durable_core::store_conformance!(
     }
 );
 
+/// A new execution is announced to the engines of other processes (here, another store
+/// on the same schema): its creation is followed by a `Ready` signal there, sent after
+/// the creation committed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_execution_is_announced_to_the_other_stores() {
+    use durable_core::{ExecutionRecord, StoreSignal};
+
+    if !pg::available() {
+        return;
+    }
+    let schema = pg::Schema::new("announce");
+    let creator = PostgresStore::open(schema.options()).await.expect("opens");
+    let other = PostgresStore::open(schema.options()).await.expect("opens");
+    let mut signals = other.signals().expect("a shared store signals");
+    let now = Timestamp::from_millis(1_700_000_000_000);
+    let record = ExecutionRecord::new("new", "w", 1, now);
+    creator.create(record, vec![]).await.expect("created");
+    // A guard against a hang, not a measure: the signal comes within milliseconds.
+    let signal = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            match signals.recv().await {
+                Ok(StoreSignal::Ready) => return true,
+                Ok(_) => {}
+                Err(_) => return false,
+            }
+        }
+    })
+    .await;
+    assert_eq!(
+        signal,
+        Ok(true),
+        "the other store heard of the new execution"
+    );
+    let found = other.load("new").await.expect("loads");
+    assert!(found.is_some(), "announced after it committed");
+    creator.close().await.expect("closes");
+    other.close().await.expect("closes");
+}
+
 /// Commits of many executions made at once, while one writer is busy, so that they wait
 /// and go to the database together: each is answered on its own (a lost lease and a
 /// stale sequence number refuse only their own commit), and exactly what was answered

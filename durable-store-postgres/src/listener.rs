@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use durable_core::StoreSignal;
 use futures_util::StreamExt;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_postgres::{AsyncMessage, NoTls};
@@ -29,31 +29,39 @@ const RECONNECT_DELAY: Duration = Duration::from_millis(500);
 /// The least time between two [`StoreSignal::Ready`] the listener passes on.
 const READY_GAP: Duration = Duration::from_millis(10);
 
-/// Listens on `channel` until the task is aborted.
+/// Listens on `channel` until the task is aborted. The receiver answers once the first
+/// connection listens (from then on no notification is missed without a
+/// [`StoreSignal::Missed`]), or why it could not.
 pub(crate) fn spawn(
     config: tokio_postgres::Config,
     channel: String,
     signals: broadcast::Sender<StoreSignal>,
-) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut first = true;
+) -> (JoinHandle<()>, oneshot::Receiver<Result<(), String>>) {
+    let (listening, answer) = oneshot::channel();
+    let task = tokio::spawn(async move {
+        let mut listening = Some(listening);
         loop {
-            if let Err(e) = listen(&config, &channel, &signals, first).await {
+            if let Err(e) = listen(&config, &channel, &signals, &mut listening).await {
+                if let Some(listening) = listening.take() {
+                    // The store does not open.
+                    let _ = listening.send(Err(e.to_string()));
+                    return;
+                }
                 tracing::warn!(error = %e, "the PostgreSQL store's listener lost its connection");
             }
             // Signals lost meanwhile are reported once listening again, not while the
             // database cannot be reached (waiters would only read errors).
-            first = false;
             tokio::time::sleep(RECONNECT_DELAY).await;
         }
-    })
+    });
+    (task, answer)
 }
 
 async fn listen(
     config: &tokio_postgres::Config,
     channel: &str,
     signals: &broadcast::Sender<StoreSignal>,
-    first: bool,
+    listening: &mut Option<oneshot::Sender<Result<(), String>>>,
 ) -> Result<(), tokio_postgres::Error> {
     let (client, mut connection) = config.connect(NoTls).await?;
     let (notifications, mut received) = mpsc::unbounded_channel();
@@ -75,8 +83,13 @@ async fn listen(
     client
         .batch_execute(&format!("LISTEN \"{channel}\""))
         .await?;
-    if !first {
-        let _ = signals.send(StoreSignal::Missed);
+    match listening.take() {
+        Some(listening) => {
+            let _ = listening.send(Ok(()));
+        }
+        None => {
+            let _ = signals.send(StoreSignal::Missed);
+        }
     }
     let mut ready = ReadyGap::default();
     loop {

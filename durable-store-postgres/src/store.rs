@@ -144,11 +144,17 @@ impl PostgresStore {
         ];
         warm(&db.leases, LEASE_CONNECTIONS, &hot).await?;
         let (signals, _) = broadcast::channel(SIGNAL_BUFFER);
-        let listener = listener::spawn(
+        let (listener, listening) = listener::spawn(
             options.config.clone(),
             db.sql.channel.clone(),
             signals.clone(),
         );
+        // Once open, the store hears every notification (or is told it missed some).
+        match listening.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(StoreError::backend(std::io::Error::other(e))),
+            Err(_) => return Err(StoreError::Closed),
+        }
         Ok(PostgresStore {
             writer: Writer::start(db.clone(), options.writers, options.max_batch),
             notifier: Notifier::start(db.leases.clone(), db.sql.channel.clone()),
