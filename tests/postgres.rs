@@ -1,8 +1,8 @@
 //! The PostgreSQL store against a real server (issue 14): the store conformance suite;
 //! schema migration from an empty database and refusal of a newer schema; two engines
 //! racing for the same due timers; a commit after a lost lease refused and its execution
-//! dropped; and three engine processes sharing 1,000 executions while one of them is
-//! SIGKILLed.
+//! dropped; commits made at once (grouped) each answered and stored on their own; and
+//! three engine processes sharing 1,000 executions while one of them is SIGKILLed.
 //!
 //! The server is `DURABLE_POSTGRES_URL` (default
 //! `postgres://postgres@127.0.0.1:5432/postgres`). Every test works in a schema of its
@@ -152,6 +152,157 @@ durable_core::store_conformance!(
         None => return,
     }
 );
+
+/// A new execution is announced to the engines of other processes (here, another store
+/// on the same schema): its creation is followed by a `Ready` signal there, sent after
+/// the creation committed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_execution_is_announced_to_the_other_stores() {
+    use durable_core::{ExecutionRecord, StoreSignal};
+
+    if !pg::available() {
+        return;
+    }
+    let schema = pg::Schema::new("announce");
+    let creator = PostgresStore::open(schema.options()).await.expect("opens");
+    let other = PostgresStore::open(schema.options()).await.expect("opens");
+    let mut signals = other.signals().expect("a shared store signals");
+    let now = Timestamp::from_millis(1_700_000_000_000);
+    let record = ExecutionRecord::new("new", "w", 1, now);
+    creator.create(record, vec![]).await.expect("created");
+    // A guard against a hang, not a measure: the signal comes within milliseconds.
+    let signal = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            match signals.recv().await {
+                Ok(StoreSignal::Ready) => return true,
+                Ok(_) => {}
+                Err(_) => return false,
+            }
+        }
+    })
+    .await;
+    assert_eq!(
+        signal,
+        Ok(true),
+        "the other store heard of the new execution"
+    );
+    let found = other.load("new").await.expect("loads");
+    assert!(found.is_some(), "announced after it committed");
+    creator.close().await.expect("closes");
+    other.close().await.expect("closes");
+}
+
+/// Commits of many executions made at once, while one writer is busy, so that they wait
+/// and go to the database together: each is answered on its own (a lost lease and a
+/// stale sequence number refuse only their own commit), and exactly what was answered
+/// `Ok` is stored, with its history (pruned as asked) and nothing of the refused ones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commits_made_at_once_are_each_answered_and_stored_on_their_own() {
+    use durable_core::{Commit, Event, ExecutionRecord, HistoryEntry};
+
+    if !pg::available() {
+        return;
+    }
+    let schema = pg::Schema::new("group");
+    let store = Arc::new(
+        PostgresStore::open(schema.options().writers(1))
+            .await
+            .expect("the store opens"),
+    );
+    let now = Timestamp::from_millis(1_700_000_000_000);
+    let until = Timestamp::from_millis(1_900_000_000_000);
+    let entry = |number: u64| HistoryEntry {
+        number,
+        at: now,
+        point: Some(1),
+        event: Event::StepSucceeded {
+            name: format!("step-{number}"),
+            attempt: 1,
+        },
+    };
+    const N: usize = 60;
+    const TAKEN: usize = 5;
+    const STALE: usize = 7;
+    const PRUNED: usize = 9;
+    let mut commits = Vec::new();
+    for i in 0..N {
+        let id = format!("e-{i}");
+        let record = ExecutionRecord::new(&id, "w", 1, now);
+        store.create(record.clone(), vec![]).await.expect("created");
+        let owner = if i == TAKEN { 2 } else { 1 };
+        assert!(store.claim(&id, owner, now, until).await.expect("claimed"));
+        let mut next = record.clone();
+        next.seq = 1;
+        if i % 4 == 3 {
+            next.status = Status::Completed;
+        }
+        let history = if i == PRUNED {
+            vec![entry(0), entry(1), entry(2)]
+        } else {
+            vec![entry(0)]
+        };
+        next.history_next = history.len() as u64;
+        commits.push(Commit {
+            history,
+            prune_history_below: if i == PRUNED { 2 } else { 0 },
+            ..Commit::new(next, if i == STALE { 5 } else { 0 })
+        });
+    }
+    let tasks: Vec<_> = commits
+        .into_iter()
+        .map(|commit| {
+            let store = store.clone();
+            tokio::spawn(async move { store.commit_leased(commit, 1).await })
+        })
+        .collect();
+    for (i, task) in tasks.into_iter().enumerate() {
+        let id = format!("e-{i}");
+        let answer = task.await.expect("the commit task ends");
+        match i {
+            TAKEN => assert!(
+                matches!(&answer, Err(StoreError::LeaseLost { id: lost }) if *lost == id),
+                "{id}: {answer:?}"
+            ),
+            STALE => assert!(
+                matches!(
+                    &answer,
+                    Err(StoreError::Conflict {
+                        expected: 5,
+                        found: Some(0),
+                        ..
+                    })
+                ),
+                "{id}: {answer:?}"
+            ),
+            _ => assert!(answer.is_ok(), "{id}: {answer:?}"),
+        }
+        let stored = store.load(&id).await.expect("loads").expect("exists");
+        let history: Vec<u64> = store
+            .history(&id)
+            .await
+            .expect("history reads")
+            .iter()
+            .map(|e| e.number)
+            .collect();
+        match i {
+            TAKEN | STALE => {
+                assert_eq!((stored.seq, stored.status), (0, Status::Running), "{id}");
+                assert!(history.is_empty(), "{id}: {history:?}");
+            }
+            _ => {
+                let status = if i % 4 == 3 {
+                    Status::Completed
+                } else {
+                    Status::Running
+                };
+                assert_eq!((stored.seq, stored.status), (1, status), "{id}");
+                let kept = if i == PRUNED { vec![2] } else { vec![0] };
+                assert_eq!(history, kept, "{id}");
+            }
+        }
+    }
+    store.close().await.expect("the store closes");
+}
 
 async fn tables(client: &tokio_postgres::Client, schema: &str) -> Vec<String> {
     client

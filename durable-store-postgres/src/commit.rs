@@ -76,6 +76,28 @@ impl Statement {
         })
     }
 
+    /// Whether [`Sql::commit_plain`] does all that this commit needs.
+    pub fn is_plain(&self) -> bool {
+        self.prune <= 0 && self.notify.is_none()
+    }
+
+    /// The parameters of [`Sql::commit_plain`] (see [`is_plain`](Self::is_plain)).
+    pub fn plain_params(&self) -> [&(dyn ToSql + Sync); 11] {
+        [
+            &self.id,
+            &self.expected,
+            &self.seq,
+            &self.status,
+            &self.wake_at,
+            &self.record,
+            &self.owner,
+            &self.numbers,
+            &self.entries,
+            &self.workflow,
+            &self.parent,
+        ]
+    }
+
     pub fn params<'a>(&'a self, channel: &'a String) -> [&'a (dyn ToSql + Sync); 14] {
         [
             &self.id,
@@ -91,6 +113,74 @@ impl Statement {
             &self.workflow,
             &self.parent,
             &self.notify,
+            channel,
+        ]
+    }
+}
+
+/// The parameters of [`Sql::commit_group`] for several commits, one array per column.
+#[derive(Default)]
+pub(crate) struct GroupParams {
+    ids: Vec<Vec<u8>>,
+    expected: Vec<i64>,
+    seq: Vec<i64>,
+    status: Vec<i16>,
+    wake_at: Vec<Option<i64>>,
+    records: Vec<Vec<u8>>,
+    owners: Vec<Option<Vec<u8>>>,
+    prune: Vec<i64>,
+    workflows: Vec<Vec<u8>>,
+    parents: Vec<Option<Vec<u8>>>,
+    notify: Vec<Option<String>>,
+    history_commits: Vec<i64>,
+    history_numbers: Vec<i64>,
+    history_entries: Vec<Vec<u8>>,
+}
+
+impl GroupParams {
+    /// The arrays of `statements`.
+    pub fn new<'a>(statements: impl IntoIterator<Item = &'a Statement>) -> Self {
+        let mut group = GroupParams::default();
+        for (place, s) in (1..).zip(statements) {
+            group.ids.push(s.id.clone());
+            group.expected.push(s.expected);
+            group.seq.push(s.seq);
+            group.status.push(s.status);
+            group.wake_at.push(s.wake_at);
+            group.records.push(s.record.clone());
+            group.owners.push(s.owner.clone());
+            group.prune.push(s.prune);
+            group.workflows.push(s.workflow.clone());
+            group.parents.push(s.parent.clone());
+            group.notify.push(s.notify.clone());
+            // Entries below the prune line are not kept, as `Sql::commit` drops them.
+            for (number, entry) in s.numbers.iter().zip(&s.entries) {
+                if *number >= s.prune {
+                    group.history_commits.push(place);
+                    group.history_numbers.push(*number);
+                    group.history_entries.push(entry.clone());
+                }
+            }
+        }
+        group
+    }
+
+    pub fn params<'a>(&'a self, channel: &'a String) -> [&'a (dyn ToSql + Sync); 15] {
+        [
+            &self.ids,
+            &self.expected,
+            &self.seq,
+            &self.status,
+            &self.wake_at,
+            &self.records,
+            &self.owners,
+            &self.prune,
+            &self.workflows,
+            &self.parents,
+            &self.notify,
+            &self.history_commits,
+            &self.history_numbers,
+            &self.history_entries,
             channel,
         ]
     }

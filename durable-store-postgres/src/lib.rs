@@ -40,16 +40,19 @@
 //! # Durability
 //!
 //! A write is acknowledged after PostgreSQL committed it, with the server's
-//! `synchronous_commit` setting (on by default: after its WAL flush). Concurrent commits
-//! of one store share transactions, so many executions cost one flush (group commit).
+//! `synchronous_commit` setting (on by default: after its WAL flush). A commit made while
+//! the store has a writer free goes to the database at once; commits made while its
+//! writers are busy wait and then go together, as one statement and one transaction, so
+//! many executions cost one flush (group commit).
 //! Leases are written without waiting for a flush; they need not survive a crash.
 //!
 //! # Why deadpool-postgres
 //!
 //! The client is `tokio-postgres` (the native async PostgreSQL client, which pipelines
-//! the statements of one connection: the group commit sends a whole transaction in one
-//! round trip), pooled by `deadpool-postgres`: it is small, keeps a cache of prepared
-//! statements per connection, and has no runtime of its own beyond tokio.
+//! the statements of one connection, and binds arrays: a group of commits is one
+//! statement over arrays of their columns), pooled by `deadpool-postgres`: it is small,
+//! keeps a cache of prepared statements per connection, and has no runtime of its own
+//! beyond tokio.
 //!
 //! # Features
 //!
@@ -60,6 +63,7 @@
 mod commit;
 mod convert;
 mod listener;
+mod notifier;
 mod options;
 mod schema;
 mod sql;

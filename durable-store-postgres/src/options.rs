@@ -58,16 +58,19 @@ impl Options {
         self
     }
 
-    /// The most connections the store opens for its reads and writes (default 16), plus
-    /// one that listens for other engines' notifications and a few for leases.
+    /// How many connections the store keeps for its reads and writes (default 16), plus
+    /// one that listens for other engines' notifications and a few for leases. The
+    /// store opens them all when it opens (each costs the server a process and a few
+    /// milliseconds to start), and opens them again as they are lost.
     pub fn pool_size(mut self, connections: usize) -> Self {
         self.pool_size = connections.max(2);
         self
     }
 
-    /// How many transactions of grouped commits may be in flight at once (default 2).
-    /// Commits that arrive while they are busy wait and go together in the next one, so
-    /// fewer writers make larger groups (fewer WAL flushes) at the cost of some latency.
+    /// How many commits, or groups of commits, may be in flight at once (default 2). A
+    /// commit made while fewer are goes to the database at once; commits made while all
+    /// are busy wait and go together in the next group (one statement, one transaction),
+    /// so fewer writers make larger groups (fewer WAL flushes) at the cost of some latency.
     pub fn writers(mut self, writers: usize) -> Self {
         self.writers = writers.max(1);
         self

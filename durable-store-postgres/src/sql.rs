@@ -23,6 +23,21 @@ pub(crate) struct Sql {
     /// whether it applied; writes nothing otherwise. A status other than running ends the
     /// lease: the engine releases it right after such a commit anyway.
     pub commit: String,
+    /// [`commit`](Sql::commit) for a transition with no history to prune and nothing to
+    /// notify (most steps), which spares the server those parts of the statement: `$1`
+    /// id, `$2` expected seq, `$3` new seq, `$4` status, `$5` wake_at, `$6` record, `$7`
+    /// lease owner, `$8`/`$9` history numbers and entries, `$10` workflow, `$11` parent.
+    pub commit_plain: String,
+    /// Commits several executions' transitions at once, each as [`commit`](Sql::commit)
+    /// does its one, each under its own conditions: `$1` ids, `$2` expected seqs, `$3`
+    /// new seqs, `$4` statuses, `$5` wake_at, `$6` records, `$7` lease owners, `$8`
+    /// prune lines, `$9` workflows, `$10` parents, `$11` notification payloads (one
+    /// element per commit); `$12`/`$13`/`$14` the history entries to write (the commit's
+    /// place in the arrays from 1, number, entry; none below its commit's prune line);
+    /// `$15` channel. Answers the places of the commits that applied. Of two commits of
+    /// one execution, at most one applies (the row is updated once), and only the
+    /// history of the commits that applied is written.
+    pub commit_group: String,
     /// The seq and lease owner of an execution, to explain a refused commit.
     pub current: String,
     pub lock_execution: String,
@@ -69,10 +84,8 @@ impl Sql {
                  ), input AS (
                     INSERT INTO {s}.inputs (id, input) SELECT $1, $8 WHERE EXISTS (SELECT 1 FROM ins)
                     ON CONFLICT (id) DO UPDATE SET input = EXCLUDED.input
-                 ), notified AS (
-                    SELECT pg_notify($9, 'r') WHERE EXISTS (SELECT 1 FROM ins)
                  )
-                 SELECT EXISTS (SELECT 1 FROM ins), (SELECT count(*) FROM notified)"
+                 SELECT EXISTS (SELECT 1 FROM ins)"
             ),
             load: format!("SELECT record FROM {s}.executions WHERE id = $1"),
             load_input: format!("SELECT input FROM {s}.inputs WHERE id = $1"),
@@ -93,11 +106,60 @@ impl Sql {
                     ON CONFLICT (execution, number) DO UPDATE SET entry = EXCLUDED.entry
                  ), pruned AS (
                     DELETE FROM {s}.history
-                    WHERE execution = $1 AND number < $10 AND EXISTS (SELECT 1 FROM upd)
+                    WHERE $10 > 0 AND execution = $1 AND number < $10 AND EXISTS (SELECT 1 FROM upd)
                  ), notified AS (
                     SELECT pg_notify($14, $13::text) WHERE $13::text IS NOT NULL AND EXISTS (SELECT 1 FROM upd)
                  )
                  SELECT EXISTS (SELECT 1 FROM upd), (SELECT count(*) FROM notified)"
+            ),
+            commit_plain: format!(
+                "WITH upd AS (
+                    UPDATE {s}.executions
+                    SET seq = $3, status = $4::smallint, wake_at = $5, record = $6, workflow = $10,
+                        parent = $11,
+                        lease_owner = CASE WHEN $4::smallint = 0 THEN lease_owner END,
+                        lease_until = CASE WHEN $4::smallint = 0 THEN lease_until END
+                    WHERE id = $1 AND seq = $2
+                      AND ($7::bytea IS NULL OR lease_owner IS NULL OR lease_owner = $7)
+                    RETURNING 1
+                 ), hist AS (
+                    INSERT INTO {s}.history (execution, number, entry)
+                    SELECT $1, h.number, h.entry FROM unnest($8::bigint[], $9::bytea[]) AS h(number, entry)
+                    WHERE EXISTS (SELECT 1 FROM upd)
+                    ON CONFLICT (execution, number) DO UPDATE SET entry = EXCLUDED.entry
+                 )
+                 SELECT EXISTS (SELECT 1 FROM upd)"
+            ),
+            commit_group: format!(
+                "WITH input AS (
+                    SELECT * FROM unnest($1::bytea[], $2::bigint[], $3::bigint[], $4::smallint[],
+                        $5::bigint[], $6::bytea[], $7::bytea[], $8::bigint[], $9::bytea[],
+                        $10::bytea[], $11::text[]) WITH ORDINALITY
+                    AS t(id, expected, seq, status, wake_at, record, owner, prune, workflow,
+                         parent, notify, n)
+                 ), upd AS (
+                    UPDATE {s}.executions e
+                    SET seq = i.seq, status = i.status, wake_at = i.wake_at, record = i.record,
+                        workflow = i.workflow, parent = i.parent,
+                        lease_owner = CASE WHEN i.status = 0 THEN e.lease_owner END,
+                        lease_until = CASE WHEN i.status = 0 THEN e.lease_until END
+                    FROM input i
+                    WHERE e.id = i.id AND e.seq = i.expected
+                      AND (i.owner IS NULL OR e.lease_owner IS NULL OR e.lease_owner = i.owner)
+                    RETURNING i.n, i.id, i.prune, i.notify
+                 ), hist AS (
+                    INSERT INTO {s}.history (execution, number, entry)
+                    SELECT u.id, h.number, h.entry
+                    FROM unnest($12::bigint[], $13::bigint[], $14::bytea[]) AS h(n, number, entry)
+                    JOIN upd u ON u.n = h.n
+                    ON CONFLICT (execution, number) DO UPDATE SET entry = EXCLUDED.entry
+                 ), pruned AS (
+                    DELETE FROM {s}.history h USING upd u
+                    WHERE u.prune > 0 AND h.execution = u.id AND h.number < u.prune
+                 ), notified AS (
+                    SELECT pg_notify($15, u.notify) FROM upd u WHERE u.notify IS NOT NULL
+                 )
+                 SELECT ARRAY(SELECT n FROM upd), (SELECT count(*) FROM notified)"
             ),
             current: format!("SELECT seq, lease_owner FROM {s}.executions WHERE id = $1"),
             lock_execution: format!(

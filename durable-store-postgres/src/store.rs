@@ -10,18 +10,22 @@
 //!   engine claim sooner, and commits are still conditional); every other write waits for
 //!   its WAL flush before it is acknowledged.
 //! - Changes other engines must hear of send a notification in the same transaction:
-//!   an execution created, woken or released while running (`r`), and one that finished
-//!   or was parked (`f` and its id in hex).
+//!   an execution woken or released while running (`r`), and one that finished or was
+//!   parked (`f` and its id in hex). New executions are announced (`r`) right after their
+//!   transaction committed, by the [`Notifier`]: PostgreSQL lets only one notifying
+//!   transaction commit at a time, and an announcement lost with its process is made up
+//!   for by the other engines' slow poll.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use deadpool_postgres::{Manager, ManagerConfig, Pool, QueueMode, RecyclingMethod};
 use durable_core::{
     store_rules, Acquired, Commit, Committed, Created, Delivered, Delivery, ExecutionRecord,
     HistoryEntry, ListFilter, OperationRecord, Store, StoreError, StoreSignal, Timestamp,
 };
+use futures_util::future::try_join_all;
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 use tokio_postgres::types::ToSql;
@@ -32,6 +36,7 @@ use crate::convert::{
     self, decode, encode, int, millis, pg, pool, retryable, status_code, text, timestamp, wake_at,
 };
 use crate::listener;
+use crate::notifier::Notifier;
 use crate::options::Options;
 use crate::schema;
 use crate::sql::Sql;
@@ -61,6 +66,7 @@ pub(crate) struct Db {
 pub struct PostgresStore {
     db: Arc<Db>,
     writer: Writer,
+    notifier: Notifier,
     signals: broadcast::Sender<StoreSignal>,
     listener: JoinHandle<()>,
     closed: AtomicBool,
@@ -119,14 +125,39 @@ impl PostgresStore {
             leases,
             sql: Sql::new(&options.schema),
         });
+        let sql = &db.sql;
+        let hot = [
+            &sql.commit_plain,
+            &sql.commit,
+            &sql.commit_group,
+            &sql.load,
+            &sql.load_input,
+            &sql.create,
+        ];
+        warm(&db.pool, options.pool_size, &hot).await?;
+        let hot = [
+            &sql.claim,
+            &sql.release,
+            &sql.renew,
+            &sql.acquire,
+            &sql.next_wake_after,
+        ];
+        warm(&db.leases, LEASE_CONNECTIONS, &hot).await?;
         let (signals, _) = broadcast::channel(SIGNAL_BUFFER);
-        let listener = listener::spawn(
+        let (listener, listening) = listener::spawn(
             options.config.clone(),
             db.sql.channel.clone(),
             signals.clone(),
         );
+        // Once open, the store hears every notification (or is told it missed some).
+        match listening.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(StoreError::backend(std::io::Error::other(e))),
+            Err(_) => return Err(StoreError::Closed),
+        }
         Ok(PostgresStore {
             writer: Writer::start(db.clone(), options.writers, options.max_batch),
+            notifier: Notifier::start(db.leases.clone(), db.sql.channel.clone()),
             db,
             signals,
             listener,
@@ -190,10 +221,30 @@ fn build_pool(config: tokio_postgres::Config, size: usize) -> Result<Pool, Store
             recycling_method: RecyclingMethod::Fast,
         },
     );
+    // The connection used last first: a few busy connections whose server processes stay
+    // warm, rather than every connection in turn.
     Pool::builder(manager)
         .max_size(size)
+        .queue_mode(QueueMode::Lifo)
         .build()
         .map_err(StoreError::backend)
+}
+
+/// Opens all `size` connections of `pool` and prepares the `hot` statements on each, so
+/// that the first burst of work pays neither for starting server processes (several
+/// milliseconds of server time each) nor for planning its statements.
+async fn warm(pool: &Pool, size: usize, hot: &[&String]) -> Result<(), StoreError> {
+    let clients = try_join_all((0..size).map(|_| pool.get()))
+        .await
+        .map_err(convert::pool)?;
+    try_join_all(
+        clients
+            .iter()
+            .flat_map(|client| hot.iter().map(|sql| client.prepare_cached(sql))),
+    )
+    .await
+    .map_err(pg)?;
+    Ok(())
 }
 
 fn limit(limit: usize) -> i64 {
@@ -202,7 +253,8 @@ fn limit(limit: usize) -> i64 {
 
 #[async_trait]
 impl Store for PostgresStore {
-    /// Durable: one transaction, acknowledged after its WAL flush.
+    /// Durable: one transaction, acknowledged after its WAL flush; other engines hear of
+    /// the new execution right after.
     async fn create(&self, record: ExecutionRecord, input: Vec<u8>) -> Result<Created, StoreError> {
         let id = record.id.as_bytes().to_vec();
         let workflow = record.workflow.as_bytes().to_vec();
@@ -223,21 +275,12 @@ impl Store for PostgresStore {
             let row = client
                 .query_one(
                     &create,
-                    &[
-                        &id,
-                        &workflow,
-                        &status,
-                        &seq,
-                        &at,
-                        &parent,
-                        &bytes,
-                        &input,
-                        &self.db.sql.channel,
-                    ],
+                    &[&id, &workflow, &status, &seq, &at, &parent, &bytes, &input],
                 )
                 .await
                 .map_err(pg)?;
             if row.get::<_, bool>(0) {
+                self.notifier.ready();
                 return Ok(Created::New);
             }
             drop(client);
@@ -640,6 +683,7 @@ impl Store for PostgresStore {
             return Ok(());
         }
         self.writer.close().await;
+        self.notifier.close().await;
         self.listener.abort();
         let dropped = if self.temporary {
             match self.db.pool.get().await {
