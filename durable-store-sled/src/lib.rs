@@ -83,6 +83,7 @@ mod lock;
 mod mark;
 mod options;
 mod repair;
+mod running;
 mod seal;
 mod store;
 mod writer;

@@ -364,6 +364,7 @@ impl SledStore {
             durability: options.durability,
             failed: failed.clone(),
             visible: Arc::default(),
+            running: Default::default(),
         };
         if let Some(writes) = migration {
             // A group like any other: numbered, in the digest, durable before use.

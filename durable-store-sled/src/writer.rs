@@ -33,11 +33,12 @@ use durable_core::{
 use tokio::sync::oneshot;
 
 use crate::blobs::Blobs;
-use crate::digest::{Digest, Writes};
+use crate::digest::{self, Digest, Writes};
 use crate::error::sled_error;
 use crate::keys;
 use crate::mark::Mark;
 use crate::options::Durability;
+use crate::running::{Kept, Running};
 
 /// Most requests written with one batch and one sync, so a flood of requests cannot
 /// grow a batch (and the wait of its first request) without bound.
@@ -181,6 +182,8 @@ pub(crate) struct Disk {
     /// reading by every read of the store: sled shows an applied batch to readers at once,
     /// and a reader must not see (and act on) a write that a crash could still undo.
     pub(crate) visible: Arc<RwLock<()>>,
+    /// Running executions as the tree holds them (see `running`).
+    pub(crate) running: Running,
 }
 
 impl Disk {
@@ -333,6 +336,8 @@ struct Staged {
     /// Last numbers (keys) of the history chunks this group inserts, so a later prune or
     /// delete in the group can take them out again.
     chunks: Vec<u64>,
+    /// The digest hash of the `e/` entry as the group leaves it (see `digest::entry_hash`).
+    hash: u64,
 }
 
 /// An operation's identity: its execution and its key.
@@ -391,6 +396,7 @@ fn write_group(disk: &mut Disk, requests: Vec<Request>) {
     let size = requests.len();
     let mut group = Group {
         db: &disk.db,
+        running: &mut disk.running,
         batch: Writes::default(),
         staged: HashMap::new(),
         deleted: HashSet::new(),
@@ -439,21 +445,41 @@ fn write_group(disk: &mut Disk, requests: Vec<Request>) {
     }
     let Group {
         batch,
+        staged,
+        deleted,
         waiting,
         writes,
         ..
     } = group;
+    // The executions this group took out of `running` come back as the group leaves them
+    // (`staged` also holds the ones whose request was refused, unchanged).
+    let remember = |running: &mut Running| {
+        for id in &deleted {
+            running.forget(id);
+        }
+        for (id, staged) in staged {
+            let kept = Kept {
+                value: staged.value,
+                hash: staged.hash,
+            };
+            running.keep(id, kept);
+        }
+    };
     if !writes {
         // Only refusals and reads: nothing to make durable.
+        remember(&mut disk.running);
         waiting.into_iter().for_each(Waiting::send);
         return;
     }
     match apply_writes(disk, batch) {
         Ok(()) => {
+            remember(&mut disk.running);
             tracing::trace!(requests = size, answers = waiting.len(), "group committed");
             waiting.into_iter().for_each(Waiting::send);
         }
         Err(e) => {
+            // The group's writes may or may not be in the tree.
+            disk.running.clear();
             tracing::error!(error = %e, requests = size, "group commit failed");
             waiting.into_iter().for_each(|w| w.fail(copy_error(&e)));
         }
@@ -511,6 +537,9 @@ struct StagedCommit {
 /// accepted earlier in the group, which is true only if that write lands).
 struct Group<'a> {
     db: &'a sled::Db,
+    /// Running executions as the tree holds them before this group; the group takes out
+    /// the ones it rewrites, and `write_group` gives them back.
+    running: &'a mut Running,
     batch: Writes,
     /// Executions written by this group, as they will be in the tree.
     staged: HashMap<String, Staged>,
@@ -527,19 +556,24 @@ struct Group<'a> {
 
 impl Group<'_> {
     /// The execution value of `id` as this group will leave it, without taking it.
-    fn value(&self, id: &str) -> Result<Option<keys::Execution>, StoreError> {
+    fn value(&mut self, id: &str) -> Result<Option<keys::Execution>, StoreError> {
         if self.deleted.contains(id) {
             return Ok(None);
         }
-        match self.staged.get(id) {
-            Some(staged) => Ok(Some(keys::Execution {
-                record: staged.value.record.clone(),
-                input: staged.value.input.clone(),
-                history_from: staged.value.history_from,
-                tail: staged.value.tail.clone(),
-            })),
-            None => load_value(self.db, &keys::execution(id)),
+        if let Some(staged) = self.staged.get(id) {
+            return Ok(Some(staged.value.clone()));
         }
+        let key = keys::execution(id);
+        if let Some(kept) = self.running.get(id) {
+            self.batch.know_hash(&key, Some(kept.hash));
+            return Ok(Some(kept.value.clone()));
+        }
+        let stored = self.db.get(&key).map_err(sled_error)?;
+        // The digest needs this value if the group writes the key: it is read already.
+        self.batch.know(&key, stored.as_deref());
+        stored
+            .map(|bytes| keys::decode_execution(&key, &bytes))
+            .transpose()
     }
 
     /// Takes the execution `id` out of the group's staging (or reads it from the tree),
@@ -549,23 +583,33 @@ impl Group<'_> {
         if self.deleted.contains(id) {
             return Ok(None);
         }
-        match self.staged.remove(id) {
-            Some(staged) => Ok(Some(staged)),
-            None => {
-                let key = keys::execution(id);
-                let stored = self.db.get(&key).map_err(sled_error)?;
-                let value = stored
-                    .as_ref()
-                    .map(|bytes| keys::decode_execution(&key, bytes))
-                    .transpose()?;
-                // The digest needs this value too: the group read it already.
-                self.batch.know(&key, stored);
-                Ok(value.map(|value| Staged {
-                    value,
-                    chunks: Vec::new(),
-                }))
-            }
+        if let Some(staged) = self.staged.remove(id) {
+            return Ok(Some(staged));
         }
+        let key = keys::execution(id);
+        if let Some(kept) = self.running.take(id) {
+            // The digest needs the hash of the value the group replaces.
+            self.batch.know_hash(&key, Some(kept.hash));
+            return Ok(Some(Staged {
+                value: kept.value,
+                chunks: Vec::new(),
+                hash: kept.hash,
+            }));
+        }
+        let stored = self.db.get(&key).map_err(sled_error)?;
+        let Some(bytes) = stored else {
+            self.batch.know_hash(&key, None);
+            return Ok(None);
+        };
+        let value = keys::decode_execution(&key, &bytes)?;
+        // The digest needs this value too: the group read it already.
+        let hash = digest::entry_hash(&key, &bytes);
+        self.batch.know_hash(&key, Some(hash));
+        Ok(Some(Staged {
+            value,
+            chunks: Vec::new(),
+            hash,
+        }))
     }
 
     fn put_back(&mut self, id: String, staged: Option<Staged>) {
@@ -575,7 +619,7 @@ impl Group<'_> {
     }
 
     /// The operation `(execution, key)` as this group will leave it.
-    fn operation(&self, id: &OpId) -> Result<Option<OperationRecord>, StoreError> {
+    fn operation(&mut self, id: &OpId) -> Result<Option<OperationRecord>, StoreError> {
         if let Some(staged) = self.operations.get(id) {
             return Ok(staged.clone());
         }
@@ -583,19 +627,25 @@ impl Group<'_> {
             return Ok(None);
         }
         let key = keys::operation(&id.0, &id.1);
-        match self.db.get(&key).map_err(sled_error)? {
+        let stored = self.db.get(&key).map_err(sled_error)?;
+        // The digest needs this value if the group writes the key.
+        self.batch.know(&key, stored.as_deref());
+        match stored {
             Some(bytes) => keys::decode_operation(&key, &bytes).map(Some),
             None => Ok(None),
         }
     }
 
     /// The operation that `token` belongs to, as this group will leave the index.
-    fn token_owner(&self, token: &str) -> Result<Option<OpId>, StoreError> {
+    fn token_owner(&mut self, token: &str) -> Result<Option<OpId>, StoreError> {
         if let Some(staged) = self.tokens.get(token) {
             return Ok(staged.clone());
         }
         let key = keys::token(token);
-        match self.db.get(&key).map_err(sled_error)? {
+        let stored = self.db.get(&key).map_err(sled_error)?;
+        // The digest needs this value if the group writes the key.
+        self.batch.know(&key, stored.as_deref());
+        match stored {
             Some(bytes) => keys::decode::<OpId>(&key, &bytes).map(Some),
             None => Ok(None),
         }
@@ -603,7 +653,9 @@ impl Group<'_> {
 
     /// Stages an execution value: the `e/` key, and the timer and unfinished index
     /// changes from `old` (the record before, if any) to the new record.
-    fn put_value(&mut self, old: Option<&ExecutionRecord>, encoded: Vec<u8>, staged: Staged) {
+    fn put_value(&mut self, old: Option<&ExecutionRecord>, encoded: Vec<u8>, mut staged: Staged) {
+        let key = keys::execution(&staged.value.record.id);
+        staged.hash = digest::entry_hash(&key, &encoded);
         let record = &staged.value.record;
         let id = record.id.clone();
         let batch = &mut self.batch;
@@ -615,7 +667,7 @@ impl Group<'_> {
                 batch.remove(keys::timer(at, &id));
             }
             if let Some(at) = record.wake_at {
-                batch.insert(keys::timer(at, &id), []);
+                batch.insert(keys::timer(at, &id), sled::IVec::default());
             }
         }
         if old_status != Some(record.status) {
@@ -623,10 +675,10 @@ impl Group<'_> {
                 batch.remove(key);
             }
             if let Some(key) = keys::unfinished(record.status, &id) {
-                batch.insert(key, []);
+                batch.insert(key, sled::IVec::default());
             }
         }
-        batch.insert(keys::execution(&id), encoded);
+        batch.insert(key, encoded);
         self.writes = true;
         self.deleted.remove(&id);
         self.staged.insert(id, staged);
@@ -695,6 +747,8 @@ impl Group<'_> {
                 tail: Vec::new(),
             },
             chunks: Vec::new(),
+            // Set by `put_value`.
+            hash: 0,
         };
         self.put_value(None, value, staged);
         self.waiting.push(Waiting::Create(reply, Ok(Created::New)));
@@ -734,7 +788,7 @@ impl Group<'_> {
 
     /// Everything a commit needs that can fail, computed before anything changes.
     fn prepare_commit(
-        &self,
+        &mut self,
         commit: &StagedCommit,
         old: &Staged,
     ) -> Result<PreparedCommit, StoreError> {
@@ -853,6 +907,7 @@ impl Group<'_> {
         let Staged {
             value: old_value,
             mut chunks,
+            ..
         } = old;
         let batch = &mut self.batch;
         chunks.retain(|&last| {
@@ -874,6 +929,7 @@ impl Group<'_> {
                 tail,
             },
             chunks,
+            hash: 0,
         };
         self.put_value(Some(&old_value.record), value, staged);
         for (key, after) in operations {
@@ -940,6 +996,7 @@ impl Group<'_> {
                     ..execution
                 },
                 chunks,
+                hash: 0,
             };
             self.put_value(Some(&old), value, staged);
         }
@@ -1052,14 +1109,6 @@ struct PreparedCommit {
     chunk: Option<(u64, Vec<u8>)>,
     /// The new execution value.
     value: Vec<u8>,
-}
-
-/// The execution value stored under `key`, decoded.
-fn load_value(tree: &sled::Tree, key: &[u8]) -> Result<Option<keys::Execution>, StoreError> {
-    match tree.get(key).map_err(sled_error)? {
-        Some(bytes) => keys::decode_execution(key, &bytes).map(Some),
-        None => Ok(None),
-    }
 }
 
 /// The record stored under `key`, decoded.
@@ -1181,6 +1230,7 @@ mod tests {
             durability: Durability::default(),
             failed: Arc::default(),
             visible: Arc::default(),
+            running: Running::default(),
         }
     }
 
@@ -1410,5 +1460,55 @@ mod tests {
         assert_eq!(history(db, "a"), [2, 3]);
         assert_eq!(input(db, "a").unwrap(), b"old input");
         assert_eq!(timers(db), []);
+    }
+
+    /// The writer keeps running executions in memory between groups (see `running`): what
+    /// it keeps and the digest it keeps up to date match the tree after every group, and
+    /// it forgets an execution that stops running or is deleted.
+    #[test]
+    fn running_executions_are_kept_as_the_tree_holds_them() {
+        let mut disk = temporary();
+        let db = &disk.db.clone();
+        let check = |disk: &Disk, kept: usize| {
+            assert_eq!(disk.running.len(), kept);
+            assert_eq!(crate::digest::scan(db).unwrap().0, disk.digest);
+        };
+        let (a, _) = Request::create(record("a", 0, None), b"in".to_vec()).unwrap();
+        let (b, _) = Request::create(record("b", 0, None), Vec::new()).unwrap();
+        write_group(&mut disk, vec![a, b]);
+        check(&disk, 2);
+        // Commits of kept executions, one of them refused: its execution stays kept.
+        let (c1, mut r1) = commit(record("a", 1, None), 0, &[0, 1], 0);
+        let (stale, mut r_stale) = commit(record("b", 1, None), 5, &[], 0);
+        write_group(&mut disk, vec![c1, stale]);
+        r1.try_recv().unwrap().unwrap();
+        assert!(matches!(
+            r_stale.try_recv().unwrap(),
+            Err(StoreError::Conflict { .. })
+        ));
+        check(&disk, 2);
+        let (c2, mut r2) = commit(record("a", 2, Some(9)), 1, &[2], 0);
+        write_group(&mut disk, vec![c2]);
+        r2.try_recv().unwrap().unwrap();
+        check(&disk, 2);
+        assert_eq!(history(db, "a"), [0, 1, 2]);
+        // Suspended: forgotten, and read from the tree again by its next commit.
+        let mut suspended = record("a", 3, Some(9));
+        suspended.status = Status::Suspended;
+        let (c3, mut r3) = commit(suspended, 2, &[3], 0);
+        write_group(&mut disk, vec![c3]);
+        r3.try_recv().unwrap().unwrap();
+        check(&disk, 1);
+        let (c4, mut r4) = commit(record("a", 4, None), 3, &[4], 0);
+        write_group(&mut disk, vec![c4]);
+        r4.try_recv().unwrap().unwrap();
+        check(&disk, 2);
+        assert_eq!(history(db, "a"), [0, 1, 2, 3, 4]);
+        assert_eq!(input(db, "a").unwrap(), b"in");
+        // Deleted: forgotten.
+        let (delete, _) = Request::delete("b");
+        write_group(&mut disk, vec![delete]);
+        check(&disk, 1);
+        assert_eq!(db.get(keys::execution("b")).unwrap(), None);
     }
 }
