@@ -38,7 +38,7 @@ use crate::error::sled_error;
 use crate::keys;
 use crate::mark::Mark;
 use crate::options::Durability;
-use crate::running::{Kept, Running};
+use crate::recent::{Kept, KeptOp, Recent};
 
 /// Most requests written with one batch and one sync, so a flood of requests cannot
 /// grow a batch (and the wait of its first request) without bound.
@@ -182,8 +182,9 @@ pub(crate) struct Disk {
     /// reading by every read of the store: sled shows an applied batch to readers at once,
     /// and a reader must not see (and act on) a write that a crash could still undo.
     pub(crate) visible: Arc<RwLock<()>>,
-    /// Running executions as the tree holds them (see `running`).
-    pub(crate) running: Running,
+    /// Recently written executions as the tree durably holds them (see `recent`), shared
+    /// with the store's reads.
+    pub(crate) recent: Arc<Recent>,
 }
 
 impl Disk {
@@ -396,11 +397,12 @@ fn write_group(disk: &mut Disk, requests: Vec<Request>) {
     let size = requests.len();
     let mut group = Group {
         db: &disk.db,
-        running: &mut disk.running,
+        recent: &disk.recent,
         batch: Writes::default(),
         staged: HashMap::new(),
         deleted: HashSet::new(),
         operations: HashMap::new(),
+        op_hashes: HashMap::new(),
         tokens: HashMap::new(),
         waiting: Vec::with_capacity(size),
         writes: false,
@@ -447,39 +449,41 @@ fn write_group(disk: &mut Disk, requests: Vec<Request>) {
         batch,
         staged,
         deleted,
+        operations,
+        mut op_hashes,
         waiting,
         writes,
         ..
     } = group;
-    // The executions this group took out of `running` come back as the group leaves them
-    // (`staged` also holds the ones whose request was refused, unchanged).
-    let remember = |running: &mut Running| {
-        for id in &deleted {
-            running.forget(id);
-        }
-        for (id, staged) in staged {
-            let kept = Kept {
-                value: staged.value,
-                hash: staged.hash,
-            };
-            running.keep(id, kept);
-        }
-    };
     if !writes {
         // Only refusals and reads: nothing to make durable.
-        remember(&mut disk.running);
         waiting.into_iter().for_each(Waiting::send);
         return;
     }
-    match apply_writes(disk, batch) {
+    // What the group leaves, for `recent` (`staged` also holds executions whose request
+    // was refused, unchanged).
+    let recent = disk.recent.clone();
+    let written = staged.into_iter().map(|(id, staged)| {
+        let kept = Kept {
+            value: staged.value,
+            hash: staged.hash,
+        };
+        (id, kept)
+    });
+    let operations = operations.into_iter().map(|(id, op)| {
+        let key = keys::operation(&id.0, &id.1);
+        let hash = op_hashes.remove(&id).unwrap_or_default();
+        (key, op.map(|op| KeptOp { op, hash }))
+    });
+    let publish = || recent.publish(written, deleted, operations);
+    match apply_writes(disk, batch, publish) {
         Ok(()) => {
-            remember(&mut disk.running);
             tracing::trace!(requests = size, answers = waiting.len(), "group committed");
             waiting.into_iter().for_each(Waiting::send);
         }
         Err(e) => {
             // The group's writes may or may not be in the tree.
-            disk.running.clear();
+            recent.clear();
             tracing::error!(error = %e, requests = size, "group commit failed");
             waiting.into_iter().for_each(|w| w.fail(copy_error(&e)));
         }
@@ -487,9 +491,14 @@ fn write_group(disk: &mut Disk, requests: Vec<Request>) {
 }
 
 /// Writes one group: numbers it, updates the digest and stores both with the writes in
-/// one atomic batch, makes it durable, then records its number as the high-water mark.
-/// When this returns `Ok`, the group is durable.
-pub(crate) fn apply_writes(disk: &mut Disk, mut batch: Writes) -> Result<(), StoreError> {
+/// one atomic batch, makes it durable, calls `durable` (before any read sees the group),
+/// then records its number as the high-water mark. When this returns `Ok`, the group is
+/// durable.
+pub(crate) fn apply_writes(
+    disk: &mut Disk,
+    mut batch: Writes,
+    durable: impl FnOnce(),
+) -> Result<(), StoreError> {
     let number = disk.group + 1;
     let digest = batch.apply_to(&disk.db, disk.digest)?;
     batch.insert(keys::GROUP, keys::encode_group(number, digest.as_u64()));
@@ -505,6 +514,9 @@ pub(crate) fn apply_writes(disk: &mut Disk, mut batch: Writes) -> Result<(), Sto
         disk.digest = digest;
     }
     let synced = written.and_then(|()| disk.sync());
+    if synced.is_ok() {
+        durable();
+    }
     drop(hidden);
     if let Err(e) = synced {
         disk.failed.store(true, Ordering::SeqCst);
@@ -537,9 +549,8 @@ struct StagedCommit {
 /// accepted earlier in the group, which is true only if that write lands).
 struct Group<'a> {
     db: &'a sled::Db,
-    /// Running executions as the tree holds them before this group; the group takes out
-    /// the ones it rewrites, and `write_group` gives them back.
-    running: &'a mut Running,
+    /// Recently written executions as the tree holds them before this group.
+    recent: &'a Recent,
     batch: Writes,
     /// Executions written by this group, as they will be in the tree.
     staged: HashMap<String, Staged>,
@@ -547,6 +558,8 @@ struct Group<'a> {
     deleted: HashSet<String>,
     /// Operations written (`Some`) or deleted (`None`) by this group.
     operations: HashMap<OpId, Option<OperationRecord>>,
+    /// The digest hashes of the `o/` entries of the operations written by this group.
+    op_hashes: HashMap<OpId, u64>,
     /// Token index entries written (`Some`) or deleted (`None`) by this group.
     tokens: HashMap<String, Option<OpId>>,
     waiting: Vec<Waiting>,
@@ -564,7 +577,7 @@ impl Group<'_> {
             return Ok(Some(staged.value.clone()));
         }
         let key = keys::execution(id);
-        if let Some(kept) = self.running.get(id) {
+        if let Some(kept) = self.recent.get(id) {
             self.batch.know_hash(&key, Some(kept.hash));
             return Ok(Some(kept.value.clone()));
         }
@@ -587,11 +600,12 @@ impl Group<'_> {
             return Ok(Some(staged));
         }
         let key = keys::execution(id);
-        if let Some(kept) = self.running.take(id) {
+        if let Some(kept) = self.recent.get(id) {
             // The digest needs the hash of the value the group replaces.
             self.batch.know_hash(&key, Some(kept.hash));
+            // A copy: readers see the entry until the group is durable.
             return Ok(Some(Staged {
-                value: kept.value,
+                value: kept.value.clone(),
                 chunks: Vec::new(),
                 hash: kept.hash,
             }));
@@ -627,6 +641,10 @@ impl Group<'_> {
             return Ok(None);
         }
         let key = keys::operation(&id.0, &id.1);
+        if let Some(kept) = self.recent.operation(&key) {
+            self.batch.know_hash(&key, Some(kept.hash));
+            return Ok(Some(kept.op.clone()));
+        }
         let stored = self.db.get(&key).map_err(sled_error)?;
         // The digest needs this value if the group writes the key.
         self.batch.know(&key, stored.as_deref());
@@ -694,7 +712,7 @@ impl Group<'_> {
     ) {
         let old_token = old.and_then(|op| op.token.clone());
         let new_token = op.as_ref().and_then(|op| op.token.clone());
-        if let Some(token) = old_token.filter(|t| Some(t) != new_token.as_ref()) {
+        if let Some(token) = old_token.clone().filter(|t| Some(t) != new_token.as_ref()) {
             self.batch.remove(keys::token(&token));
             self.tokens.insert(token, None);
         }
@@ -703,10 +721,15 @@ impl Group<'_> {
             Some(op) => {
                 // Encoded and checked by the caller before any change.
                 let encoded = keys::encode_operation(op).unwrap_or_default();
+                self.op_hashes
+                    .insert(id.clone(), digest::entry_hash(&key, &encoded));
                 self.batch.insert(key, encoded);
                 if let Some(token) = new_token {
-                    let owner = keys::encode(&id).unwrap_or_default();
-                    self.batch.insert(keys::token(&token), owner);
+                    // An entry that names this operation already stays as it is.
+                    if old_token.as_ref() != Some(&token) {
+                        let owner = keys::encode(&id).unwrap_or_default();
+                        self.batch.insert(keys::token(&token), owner);
+                    }
                     self.tokens.insert(token, Some(id.clone()));
                 }
             }
@@ -808,6 +831,7 @@ impl Group<'_> {
                 None => befores[&change.key].clone(),
             };
             store_rules::check_change(id, change, current.as_ref())?;
+            let held = current.as_ref().and_then(|op| op.token.clone());
             let after = match &change.action {
                 OperationAction::Keep => current,
                 OperationAction::Put(op) => {
@@ -817,16 +841,21 @@ impl Group<'_> {
                 OperationAction::Delete => None,
             };
             if let Some(token) = after.as_ref().and_then(|op| op.token.clone()) {
-                let owner = match claimed_tokens.get(&token) {
-                    Some(key) => Some((id.clone(), key.clone())),
-                    None => self.token_owner(&token)?,
-                };
-                if owner.is_some_and(|owner| owner != op_id) {
-                    return Err(StoreError::OperationConflict {
-                        id: id.clone(),
-                        key: change.key.clone(),
-                        expected: change.expect,
-                    });
+                // A token the operation holds already is its own: the index changes only
+                // with the operations, so it names this one (and no change before this
+                // one in the commit could claim it while this operation held it).
+                if held.as_ref() != Some(&token) {
+                    let owner = match claimed_tokens.get(&token) {
+                        Some(key) => Some((id.clone(), key.clone())),
+                        None => self.token_owner(&token)?,
+                    };
+                    if owner.is_some_and(|owner| owner != op_id) {
+                        return Err(StoreError::OperationConflict {
+                            id: id.clone(),
+                            key: change.key.clone(),
+                            expected: change.expect,
+                        });
+                    }
                 }
                 claimed_tokens.insert(token, change.key.clone());
             }
@@ -1230,7 +1259,7 @@ mod tests {
             durability: Durability::default(),
             failed: Arc::default(),
             visible: Arc::default(),
-            running: Running::default(),
+            recent: Arc::default(),
         }
     }
 
@@ -1462,21 +1491,32 @@ mod tests {
         assert_eq!(timers(db), []);
     }
 
-    /// The writer keeps running executions in memory between groups (see `running`): what
-    /// it keeps and the digest it keeps up to date match the tree after every group, and
-    /// it forgets an execution that stops running or is deleted.
+    /// The writer keeps recently written executions in memory between groups (see
+    /// `recent`): what it keeps and the digest it keeps up to date match the tree after
+    /// every group, and it forgets an execution that is deleted.
     #[test]
-    fn running_executions_are_kept_as_the_tree_holds_them() {
+    fn recent_executions_are_kept_as_the_tree_holds_them() {
         let mut disk = temporary();
         let db = &disk.db.clone();
-        let check = |disk: &Disk, kept: usize| {
-            assert_eq!(disk.running.len(), kept);
+        let check = |disk: &Disk, kept: &[&str]| {
+            assert_eq!(disk.recent.len(), kept.len());
+            for id in kept {
+                let key = keys::execution(id);
+                let bytes = db.get(&key).unwrap().unwrap();
+                let entry = disk.recent.get(id).unwrap();
+                let stored = keys::decode_execution(&key, &bytes).unwrap();
+                assert_eq!(entry.value.record, stored.record);
+                assert_eq!(entry.value.input, stored.input);
+                assert_eq!(entry.value.history_from, stored.history_from);
+                assert_eq!(entry.value.tail, stored.tail);
+                assert_eq!(entry.hash, crate::digest::entry_hash(&key, &bytes));
+            }
             assert_eq!(crate::digest::scan(db).unwrap().0, disk.digest);
         };
         let (a, _) = Request::create(record("a", 0, None), b"in".to_vec()).unwrap();
         let (b, _) = Request::create(record("b", 0, None), Vec::new()).unwrap();
         write_group(&mut disk, vec![a, b]);
-        check(&disk, 2);
+        check(&disk, &["a", "b"]);
         // Commits of kept executions, one of them refused: its execution stays kept.
         let (c1, mut r1) = commit(record("a", 1, None), 0, &[0, 1], 0);
         let (stale, mut r_stale) = commit(record("b", 1, None), 5, &[], 0);
@@ -1486,29 +1526,141 @@ mod tests {
             r_stale.try_recv().unwrap(),
             Err(StoreError::Conflict { .. })
         ));
-        check(&disk, 2);
-        let (c2, mut r2) = commit(record("a", 2, Some(9)), 1, &[2], 0);
+        check(&disk, &["a", "b"]);
+        let mut suspended = record("a", 2, Some(9));
+        suspended.status = Status::Suspended;
+        let (c2, mut r2) = commit(suspended, 1, &[2], 0);
         write_group(&mut disk, vec![c2]);
         r2.try_recv().unwrap().unwrap();
-        check(&disk, 2);
-        assert_eq!(history(db, "a"), [0, 1, 2]);
-        // Suspended: forgotten, and read from the tree again by its next commit.
-        let mut suspended = record("a", 3, Some(9));
-        suspended.status = Status::Suspended;
-        let (c3, mut r3) = commit(suspended, 2, &[3], 0);
+        check(&disk, &["a", "b"]);
+        let chunk = keys::HISTORY_CHUNK as u64;
+        let numbers: Vec<u64> = (3..3 + chunk).collect();
+        let (c3, mut r3) = commit(record("a", 3, None), 2, &numbers, 1);
         write_group(&mut disk, vec![c3]);
         r3.try_recv().unwrap().unwrap();
-        check(&disk, 1);
-        let (c4, mut r4) = commit(record("a", 4, None), 3, &[4], 0);
-        write_group(&mut disk, vec![c4]);
-        r4.try_recv().unwrap().unwrap();
-        check(&disk, 2);
-        assert_eq!(history(db, "a"), [0, 1, 2, 3, 4]);
+        check(&disk, &["a", "b"]);
+        assert_eq!(history(db, "a"), (1..3 + chunk).collect::<Vec<_>>());
         assert_eq!(input(db, "a").unwrap(), b"in");
-        // Deleted: forgotten.
         let (delete, _) = Request::delete("b");
         write_group(&mut disk, vec![delete]);
-        check(&disk, 1);
+        check(&disk, &["a"]);
         assert_eq!(db.get(keys::execution("b")).unwrap(), None);
+    }
+
+    /// Operations kept in `recent` match the tree, their token index entries are written
+    /// once, and the digest stays that of the tree through a delivery, a settled commit
+    /// and a delete.
+    #[test]
+    fn recent_operations_and_tokens_follow_the_tree() {
+        use durable_core::{Expect, OperationAction, OperationKind, OperationState, Settlement};
+        let mut disk = temporary();
+        let db = &disk.db.clone();
+        let check = |disk: &Disk| {
+            assert_eq!(crate::digest::scan(db).unwrap().0, disk.digest);
+            let key = keys::operation("a", "cb");
+            let stored = db.get(&key).unwrap();
+            match (stored, disk.recent.operation(&key)) {
+                (Some(bytes), Some(kept)) => {
+                    assert_eq!(kept.op, keys::decode_operation(&key, &bytes).unwrap());
+                    assert_eq!(kept.hash, crate::digest::entry_hash(&key, &bytes));
+                }
+                (None, None) => {}
+                (stored, kept) => panic!("tree {stored:?}, kept {kept:?}"),
+            }
+        };
+        let op = OperationRecord {
+            execution: "a".into(),
+            key: "cb".into(),
+            kind: OperationKind::Callback {
+                timeout_at: None,
+                heartbeat_timeout_ms: None,
+            },
+            name: "approval".into(),
+            token: Some("cb_token".into()),
+            state: OperationState::Pending,
+            heartbeat_at: None,
+            created_at: Timestamp::EPOCH,
+            updated_at: Timestamp::EPOCH,
+        };
+        let (create, _) = Request::create(record("a", 0, None), Vec::new()).unwrap();
+        let (put, mut r_put) = Request::commit(Commit {
+            record: record("a", 1, None),
+            expected_seq: 0,
+            history: Vec::new(),
+            prune_history_below: 0,
+            operations: vec![OperationChange {
+                key: "cb".into(),
+                expect: Expect::Absent,
+                action: OperationAction::Put(Box::new(op.clone())),
+            }],
+            deliveries: Vec::new(),
+        })
+        .unwrap();
+        write_group(&mut disk, vec![create, put]);
+        r_put.try_recv().unwrap().unwrap();
+        check(&disk);
+        let token = db.get(keys::token("cb_token")).unwrap().unwrap();
+        let (deliver, mut r_deliver) = Request::deliver(Delivery {
+            to: OperationRef::Token("cb_token".into()),
+            settlement: Settlement::Settle(OperationState::Succeeded {
+                payload: b"true".to_vec(),
+            }),
+            at: Timestamp::from_millis(5),
+        })
+        .unwrap();
+        write_group(&mut disk, vec![deliver]);
+        assert!(matches!(
+            r_deliver.try_recv().unwrap().unwrap(),
+            Delivered::Applied { .. }
+        ));
+        check(&disk);
+        assert_eq!(db.get(keys::token("cb_token")).unwrap().unwrap(), token);
+        // The token is the operation's own: a commit that keeps it needs no lookup.
+        let settled = disk.recent.operation(&keys::operation("a", "cb")).unwrap();
+        let (keep, mut r_keep) = Request::commit(Commit {
+            record: record("a", 2, None),
+            expected_seq: 1,
+            history: Vec::new(),
+            prune_history_below: 0,
+            operations: vec![OperationChange {
+                key: "cb".into(),
+                expect: Expect::Settled,
+                action: OperationAction::Put(Box::new(OperationRecord {
+                    updated_at: Timestamp::from_millis(6),
+                    ..settled.op.clone()
+                })),
+            }],
+            deliveries: Vec::new(),
+        })
+        .unwrap();
+        write_group(&mut disk, vec![keep]);
+        r_keep.try_recv().unwrap().unwrap();
+        check(&disk);
+        // Another operation cannot take the token.
+        let (steal, mut r_steal) = Request::commit(Commit {
+            record: record("a", 3, None),
+            expected_seq: 2,
+            history: Vec::new(),
+            prune_history_below: 0,
+            operations: vec![OperationChange {
+                key: "other".into(),
+                expect: Expect::Absent,
+                action: OperationAction::Put(Box::new(OperationRecord {
+                    key: "other".into(),
+                    ..op.clone()
+                })),
+            }],
+            deliveries: Vec::new(),
+        })
+        .unwrap();
+        write_group(&mut disk, vec![steal]);
+        assert!(matches!(
+            r_steal.try_recv().unwrap(),
+            Err(StoreError::OperationConflict { .. })
+        ));
+        let (delete, _) = Request::delete("a");
+        write_group(&mut disk, vec![delete]);
+        check(&disk);
+        assert_eq!(db.get(keys::token("cb_token")).unwrap(), None);
     }
 }
