@@ -84,6 +84,10 @@ pub struct SledStore {
     /// Set by the writer when a group failed: sled must be reopened.
     failed: Arc<AtomicBool>,
     leases: LeaseTable,
+    /// Permits to read sled on a blocking thread: as many as the machine runs threads at
+    /// once, since more readers than that only contend with each other and with the
+    /// writer inside sled (and each is a thread of tokio's blocking pool).
+    readers: Arc<tokio::sync::Semaphore>,
     /// Whether the open read the whole tree (it was not sealed).
     #[cfg(test)]
     scanned: bool,
@@ -335,6 +339,9 @@ impl SledStore {
             stranded: std::sync::Mutex::new(None),
             failed,
             leases: LeaseTable::new(),
+            readers: Arc::new(tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(2, usize::from),
+            )),
             #[cfg(test)]
             scanned: _scanned,
         })
@@ -530,8 +537,11 @@ impl SledStore {
         T: Send + 'static,
         F: FnOnce(&sled::Db) -> Result<T, StoreError> + Send + 'static,
     {
+        // Never closed: a permit always comes.
+        let permit = self.readers.clone().acquire_owned().await;
         let open = self.open_state().await?;
         let read = move || {
+            let _permit = permit;
             // Only what is durable: a group being synced stays hidden until it is.
             let _durable = open.visible.read().unwrap_or_else(|e| e.into_inner());
             std::panic::catch_unwind(AssertUnwindSafe(|| f(&open.db)))
