@@ -333,12 +333,30 @@ fn run(disk: &mut Disk, queue: &mpsc::Receiver<Request>) {
 /// What the group has accepted so far for one execution: the state later requests of the
 /// same group must be checked against and build on, since it is not in the tree yet.
 struct Staged {
-    value: keys::Execution,
+    value: Value,
     /// Last numbers (keys) of the history chunks this group inserts, so a later prune or
     /// delete in the group can take them out again.
     chunks: Vec<u64>,
     /// The digest hash of the `e/` entry as the group leaves it (see `digest::entry_hash`).
     hash: u64,
+}
+
+/// A staged execution value: the one `recent` holds, as long as the group has not changed
+/// it (no copy for a commit that only reads it before writing a new one), or a new one.
+enum Value {
+    Kept(Arc<Kept>),
+    New(Box<keys::Execution>),
+}
+
+impl std::ops::Deref for Value {
+    type Target = keys::Execution;
+
+    fn deref(&self) -> &keys::Execution {
+        match self {
+            Value::Kept(kept) => &kept.value,
+            Value::New(value) => value,
+        }
+    }
 }
 
 /// An operation's identity: its execution and its key.
@@ -460,16 +478,20 @@ fn write_group(disk: &mut Disk, requests: Vec<Request>) {
         waiting.into_iter().for_each(Waiting::send);
         return;
     }
-    // What the group leaves, for `recent` (`staged` also holds executions whose request
-    // was refused, unchanged).
+    // What the group leaves, for `recent` (the values it kept are there already).
     let recent = disk.recent.clone();
-    let written = staged.into_iter().map(|(id, staged)| {
-        let kept = Kept {
-            value: staged.value,
-            hash: staged.hash,
-        };
-        (id, kept)
-    });
+    let written = staged
+        .into_iter()
+        .filter_map(|(id, staged)| match staged.value {
+            Value::Kept(_) => None,
+            Value::New(value) => {
+                let kept = Kept {
+                    value: *value,
+                    hash: staged.hash,
+                };
+                Some((id, kept))
+            }
+        });
     let operations = operations.into_iter().map(|(id, op)| {
         let key = keys::operation(&id.0, &id.1);
         let hash = op_hashes.remove(&id).unwrap_or_default();
@@ -574,7 +596,7 @@ impl Group<'_> {
             return Ok(None);
         }
         if let Some(staged) = self.staged.get(id) {
-            return Ok(Some(staged.value.clone()));
+            return Ok(Some(keys::Execution::clone(&staged.value)));
         }
         let key = keys::execution(id);
         if let Some(kept) = self.recent.get(id) {
@@ -603,11 +625,13 @@ impl Group<'_> {
         if let Some(kept) = self.recent.get(id) {
             // The digest needs the hash of the value the group replaces.
             self.batch.know_hash(&key, Some(kept.hash));
-            // A copy: readers see the entry until the group is durable.
+            // Shared: readers see the entry until the group is durable, and the group
+            // writes a new value if it changes it.
+            let hash = kept.hash;
             return Ok(Some(Staged {
-                value: kept.value.clone(),
+                value: Value::Kept(kept),
                 chunks: Vec::new(),
-                hash: kept.hash,
+                hash,
             }));
         }
         let stored = self.db.get(&key).map_err(sled_error)?;
@@ -620,7 +644,7 @@ impl Group<'_> {
         let hash = digest::entry_hash(&key, &bytes);
         self.batch.know_hash(&key, Some(hash));
         Ok(Some(Staged {
-            value,
+            value: Value::New(Box::new(value)),
             chunks: Vec::new(),
             hash,
         }))
@@ -763,12 +787,12 @@ impl Group<'_> {
             self.batch.insert(keys::input(&record.id), input.as_slice());
         }
         let staged = Staged {
-            value: keys::Execution {
+            value: Value::New(Box::new(keys::Execution {
                 record,
                 input: inline.then_some(input),
                 history_from: 0,
                 tail: Vec::new(),
-            },
+            })),
             chunks: Vec::new(),
             // Set by `put_value`.
             hash: 0,
@@ -951,12 +975,12 @@ impl Group<'_> {
             chunks.push(last);
         }
         let staged = Staged {
-            value: keys::Execution {
+            value: Value::New(Box::new(keys::Execution {
                 record: commit.record,
-                input: old_value.input,
+                input: old_value.input.clone(),
                 history_from,
                 tail,
-            },
+            })),
             chunks,
             hash: 0,
         };
@@ -1020,10 +1044,10 @@ impl Group<'_> {
                 .unwrap_or_default();
             let old = execution.record.clone();
             let staged = Staged {
-                value: keys::Execution {
+                value: Value::New(Box::new(keys::Execution {
                     record,
                     ..execution
-                },
+                })),
                 chunks,
                 hash: 0,
             };
