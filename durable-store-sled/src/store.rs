@@ -64,7 +64,8 @@ const SLED_LOG: &str = "db";
 /// commits of many executions share one fsync (group commit). Only one `SledStore` can
 /// have a directory open at a time, in this process or any other.
 ///
-/// Reads run on tokio's blocking threads (inline when there is no tokio runtime), writes
+/// Reads run on tokio's blocking threads (inline when there is no tokio runtime), except
+/// reads of executions and operations written recently, which come from memory; writes run
 /// on the store's own writer thread, so no method blocks an async runtime's thread.
 ///
 /// Dropping the store finishes every write already asked for, syncs, and releases the
