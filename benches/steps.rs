@@ -11,6 +11,9 @@
 //! - 200 concurrent executions of 10 no-op steps (group commit);
 //! - time to resume an execution after 10 and after 10,000 completed steps;
 //! - how late timers fire on the system clock.
+//!
+//! `cargo bench --bench steps -- concurrent` (or `one`, `one-flush`, `resume`) runs one
+//! section alone, `STEPS_ROUNDS` times (default 5), and prints each round's figure.
 
 use std::time::{Duration, Instant};
 
@@ -284,8 +287,47 @@ fn median(mut values: Vec<f64>) -> f64 {
 /// Rounds of each measurement, interleaved so that disk noise hits both sides alike.
 const ROUNDS: usize = 5;
 
+/// The section named on the command line (`cargo bench --bench steps -- concurrent`),
+/// if any: only that one runs, `STEPS_ROUNDS` times (default [`ROUNDS`]), so that it can
+/// be repeated or run under a profiler alone.
+fn section() -> Option<String> {
+    std::env::args().skip(1).find(|a| !a.starts_with('-'))
+}
+
+fn rounds() -> usize {
+    std::env::var("STEPS_ROUNDS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(ROUNDS)
+}
+
+/// Runs only `section`: `one`, `one-flush`, `concurrent` or `resume`.
+async fn only(section: &str) {
+    let rounds = rounds();
+    let mut figures = Vec::new();
+    for _ in 0..rounds {
+        figures.push(match section {
+            "one" => one_execution(1_000, Durability::PowerLoss).await,
+            "one-flush" => one_execution(1_000, Durability::ProcessCrash).await,
+            "concurrent" => concurrent(200, 10).await,
+            "resume" => resume_time(10_000, 1).await.as_secs_f64() * 1e3,
+            other => panic!("unknown section `{other}`: one, one-flush, concurrent or resume"),
+        });
+    }
+    let unit = if section == "resume" { "ms" } else { "steps/s" };
+    let shown: Vec<String> = figures.iter().map(|f| format!("{f:.1}")).collect();
+    println!(
+        "{section}: median {:.1} {unit} of {rounds} rounds ({})",
+        median(figures.clone()),
+        shown.join(", ")
+    );
+}
+
 #[tokio::main]
 async fn main() {
+    if let Some(section) = section() {
+        return only(&section).await;
+    }
     let (mut per_record, mut per_record_sync, mut per_batch) = (vec![], vec![], vec![]);
     let (mut one, mut one_flush, mut many) = (vec![], vec![], vec![]);
     for _ in 0..ROUNDS {

@@ -395,20 +395,30 @@ async fn poll_once<F: std::future::Future + Unpin>(future: &mut F) -> std::task:
         .await
 }
 
-/// Issue 7, item 10: sled reads block, so they run off the runtime's threads.
+/// Issue 7, item 10: sled reads block, so they run off the runtime's threads. (The
+/// store is reopened first, so that nothing it reads was written since it opened: see
+/// the next test.)
 #[test]
 fn reads_run_off_the_runtime_thread() {
     runtime_with_one_blocking_thread().block_on(async {
-        let store = SledStore::temporary().unwrap();
+        let dir = TempDir::new();
+        let store = SledStore::open(dir.path()).unwrap();
         let committed = create_and_commit(&store, "x").await;
+        store.close().await.unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
         let release = occupy_the_blocking_pool().await;
         let mut load = Box::pin(store.load("x"));
+        let mut input = Box::pin(store.load_input("x"));
         let filter = ListFilter::default();
         let mut list = Box::pin(store.list(&filter));
         let mut due = Box::pin(store.due(Timestamp::from_millis(500), 10));
         assert!(
             poll_once(&mut load).await.is_pending(),
             "load read on the runtime thread"
+        );
+        assert!(
+            poll_once(&mut input).await.is_pending(),
+            "load_input read on the runtime thread"
         );
         assert!(
             poll_once(&mut list).await.is_pending(),
@@ -420,8 +430,32 @@ fn reads_run_off_the_runtime_thread() {
         );
         release.send(()).unwrap();
         assert_eq!(load.await.unwrap(), Some(committed.clone()));
+        assert_eq!(input.await.unwrap().unwrap(), b"input");
         assert_eq!(list.await.unwrap(), [committed]);
         assert_eq!(due.await.unwrap().len(), 1);
+        store.close().await.unwrap();
+    });
+}
+
+/// An execution written since the store opened is read from the store's memory, without
+/// a trip to a blocking thread: the same answer, at once.
+#[test]
+fn a_recently_written_execution_is_read_from_memory() {
+    runtime_with_one_blocking_thread().block_on(async {
+        let store = SledStore::temporary().unwrap();
+        let committed = create_and_commit(&store, "x").await;
+        let release = occupy_the_blocking_pool().await;
+        let mut load = Box::pin(store.load("x"));
+        let mut input = Box::pin(store.load_input("x"));
+        assert_eq!(
+            poll_once(&mut load).await.map(Result::unwrap),
+            std::task::Poll::Ready(Some(committed))
+        );
+        assert_eq!(
+            poll_once(&mut input).await.map(Result::unwrap),
+            std::task::Poll::Ready(Some(b"input".to_vec()))
+        );
+        release.send(()).unwrap();
         store.close().await.unwrap();
     });
 }

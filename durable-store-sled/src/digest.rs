@@ -46,10 +46,6 @@ impl Digest {
     fn add(&mut self, key: &[u8], value: &[u8]) {
         self.0 += hash(key, value);
     }
-
-    fn sub(&mut self, key: &[u8], value: &[u8]) {
-        self.0 -= hash(key, value);
-    }
 }
 
 /// A 64-bit hash of one key and its value: two CRC-32s that read the bytes in different
@@ -87,21 +83,22 @@ pub(crate) fn scan(tree: &sled::Tree) -> Result<(Digest, Option<sled::IVec>), St
 }
 
 /// The writes of one group: the last write to each key, as a `sled::Batch` keeps them,
-/// but open to the digest.
+/// but open to the digest. Keys and values are kept as sled's own buffers, so that
+/// handing them to sled copies nothing.
 #[derive(Debug, Default)]
 pub(crate) struct Writes {
-    writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
-    /// Values keys have in the tree now, as the writer already read them.
-    known: HashMap<Vec<u8>, Option<sled::IVec>>,
+    writes: BTreeMap<sled::IVec, Option<sled::IVec>>,
+    /// The [`hash`] of what keys hold in the tree now (`None`: absent), as the writer
+    /// already knows it.
+    known: HashMap<sled::IVec, Option<u64>>,
 }
 
 impl Writes {
-    pub(crate) fn insert(&mut self, key: impl Into<Vec<u8>>, value: impl AsRef<[u8]>) {
-        self.writes
-            .insert(key.into(), Some(value.as_ref().to_vec()));
+    pub(crate) fn insert(&mut self, key: impl Into<sled::IVec>, value: impl Into<sled::IVec>) {
+        self.writes.insert(key.into(), Some(value.into()));
     }
 
-    pub(crate) fn remove(&mut self, key: impl Into<Vec<u8>>) {
+    pub(crate) fn remove(&mut self, key: impl Into<sled::IVec>) {
         self.writes.insert(key.into(), None);
     }
 
@@ -110,21 +107,35 @@ impl Writes {
     /// writer thread is the only writer of the tree and applies these writes before any
     /// other: the tree cannot change between the caller's read and `apply_to`. The first
     /// value recorded for a key stays (a later one would be a read of the same tree).
-    pub(crate) fn know(&mut self, key: &[u8], value: Option<sled::IVec>) {
-        self.known.entry(key.to_vec()).or_insert(value);
+    pub(crate) fn know(&mut self, key: &[u8], value: Option<&[u8]>) {
+        if !self.known.contains_key(key) {
+            let hashed = value.map(|value| hash(key, value));
+            self.known.insert(key.into(), hashed);
+        }
+    }
+
+    /// Like [`know`](Self::know), with the [`hash`] of the value instead of the value
+    /// (from [`entry_hash`]), for a value the writer keeps in memory.
+    pub(crate) fn know_hash(&mut self, key: &[u8], hashed: Option<u64>) {
+        if !self.known.contains_key(key) {
+            self.known.insert(key.into(), hashed);
+        }
     }
 
     /// `digest`, the digest of `tree` before these writes, after them. Reads the value
-    /// each key has in `tree` now.
+    /// of each key not known (see [`know`](Self::know)) in `tree` now.
     pub(crate) fn apply_to(&self, tree: &sled::Tree, digest: Digest) -> Result<Digest, StoreError> {
         let mut digest = digest;
         for (key, value) in &self.writes {
-            let old = match self.known.get(key) {
-                Some(known) => known.clone(),
-                None => tree.get(key).map_err(sled_error)?,
+            let old = match self.known.get(key.as_ref()) {
+                Some(known) => *known,
+                None => tree
+                    .get(key)
+                    .map_err(sled_error)?
+                    .map(|old| hash(key, &old)),
             };
             if let Some(old) = old {
-                digest.sub(key, &old);
+                digest.0 -= old;
             }
             if let Some(new) = value {
                 digest.add(key, new);
@@ -145,6 +156,11 @@ impl Writes {
     }
 }
 
+/// The hash one key and its value add to the digest, for [`Writes::know_hash`].
+pub(crate) fn entry_hash(key: &[u8], value: &[u8]) -> u64 {
+    hash(key, value)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -162,9 +178,16 @@ mod tests {
             let mut writes = Writes::default();
             for _ in 0..rng.usize(1..20) {
                 let key = format!("k{}", rng.u8(0..40)).into_bytes();
+                let key = key.as_slice();
                 // As the writer does for values it read to check a request.
-                if rng.bool() {
-                    writes.know(&key, db.get(&key).unwrap());
+                match rng.u8(0..3) {
+                    0 => writes.know(key, db.get(key).unwrap().as_deref()),
+                    // As the writer does for an execution value it keeps in memory.
+                    1 => {
+                        let old = db.get(key).unwrap();
+                        writes.know_hash(key, old.map(|old| entry_hash(key, &old)));
+                    }
+                    _ => {}
                 }
                 if rng.bool() {
                     writes.remove(key);
@@ -174,7 +197,7 @@ mod tests {
             }
             // As the writer does: the group key is not part of the digest.
             digest = writes.apply_to(&db, digest).unwrap();
-            writes.insert(keys::GROUP, [round]);
+            writes.insert(keys::GROUP, [round].as_slice());
             db.apply_batch(writes.into_batch()).unwrap();
             let (scanned, group) = scan(&db).unwrap();
             assert_eq!(scanned, digest, "round {round}");

@@ -47,11 +47,11 @@ fn migrate(db: &sled::Db) -> Result<Writes, StoreError> {
         let (key, bytes) = entry.map_err(sled_error)?;
         let record = keys::decode_record(&key, &bytes)?;
         if let Some(index) = keys::unfinished(record.status, &record.id) {
-            batch.insert(index, []);
+            batch.insert(index, sled::IVec::default());
             migrated += 1;
         }
     }
-    batch.insert(keys::FORMAT, keys::FORMAT_VERSION.to_le_bytes());
+    batch.insert(keys::FORMAT, keys::FORMAT_VERSION.to_le_bytes().as_slice());
     if migrated > 0 {
         tracing::info!(
             unfinished = migrated,

@@ -287,7 +287,7 @@ pub(crate) fn decode_group(bytes: &[u8]) -> Result<(u64, u64), StoreError> {
 pub(crate) type Entry = (u64, Vec<u8>);
 
 /// An execution value, decoded.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Execution {
     pub record: ExecutionRecord,
     /// The input, `None` when it is under the `i/` key.

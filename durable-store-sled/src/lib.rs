@@ -55,7 +55,9 @@
 //! # Async runtimes
 //!
 //! No method blocks a tokio runtime's threads: reads run on tokio's blocking threads
-//! (inline when there is no tokio runtime), writes on the store's writer thread, and a
+//! (inline when there is no tokio runtime), but for executions and operations written
+//! recently, which the store answers from memory; writes run on the store's writer
+//! thread, and a
 //! store dropped inside a runtime finishes closing on a blocking thread. Opening blocks
 //! (it reads sled's log and the tree): call it before the runtime starts, or inside
 //! `spawn_blocking`.
@@ -65,7 +67,9 @@
 //! sled keeps a page cache of [`Options::DEFAULT_CACHE_CAPACITY`] (32 MiB, where sled's
 //! own default is 1 GiB); [`Options::cache_capacity`] changes it. Beyond the cache,
 //! memory grows slowly with the number of executions stored (sled's page table), and a
-//! suspended execution costs nothing else: it is two keys on disk.
+//! suspended execution costs nothing else: it is a few keys on disk. The store also keeps
+//! the last 1,024 executions and operations it wrote, decoded, so that the commits and
+//! reads of running executions need not read them back from sled.
 //!
 //! # Features
 //!
@@ -82,6 +86,7 @@ mod keys;
 mod lock;
 mod mark;
 mod options;
+mod recent;
 mod repair;
 mod seal;
 mod store;

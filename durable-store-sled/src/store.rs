@@ -8,11 +8,11 @@
 //! - Every write (`create`, `commit`) is one atomic sled batch made by the single writer
 //!   thread (see `writer`), and is answered only after the fsync that made it durable.
 //!   Concurrent writes share that fsync.
-//! - Reads run on tokio's blocking threads and go to the tree directly. They see a write
-//!   as soon as its batch is applied, which can be a moment before its fsync has
-//!   completed and before its caller got its answer. The writer applies a group only
-//!   after the previous group's fsync has returned, so a commit based on such a read
-//!   cannot become durable without the write it read.
+//! - Reads see only synced writes. Reads of executions and operations written recently
+//!   are answered from the writer's memory of them (see `recent`), which it updates
+//!   after each group's sync; other reads run on tokio's blocking threads and go to the
+//!   tree, under the read side of `Disk::visible`, which the writer holds for writing
+//!   from a group's apply until its sync.
 //! - After [`close`](SledStore::close) every method returns [`StoreError::Closed`]; the
 //!   state is taken out under the write side of its lock, so `close` waits for the reads
 //!   in flight, and every later call finds it gone.
@@ -49,6 +49,7 @@ use crate::integrity;
 use crate::keys;
 use crate::lock::DirLock;
 use crate::options::Options;
+use crate::recent::Recent;
 use crate::repair;
 use crate::writer::{self, Disk, Request, Writer};
 
@@ -63,7 +64,8 @@ const SLED_LOG: &str = "db";
 /// commits of many executions share one fsync (group commit). Only one `SledStore` can
 /// have a directory open at a time, in this process or any other.
 ///
-/// Reads run on tokio's blocking threads (inline when there is no tokio runtime), writes
+/// Reads run on tokio's blocking threads (inline when there is no tokio runtime), except
+/// reads of executions and operations written recently, which come from memory; writes run
 /// on the store's own writer thread, so no method blocks an async runtime's thread.
 ///
 /// Dropping the store finishes every write already asked for, syncs, and releases the
@@ -83,6 +85,10 @@ pub struct SledStore {
     /// Set by the writer when a group failed: sled must be reopened.
     failed: Arc<AtomicBool>,
     leases: LeaseTable,
+    /// Permits to read sled on a blocking thread: as many as the machine runs threads at
+    /// once, since more readers than that only contend with each other and with the
+    /// writer inside sled (and each is a thread of tokio's blocking pool).
+    readers: Arc<tokio::sync::Semaphore>,
     /// Whether the open read the whole tree (it was not sealed).
     #[cfg(test)]
     scanned: bool,
@@ -96,6 +102,8 @@ struct Open {
     db: sled::Db,
     /// Taken for reading around every read: see `Disk::visible`.
     visible: Arc<std::sync::RwLock<()>>,
+    /// Recently written executions, which reads of them find here (see `recent`).
+    recent: Arc<Recent>,
     /// The store's directory, to seal on a clean close (`None` for a temporary store).
     seal: Option<PathBuf>,
     lock: DirLock,
@@ -103,8 +111,15 @@ struct Open {
 }
 
 /// What opening the data directory gives: the writer, the database, the lock readers
-/// take (see `Disk::visible`), and whether the open read the whole tree.
-type OpenedData = (Writer, sled::Db, Arc<std::sync::RwLock<()>>, bool);
+/// take (see `Disk::visible`), the recently written executions (see `recent`), and
+/// whether the open read the whole tree.
+type OpenedData = (
+    Writer,
+    sled::Db,
+    Arc<std::sync::RwLock<()>>,
+    Arc<Recent>,
+    bool,
+);
 
 /// The parts of an [`Open`] store that outlive a reopen.
 struct Kept {
@@ -127,6 +142,7 @@ impl Open {
             writer,
             db,
             visible: _,
+            recent: _,
             seal,
             lock,
             _temporary,
@@ -159,6 +175,7 @@ impl Open {
             writer,
             db,
             visible: _,
+            recent: _,
             seal,
             lock,
             _temporary,
@@ -306,7 +323,7 @@ impl SledStore {
     ) -> Result<SledStore, StoreError> {
         let lock = DirLock::acquire(&path)?;
         let failed = Arc::new(AtomicBool::new(false));
-        let (writer, db, visible, _scanned) = Self::open_data(&path, options, &failed)?;
+        let (writer, db, visible, recent, _scanned) = Self::open_data(&path, options, &failed)?;
         let seal = temporary.is_none().then(|| path.clone());
         Ok(SledStore {
             path,
@@ -315,6 +332,7 @@ impl SledStore {
                 writer,
                 db,
                 visible,
+                recent,
                 seal,
                 lock,
                 _temporary: temporary,
@@ -322,6 +340,9 @@ impl SledStore {
             stranded: std::sync::Mutex::new(None),
             failed,
             leases: LeaseTable::new(),
+            readers: Arc::new(tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(2, usize::from),
+            )),
             #[cfg(test)]
             scanned: _scanned,
         })
@@ -364,14 +385,16 @@ impl SledStore {
             durability: options.durability,
             failed: failed.clone(),
             visible: Arc::default(),
+            recent: Arc::default(),
         };
         if let Some(writes) = migration {
             // A group like any other: numbered, in the digest, durable before use.
-            writer::apply_writes(&mut disk, writes)?;
+            writer::apply_writes(&mut disk, writes, || {})?;
         }
         let visible = disk.visible.clone();
+        let recent = disk.recent.clone();
         let writer = Writer::spawn(disk)?;
-        Ok((writer, db, visible, scanned))
+        Ok((writer, db, visible, recent, scanned))
     }
 
     /// The directory the store lives in.
@@ -488,11 +511,12 @@ impl SledStore {
         })
         .await?;
         match opened {
-            (Ok((writer, db, visible, _)), kept) => {
+            (Ok((writer, db, visible, recent, _)), kept) => {
                 *state = Some(Open {
                     writer,
                     db,
                     visible,
+                    recent,
                     seal: kept.seal,
                     lock: kept.lock,
                     _temporary: kept.temporary,
@@ -514,8 +538,11 @@ impl SledStore {
         T: Send + 'static,
         F: FnOnce(&sled::Db) -> Result<T, StoreError> + Send + 'static,
     {
+        // Never closed: a permit always comes.
+        let permit = self.readers.clone().acquire_owned().await;
         let open = self.open_state().await?;
         let read = move || {
+            let _permit = permit;
             // Only what is durable: a group being synced stays hidden until it is.
             let _durable = open.visible.read().unwrap_or_else(|e| e.into_inner());
             std::panic::catch_unwind(AssertUnwindSafe(|| f(&open.db)))
@@ -577,13 +604,23 @@ impl Store for SledStore {
         answer.await.unwrap_or_else(|_| Err(writer::writer_gone()))
     }
 
+    /// A recently written execution is read from memory (see `recent`), any other from
+    /// sled on a blocking thread.
     async fn load(&self, id: &str) -> Result<Option<ExecutionRecord>, StoreError> {
+        if let Some(kept) = self.open_state().await?.recent.get(id) {
+            return Ok(Some(kept.value.record.clone()));
+        }
         let key = keys::execution(id);
         self.read("reading a record", move |db| writer::load(db, &key))
             .await
     }
 
+    /// Like [`load`](Store::load), from memory when it can.
     async fn load_input(&self, id: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let recent = self.open_state().await?.recent.get(id);
+        if let Some(input) = recent.and_then(|kept| kept.value.input.clone()) {
+            return Ok(Some(input));
+        }
         let id = id.to_owned();
         self.read("reading an input", move |db| {
             let key = keys::execution(&id);
@@ -618,12 +655,17 @@ impl Store for SledStore {
         answer.await.unwrap_or_else(|_| Err(writer::writer_gone()))
     }
 
+    /// A recently written operation is read from memory (see `recent`), any other from
+    /// sled on a blocking thread.
     async fn operation(
         &self,
         execution: &str,
         key: &str,
     ) -> Result<Option<OperationRecord>, StoreError> {
         let key = keys::operation(execution, key);
+        if let Some(kept) = self.open_state().await?.recent.operation(&key) {
+            return Ok(Some(kept.op.clone()));
+        }
         self.read("reading an operation", move |db| {
             match db.get(&key).map_err(sled_error)? {
                 Some(bytes) => keys::decode_operation(&key, &bytes).map(Some),

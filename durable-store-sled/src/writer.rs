@@ -33,11 +33,12 @@ use durable_core::{
 use tokio::sync::oneshot;
 
 use crate::blobs::Blobs;
-use crate::digest::{Digest, Writes};
+use crate::digest::{self, Digest, Writes};
 use crate::error::sled_error;
 use crate::keys;
 use crate::mark::Mark;
 use crate::options::Durability;
+use crate::recent::{Kept, KeptOp, Recent};
 
 /// Most requests written with one batch and one sync, so a flood of requests cannot
 /// grow a batch (and the wait of its first request) without bound.
@@ -181,6 +182,9 @@ pub(crate) struct Disk {
     /// reading by every read of the store: sled shows an applied batch to readers at once,
     /// and a reader must not see (and act on) a write that a crash could still undo.
     pub(crate) visible: Arc<RwLock<()>>,
+    /// Recently written executions as the tree durably holds them (see `recent`), shared
+    /// with the store's reads.
+    pub(crate) recent: Arc<Recent>,
 }
 
 impl Disk {
@@ -329,10 +333,30 @@ fn run(disk: &mut Disk, queue: &mpsc::Receiver<Request>) {
 /// What the group has accepted so far for one execution: the state later requests of the
 /// same group must be checked against and build on, since it is not in the tree yet.
 struct Staged {
-    value: keys::Execution,
+    value: Value,
     /// Last numbers (keys) of the history chunks this group inserts, so a later prune or
     /// delete in the group can take them out again.
     chunks: Vec<u64>,
+    /// The digest hash of the `e/` entry as the group leaves it (see `digest::entry_hash`).
+    hash: u64,
+}
+
+/// A staged execution value: the one `recent` holds, as long as the group has not changed
+/// it (no copy for a commit that only reads it before writing a new one), or a new one.
+enum Value {
+    Kept(Arc<Kept>),
+    New(Box<keys::Execution>),
+}
+
+impl std::ops::Deref for Value {
+    type Target = keys::Execution;
+
+    fn deref(&self) -> &keys::Execution {
+        match self {
+            Value::Kept(kept) => &kept.value,
+            Value::New(value) => value,
+        }
+    }
 }
 
 /// An operation's identity: its execution and its key.
@@ -391,10 +415,12 @@ fn write_group(disk: &mut Disk, requests: Vec<Request>) {
     let size = requests.len();
     let mut group = Group {
         db: &disk.db,
+        recent: &disk.recent,
         batch: Writes::default(),
         staged: HashMap::new(),
         deleted: HashSet::new(),
         operations: HashMap::new(),
+        op_hashes: HashMap::new(),
         tokens: HashMap::new(),
         waiting: Vec::with_capacity(size),
         writes: false,
@@ -439,6 +465,10 @@ fn write_group(disk: &mut Disk, requests: Vec<Request>) {
     }
     let Group {
         batch,
+        staged,
+        deleted,
+        operations,
+        mut op_hashes,
         waiting,
         writes,
         ..
@@ -448,12 +478,34 @@ fn write_group(disk: &mut Disk, requests: Vec<Request>) {
         waiting.into_iter().for_each(Waiting::send);
         return;
     }
-    match apply_writes(disk, batch) {
+    // What the group leaves, for `recent` (the values it kept are there already).
+    let recent = disk.recent.clone();
+    let written = staged
+        .into_iter()
+        .filter_map(|(id, staged)| match staged.value {
+            Value::Kept(_) => None,
+            Value::New(value) => {
+                let kept = Kept {
+                    value: *value,
+                    hash: staged.hash,
+                };
+                Some((id, kept))
+            }
+        });
+    let operations = operations.into_iter().map(|(id, op)| {
+        let key = keys::operation(&id.0, &id.1);
+        let hash = op_hashes.remove(&id).unwrap_or_default();
+        (key, op.map(|op| KeptOp { op, hash }))
+    });
+    let publish = || recent.publish(written, deleted, operations);
+    match apply_writes(disk, batch, publish) {
         Ok(()) => {
             tracing::trace!(requests = size, answers = waiting.len(), "group committed");
             waiting.into_iter().for_each(Waiting::send);
         }
         Err(e) => {
+            // The group's writes may or may not be in the tree.
+            recent.clear();
             tracing::error!(error = %e, requests = size, "group commit failed");
             waiting.into_iter().for_each(|w| w.fail(copy_error(&e)));
         }
@@ -461,9 +513,14 @@ fn write_group(disk: &mut Disk, requests: Vec<Request>) {
 }
 
 /// Writes one group: numbers it, updates the digest and stores both with the writes in
-/// one atomic batch, makes it durable, then records its number as the high-water mark.
-/// When this returns `Ok`, the group is durable.
-pub(crate) fn apply_writes(disk: &mut Disk, mut batch: Writes) -> Result<(), StoreError> {
+/// one atomic batch, makes it durable, calls `durable` (before any read sees the group),
+/// then records its number as the high-water mark. When this returns `Ok`, the group is
+/// durable.
+pub(crate) fn apply_writes(
+    disk: &mut Disk,
+    mut batch: Writes,
+    durable: impl FnOnce(),
+) -> Result<(), StoreError> {
     let number = disk.group + 1;
     let digest = batch.apply_to(&disk.db, disk.digest)?;
     batch.insert(keys::GROUP, keys::encode_group(number, digest.as_u64()));
@@ -479,6 +536,9 @@ pub(crate) fn apply_writes(disk: &mut Disk, mut batch: Writes) -> Result<(), Sto
         disk.digest = digest;
     }
     let synced = written.and_then(|()| disk.sync());
+    if synced.is_ok() {
+        durable();
+    }
     drop(hidden);
     if let Err(e) = synced {
         disk.failed.store(true, Ordering::SeqCst);
@@ -511,6 +571,8 @@ struct StagedCommit {
 /// accepted earlier in the group, which is true only if that write lands).
 struct Group<'a> {
     db: &'a sled::Db,
+    /// Recently written executions as the tree holds them before this group.
+    recent: &'a Recent,
     batch: Writes,
     /// Executions written by this group, as they will be in the tree.
     staged: HashMap<String, Staged>,
@@ -518,6 +580,8 @@ struct Group<'a> {
     deleted: HashSet<String>,
     /// Operations written (`Some`) or deleted (`None`) by this group.
     operations: HashMap<OpId, Option<OperationRecord>>,
+    /// The digest hashes of the `o/` entries of the operations written by this group.
+    op_hashes: HashMap<OpId, u64>,
     /// Token index entries written (`Some`) or deleted (`None`) by this group.
     tokens: HashMap<String, Option<OpId>>,
     waiting: Vec<Waiting>,
@@ -527,19 +591,24 @@ struct Group<'a> {
 
 impl Group<'_> {
     /// The execution value of `id` as this group will leave it, without taking it.
-    fn value(&self, id: &str) -> Result<Option<keys::Execution>, StoreError> {
+    fn value(&mut self, id: &str) -> Result<Option<keys::Execution>, StoreError> {
         if self.deleted.contains(id) {
             return Ok(None);
         }
-        match self.staged.get(id) {
-            Some(staged) => Ok(Some(keys::Execution {
-                record: staged.value.record.clone(),
-                input: staged.value.input.clone(),
-                history_from: staged.value.history_from,
-                tail: staged.value.tail.clone(),
-            })),
-            None => load_value(self.db, &keys::execution(id)),
+        if let Some(staged) = self.staged.get(id) {
+            return Ok(Some(keys::Execution::clone(&staged.value)));
         }
+        let key = keys::execution(id);
+        if let Some(kept) = self.recent.get(id) {
+            self.batch.know_hash(&key, Some(kept.hash));
+            return Ok(Some(kept.value.clone()));
+        }
+        let stored = self.db.get(&key).map_err(sled_error)?;
+        // The digest needs this value if the group writes the key: it is read already.
+        self.batch.know(&key, stored.as_deref());
+        stored
+            .map(|bytes| keys::decode_execution(&key, &bytes))
+            .transpose()
     }
 
     /// Takes the execution `id` out of the group's staging (or reads it from the tree),
@@ -549,23 +618,36 @@ impl Group<'_> {
         if self.deleted.contains(id) {
             return Ok(None);
         }
-        match self.staged.remove(id) {
-            Some(staged) => Ok(Some(staged)),
-            None => {
-                let key = keys::execution(id);
-                let stored = self.db.get(&key).map_err(sled_error)?;
-                let value = stored
-                    .as_ref()
-                    .map(|bytes| keys::decode_execution(&key, bytes))
-                    .transpose()?;
-                // The digest needs this value too: the group read it already.
-                self.batch.know(&key, stored);
-                Ok(value.map(|value| Staged {
-                    value,
-                    chunks: Vec::new(),
-                }))
-            }
+        if let Some(staged) = self.staged.remove(id) {
+            return Ok(Some(staged));
         }
+        let key = keys::execution(id);
+        if let Some(kept) = self.recent.get(id) {
+            // The digest needs the hash of the value the group replaces.
+            self.batch.know_hash(&key, Some(kept.hash));
+            // Shared: readers see the entry until the group is durable, and the group
+            // writes a new value if it changes it.
+            let hash = kept.hash;
+            return Ok(Some(Staged {
+                value: Value::Kept(kept),
+                chunks: Vec::new(),
+                hash,
+            }));
+        }
+        let stored = self.db.get(&key).map_err(sled_error)?;
+        let Some(bytes) = stored else {
+            self.batch.know_hash(&key, None);
+            return Ok(None);
+        };
+        let value = keys::decode_execution(&key, &bytes)?;
+        // The digest needs this value too: the group read it already.
+        let hash = digest::entry_hash(&key, &bytes);
+        self.batch.know_hash(&key, Some(hash));
+        Ok(Some(Staged {
+            value: Value::New(Box::new(value)),
+            chunks: Vec::new(),
+            hash,
+        }))
     }
 
     fn put_back(&mut self, id: String, staged: Option<Staged>) {
@@ -575,7 +657,7 @@ impl Group<'_> {
     }
 
     /// The operation `(execution, key)` as this group will leave it.
-    fn operation(&self, id: &OpId) -> Result<Option<OperationRecord>, StoreError> {
+    fn operation(&mut self, id: &OpId) -> Result<Option<OperationRecord>, StoreError> {
         if let Some(staged) = self.operations.get(id) {
             return Ok(staged.clone());
         }
@@ -583,19 +665,29 @@ impl Group<'_> {
             return Ok(None);
         }
         let key = keys::operation(&id.0, &id.1);
-        match self.db.get(&key).map_err(sled_error)? {
+        if let Some(kept) = self.recent.operation(&key) {
+            self.batch.know_hash(&key, Some(kept.hash));
+            return Ok(Some(kept.op.clone()));
+        }
+        let stored = self.db.get(&key).map_err(sled_error)?;
+        // The digest needs this value if the group writes the key.
+        self.batch.know(&key, stored.as_deref());
+        match stored {
             Some(bytes) => keys::decode_operation(&key, &bytes).map(Some),
             None => Ok(None),
         }
     }
 
     /// The operation that `token` belongs to, as this group will leave the index.
-    fn token_owner(&self, token: &str) -> Result<Option<OpId>, StoreError> {
+    fn token_owner(&mut self, token: &str) -> Result<Option<OpId>, StoreError> {
         if let Some(staged) = self.tokens.get(token) {
             return Ok(staged.clone());
         }
         let key = keys::token(token);
-        match self.db.get(&key).map_err(sled_error)? {
+        let stored = self.db.get(&key).map_err(sled_error)?;
+        // The digest needs this value if the group writes the key.
+        self.batch.know(&key, stored.as_deref());
+        match stored {
             Some(bytes) => keys::decode::<OpId>(&key, &bytes).map(Some),
             None => Ok(None),
         }
@@ -603,7 +695,9 @@ impl Group<'_> {
 
     /// Stages an execution value: the `e/` key, and the timer and unfinished index
     /// changes from `old` (the record before, if any) to the new record.
-    fn put_value(&mut self, old: Option<&ExecutionRecord>, encoded: Vec<u8>, staged: Staged) {
+    fn put_value(&mut self, old: Option<&ExecutionRecord>, encoded: Vec<u8>, mut staged: Staged) {
+        let key = keys::execution(&staged.value.record.id);
+        staged.hash = digest::entry_hash(&key, &encoded);
         let record = &staged.value.record;
         let id = record.id.clone();
         let batch = &mut self.batch;
@@ -615,7 +709,7 @@ impl Group<'_> {
                 batch.remove(keys::timer(at, &id));
             }
             if let Some(at) = record.wake_at {
-                batch.insert(keys::timer(at, &id), []);
+                batch.insert(keys::timer(at, &id), sled::IVec::default());
             }
         }
         if old_status != Some(record.status) {
@@ -623,10 +717,10 @@ impl Group<'_> {
                 batch.remove(key);
             }
             if let Some(key) = keys::unfinished(record.status, &id) {
-                batch.insert(key, []);
+                batch.insert(key, sled::IVec::default());
             }
         }
-        batch.insert(keys::execution(&id), encoded);
+        batch.insert(key, encoded);
         self.writes = true;
         self.deleted.remove(&id);
         self.staged.insert(id, staged);
@@ -642,7 +736,7 @@ impl Group<'_> {
     ) {
         let old_token = old.and_then(|op| op.token.clone());
         let new_token = op.as_ref().and_then(|op| op.token.clone());
-        if let Some(token) = old_token.filter(|t| Some(t) != new_token.as_ref()) {
+        if let Some(token) = old_token.clone().filter(|t| Some(t) != new_token.as_ref()) {
             self.batch.remove(keys::token(&token));
             self.tokens.insert(token, None);
         }
@@ -651,10 +745,15 @@ impl Group<'_> {
             Some(op) => {
                 // Encoded and checked by the caller before any change.
                 let encoded = keys::encode_operation(op).unwrap_or_default();
+                self.op_hashes
+                    .insert(id.clone(), digest::entry_hash(&key, &encoded));
                 self.batch.insert(key, encoded);
                 if let Some(token) = new_token {
-                    let owner = keys::encode(&id).unwrap_or_default();
-                    self.batch.insert(keys::token(&token), owner);
+                    // An entry that names this operation already stays as it is.
+                    if old_token.as_ref() != Some(&token) {
+                        let owner = keys::encode(&id).unwrap_or_default();
+                        self.batch.insert(keys::token(&token), owner);
+                    }
                     self.tokens.insert(token, Some(id.clone()));
                 }
             }
@@ -688,13 +787,15 @@ impl Group<'_> {
             self.batch.insert(keys::input(&record.id), input.as_slice());
         }
         let staged = Staged {
-            value: keys::Execution {
+            value: Value::New(Box::new(keys::Execution {
                 record,
                 input: inline.then_some(input),
                 history_from: 0,
                 tail: Vec::new(),
-            },
+            })),
             chunks: Vec::new(),
+            // Set by `put_value`.
+            hash: 0,
         };
         self.put_value(None, value, staged);
         self.waiting.push(Waiting::Create(reply, Ok(Created::New)));
@@ -734,7 +835,7 @@ impl Group<'_> {
 
     /// Everything a commit needs that can fail, computed before anything changes.
     fn prepare_commit(
-        &self,
+        &mut self,
         commit: &StagedCommit,
         old: &Staged,
     ) -> Result<PreparedCommit, StoreError> {
@@ -754,6 +855,7 @@ impl Group<'_> {
                 None => befores[&change.key].clone(),
             };
             store_rules::check_change(id, change, current.as_ref())?;
+            let held = current.as_ref().and_then(|op| op.token.clone());
             let after = match &change.action {
                 OperationAction::Keep => current,
                 OperationAction::Put(op) => {
@@ -763,16 +865,21 @@ impl Group<'_> {
                 OperationAction::Delete => None,
             };
             if let Some(token) = after.as_ref().and_then(|op| op.token.clone()) {
-                let owner = match claimed_tokens.get(&token) {
-                    Some(key) => Some((id.clone(), key.clone())),
-                    None => self.token_owner(&token)?,
-                };
-                if owner.is_some_and(|owner| owner != op_id) {
-                    return Err(StoreError::OperationConflict {
-                        id: id.clone(),
-                        key: change.key.clone(),
-                        expected: change.expect,
-                    });
+                // A token the operation holds already is its own: the index changes only
+                // with the operations, so it names this one (and no change before this
+                // one in the commit could claim it while this operation held it).
+                if held.as_ref() != Some(&token) {
+                    let owner = match claimed_tokens.get(&token) {
+                        Some(key) => Some((id.clone(), key.clone())),
+                        None => self.token_owner(&token)?,
+                    };
+                    if owner.is_some_and(|owner| owner != op_id) {
+                        return Err(StoreError::OperationConflict {
+                            id: id.clone(),
+                            key: change.key.clone(),
+                            expected: change.expect,
+                        });
+                    }
                 }
                 claimed_tokens.insert(token, change.key.clone());
             }
@@ -853,6 +960,7 @@ impl Group<'_> {
         let Staged {
             value: old_value,
             mut chunks,
+            ..
         } = old;
         let batch = &mut self.batch;
         chunks.retain(|&last| {
@@ -867,13 +975,14 @@ impl Group<'_> {
             chunks.push(last);
         }
         let staged = Staged {
-            value: keys::Execution {
+            value: Value::New(Box::new(keys::Execution {
                 record: commit.record,
-                input: old_value.input,
+                input: old_value.input.clone(),
                 history_from,
                 tail,
-            },
+            })),
             chunks,
+            hash: 0,
         };
         self.put_value(Some(&old_value.record), value, staged);
         for (key, after) in operations {
@@ -935,11 +1044,12 @@ impl Group<'_> {
                 .unwrap_or_default();
             let old = execution.record.clone();
             let staged = Staged {
-                value: keys::Execution {
+                value: Value::New(Box::new(keys::Execution {
                     record,
                     ..execution
-                },
+                })),
                 chunks,
+                hash: 0,
             };
             self.put_value(Some(&old), value, staged);
         }
@@ -1052,14 +1162,6 @@ struct PreparedCommit {
     chunk: Option<(u64, Vec<u8>)>,
     /// The new execution value.
     value: Vec<u8>,
-}
-
-/// The execution value stored under `key`, decoded.
-fn load_value(tree: &sled::Tree, key: &[u8]) -> Result<Option<keys::Execution>, StoreError> {
-    match tree.get(key).map_err(sled_error)? {
-        Some(bytes) => keys::decode_execution(key, &bytes).map(Some),
-        None => Ok(None),
-    }
 }
 
 /// The record stored under `key`, decoded.
@@ -1181,6 +1283,7 @@ mod tests {
             durability: Durability::default(),
             failed: Arc::default(),
             visible: Arc::default(),
+            recent: Arc::default(),
         }
     }
 
@@ -1410,5 +1513,178 @@ mod tests {
         assert_eq!(history(db, "a"), [2, 3]);
         assert_eq!(input(db, "a").unwrap(), b"old input");
         assert_eq!(timers(db), []);
+    }
+
+    /// The writer keeps recently written executions in memory between groups (see
+    /// `recent`): what it keeps and the digest it keeps up to date match the tree after
+    /// every group, and it forgets an execution that is deleted.
+    #[test]
+    fn recent_executions_are_kept_as_the_tree_holds_them() {
+        let mut disk = temporary();
+        let db = &disk.db.clone();
+        let check = |disk: &Disk, kept: &[&str]| {
+            assert_eq!(disk.recent.len(), kept.len());
+            for id in kept {
+                let key = keys::execution(id);
+                let bytes = db.get(&key).unwrap().unwrap();
+                let entry = disk.recent.get(id).unwrap();
+                let stored = keys::decode_execution(&key, &bytes).unwrap();
+                assert_eq!(entry.value.record, stored.record);
+                assert_eq!(entry.value.input, stored.input);
+                assert_eq!(entry.value.history_from, stored.history_from);
+                assert_eq!(entry.value.tail, stored.tail);
+                assert_eq!(entry.hash, crate::digest::entry_hash(&key, &bytes));
+            }
+            assert_eq!(crate::digest::scan(db).unwrap().0, disk.digest);
+        };
+        let (a, _) = Request::create(record("a", 0, None), b"in".to_vec()).unwrap();
+        let (b, _) = Request::create(record("b", 0, None), Vec::new()).unwrap();
+        write_group(&mut disk, vec![a, b]);
+        check(&disk, &["a", "b"]);
+        // Commits of kept executions, one of them refused: its execution stays kept.
+        let (c1, mut r1) = commit(record("a", 1, None), 0, &[0, 1], 0);
+        let (stale, mut r_stale) = commit(record("b", 1, None), 5, &[], 0);
+        write_group(&mut disk, vec![c1, stale]);
+        r1.try_recv().unwrap().unwrap();
+        assert!(matches!(
+            r_stale.try_recv().unwrap(),
+            Err(StoreError::Conflict { .. })
+        ));
+        check(&disk, &["a", "b"]);
+        let mut suspended = record("a", 2, Some(9));
+        suspended.status = Status::Suspended;
+        let (c2, mut r2) = commit(suspended, 1, &[2], 0);
+        write_group(&mut disk, vec![c2]);
+        r2.try_recv().unwrap().unwrap();
+        check(&disk, &["a", "b"]);
+        let chunk = keys::HISTORY_CHUNK as u64;
+        let numbers: Vec<u64> = (3..3 + chunk).collect();
+        let (c3, mut r3) = commit(record("a", 3, None), 2, &numbers, 1);
+        write_group(&mut disk, vec![c3]);
+        r3.try_recv().unwrap().unwrap();
+        check(&disk, &["a", "b"]);
+        assert_eq!(history(db, "a"), (1..3 + chunk).collect::<Vec<_>>());
+        assert_eq!(input(db, "a").unwrap(), b"in");
+        let (delete, _) = Request::delete("b");
+        write_group(&mut disk, vec![delete]);
+        check(&disk, &["a"]);
+        assert_eq!(db.get(keys::execution("b")).unwrap(), None);
+    }
+
+    /// Operations kept in `recent` match the tree, their token index entries are written
+    /// once, and the digest stays that of the tree through a delivery, a settled commit
+    /// and a delete.
+    #[test]
+    fn recent_operations_and_tokens_follow_the_tree() {
+        use durable_core::{Expect, OperationAction, OperationKind, OperationState, Settlement};
+        let mut disk = temporary();
+        let db = &disk.db.clone();
+        let check = |disk: &Disk| {
+            assert_eq!(crate::digest::scan(db).unwrap().0, disk.digest);
+            let key = keys::operation("a", "cb");
+            let stored = db.get(&key).unwrap();
+            match (stored, disk.recent.operation(&key)) {
+                (Some(bytes), Some(kept)) => {
+                    assert_eq!(kept.op, keys::decode_operation(&key, &bytes).unwrap());
+                    assert_eq!(kept.hash, crate::digest::entry_hash(&key, &bytes));
+                }
+                (None, None) => {}
+                (stored, kept) => panic!("tree {stored:?}, kept {kept:?}"),
+            }
+        };
+        let op = OperationRecord {
+            execution: "a".into(),
+            key: "cb".into(),
+            kind: OperationKind::Callback {
+                timeout_at: None,
+                heartbeat_timeout_ms: None,
+            },
+            name: "approval".into(),
+            token: Some("cb_token".into()),
+            state: OperationState::Pending,
+            heartbeat_at: None,
+            created_at: Timestamp::EPOCH,
+            updated_at: Timestamp::EPOCH,
+        };
+        let (create, _) = Request::create(record("a", 0, None), Vec::new()).unwrap();
+        let (put, mut r_put) = Request::commit(Commit {
+            record: record("a", 1, None),
+            expected_seq: 0,
+            history: Vec::new(),
+            prune_history_below: 0,
+            operations: vec![OperationChange {
+                key: "cb".into(),
+                expect: Expect::Absent,
+                action: OperationAction::Put(Box::new(op.clone())),
+            }],
+            deliveries: Vec::new(),
+        })
+        .unwrap();
+        write_group(&mut disk, vec![create, put]);
+        r_put.try_recv().unwrap().unwrap();
+        check(&disk);
+        let token = db.get(keys::token("cb_token")).unwrap().unwrap();
+        let (deliver, mut r_deliver) = Request::deliver(Delivery {
+            to: OperationRef::Token("cb_token".into()),
+            settlement: Settlement::Settle(OperationState::Succeeded {
+                payload: b"true".to_vec(),
+            }),
+            at: Timestamp::from_millis(5),
+        })
+        .unwrap();
+        write_group(&mut disk, vec![deliver]);
+        assert!(matches!(
+            r_deliver.try_recv().unwrap().unwrap(),
+            Delivered::Applied { .. }
+        ));
+        check(&disk);
+        assert_eq!(db.get(keys::token("cb_token")).unwrap().unwrap(), token);
+        // The token is the operation's own: a commit that keeps it needs no lookup.
+        let settled = disk.recent.operation(&keys::operation("a", "cb")).unwrap();
+        let (keep, mut r_keep) = Request::commit(Commit {
+            record: record("a", 2, None),
+            expected_seq: 1,
+            history: Vec::new(),
+            prune_history_below: 0,
+            operations: vec![OperationChange {
+                key: "cb".into(),
+                expect: Expect::Settled,
+                action: OperationAction::Put(Box::new(OperationRecord {
+                    updated_at: Timestamp::from_millis(6),
+                    ..settled.op.clone()
+                })),
+            }],
+            deliveries: Vec::new(),
+        })
+        .unwrap();
+        write_group(&mut disk, vec![keep]);
+        r_keep.try_recv().unwrap().unwrap();
+        check(&disk);
+        // Another operation cannot take the token.
+        let (steal, mut r_steal) = Request::commit(Commit {
+            record: record("a", 3, None),
+            expected_seq: 2,
+            history: Vec::new(),
+            prune_history_below: 0,
+            operations: vec![OperationChange {
+                key: "other".into(),
+                expect: Expect::Absent,
+                action: OperationAction::Put(Box::new(OperationRecord {
+                    key: "other".into(),
+                    ..op.clone()
+                })),
+            }],
+            deliveries: Vec::new(),
+        })
+        .unwrap();
+        write_group(&mut disk, vec![steal]);
+        assert!(matches!(
+            r_steal.try_recv().unwrap(),
+            Err(StoreError::OperationConflict { .. })
+        ));
+        let (delete, _) = Request::delete("a");
+        write_group(&mut disk, vec![delete]);
+        check(&disk);
+        assert_eq!(db.get(keys::token("cb_token")).unwrap(), None);
     }
 }

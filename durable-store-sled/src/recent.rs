@@ -1,0 +1,219 @@
+//! Recently written executions and operations, as the tree holds them once synced: kept
+//! up to date by the writer thread, read by the writer and by the store's reads.
+//!
+//! Why: an execution that runs commits again and again, and reads its record back (an
+//! activation loads it and its input, a handle loads it to see how it ended). Reading and
+//! decoding its value from sled was a third of the writer thread's work per commit, and
+//! every read was a hop to one of tokio's blocking threads and back: with many executions,
+//! those hops cost more than the commits.
+//!
+//! Invariants:
+//! - An entry is exactly what the tree holds under the execution's `e/` key (or the
+//!   operation's `o/` key), and that is durable: the writer thread is the only writer of
+//!   the tree, and after every group it replaces (or drops) the entry of each execution
+//!   and operation the group wrote or deleted, once the group is synced and before any
+//!   reader can see the group in the tree (see `Disk::visible`). A group that fails (its
+//!   writes may or may not be in the tree) empties it.
+//! - Reads of it never wait for the writer's I/O: the lock is held only to look up,
+//!   replace or drop entries.
+//! - It holds at most [`MAX_RECENT`] executions and as many operations, the most recently
+//!   written; beyond them, readers and the writer read the tree. So a suspended or
+//!   finished execution costs no memory once others have been written after it.
+
+use std::borrow::Borrow;
+use std::collections::{HashMap, VecDeque};
+use std::hash::Hash;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use durable_core::OperationRecord;
+
+use crate::keys;
+
+/// Most executions kept, and most operations.
+pub(crate) const MAX_RECENT: usize = 1024;
+
+/// An execution value as the tree holds it.
+#[derive(Debug, Clone)]
+pub(crate) struct Kept {
+    pub(crate) value: keys::Execution,
+    /// The digest hash of its `e/` entry (see `digest::entry_hash`).
+    pub(crate) hash: u64,
+}
+
+/// An operation as the tree holds it.
+#[derive(Debug, Clone)]
+pub(crate) struct KeptOp {
+    pub(crate) op: OperationRecord,
+    /// The digest hash of its `o/` entry.
+    pub(crate) hash: u64,
+}
+
+/// The recently written executions and operations; see the module docs.
+#[derive(Debug, Default)]
+pub(crate) struct Recent {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    /// By execution id.
+    executions: Bounded<String, Kept>,
+    /// By `o/` key.
+    operations: Bounded<Vec<u8>, KeptOp>,
+}
+
+/// A map of at most [`MAX_RECENT`] entries, which drops the oldest first.
+#[derive(Debug)]
+struct Bounded<K, V> {
+    kept: HashMap<K, Arc<V>>,
+    /// Keys in the order they were first kept, the oldest first: the order they go in.
+    /// May hold keys no longer kept (removed since).
+    order: VecDeque<K>,
+}
+
+impl<K, V> Default for Bounded<K, V> {
+    fn default() -> Self {
+        Bounded {
+            kept: HashMap::new(),
+            order: VecDeque::new(),
+        }
+    }
+}
+
+impl<K: Hash + Eq + Clone, V> Bounded<K, V> {
+    fn get<Q: Hash + Eq + ?Sized>(&self, key: &Q) -> Option<Arc<V>>
+    where
+        K: Borrow<Q>,
+    {
+        self.kept.get(key).cloned()
+    }
+
+    fn put(&mut self, key: K, value: V) {
+        if self.kept.insert(key.clone(), Arc::new(value)).is_none() {
+            self.order.push_back(key);
+        }
+    }
+
+    fn remove<Q: Hash + Eq + ?Sized>(&mut self, key: &Q)
+    where
+        K: Borrow<Q>,
+    {
+        self.kept.remove(key);
+    }
+
+    /// Drops the oldest entries beyond [`MAX_RECENT`].
+    fn trim(&mut self) {
+        while self.kept.len() > MAX_RECENT {
+            let Some(oldest) = self.order.pop_front() else {
+                break;
+            };
+            self.kept.remove(&oldest);
+        }
+        if self.order.len() > 2 * MAX_RECENT {
+            // Keys removed since they were kept: drop them from the order.
+            let Bounded { kept, order } = self;
+            order.retain(|key| kept.contains_key(key));
+        }
+    }
+
+    fn clear(&mut self) {
+        self.kept.clear();
+        self.order.clear();
+    }
+}
+
+impl Recent {
+    fn inner(&self) -> MutexGuard<'_, Inner> {
+        // Nothing panics while holding the lock: the map is consistent after any panic.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// `id`'s value as the tree durably holds it, if kept.
+    pub(crate) fn get(&self, id: &str) -> Option<Arc<Kept>> {
+        self.inner().executions.get(id)
+    }
+
+    /// The operation under the `o/` key `key` as the tree durably holds it, if kept.
+    pub(crate) fn operation(&self, key: &[u8]) -> Option<Arc<KeptOp>> {
+        self.inner().operations.get(key)
+    }
+
+    /// Records what a synced group left: the values of the executions it `written`, the
+    /// executions it `deleted`, and its operations by `o/` key (`None`: deleted).
+    pub(crate) fn publish(
+        &self,
+        written: impl IntoIterator<Item = (String, Kept)>,
+        deleted: impl IntoIterator<Item = String>,
+        operations: impl IntoIterator<Item = (Vec<u8>, Option<KeptOp>)>,
+    ) {
+        let mut inner = self.inner();
+        for id in deleted {
+            inner.executions.remove(&id);
+        }
+        for (id, kept) in written {
+            inner.executions.put(id, kept);
+        }
+        for (key, op) in operations {
+            match op {
+                Some(op) => inner.operations.put(key, op),
+                None => inner.operations.remove(&key),
+            }
+        }
+        inner.executions.trim();
+        inner.operations.trim();
+    }
+
+    /// Forgets everything, after a group that may or may not have reached the tree.
+    pub(crate) fn clear(&self) {
+        let mut inner = self.inner();
+        inner.executions.clear();
+        inner.operations.clear();
+    }
+
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.inner().executions.kept.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use durable_core::{ExecutionRecord, Timestamp};
+
+    use super::*;
+
+    fn kept(id: &str) -> Kept {
+        Kept {
+            value: keys::Execution {
+                record: ExecutionRecord::new(id, "w", 1, Timestamp::EPOCH),
+                input: None,
+                history_from: 0,
+                tail: Vec::new(),
+            },
+            hash: 0,
+        }
+    }
+
+    #[test]
+    fn the_oldest_go_first_and_deleted_ones_at_once() {
+        let recent = Recent::default();
+        let ids: Vec<String> = (0..MAX_RECENT + 10).map(|n| format!("x{n}")).collect();
+        recent.publish(ids.iter().map(|id| (id.clone(), kept(id))), [], []);
+        assert_eq!(recent.len(), MAX_RECENT);
+        assert!(recent.get("x9").is_none(), "among the oldest");
+        assert!(recent.get("x10").is_some());
+        // Written again: kept, and still where it was first kept in the order.
+        recent.publish([("x10".to_owned(), kept("x10"))], ["x11".to_owned()], []);
+        assert!(recent.get("x11").is_none(), "deleted");
+        assert_eq!(recent.len(), MAX_RECENT - 1);
+        for n in 0..3 * MAX_RECENT {
+            let id = format!("y{n}");
+            recent.publish([(id.clone(), kept(&id))], [], []);
+            recent.publish([], [id], []);
+        }
+        assert_eq!(recent.len(), MAX_RECENT - 1);
+        assert!(recent.inner().executions.order.len() <= 2 * MAX_RECENT + 1);
+        recent.clear();
+        assert_eq!(recent.len(), 0);
+    }
+}
