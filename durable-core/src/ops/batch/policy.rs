@@ -76,9 +76,15 @@ impl Completion {
     }
 
     /// This policy, also completing as soon as the failed items are more than `percent` %
-    /// of all items (a percentage that is not a number tolerates nothing).
+    /// of all items (`percent` is taken between 0 and 100; one that is not a number
+    /// tolerates nothing).
     pub fn and_tolerate_failure_percent(mut self, percent: f64) -> Self {
-        self.tolerated_failure_percent = Some(if percent.is_nan() { 0.0 } else { percent });
+        let percent = if percent.is_nan() {
+            0.0
+        } else {
+            percent.clamp(0.0, 100.0)
+        };
+        self.tolerated_failure_percent = Some(percent);
         self
     }
 
@@ -177,6 +183,28 @@ mod tests {
                 Completion::min_successful(3).and_tolerate_failures(0),
                 state(5, 2, 1),
                 Some(FailureToleranceExceeded),
+            ),
+            // Out-of-range percentages are clamped: below 0 tolerates no failure (but needs
+            // one to complete early), above 100 tolerates all.
+            (
+                Completion::tolerate_failure_percent(-5.0),
+                state(4, 0, 0),
+                None,
+            ),
+            (
+                Completion::tolerate_failure_percent(-5.0),
+                state(4, 0, 1),
+                Some(FailureToleranceExceeded),
+            ),
+            (
+                Completion::tolerate_failure_percent(f64::NAN),
+                state(4, 1, 0),
+                None,
+            ),
+            (
+                Completion::tolerate_failure_percent(500.0),
+                state(4, 0, 4),
+                Some(AllCompleted),
             ),
             // An empty batch is complete at once.
             (
