@@ -24,12 +24,15 @@
 
 mod support;
 
+mod measure;
+
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use durable_core::{durable, CallbackError, Ctx, Engine};
 use durable_store_sled::SledStore;
+use measure::{mb, status_kb};
 use support::{Counted, Counts};
 
 /// How many tasks start executions, and how many complete them, at the same time.
@@ -50,20 +53,6 @@ async fn approval(ctx: Ctx, n: u64) -> Result<u64, CallbackError> {
         .timeout(Duration::from_secs(30 * 86_400))
         .await?;
     Ok(if approved { n } else { 0 })
-}
-
-/// A line of `/proc/self/status`, in kB.
-fn status_kb(field: &str) -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
-        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
-}
-
-fn mb(kb: u64) -> f64 {
-    kb as f64 / 1024.0
 }
 
 /// Bytes a directory takes on disk (allocated blocks, as `du` counts them).

@@ -8,10 +8,13 @@
 //!   own two commits;
 //! - 20 parents at once, each calling 10 such children (the commits share flushes).
 
+mod measure;
+
 use std::time::Instant;
 
 use durable_core::{durable, ChildError, Ctx, Engine};
 use durable_store_sled::SledStore;
+use measure::scratch;
 
 #[durable]
 async fn one_step(ctx: Ctx) -> u32 {
@@ -34,12 +37,6 @@ async fn calls(ctx: Ctx, count: u32) -> Result<u32, ChildError> {
         done += ctx.call(one_step, ()).await?;
     }
     Ok(done)
-}
-
-fn scratch(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("durable-bench-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
 }
 
 async fn engine(name: &str) -> (Engine, std::path::PathBuf) {

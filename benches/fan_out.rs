@@ -12,10 +12,13 @@
 //!
 //! `FAN_OUT_ITEMS=N` changes the 10,000.
 
+mod measure;
+
 use std::time::Instant;
 
 use durable_core::{durable, BatchResult, Ctx, Engine};
 use durable_store_sled::SledStore;
+use measure::{mb, reset_peak_rss, scratch, status_kb};
 
 #[durable]
 async fn steps(ctx: Ctx, count: u64) -> u64 {
@@ -37,12 +40,6 @@ async fn fan_out(ctx: Ctx, count: u64) -> BatchResult<u64> {
     .await
 }
 
-fn scratch(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("durable-bench-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
-
 async fn engine(name: &str) -> (Engine, std::path::PathBuf) {
     let dir = scratch(name);
     let engine = Engine::builder(SledStore::open(&dir).expect("store opens"))
@@ -52,25 +49,6 @@ async fn engine(name: &str) -> (Engine, std::path::PathBuf) {
         .await
         .expect("engine opens");
     (engine, dir)
-}
-
-/// A field of `/proc/self/status`, in kB.
-fn status_kb(field: &str) -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
-        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
-}
-
-/// Starts a new peak: the kernel sets `VmHWM` to the current RSS.
-fn reset_peak_rss() {
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
-}
-
-fn mb(kb: u64) -> f64 {
-    kb as f64 / 1024.0
 }
 
 /// Seconds for `count` sequential steps in one execution.

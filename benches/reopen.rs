@@ -16,6 +16,8 @@
 //! does not hide in the figures. `REOPEN_CLEAN=1` opens and closes the full store once
 //! before measuring, so that the measured open replays no log.
 
+mod measure;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -26,6 +28,7 @@ use durable_core::{
     Timestamp, WaitError, Workflow,
 };
 use durable_store_sled::SledStore;
+use measure::status_kb;
 
 const DAY: Duration = Duration::from_secs(86_400);
 const START: Timestamp = Timestamp::from_millis(1_700_000_000_000);
@@ -41,16 +44,6 @@ fn count(var: &str, default: u64) -> u64 {
         .ok()
         .map(|n| n.replace(['_', ','], "").parse().expect("a number"))
         .unwrap_or(default)
-}
-
-/// A line of `/proc/self/status`, in kB.
-fn status_kb(field: &str) -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
-        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
 }
 
 async fn write(dir: &Path, finished: u64, unfinished: u64) {

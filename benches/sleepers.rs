@@ -34,6 +34,8 @@
 
 mod support;
 
+mod measure;
+
 use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -41,6 +43,7 @@ use std::time::{Duration, Instant};
 
 use durable_core::{durable, Ctx, Engine, TestClock, Timestamp};
 use durable_store_sled::{Options, SledStore};
+use measure::{mb, status_kb};
 use support::{Counted, Counts};
 
 const DAY: Duration = Duration::from_secs(86_400);
@@ -52,16 +55,6 @@ const STARTERS: u64 = 256;
 async fn trial(ctx: Ctx, user: u64) -> u64 {
     ctx.sleep(30 * DAY).await.expect("30 days is a valid wait");
     user
-}
-
-/// A line of `/proc/self/status`, in kB.
-fn status_kb(field: &str) -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
-        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
 }
 
 /// Bytes a directory takes on disk (allocated blocks, as `du` counts them) and its
@@ -95,10 +88,6 @@ fn executions() -> u64 {
                 .expect("SLEEPERS is a number")
         })
         .unwrap_or(1_000_000)
-}
-
-fn mb(kb: u64) -> f64 {
-    kb as f64 / 1024.0
 }
 
 /// CPU time (user + system) the process has used.
