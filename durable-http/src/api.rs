@@ -12,7 +12,7 @@ use durable_core::Engine;
 use tokio::net::TcpListener;
 
 use crate::error::ApiError;
-use crate::{callbacks, inspect};
+use crate::{callbacks, control, inspect};
 
 /// Where [`Api::serve`] listens unless told otherwise: the loopback interface only.
 pub const DEFAULT_ADDR: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 8787));
@@ -115,7 +115,8 @@ impl Api {
         if shared.token.is_some() {
             router = router
                 .route("/executions", get(inspect::list))
-                .route("/executions/{id}", get(inspect::describe));
+                .route("/executions/{id}", get(inspect::describe))
+                .route("/executions/{id}/cancel", post(control::cancel));
         }
         router
             .fallback(|| async { ApiError::not_found() })

@@ -20,7 +20,8 @@ pub const DEFAULT_PAGE: usize = 100;
 /// Largest `limit` accepted by `GET /executions`.
 pub const MAX_PAGE: usize = 1000;
 
-fn check_token(shared: &Shared, headers: &HeaderMap) -> Result<(), ApiError> {
+/// Refuses a request without the inspection token.
+pub(crate) fn check_token(shared: &Shared, headers: &HeaderMap) -> Result<(), ApiError> {
     match &shared.token {
         Some(token) if has_bearer(headers, token) => Ok(()),
         _ => Err(ApiError::unauthorized()),

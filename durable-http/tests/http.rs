@@ -675,3 +675,76 @@ async fn an_unreadable_execution_is_422_execution_unreadable() {
         .error(StatusCode::UNPROCESSABLE_ENTITY, "execution_unreadable");
     server.stop().await;
 }
+
+impl Server {
+    /// `POST path` with the bearer `token`, if any, and `body` (JSON when not empty).
+    async fn post_with_token(&self, path: &str, token: Option<&str>, body: &str) -> Reply {
+        let mut request = self.client.post(format!("{}{path}", self.base));
+        if let Some(token) = token {
+            request = request.header(AUTHORIZATION, format!("Bearer {token}"));
+        }
+        if !body.is_empty() {
+            request = request
+                .header(CONTENT_TYPE, "application/json")
+                .body(body.to_owned());
+        }
+        Reply::of(request.send().await.expect("the request is answered")).await
+    }
+}
+
+#[tokio::test]
+async fn cancel_over_http_with_the_token_stops_the_execution() {
+    let server = Server::start().await;
+    server.waiting("c1").await;
+    server.waiting("c2").await;
+    // Without the token: 401, nothing changes.
+    let refused = server
+        .post_with_token("/executions/c1/cancel", None, "")
+        .await;
+    refused.error(StatusCode::UNAUTHORIZED, "unauthorized");
+    // A body that is not `{"reason": ..}`: 400.
+    let bad = server
+        .post_with_token("/executions/c1/cancel", Some(TOKEN), r#"{"why": 1}"#)
+        .await;
+    bad.error(StatusCode::BAD_REQUEST, "invalid_json");
+    let record = server.store.load("c1").await.unwrap().unwrap();
+    assert_eq!(record.status, Status::Suspended);
+
+    let reply = server
+        .post_with_token(
+            "/executions/c1/cancel",
+            Some(TOKEN),
+            r#"{"reason": "duplicate expense"}"#,
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{reply:?}");
+    assert_eq!(reply.body, json!({"execution": "c1", "cancelled": true}));
+    let record = server.store.load("c1").await.unwrap().unwrap();
+    assert_eq!(record.status, Status::Cancelled);
+    assert_eq!(record.message.as_deref(), Some("duplicate expense"));
+    // Again: it has finished, nothing to do.
+    let again = server
+        .post_with_token("/executions/c1/cancel", Some(TOKEN), "")
+        .await;
+    assert_eq!(again.body, json!({"execution": "c1", "cancelled": false}));
+    // No body: the default reason.
+    let plain = server
+        .post_with_token("/executions/c2/cancel", Some(TOKEN), "")
+        .await;
+    assert_eq!(plain.body["cancelled"], true, "{plain:?}");
+    let record = server.store.load("c2").await.unwrap().unwrap();
+    assert_eq!(
+        record.message.as_deref(),
+        Some(durable_http::DEFAULT_CANCEL_REASON)
+    );
+    let listed = server
+        .get("/executions?status=cancelled", Some(TOKEN))
+        .await;
+    assert_eq!(listed.body["executions"].as_array().unwrap().len(), 2);
+    // An unknown execution: 404.
+    let unknown = server
+        .post_with_token("/executions/nobody/cancel", Some(TOKEN), "")
+        .await;
+    unknown.error(StatusCode::NOT_FOUND, "execution_not_found");
+    server.stop().await;
+}
