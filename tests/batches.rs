@@ -692,6 +692,19 @@ async fn step_items_retry_after_a_delay_out_of_memory(backing: Backing) {
     let batch = engine.handle(flaky, &tag).result().await.unwrap();
     let values: Vec<u64> = batch.succeeded().copied().collect();
     assert_eq!(values, vec![101, 102, 103, 104]);
+    let history: Vec<String> = engine
+        .history(&tag)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.event.summary())
+        .collect();
+    assert!(
+        history
+            .iter()
+            .any(|s| s == "step flaky[1]: failed #1, retrying"),
+        "{history:?}"
+    );
     let runs = runs_of(&format!("{tag}/"));
     assert_eq!(runs.get(&format!("{tag}/2/2")), Some(&1));
     assert_eq!(runs.get(&format!("{tag}/4/2")), Some(&1));

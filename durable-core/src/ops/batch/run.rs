@@ -514,6 +514,14 @@ fn apply<I, B, T: Serialize>(
             Err(error) => {
                 let slot = &mut state.in_flight[pos];
                 if let Some(at) = retry_at(&setup.retry, &error, slot.attempt, now) {
+                    // Recorded (and committed with the next group): a crash does not give
+                    // the item its attempt back, and the history shows the retry.
+                    pending.events.push(Event::StepFailed {
+                        name: format!("{}[{}]", setup.name, slot.index),
+                        attempt: slot.attempt,
+                        error: error.to_string(),
+                        retry_at: Some(at),
+                    });
                     slot.attempt += 1;
                     slot.retry_at = Some(at);
                     continue;
