@@ -304,6 +304,69 @@ async fn commits_made_at_once_are_each_answered_and_stored_on_their_own() {
     store.close().await.expect("the store closes");
 }
 
+/// A step's commit (one history entry) whose entry number is taken already, which the
+/// engine never makes but a store must take as any store does: the commit applies and
+/// its entry replaces the stored one (the statement a step uses inserts without
+/// `ON CONFLICT`, fails on the taken number, and the commit runs as one that replaces).
+/// A refused one writes no entry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_commit_replaces_a_history_entry_with_its_number() {
+    use durable_core::{Commit, Event, ExecutionRecord, HistoryEntry};
+
+    let Some(store) = pg::temporary().await else {
+        return;
+    };
+    let now = Timestamp::from_millis(1_700_000_000_000);
+    let entry = |number: u64, name: &str| HistoryEntry {
+        number,
+        at: now,
+        point: Some(1),
+        event: Event::StepSucceeded {
+            name: name.to_owned(),
+            attempt: 1,
+        },
+    };
+    let record = ExecutionRecord::new("x", "w", 1, now);
+    store.create(record.clone(), vec![]).await.expect("created");
+    let mut first = record.clone();
+    first.seq = 1;
+    first.history_next = 1;
+    let commit = Commit {
+        history: vec![entry(0, "first")],
+        ..Commit::new(first.clone(), 0)
+    };
+    store
+        .commit_leased(commit, 1)
+        .await
+        .expect("the first commits");
+    let mut second = first.clone();
+    second.seq = 2;
+    let commit = Commit {
+        history: vec![entry(0, "second")],
+        ..Commit::new(second, 1)
+    };
+    store
+        .commit_leased(commit, 1)
+        .await
+        .expect("the second commits");
+    let mut stale = first.clone();
+    stale.seq = 3;
+    let commit = Commit {
+        history: vec![entry(1, "stale")],
+        ..Commit::new(stale, 1)
+    };
+    let refused = store.commit_leased(commit, 1).await;
+    assert!(
+        matches!(refused, Err(StoreError::Conflict { found: Some(2), .. })),
+        "{refused:?}"
+    );
+    let stored = store.load("x").await.expect("loads").expect("exists");
+    assert_eq!(stored.seq, 2);
+    let history = store.history("x").await.expect("history reads");
+    assert_eq!(history, vec![entry(0, "second")]);
+    store.close().await.expect("the store closes");
+}
+
 async fn tables(client: &tokio_postgres::Client, schema: &str) -> Vec<String> {
     client
         .query(

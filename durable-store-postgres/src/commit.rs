@@ -1,9 +1,10 @@
 //! Committing transitions and applying deliveries, inside PostgreSQL transactions.
 //!
 //! A commit with no operation changes and no deliveries (a step's outcome, a sleep, the
-//! end of an execution) is one statement, [`Sql::commit`], whose conditions (sequence
-//! number and lease) and writes happen together; the writer groups many such statements
-//! in one transaction. A commit that changes operations or delivers to other executions
+//! end of an execution) is one statement, [`Sql::commit`] (or one of its lighter forms,
+//! [`Sql::commit_plain`] and [`Sql::commit_step`], when it needs less), whose conditions
+//! (sequence number and lease) and writes happen together; the writer groups many such
+//! statements in one transaction. A commit that changes operations or delivers to other executions
 //! runs in a transaction of its own: it locks its execution's row, then the rows of its
 //! operations, checks them with [`store_rules`] as every store does, writes, and applies
 //! its deliveries. A delivery locks the execution's row before the operation's, as a
@@ -93,6 +94,29 @@ impl Statement {
             &self.owner,
             &self.numbers,
             &self.entries,
+            &self.workflow,
+            &self.parent,
+        ]
+    }
+
+    /// Whether [`Sql::commit_step`] does all that this commit needs: it is plain and
+    /// writes exactly one history entry.
+    pub fn is_step(&self) -> bool {
+        self.is_plain() && self.numbers.len() == 1
+    }
+
+    /// The parameters of [`Sql::commit_step`] (see [`is_step`](Self::is_step)).
+    pub fn step_params(&self) -> [&(dyn ToSql + Sync); 11] {
+        [
+            &self.id,
+            &self.expected,
+            &self.seq,
+            &self.status,
+            &self.wake_at,
+            &self.record,
+            &self.owner,
+            &self.numbers[0],
+            &self.entries[0],
             &self.workflow,
             &self.parent,
         ]

@@ -28,6 +28,16 @@ pub(crate) struct Sql {
     /// id, `$2` expected seq, `$3` new seq, `$4` status, `$5` wake_at, `$6` record, `$7`
     /// lease owner, `$8`/`$9` history numbers and entries, `$10` workflow, `$11` parent.
     pub commit_plain: String,
+    /// [`commit_plain`](Sql::commit_plain) for a transition with exactly one history
+    /// entry (a step's outcome): `$1`..`$7`, `$10`, `$11` as there, `$8` the entry's
+    /// number, `$9` the entry. Answers a row if it applied, none otherwise. The entry is
+    /// inserted without `ON CONFLICT` (a speculative insertion costs the server another
+    /// index probe and WAL record on every step): its number is new unless a history
+    /// entry outlived what its record says, and then the statement fails with a unique
+    /// violation, writes nothing, and the commit runs again as
+    /// [`commit_plain`](Sql::commit_plain), which replaces the entry. The insert is the statement's main query, fed by the
+    /// update's one row, which spares the server an array to unnest and a subquery.
+    pub commit_step: String,
     /// Commits several executions' transitions at once, each as [`commit`](Sql::commit)
     /// does its one, each under its own conditions: `$1` ids, `$2` expected seqs, `$3`
     /// new seqs, `$4` statuses, `$5` wake_at, `$6` records, `$7` lease owners, `$8`
@@ -129,6 +139,21 @@ impl Sql {
                     ON CONFLICT (execution, number) DO UPDATE SET entry = EXCLUDED.entry
                  )
                  SELECT EXISTS (SELECT 1 FROM upd)"
+            ),
+            commit_step: format!(
+                "WITH upd AS (
+                    UPDATE {s}.executions
+                    SET seq = $3, status = $4::smallint, wake_at = $5, record = $6, workflow = $10,
+                        parent = $11,
+                        lease_owner = CASE WHEN $4::smallint = 0 THEN lease_owner END,
+                        lease_until = CASE WHEN $4::smallint = 0 THEN lease_until END
+                    WHERE id = $1 AND seq = $2
+                      AND ($7::bytea IS NULL OR lease_owner IS NULL OR lease_owner = $7)
+                    RETURNING id
+                 )
+                 INSERT INTO {s}.history (execution, number, entry)
+                 SELECT id, $8::bigint, $9::bytea FROM upd
+                 RETURNING 1"
             ),
             commit_group: format!(
                 "WITH input AS (

@@ -127,6 +127,7 @@ impl PostgresStore {
         });
         let sql = &db.sql;
         let hot = [
+            &sql.commit_step,
             &sql.commit_plain,
             &sql.commit,
             &sql.commit_group,

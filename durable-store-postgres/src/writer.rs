@@ -26,7 +26,7 @@ use durable_core::{Commit, Committed, StoreError};
 use tokio::sync::{oneshot, Notify};
 
 use crate::commit::{commit_in, refusal, Abort, GroupParams, Statement};
-use crate::convert::{pg, pool, retryable};
+use crate::convert::{pg, pool, retryable, unique_violation};
 use crate::store::Db;
 
 /// How often a transaction that PostgreSQL aborted (deadlock, serialization) runs again.
@@ -344,19 +344,37 @@ pub(crate) async fn run_alone(
     if commit.operations.is_empty() && commit.deliveries.is_empty() {
         let statement = Statement::new(commit, owner)?;
         let client = db.pool.get().await.map_err(pool)?;
-        let row = if statement.is_plain() {
-            let query = client.prepare_cached(&db.sql.commit_plain).await;
+        let step = if statement.is_step() {
+            let query = client.prepare_cached(&db.sql.commit_step).await;
             let query = query.map_err(pg)?;
-            client.query_one(&query, &statement.plain_params()).await
+            match client.query_opt(&query, &statement.step_params()).await {
+                Ok(row) => Some(row.is_some()),
+                // A history entry with its number exists: nothing was written, and the
+                // statement that replaces entries runs instead.
+                Err(e) if unique_violation(&e) => None,
+                Err(e) => return Err(pg(e)),
+            }
         } else {
-            let query = client.prepare_cached(&db.sql.commit).await.map_err(pg)?;
-            client
-                .query_one(&query, &statement.params(&db.sql.channel))
-                .await
-        }
-        .map_err(pg)?;
+            None
+        };
+        let applied = match step {
+            Some(applied) => applied,
+            None if statement.is_plain() => {
+                let query = client.prepare_cached(&db.sql.commit_plain).await;
+                let query = query.map_err(pg)?;
+                let row = client.query_one(&query, &statement.plain_params()).await;
+                row.map_err(pg)?.get::<_, bool>(0)
+            }
+            None => {
+                let query = client.prepare_cached(&db.sql.commit).await.map_err(pg)?;
+                let row = client
+                    .query_one(&query, &statement.params(&db.sql.channel))
+                    .await;
+                row.map_err(pg)?.get::<_, bool>(0)
+            }
+        };
         drop(client);
-        return if row.get::<_, bool>(0) {
+        return if applied {
             Ok(Committed::default())
         } else {
             Err(explain(db, commit, &statement, owner).await)
