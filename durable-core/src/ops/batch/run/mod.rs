@@ -1,10 +1,14 @@
 //! Running a batch at its durable point: start items up to the limit, gather what
 //! settles, commit it in groups, suspend while only children and retry delays are
-//! pending, and complete as the policy says.
+//! pending, and complete as the policy says. The step items' attempts are in [`steps`],
+//! the child items' creation and settlement in [`children`], the completion in [`end`].
+
+mod children;
+mod end;
+mod steps;
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::panic::AssertUnwindSafe;
 use std::pin::{pin, Pin};
 use std::task::Poll;
 
@@ -13,27 +17,25 @@ use futures_util::stream::{FuturesUnordered, StreamExt};
 use futures_util::FutureExt;
 use serde::{Deserialize, Serialize};
 
+use children::{create_children, observe_children};
+use end::finish;
+use steps::{attempt_future, retry_at, start_attempt, work};
+
 use super::item::{ChildItem, ItemBody, ItemWork};
 use super::policy::Completion;
-use super::result::{BatchItem, BatchResult, ItemError, ItemStatus};
+use super::result::{BatchResult, ItemError};
 use super::{Map, MapBody};
 use crate::codec::{decode_value, Codec};
 use crate::error::StepError;
 use crate::execution::{Interrupt, PointRun, Progress};
 use crate::failure::Failure;
-use crate::ops::cancel::{cancel_tree, Cancelled};
-use crate::ops::child::{child_id, start_child, ChildError};
-use crate::ops::step::StepContext;
-use crate::panic::panic_message;
+use crate::ops::child::child_id;
 use crate::record::{
-    BatchState, CompletionReason, Event, Expect, InFlight, OperationAction, OperationChange,
-    OperationKind, OperationRecord, OperationState, ParentLink, PointState, Status,
+    BatchState, Event, Expect, InFlight, OperationAction, OperationChange, OperationKind,
+    OperationRecord, OperationState, PointState,
 };
 use crate::retry::RetryPolicy;
 use crate::time::Timestamp;
-
-/// How many item records are read per store call when the result is gathered.
-const PAGE: usize = 1024;
 
 /// How a failed item is stored (`OperationState::Failed`'s error, a value envelope): its
 /// error, and a child's output when the child workflow returned `Err`.
@@ -93,6 +95,14 @@ struct Pending<T> {
 }
 
 impl<T> Pending<T> {
+    fn new() -> Self {
+        Pending {
+            changes: Vec::new(),
+            events: Vec::new(),
+            to_create: Vec::new(),
+        }
+    }
+
     fn is_empty(&self) -> bool {
         self.changes.is_empty() && self.events.is_empty()
     }
@@ -328,16 +338,6 @@ where
     }
 }
 
-impl<T> Pending<T> {
-    fn new() -> Self {
-        Pending {
-            changes: Vec::new(),
-            events: Vec::new(),
-            to_create: Vec::new(),
-        }
-    }
-}
-
 /// The batch key of a batch entered afresh after the commit with sequence number `seq`
 /// (unique within the execution, stable across a crash before its first commit, as a
 /// call's key is): `m`, the number of hex digits of `seq` less one, then `seq` in hex.
@@ -361,96 +361,6 @@ fn changed_kind<B>(setup: &Setup<'_, B>, index: u64) -> Interrupt {
         "batch `{}`: item {index} was a child workflow and its body now gives a step",
         setup.name
     ))
-}
-
-/// The body's work for `item`, or the message of its panic.
-fn work<'w, I, B>(setup: &Setup<'_, B>, item: I) -> Result<ItemWork<'w, Value<B, I>>, String>
-where
-    B: MapBody<I>,
-    B::Item: 'w,
-{
-    std::panic::catch_unwind(AssertUnwindSafe(|| setup.body.call(item).into_work()))
-        .map_err(|panic| panic_message(&*panic))
-}
-
-/// Starts attempt `slot.attempt` of step item `slot.index`.
-fn start_attempt<'w, I, B>(
-    run: &PointRun,
-    setup: &Setup<'_, B>,
-    state: &BatchState,
-    running: &mut Running<'w, Value<B, I>>,
-    item: I,
-    slot: &InFlight,
-) -> Result<(), Interrupt>
-where
-    B: MapBody<I>,
-    B::Item: 'w,
-{
-    match work(setup, item) {
-        Ok(ItemWork::Step(future)) => {
-            running.push(attempt_future(run, setup, state, future, slot));
-            Ok(())
-        }
-        Ok(ItemWork::Child(_)) => Err(Interrupt::Failed(format!(
-            "batch `{}`: item {} was a step and its body now gives a child workflow",
-            setup.name, slot.index
-        ))),
-        Err(message) => {
-            let (index, attempts) = (slot.index, slot.attempt);
-            running.push(Box::pin(std::future::ready(Finished {
-                index,
-                result: Err(StepError::Panicked { message, attempts }),
-            })));
-            Ok(())
-        }
-    }
-}
-
-/// One attempt of a step item: its future run with the item's step context, a panic
-/// caught, the timeout applied.
-fn attempt_future<'w, T: Send + 'w, B>(
-    run: &PointRun,
-    setup: &Setup<'_, B>,
-    state: &BatchState,
-    future: Pin<Box<dyn Future<Output = Result<T, Failure>> + Send + 'w>>,
-    slot: &InFlight,
-) -> Pin<Box<dyn Future<Output = Finished<T>> + Send + 'w>> {
-    let (index, attempts) = (slot.index, slot.attempt);
-    let deadline = setup.timeout.map(|t| run.now().saturating_add(t));
-    let timeout_ms = setup
-        .timeout
-        .map_or(0, |t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX));
-    let cx = StepContext::for_item(
-        run.execution_id(),
-        &setup.name,
-        &state.item_key(index),
-        attempts,
-        deadline,
-    );
-    let timer = deadline.map(|at| run.sleep_until(at));
-    Box::pin(async move {
-        let caught = AssertUnwindSafe(cx.scope(future)).catch_unwind();
-        let outcome = match timer {
-            None => Some(caught.await),
-            Some(timer) => match select(pin!(caught), timer).await {
-                Either::Left((outcome, _)) => Some(outcome),
-                Either::Right(((), _)) => None,
-            },
-        };
-        let result = match outcome {
-            Some(Ok(Ok(value))) => Ok(value),
-            Some(Ok(Err(error))) => Err(StepError::Failed { error, attempts }),
-            Some(Err(panic)) => Err(StepError::Panicked {
-                message: panic_message(&*panic),
-                attempts,
-            }),
-            None => Err(StepError::TimedOut {
-                attempts,
-                timeout_ms,
-            }),
-        };
-        Finished { index, result }
-    })
 }
 
 /// Commits `progress` while the step items keep running: what finishes meanwhile is
@@ -603,23 +513,6 @@ fn max_value(run: &PointRun) -> usize {
     run.ctx().runtime().limits().max_value_bytes
 }
 
-/// When the attempt after the one that failed with `error` runs, `None` if none does.
-fn retry_at(
-    policy: &RetryPolicy,
-    error: &StepError,
-    attempt: u32,
-    now: Timestamp,
-) -> Option<Timestamp> {
-    if let StepError::Failed { error, .. } = error {
-        if error.is_terminal() {
-            return None;
-        }
-    }
-    policy
-        .allows_another(attempt)
-        .then(|| now.saturating_add(policy.jittered_delay_after(attempt)))
-}
-
 /// The operation record of item `index`.
 fn item_record<B>(
     run: &PointRun,
@@ -661,157 +554,6 @@ fn put(record: OperationRecord, expect: Expect) -> OperationChange {
     }
 }
 
-/// Creates the children whose operation records are committed; a child that cannot
-/// start fails its item.
-async fn create_children<B, T>(
-    run: &PointRun,
-    setup: &Setup<'_, B>,
-    state: &mut BatchState,
-    pending: &mut Pending<T>,
-) -> Result<(), Interrupt> {
-    for (index, child) in std::mem::take(&mut pending.to_create) {
-        let key = state.item_key(index);
-        let id = child_id(run.execution_id(), &key);
-        let started = if run.ctx().runtime().runs(child.workflow, child.fingerprint) {
-            match child.input {
-                Ok(input) => {
-                    let link = ParentLink {
-                        execution: run.execution_id().to_owned(),
-                        operation: key.clone(),
-                    };
-                    start_child(
-                        run.ctx(),
-                        &id,
-                        child.workflow,
-                        child.fingerprint,
-                        input,
-                        link,
-                    )
-                    .await?
-                }
-                Err(e) => Err(ChildError::Failed {
-                    workflow: child.workflow.to_owned(),
-                    id: id.clone(),
-                    message: format!("its input cannot be encoded: {e}"),
-                }),
-            }
-        } else {
-            Err(ChildError::NotRegistered {
-                workflow: child.workflow.to_owned(),
-            })
-        };
-        let Some(pos) = state.in_flight.iter().position(|s| s.index == index) else {
-            continue;
-        };
-        match started {
-            Ok(()) => state.in_flight[pos].created = true,
-            Err(error) => {
-                let stored = run
-                    .ctx()
-                    .runtime()
-                    .store()
-                    .operation(run.execution_id(), &key);
-                let stored = stored.await?;
-                let settled = failed(setup, ItemError::Child(error), None)?;
-                settle(
-                    run,
-                    setup,
-                    state,
-                    pos,
-                    stored,
-                    settled,
-                    Expect::Pending,
-                    pending,
-                );
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Settles the child items whose children have finished.
-async fn observe_children<B, T>(
-    run: &PointRun,
-    setup: &Setup<'_, B>,
-    state: &mut BatchState,
-    pending: &mut Pending<T>,
-) -> Result<(), Interrupt> {
-    let store = run.ctx().runtime().store().clone();
-    let children: Vec<u64> = state
-        .in_flight
-        .iter()
-        .filter(|s| s.attempt == 0)
-        .map(|s| s.index)
-        .collect();
-    for index in children {
-        let key = state.item_key(index);
-        let Some(op) = store.operation(run.execution_id(), &key).await? else {
-            return Err(Interrupt::Failed(format!(
-                "batch `{}`: the record of item {index} is missing from the store",
-                setup.name
-            )));
-        };
-        if op.state.is_pending() {
-            continue;
-        }
-        let (id, workflow) = match &op.kind {
-            OperationKind::Item {
-                execution: Some(id),
-                workflow,
-                ..
-            } => (id.clone(), workflow.clone().unwrap_or_default()),
-            other => {
-                return Err(Interrupt::Failed(format!(
-                    "batch `{}`: item {index} is not a child item: {other:?}",
-                    setup.name
-                )))
-            }
-        };
-        let child_error = |message: String| {
-            ItemError::Child(ChildError::Failed {
-                workflow: workflow.clone(),
-                id: id.clone(),
-                message,
-            })
-        };
-        let settled = match &op.state {
-            OperationState::Succeeded { payload } => {
-                // A child that returned `Err` gave an output and failed.
-                match store.load(&id).await? {
-                    Some(child) if child.status == Status::Failed => {
-                        let message = child.message.unwrap_or_default();
-                        failed(setup, child_error(message), Some(payload.clone()))?
-                    }
-                    _ => op.state.clone(),
-                }
-            }
-            OperationState::Failed { error } => {
-                let message = String::from_utf8_lossy(error).into_owned();
-                failed(setup, child_error(message), None)?
-            }
-            other => failed(
-                setup,
-                child_error(format!("the child ended as {other:?}")),
-                None,
-            )?,
-        };
-        let Some(pos) = state.in_flight.iter().position(|s| s.index == index) else {
-            continue;
-        };
-        settle(
-            run,
-            setup,
-            state,
-            pos,
-            Some(op),
-            settled,
-            Expect::Settled,
-            pending,
-        );
-    }
-    Ok(())
-}
-
 /// Commits the wait for the children in flight and the next retry, and leaves memory.
 async fn suspend<B>(run: &PointRun, setup: &Setup<'_, B>, state: &BatchState) -> Interrupt {
     let awaiting: Vec<String> = state
@@ -844,198 +586,6 @@ async fn suspend<B>(run: &PointRun, setup: &Setup<'_, B>, state: &BatchState) ->
         })
         .await;
     committed.err().unwrap_or(Interrupt::Suspended)
-}
-
-/// Completes the batch: commits why (cancelling the items in flight) unless that is
-/// committed already, cancels the children still running, and gives the result.
-async fn finish<B, T>(
-    run: PointRun,
-    setup: &Setup<'_, B>,
-    mut state: BatchState,
-    mut pending: Pending<T>,
-) -> Result<BatchResult<T>, Interrupt>
-where
-    T: Serialize + serde::de::DeserializeOwned + Send + 'static,
-{
-    let reason = state.done.unwrap_or(CompletionReason::AllCompleted);
-    let store = run.ctx().runtime().store().clone();
-    let committed_done = matches!(
-        run.ctx().record().position.as_ref().map(|p| &p.state),
-        Some(PointState::Batch(s)) if s.done.is_some()
-    );
-    if !committed_done {
-        for slot in &state.in_flight {
-            let key = state.item_key(slot.index);
-            let (stored, expect) = if slot.attempt == 0 {
-                (
-                    store.operation(run.execution_id(), &key).await?,
-                    Expect::Pending,
-                )
-            } else {
-                (None, Expect::Absent)
-            };
-            let mut record = stored.unwrap_or_else(|| {
-                item_record(
-                    &run,
-                    setup,
-                    &state,
-                    slot.index,
-                    None,
-                    OperationState::Cancelled,
-                )
-            });
-            record.state = OperationState::Cancelled;
-            record.updated_at = run.now();
-            pending.changes.push(put(record, expect));
-        }
-        pending.events.push(Event::BatchFinished {
-            name: setup.name.clone(),
-            reason,
-            succeeded: state.succeeded,
-            failed: state.failed,
-            cancelled: state.in_flight.len() as u64,
-        });
-        state.done = Some(reason);
-        run.commit_progress(Progress {
-            operations: std::mem::take(&mut pending.changes),
-            events: std::mem::take(&mut pending.events),
-            ..Progress::to(PointState::Batch(state.clone()))
-        })
-        .await?;
-    }
-    // The children of items cancelled: cancelling again after a crash is harmless.
-    let why = format!(
-        "batch `{}` of execution {:?} completed early ({})",
-        setup.name,
-        run.execution_id(),
-        reason.as_str()
-    );
-    let mut cancelled = Cancelled::default();
-    for slot in state.in_flight.iter().filter(|s| s.attempt == 0) {
-        let id = child_id(run.execution_id(), &state.item_key(slot.index));
-        cancel_tree(&store, &id, &why, run.now(), &mut cancelled).await?;
-    }
-    let runtime = run.ctx().runtime();
-    for id in &cancelled.cancelled {
-        runtime.finished(id);
-    }
-    runtime.committed(run.execution_id(), None, &cancelled.woken);
-    let result = gather::<T>(&run, setup, &state, reason).await?;
-    run.complete(&result, Vec::new()).await
-}
-
-/// Reads every item's record, in input order, into the result.
-async fn gather<T: serde::de::DeserializeOwned>(
-    run: &PointRun,
-    setup: &Setup<'_, impl Sized>,
-    state: &BatchState,
-    reason: CompletionReason,
-) -> Result<BatchResult<T>, Interrupt> {
-    let store = run.ctx().runtime().store();
-    let prefix = format!("{}.", state.key);
-    let total = usize::try_from(state.total).unwrap_or(usize::MAX);
-    let mut items: Vec<BatchItem<T>> = Vec::with_capacity(total.min(1 << 20));
-    let mut after = state.key.clone();
-    'pages: loop {
-        let page = store
-            .operations(run.execution_id(), Some(&after), PAGE)
-            .await?;
-        let full = page.len() == PAGE;
-        for op in page {
-            if !op.key.starts_with(&prefix) {
-                break 'pages;
-            }
-            after.clone_from(&op.key);
-            items.push(item_of(setup, op)?);
-        }
-        if !full {
-            break;
-        }
-    }
-    let started = usize::try_from(state.next).unwrap_or(usize::MAX);
-    let in_order = items.iter().enumerate().all(|(i, item)| item.index == i);
-    if items.len() != started || !in_order {
-        return Err(Interrupt::Failed(format!(
-            "batch `{}`: {} item records found for {started} items started",
-            setup.name,
-            items.len()
-        )));
-    }
-    items.extend((started..total).map(|index| BatchItem {
-        index,
-        status: ItemStatus::NotStarted,
-        value: None,
-        error: None,
-        completion_order: None,
-        execution: None,
-    }));
-    Ok(BatchResult::new(items, reason))
-}
-
-/// One item of the result, from its record.
-fn item_of<T: serde::de::DeserializeOwned>(
-    setup: &Setup<'_, impl Sized>,
-    op: OperationRecord,
-) -> Result<BatchItem<T>, Interrupt> {
-    let OperationKind::Item {
-        index,
-        order,
-        execution,
-        workflow,
-        ..
-    } = op.kind
-    else {
-        return Err(Interrupt::Failed(format!(
-            "batch `{}`: operation {:?} is not an item",
-            setup.name, op.key
-        )));
-    };
-    let index = usize::try_from(index).unwrap_or(usize::MAX);
-    let undecodable = |e: crate::error::CodecError| match &execution {
-        Some(id) => Ok(ItemError::Child(ChildError::Undecodable {
-            workflow: workflow.clone().unwrap_or_default(),
-            id: id.clone(),
-            message: e.to_string(),
-        })),
-        None => Err(Interrupt::unreadable(
-            "cannot decode the value of a batch item",
-            e,
-        )),
-    };
-    let mut item = BatchItem {
-        index,
-        status: ItemStatus::Succeeded,
-        value: None,
-        error: None,
-        completion_order: order,
-        execution: execution.clone(),
-    };
-    match op.state {
-        OperationState::Succeeded { payload } => match decode_value::<T>(&payload) {
-            Ok(value) => item.value = Some(value),
-            Err(e) => {
-                item.status = ItemStatus::Failed;
-                item.error = Some(undecodable(e)?);
-            }
-        },
-        OperationState::Failed { error } => {
-            let stored: StoredFailure = decode_value(&error)
-                .map_err(|e| Interrupt::unreadable("cannot decode the error of a batch item", e))?;
-            item.status = ItemStatus::Failed;
-            item.error = Some(stored.error);
-            if let Some(output) = stored.output {
-                match decode_value::<T>(&output) {
-                    Ok(value) => item.value = Some(value),
-                    Err(e) => item.error = Some(undecodable(e)?),
-                }
-            }
-        }
-        _ => {
-            item.status = ItemStatus::Cancelled;
-            item.completion_order = None;
-        }
-    }
-    Ok(item)
 }
 
 #[cfg(test)]
