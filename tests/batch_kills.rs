@@ -164,7 +164,9 @@ fn a_thousand_item_map_survives_sigkills_at_random_instants() {
         );
     }
     for (item, run) in &runs {
-        let recorded = recorded_by[item];
+        let recorded = *recorded_by.get(item).unwrap_or_else(|| {
+            panic!("an effect of item {item} (run {run}), which the batch never recorded")
+        });
         assert!(
             run <= &recorded,
             "item {item} ran in run {run}, after its outcome was recorded by run {recorded}"

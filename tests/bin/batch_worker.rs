@@ -41,7 +41,10 @@ async fn fan(ctx: Ctx, effects: String) -> BatchResult<u64> {
                 .create(true)
                 .open(&effects)
                 .map_err(Failure::new)?;
-            writeln!(file, "{i} {}", current_run()).map_err(Failure::new)?;
+            // One `write` of the whole line (O_APPEND): `writeln!` on a `File` makes several,
+            // and a kill between them would leave half a line that the next run completes.
+            let line = format!("{i} {}\n", current_run());
+            file.write_all(line.as_bytes()).map_err(Failure::new)?;
             value(i as u64)
         }
     })
