@@ -12,7 +12,7 @@
 //! - time to resume an execution after 10 and after 10,000 completed steps;
 //! - how late timers fire on the system clock.
 //!
-//! `cargo bench --bench steps -- concurrent` (or `one`, `one-flush`, `resume`) runs one
+//! `cargo bench --bench steps -- concurrent` (or `one`, `one-flush`, `resume`, `raw`) runs one
 //! section alone, `STEPS_ROUNDS` times (default 5), and prints each round's figure.
 
 use std::time::{Duration, Instant};
@@ -301,7 +301,8 @@ fn rounds() -> usize {
         .unwrap_or(ROUNDS)
 }
 
-/// Runs only `section`: `one`, `one-flush`, `concurrent` or `resume`.
+/// Runs only `section`: `one`, `one-flush`, `concurrent`, `resume` or `raw` (raw sled,
+/// flush + fdatasync per record: the limit `one` is compared with).
 async fn only(section: &str) {
     let rounds = rounds();
     let mut figures = Vec::new();
@@ -311,10 +312,17 @@ async fn only(section: &str) {
             "one-flush" => one_execution(1_000, Durability::ProcessCrash).await,
             "concurrent" => concurrent(200, 10).await,
             "resume" => resume_time(10_000, 1).await.as_secs_f64() * 1e3,
-            other => panic!("unknown section `{other}`: one, one-flush, concurrent or resume"),
+            "raw" => raw_sled(1_000, 1, true),
+            other => {
+                panic!("unknown section `{other}`: one, one-flush, concurrent, resume or raw")
+            }
         });
     }
-    let unit = if section == "resume" { "ms" } else { "steps/s" };
+    let unit = match section {
+        "resume" => "ms",
+        "raw" => "records/s",
+        _ => "steps/s",
+    };
     let shown: Vec<String> = figures.iter().map(|f| format!("{f:.1}")).collect();
     println!(
         "{section}: median {:.1} {unit} of {rounds} rounds ({})",

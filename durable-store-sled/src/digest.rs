@@ -94,6 +94,14 @@ pub(crate) struct Writes {
 }
 
 impl Writes {
+    /// No writes yet, with room to know the old values of `keys` keys without growing.
+    pub(crate) fn with_capacity(keys: usize) -> Writes {
+        Writes {
+            writes: BTreeMap::new(),
+            known: HashMap::with_capacity(keys),
+        }
+    }
+
     pub(crate) fn insert(&mut self, key: impl Into<sled::IVec>, value: impl Into<sled::IVec>) {
         self.writes.insert(key.into(), Some(value.into()));
     }

@@ -21,6 +21,7 @@
 //!   finished execution costs no memory once others have been written after it.
 
 use std::borrow::Borrow;
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -89,8 +90,15 @@ impl<K: Hash + Eq + Clone, V> Bounded<K, V> {
     }
 
     fn put(&mut self, key: K, value: V) {
-        if self.kept.insert(key.clone(), Arc::new(value)).is_none() {
-            self.order.push_back(key);
+        // A key kept already is replaced in place, without a copy of the key.
+        match self.kept.entry(key) {
+            Entry::Occupied(mut kept) => {
+                kept.insert(Arc::new(value));
+            }
+            Entry::Vacant(vacant) => {
+                self.order.push_back(vacant.key().clone());
+                vacant.insert(Arc::new(value));
+            }
         }
     }
 

@@ -305,6 +305,9 @@ impl Drop for Writer {
 }
 
 fn run(disk: &mut Disk, queue: &mpsc::Receiver<Request>) {
+    // Kept from group to group: growing a new one to a large group's size each time
+    // copies its requests again and again.
+    let mut group = Vec::with_capacity(16);
     loop {
         // `recv` keeps returning queued requests after the sender is dropped, so stopping
         // never loses one.
@@ -322,10 +325,9 @@ fn run(disk: &mut Disk, queue: &mpsc::Receiver<Request>) {
                 Err(mpsc::RecvTimeoutError::Disconnected) => return,
             },
         };
-        let mut group = Vec::with_capacity(16);
         group.push(first);
         group.extend(std::iter::from_fn(|| queue.try_recv().ok()).take(MAX_GROUP - 1));
-        write_group(disk, group);
+        write_group(disk, group.drain(..));
         disk.sync_mark_if_due();
     }
 }
@@ -411,13 +413,20 @@ fn copy_error(error: &StoreError) -> StoreError {
 }
 
 /// Checks, writes with one batch and syncs once, then answers: see the module docs.
-fn write_group(disk: &mut Disk, requests: Vec<Request>) {
+fn write_group<I>(disk: &mut Disk, requests: I)
+where
+    I: IntoIterator<Item = Request>,
+    I::IntoIter: ExactSizeIterator,
+{
+    let requests = requests.into_iter();
     let size = requests.len();
+    // Sized for a group of commits of different executions, the common large group, so
+    // that the maps do not grow (and rehash) step by step.
     let mut group = Group {
         db: &disk.db,
         recent: &disk.recent,
-        batch: Writes::default(),
-        staged: HashMap::new(),
+        batch: Writes::with_capacity(size),
+        staged: HashMap::with_capacity(size),
         deleted: HashSet::new(),
         operations: HashMap::new(),
         op_hashes: HashMap::new(),
