@@ -301,8 +301,9 @@ fn rounds() -> usize {
         .unwrap_or(ROUNDS)
 }
 
-/// Runs only `section`: `one`, `one-flush`, `concurrent`, `resume` or `raw` (raw sled,
-/// flush + fdatasync per record: the limit `one` is compared with).
+/// Runs only `section`: `one`, `one-flush`, `concurrent`, `resume`, `raw` (raw sled,
+/// flush + fdatasync per record: the limit `one` is compared with) or `memory` (one
+/// execution on the memory store: the engine alone).
 async fn only(section: &str) {
     let rounds = rounds();
     let mut figures = Vec::new();
@@ -313,8 +314,11 @@ async fn only(section: &str) {
             "concurrent" => concurrent(200, 10).await,
             "resume" => resume_time(10_000, 1).await.as_secs_f64() * 1e3,
             "raw" => raw_sled(1_000, 1, true),
+            "memory" => one_execution_in_memory(10_000).await,
             other => {
-                panic!("unknown section `{other}`: one, one-flush, concurrent, resume or raw")
+                panic!(
+                    "unknown section `{other}`: one, one-flush, concurrent, resume, raw or memory"
+                )
             }
         });
     }

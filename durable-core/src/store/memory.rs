@@ -228,7 +228,14 @@ impl Store for MemoryStore {
         for entry in commit.history {
             history.insert(entry.number, entry);
         }
-        *history = history.split_off(&commit.prune_history_below);
+        // Usually one entry falls below the line per commit: remove those rather than
+        // split the whole history off (which copies what stays).
+        while history
+            .first_key_value()
+            .is_some_and(|(number, _)| *number < commit.prune_history_below)
+        {
+            history.pop_first();
+        }
         state.put_record(Some(old), commit.record);
         let mut committed = Committed::default();
         for delivery in &commit.deliveries {
