@@ -301,8 +301,6 @@ pub struct InFlight {
     pub index: u64,
     /// A step item: the attempt that runs next, from 1. A child item: 0.
     pub attempt: u32,
-    /// A step item: when its first attempt began (the start of its retry budget).
-    pub since: Timestamp,
     /// A step item waiting to retry: when the next attempt runs.
     pub retry_at: Option<Timestamp>,
     /// A child item whose child execution has been created.

@@ -148,11 +148,48 @@ pub(crate) fn outcome<T: serde::de::DeserializeOwned>(
     }
 }
 
-/// Creates child execution `id` of workflow `workflow` (version `fingerprint`) with the
-/// encoded `input`, reporting to `link`, and has the engine run it; idempotent: an
-/// execution that already exists with this link and workflow is this child (created
-/// before a crash), and is scheduled again if it is still running. `Err` with a
-/// [`ChildError`] when the child cannot start: the id is invalid or held by another
+/// What creating an execution that reports to a parent's operation found.
+pub(crate) enum Creation {
+    /// The execution reports to that operation: created now, or before a crash (then
+    /// scheduled again if it still runs).
+    Reporting,
+    /// An execution that does not report to it, or runs another workflow, holds the id.
+    Held(Box<crate::ExecutionRecord>),
+}
+
+/// Creates execution `id` of workflow `workflow` (version `fingerprint`) with the encoded
+/// `input`, reporting to `link`, and has the engine run it; idempotent by id (step 2 of
+/// the protocol above).
+pub(crate) async fn create_reporting(
+    ctx: &crate::Ctx,
+    id: &str,
+    workflow: &str,
+    fingerprint: u64,
+    input: Vec<u8>,
+    link: &crate::ParentLink,
+) -> Result<Creation, crate::StoreError> {
+    use crate::record::{Created, ExecutionRecord, Status};
+    let mut record = ExecutionRecord::new(id, workflow, fingerprint, ctx.now());
+    record.parent = Some(link.clone());
+    match ctx.runtime().store().create(record, input).await? {
+        Created::New => {
+            ctx.runtime().created(id);
+            Ok(Creation::Reporting)
+        }
+        Created::Existing(existing)
+            if existing.parent.as_ref() == Some(link) && existing.workflow == workflow =>
+        {
+            if existing.status == Status::Running {
+                ctx.runtime().created(id);
+            }
+            Ok(Creation::Reporting)
+        }
+        Created::Existing(existing) => Ok(Creation::Held(existing)),
+    }
+}
+
+/// Creates child execution `id` of a batch item, as [`create_reporting`] does. `Err` with
+/// a [`ChildError`] when the child cannot start: the id is invalid or held by another
 /// execution, or the input is over the engine's size limit.
 pub(crate) async fn start_child(
     ctx: &crate::Ctx,
@@ -162,7 +199,7 @@ pub(crate) async fn start_child(
     input: Vec<u8>,
     link: crate::ParentLink,
 ) -> Result<Result<(), ChildError>, crate::StoreError> {
-    use crate::record::{Created, ExecutionRecord, Status, MAX_ID_LEN};
+    use crate::record::MAX_ID_LEN;
     if id.is_empty() || id.len() > MAX_ID_LEN {
         return Ok(Err(ChildError::InvalidId {
             message: format!(
@@ -183,27 +220,14 @@ pub(crate) async fn start_child(
             ),
         }));
     }
-    let mut record = ExecutionRecord::new(id, workflow, fingerprint, ctx.now());
-    record.parent = Some(link.clone());
-    match ctx.runtime().store().create(record, input).await? {
-        Created::New => {
-            ctx.runtime().created(id);
-            Ok(Ok(()))
-        }
-        Created::Existing(existing) => {
-            if existing.parent.as_ref() != Some(&link) || existing.workflow != workflow {
-                return Ok(Err(ChildError::IdConflict {
-                    id: id.to_owned(),
-                    reason: format!(
-                        "an execution of workflow `{}` that is not this item's child holds it",
-                        existing.workflow
-                    ),
-                }));
-            }
-            if existing.status == Status::Running {
-                ctx.runtime().created(id);
-            }
-            Ok(Ok(()))
-        }
+    match create_reporting(ctx, id, workflow, fingerprint, input, &link).await? {
+        Creation::Reporting => Ok(Ok(())),
+        Creation::Held(existing) => Ok(Err(ChildError::IdConflict {
+            id: id.to_owned(),
+            reason: format!(
+                "an execution of workflow `{}` that is not this item's child holds it",
+                existing.workflow
+            ),
+        })),
     }
 }

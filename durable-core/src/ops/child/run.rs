@@ -3,11 +3,11 @@
 
 use std::time::Duration;
 
-use super::{outcome, ChildError};
+use super::{create_reporting, outcome, ChildError, Creation};
 use crate::canonical::same_value;
 use crate::execution::{Interrupt, PointRun, Progress, Workflow};
 use crate::record::{
-    Created, Event, ExecutionRecord, Expect, OperationAction, OperationChange, OperationKind,
+    Event, ExecutionRecord, Expect, OperationAction, OperationChange, OperationKind,
     OperationRecord, OperationState, ParentLink, PointState, Status, MAX_ID_LEN,
 };
 
@@ -157,60 +157,50 @@ async fn attach<W: Workflow>(
         execution: parent,
         operation: key.to_owned(),
     };
-    let mut record = ExecutionRecord::new(&child, W::NAME, W::FINGERPRINT, run.now());
-    record.parent = Some(link.clone());
     // Step 2, idempotent by id: a parent that runs this again finds its child.
-    let found = match store.create(record, encoded.clone()).await? {
-        Created::New => {
-            ctx.runtime().created(&child);
-            Found::Reporting
-        }
-        Created::Existing(existing) => {
-            if existing.parent.as_ref() == Some(&link) && existing.workflow == W::NAME {
-                if existing.status == Status::Running {
-                    ctx.runtime().created(&child);
-                }
-                Found::Reporting
-            } else {
-                let conflict = match target {
-                    Target::Child => Some(format!(
-                        "an execution of workflow `{}` that is not this call's child holds it",
-                        existing.workflow
-                    )),
-                    Target::Id(_) if existing.workflow != W::NAME => Some(format!(
-                        "it runs workflow {:?}, not {:?}",
-                        existing.workflow,
-                        W::NAME
-                    )),
-                    Target::Id(_) => {
-                        let stored = store.load_input(&child).await?.unwrap_or_default();
-                        match same_value(&stored, &encoded, &input) {
-                            Ok(true) => None,
-                            Ok(false) => Some("it was started with a different input".into()),
-                            Err(reason) => Some(format!("its input: {reason}")),
-                        }
+    let found = match create_reporting(ctx, &child, W::NAME, W::FINGERPRINT, encoded.clone(), &link)
+        .await?
+    {
+        Creation::Reporting => Found::Reporting,
+        Creation::Held(existing) => {
+            let conflict = match target {
+                Target::Child => Some(format!(
+                    "an execution of workflow `{}` that is not this call's child holds it",
+                    existing.workflow
+                )),
+                Target::Id(_) if existing.workflow != W::NAME => Some(format!(
+                    "it runs workflow {:?}, not {:?}",
+                    existing.workflow,
+                    W::NAME
+                )),
+                Target::Id(_) => {
+                    let stored = store.load_input(&child).await?.unwrap_or_default();
+                    match same_value(&stored, &encoded, &input) {
+                        Ok(true) => None,
+                        Ok(false) => Some("it was started with a different input".into()),
+                        Err(reason) => Some(format!("its input: {reason}")),
                     }
-                };
-                if let Some(reason) = conflict {
-                    let refused: ChildOutcome<W> = Err(ChildError::IdConflict {
-                        id: child.clone(),
-                        reason,
-                    });
-                    let settled = OperationRecord {
-                        state: OperationState::Failed {
-                            error: b"the execution id is taken".to_vec(),
-                        },
-                        updated_at: run.now(),
-                        ..op
-                    };
-                    let event = finished::<W>(&child, "not started");
-                    let condition = change(key, Expect::Pending, put(settled));
-                    return run
-                        .complete_with(&refused, vec![event], vec![condition])
-                        .await;
                 }
-                Found::Watched(existing)
+            };
+            if let Some(reason) = conflict {
+                let refused: ChildOutcome<W> = Err(ChildError::IdConflict {
+                    id: child.clone(),
+                    reason,
+                });
+                let settled = OperationRecord {
+                    state: OperationState::Failed {
+                        error: b"the execution id is taken".to_vec(),
+                    },
+                    updated_at: run.now(),
+                    ..op
+                };
+                let event = finished::<W>(&child, "not started");
+                let condition = change(key, Expect::Pending, put(settled));
+                return run
+                    .complete_with(&refused, vec![event], vec![condition])
+                    .await;
             }
+            Found::Watched(existing)
         }
     };
     let now = run.now();

@@ -35,7 +35,6 @@ use crate::record::{
     OperationRecord, OperationState, PointState,
 };
 use crate::retry::RetryPolicy;
-use crate::time::Timestamp;
 
 /// How a failed item is stored (`OperationState::Failed`'s error, a value envelope): its
 /// error, and a child's output when the child workflow returned `Err`.
@@ -251,7 +250,6 @@ where
                     let slot = InFlight {
                         index,
                         attempt: 0,
-                        since: now,
                         retry_at: None,
                         created: false,
                     };
@@ -269,14 +267,14 @@ where
                     state.in_flight.push(slot);
                 }
                 Ok(ItemWork::Step(future)) => {
-                    let slot = first_attempt(index, now);
+                    let slot = first_attempt(index);
                     running.push(attempt_future(&run, &setup, &state, future, &slot));
                     state.in_flight.push(slot);
                     held.insert(index, item);
                 }
                 Err(message) => {
                     // The body panicked before giving its work: a failed step attempt.
-                    let slot = first_attempt(index, now);
+                    let slot = first_attempt(index);
                     running.push(Box::pin(std::future::ready(Finished {
                         index,
                         result: Err(StepError::Panicked {
@@ -346,11 +344,10 @@ fn batch_key(seq: u64) -> String {
     format!("m{:x}{digits}", digits.len() - 1)
 }
 
-fn first_attempt(index: u64, now: Timestamp) -> InFlight {
+fn first_attempt(index: u64) -> InFlight {
     InFlight {
         index,
         attempt: 1,
-        since: now,
         retry_at: None,
         created: false,
     }
