@@ -102,6 +102,11 @@ impl Writes {
         }
     }
 
+    /// The keys written or removed.
+    pub(crate) fn keys(&self) -> Vec<sled::IVec> {
+        self.writes.keys().cloned().collect()
+    }
+
     pub(crate) fn insert(&mut self, key: impl Into<sled::IVec>, value: impl Into<sled::IVec>) {
         self.writes.insert(key.into(), Some(value.into()));
     }

@@ -90,6 +90,7 @@ mod recent;
 mod repair;
 mod seal;
 mod store;
+mod sync;
 mod writer;
 
 pub use options::{Durability, Options};

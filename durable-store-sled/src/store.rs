@@ -9,10 +9,10 @@
 //!   thread (see `writer`), and is answered only after the fsync that made it durable.
 //!   Concurrent writes share that fsync.
 //! - Reads see only synced writes. Reads of executions and operations written recently
-//!   are answered from the writer's memory of them (see `recent`), which it updates
-//!   after each group's sync; other reads run on tokio's blocking threads and go to the
-//!   tree, under the read side of `Disk::visible`, which the writer holds for writing
-//!   from a group's apply until its sync.
+//!   are answered from the writer's memory of them (see `recent`), which the sync thread
+//!   updates after each group's sync; other reads run on tokio's blocking threads, go to
+//!   the tree, and return once every group applied before the read ended is synced (see
+//!   `sync::Visibility`).
 //! - After [`close`](SledStore::close) every method returns [`StoreError::Closed`]; the
 //!   state is taken out under the write side of its lock, so `close` waits for the reads
 //!   in flight, and every later call finds it gone.
@@ -51,6 +51,7 @@ use crate::lock::DirLock;
 use crate::options::Options;
 use crate::recent::Recent;
 use crate::repair;
+use crate::sync::Visibility;
 use crate::writer::{self, Disk, Request, Writer};
 
 /// The subdirectory that holds sled's own files.
@@ -100,8 +101,8 @@ pub struct SledStore {
 struct Open {
     writer: Writer,
     db: sled::Db,
-    /// Taken for reading around every read: see `Disk::visible`.
-    visible: Arc<std::sync::RwLock<()>>,
+    /// Which writes reads may return: see `sync::Visibility`.
+    visible: Arc<Visibility>,
     /// Recently written executions, which reads of them find here (see `recent`).
     recent: Arc<Recent>,
     /// The store's directory, to seal on a clean close (`None` for a temporary store).
@@ -110,16 +111,10 @@ struct Open {
     _temporary: Option<RemoveDir>,
 }
 
-/// What opening the data directory gives: the writer, the database, the lock readers
-/// take (see `Disk::visible`), the recently written executions (see `recent`), and
+/// What opening the data directory gives: the writer, the database, what reads
+/// wait for (see `sync::Visibility`), the recently written executions (see `recent`), and
 /// whether the open read the whole tree.
-type OpenedData = (
-    Writer,
-    sled::Db,
-    Arc<std::sync::RwLock<()>>,
-    Arc<Recent>,
-    bool,
-);
+type OpenedData = (Writer, sled::Db, Arc<Visibility>, Arc<Recent>, bool);
 
 /// The parts of an [`Open`] store that outlive a reopen.
 struct Kept {
@@ -375,24 +370,21 @@ impl SledStore {
             .write(true)
             .open(&log_path)
             .map_err(|e| io_error(e, "cannot open", &log_path))?;
-        let mut disk = Disk {
-            db: db.clone(),
+        let mut disk = Disk::new(
+            db.clone(),
             log,
-            blobs: Blobs::new(data),
-            mark: checked.mark,
-            group: checked.group,
-            digest: checked.digest,
-            durability: options.durability,
-            failed: failed.clone(),
-            visible: Arc::default(),
-            recent: Arc::default(),
-        };
+            Blobs::new(data),
+            checked.mark,
+            (checked.group, checked.digest),
+            options.durability,
+            failed.clone(),
+        );
         if let Some(writes) = migration {
             // A group like any other: numbered, in the digest, durable before use.
-            writer::apply_writes(&mut disk, writes, || {})?;
+            disk.write_now(writes)?;
         }
-        let visible = disk.visible.clone();
-        let recent = disk.recent.clone();
+        let visible = disk.applier.visibility.clone();
+        let recent = disk.applier.recent.clone();
         let writer = Writer::spawn(disk)?;
         Ok((writer, db, visible, recent, scanned))
     }
@@ -536,17 +528,29 @@ impl SledStore {
     async fn read<T, F>(&self, doing: &'static str, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: FnOnce(&sled::Db) -> Result<T, StoreError> + Send + 'static,
+        F: FnOnce(&mut Reader<'_>) -> Result<T, StoreError> + Send + 'static,
     {
         // Never closed: a permit always comes.
         let permit = self.readers.clone().acquire_owned().await;
         let open = self.open_state().await?;
         let read = move || {
             let _permit = permit;
-            // Only what is durable: a group being synced stays hidden until it is.
-            let _durable = open.visible.read().unwrap_or_else(|e| e.into_inner());
-            std::panic::catch_unwind(AssertUnwindSafe(|| f(&open.db)))
-                .unwrap_or_else(|payload| Err(sled_panicked(payload, doing)))
+            let mut reader = Reader {
+                db: &open.db,
+                keys: Vec::new(),
+                prefixes: Vec::new(),
+                whole: false,
+            };
+            let read = std::panic::catch_unwind(AssertUnwindSafe(|| f(&mut reader)))
+                .unwrap_or_else(|payload| Err(sled_panicked(payload, doing)));
+            // Only what is durable: what the read saw of a group being synced is returned
+            // once that group is.
+            if reader.whole {
+                open.visible.wait_durable();
+            } else {
+                open.visible.wait_reads(&reader.keys, &reader.prefixes);
+            }
+            read
         };
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => runtime
@@ -566,6 +570,37 @@ impl SledStore {
 
     async fn check_open(&self) -> Result<(), StoreError> {
         self.open_state().await.map(drop)
+    }
+}
+
+/// A read of the tree that notes what it read, so that it waits only for the syncs of
+/// the groups that wrote it (see `sync::Visibility`).
+struct Reader<'a> {
+    db: &'a sled::Db,
+    /// The keys read one by one, and the prefixes of the keys scanned.
+    keys: Vec<Vec<u8>>,
+    prefixes: Vec<Vec<u8>>,
+    /// Whether anything else was read (a scan): it then waits for every group applied.
+    whole: bool,
+}
+
+impl Reader<'_> {
+    /// The value of `key`.
+    fn get(&mut self, key: &[u8]) -> Result<Option<sled::IVec>, StoreError> {
+        self.keys.push(key.to_vec());
+        self.db.get(key).map_err(sled_error)
+    }
+
+    /// The tree, for a scan of keys that start with `prefix` only.
+    fn within(&mut self, prefix: &[u8]) -> &sled::Db {
+        self.prefixes.push(prefix.to_vec());
+        self.db
+    }
+
+    /// The whole tree, for other scans.
+    fn tree(&mut self) -> &sled::Db {
+        self.whole = true;
+        self.db
     }
 }
 
@@ -611,8 +646,13 @@ impl Store for SledStore {
             return Ok(Some(kept.value.record.clone()));
         }
         let key = keys::execution(id);
-        self.read("reading a record", move |db| writer::load(db, &key))
-            .await
+        self.read("reading a record", move |reader| {
+            match reader.get(&key)? {
+                Some(bytes) => keys::decode_record(&key, &bytes).map(Some),
+                None => Ok(None),
+            }
+        })
+        .await
     }
 
     /// Like [`load`](Store::load), from memory when it can.
@@ -622,15 +662,15 @@ impl Store for SledStore {
             return Ok(Some(input));
         }
         let id = id.to_owned();
-        self.read("reading an input", move |db| {
+        self.read("reading an input", move |reader| {
             let key = keys::execution(&id);
-            let Some(bytes) = db.get(&key).map_err(sled_error)? else {
+            let Some(bytes) = reader.get(&key)? else {
                 return Ok(None);
             };
             if let Some(input) = keys::decode_execution(&key, &bytes)?.input {
                 return Ok(Some(input));
             }
-            let input = db.get(keys::input(&id)).map_err(sled_error)?;
+            let input = reader.get(&keys::input(&id))?;
             Ok(input.map(|bytes| bytes.to_vec()))
         })
         .await
@@ -666,8 +706,8 @@ impl Store for SledStore {
         if let Some(kept) = self.open_state().await?.recent.operation(&key) {
             return Ok(Some(kept.op.clone()));
         }
-        self.read("reading an operation", move |db| {
-            match db.get(&key).map_err(sled_error)? {
+        self.read("reading an operation", move |reader| {
+            match reader.get(&key)? {
                 Some(bytes) => keys::decode_operation(&key, &bytes).map(Some),
                 None => Ok(None),
             }
@@ -677,13 +717,13 @@ impl Store for SledStore {
 
     async fn operation_by_token(&self, token: &str) -> Result<Option<OperationRecord>, StoreError> {
         let token_key = keys::token(token);
-        self.read("reading an operation", move |db| {
-            let Some(owner) = db.get(&token_key).map_err(sled_error)? else {
+        self.read("reading an operation", move |reader| {
+            let Some(owner) = reader.get(&token_key)? else {
                 return Ok(None);
             };
             let (execution, key): (String, String) = keys::decode(&token_key, &owner)?;
             let key = keys::operation(&execution, &key);
-            match db.get(&key).map_err(sled_error)? {
+            match reader.get(&key)? {
                 Some(bytes) => keys::decode_operation(&key, &bytes).map(Some),
                 None => Ok(None),
             }
@@ -702,7 +742,8 @@ impl Store for SledStore {
             Some(after) => Bound::Excluded(keys::operation(execution, after)),
             None => Bound::Included(prefix.clone()),
         };
-        self.read("reading operations", move |db| {
+        self.read("reading operations", move |reader| {
+            let db = reader.within(&prefix);
             let mut ops = Vec::new();
             for entry in db.range((start, Bound::Unbounded)) {
                 let (key, bytes) = entry.map_err(sled_error)?;
@@ -754,7 +795,8 @@ impl Store for SledStore {
         now: Timestamp,
         limit: usize,
     ) -> Result<Vec<(Timestamp, String)>, StoreError> {
-        self.read("reading the timer index", move |db| {
+        self.read("reading the timer index", move |reader| {
+            let db = reader.tree();
             let mut due = Vec::new();
             for key in db.scan_prefix(keys::TIMER).keys() {
                 if due.len() >= limit {
@@ -772,7 +814,8 @@ impl Store for SledStore {
     }
 
     async fn next_wake(&self) -> Result<Option<Timestamp>, StoreError> {
-        self.read("reading the timer index", |db| {
+        self.read("reading the timer index", |reader| {
+            let db = reader.tree();
             match db.scan_prefix(keys::TIMER).keys().next() {
                 Some(key) => Ok(Some(keys::parse_timer(&key.map_err(sled_error)?)?.0)),
                 None => Ok(None),
@@ -791,7 +834,8 @@ impl Store for SledStore {
             Some((at, id)) => Bound::Excluded(keys::timer(at, id)),
             None => Bound::Included(keys::TIMER.to_vec()),
         };
-        self.read("reading the timer index", move |db| {
+        self.read("reading the timer index", move |reader| {
+            let db = reader.tree();
             let mut entries = Vec::new();
             for key in db.range((start, Bound::Unbounded)).keys() {
                 let key = key.map_err(sled_error)?;
@@ -812,7 +856,8 @@ impl Store for SledStore {
     async fn list(&self, filter: &ListFilter) -> Result<Vec<ExecutionRecord>, StoreError> {
         let filter = filter.clone();
         let limit = filter.limit.unwrap_or(usize::MAX);
-        self.read("listing records", move |db| {
+        self.read("listing records", move |reader| {
+            let db = reader.tree();
             let mut records = Vec::new();
             if let Some(prefix) = filter.status.and_then(keys::unfinished_prefix) {
                 // An unfinished status: its index, never the finished executions.
@@ -860,8 +905,10 @@ impl Store for SledStore {
 
     async fn history(&self, id: &str) -> Result<Vec<HistoryEntry>, StoreError> {
         let id = id.to_owned();
-        self.read("reading a history", move |db| read_history(db, &id))
-            .await
+        self.read("reading a history", move |reader| {
+            read_history(reader.tree(), &id)
+        })
+        .await
     }
 
     async fn save_layout(&self, layout: u64, description: Vec<u8>) -> Result<(), StoreError> {
@@ -871,8 +918,8 @@ impl Store for SledStore {
     }
 
     async fn layout(&self, layout: u64) -> Result<Option<Vec<u8>>, StoreError> {
-        self.read("reading a layout", move |db| {
-            let bytes = db.get(keys::layout(layout)).map_err(sled_error)?;
+        self.read("reading a layout", move |reader| {
+            let bytes = reader.get(&keys::layout(layout))?;
             Ok(bytes.map(|b| b.to_vec()))
         })
         .await

@@ -6,12 +6,16 @@
 //!   another write: there is no other writer.
 //! - The thread takes every request already queued (up to [`MAX_GROUP`]), checks each one
 //!   against the tree *and* against the requests accepted before it in the same group,
-//!   writes all accepted ones with one atomic `apply_batch`, then makes them durable once
-//!   (see [`Disk::sync`]). A request whose answer is `Ok` was therefore durable before the
-//!   answer was sent, and waited for exactly one sync after it was applied.
-//! - A refused request wrote nothing. A refusal that depends only on what was already in
-//!   the tree is answered at once; one that depends on a request accepted earlier in the
-//!   group is answered after the group's sync, since it is true only if that write lands.
+//!   writes all accepted ones with one atomic `apply_batch`, and hands the group to the
+//!   sync thread (see `sync`), which makes it durable and only then answers every request
+//!   of it. A request whose answer is `Ok` was therefore durable before the answer was
+//!   sent; while one group is synced, the next one is applied.
+//! - A refused request wrote nothing. Its refusal waits for the sync of its group and of
+//!   the groups before it like any answer, since it may rest on a write of one of them;
+//!   only a failure to read or encode is answered at once.
+//! - The tree holds the writes of groups not yet synced, `recent` does not (it shows only
+//!   durable values to readers): the thread reads what those groups wrote from the tree
+//!   (see [`Unsynced`]).
 //! - If the batch or the sync fails, every request of the group that was waiting for it
 //!   gets [`StoreError::Backend`]: its write may or may not have reached the disk.
 //! - Groups that write are numbered from 1 without gaps; each batch stores its number
@@ -22,9 +26,8 @@ use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc, RwLock};
+use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
 
 use durable_core::{
     store_rules, Commit, Committed, Created, Delivered, Delivery, ExecutionRecord, OperationAction,
@@ -39,13 +42,11 @@ use crate::keys;
 use crate::mark::Mark;
 use crate::options::Durability;
 use crate::recent::{Kept, KeptOp, Recent};
+use crate::sync::{self, Applied, Publish, Reply, Syncer, Visibility, Waiting};
 
 /// Most requests written with one batch and one sync, so a flood of requests cannot
 /// grow a batch (and the wait of its first request) without bound.
 const MAX_GROUP: usize = 1024;
-
-/// The answer channel of a request.
-type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
 
 /// A write for the writer thread, encoded by the caller so that encoding runs on the
 /// callers' threads, in parallel, and the writer only checks and writes.
@@ -162,83 +163,119 @@ pub(crate) fn writer_gone() -> StoreError {
     ))
 }
 
-/// What the writer writes to: the database, sled's log file and its blob files, and the
-/// high-water mark.
+/// What the writer thread and the sync thread work on: the tree and the state of its
+/// groups, and what the sync thread makes durable.
 pub(crate) struct Disk {
+    pub(crate) applier: Applier,
+    pub(crate) syncer: Syncer,
+}
+
+/// What the writer thread needs: the tree, and the state of its groups.
+pub(crate) struct Applier {
     pub(crate) db: sled::Db,
-    /// sled's log file, `db` in sled's directory, opened separately to fsync it.
-    pub(crate) log: File,
-    pub(crate) blobs: Blobs,
-    pub(crate) mark: Mark,
     /// The number of the last group applied to the tree.
     pub(crate) group: u64,
     /// The digest of the tree's contents (see `digest`).
     pub(crate) digest: Digest,
-    pub(crate) durability: Durability,
     /// Set when a group could not be written or synced: sled 0.34 refuses every write
     /// after an I/O error until it is opened again (see `SledStore::recover`).
     pub(crate) failed: Arc<AtomicBool>,
-    /// Held for writing from the moment a group is applied until it is synced, and for
-    /// reading by every read of the store: sled shows an applied batch to readers at once,
-    /// and a reader must not see (and act on) a write that a crash could still undo.
-    pub(crate) visible: Arc<RwLock<()>>,
+    /// Which groups readers may see (see `sync::Visibility`).
+    pub(crate) visibility: Arc<Visibility>,
     /// Recently written executions as the tree durably holds them (see `recent`), shared
-    /// with the store's reads.
+    /// with the store's reads and updated by the sync thread.
     pub(crate) recent: Arc<Recent>,
+    /// What the groups being synced wrote, which `recent` does not show yet.
+    pub(crate) unsynced: Unsynced,
+}
+
+/// The executions and operations written (or deleted) by groups applied but not known to
+/// be synced, each with the number of the last such group: `recent` still holds what
+/// they were before, so the writer reads them from the tree.
+#[derive(Debug, Default)]
+pub(crate) struct Unsynced {
+    executions: HashMap<String, u64>,
+    operations: HashMap<Vec<u8>, u64>,
+}
+
+impl Unsynced {
+    /// Forgets what the groups up to `synced` wrote: `recent` has it now.
+    fn prune(&mut self, synced: u64) {
+        if !self.executions.is_empty() {
+            self.executions.retain(|_, group| *group > synced);
+        }
+        if !self.operations.is_empty() {
+            self.operations.retain(|_, group| *group > synced);
+        }
+    }
+
+    fn add(&mut self, group: u64, publish: &Publish) {
+        for (id, _) in &publish.written {
+            self.executions.insert(id.clone(), group);
+        }
+        for id in &publish.deleted {
+            self.executions.insert(id.clone(), group);
+        }
+        for (key, _) in &publish.operations {
+            self.operations.insert(key.clone(), group);
+        }
+    }
 }
 
 impl Disk {
-    /// Makes every applied write durable.
-    ///
-    /// `sled::Db::flush` alone is not enough for [`Durability::PowerLoss`]: on Linux, sled
-    /// 0.34 ends a flush with `sync_file_range`, which neither flushes the drive's write
-    /// cache nor writes the file's size, so a power cut can lose a write it reported
-    /// flushed (sled issue #1452); `fdatasync` on the log file does both, once the flush
-    /// has written the data. And sled never fsyncs the files of items too large for its
-    /// log (see `blobs`).
-    fn sync(&mut self) -> io::Result<()> {
-        self.db.flush()?;
-        match self.durability {
-            Durability::PowerLoss => {
-                self.log.sync_data()?;
-                self.blobs.sync().map(drop)
-            }
-            Durability::ProcessCrash => Ok(()),
+    /// The writer's and the sync thread's state for sled `db` with its log file `log`,
+    /// whose last group (as the open found it) is `group` with `digest`.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        db: sled::Db,
+        log: File,
+        blobs: Blobs,
+        mark: Mark,
+        (group, digest): (u64, Digest),
+        durability: Durability,
+        failed: Arc<AtomicBool>,
+    ) -> Disk {
+        let visibility = Arc::new(Visibility::new(group));
+        let recent = Arc::new(Recent::default());
+        Disk {
+            applier: Applier {
+                db: db.clone(),
+                group,
+                digest,
+                failed: failed.clone(),
+                visibility: visibility.clone(),
+                recent: recent.clone(),
+                unsynced: Unsynced::default(),
+            },
+            syncer: Syncer {
+                db,
+                log,
+                blobs,
+                mark,
+                durability,
+                failed,
+                visibility,
+                recent,
+                broken: None,
+            },
         }
     }
 
-    /// The last sync, whatever the durability, as the store closes: every applied write,
-    /// then the mark, so the mark is never durable before what it counts.
-    fn sync_all(&mut self) -> io::Result<()> {
-        self.db.flush()?;
-        self.log.sync_data()?;
-        self.blobs.sync()?;
-        self.mark.sync()
-    }
-
-    /// Fsyncs the mark if its delay is over (see `mark`); with process-crash durability
-    /// it waits for the close.
-    fn sync_mark_if_due(&mut self) {
-        let due = self
-            .mark
-            .sync_due()
-            .is_some_and(|due| due <= Instant::now());
-        if due && self.durability == Durability::PowerLoss {
-            if let Err(e) = self.mark.sync() {
-                tracing::error!(error = %e, "cannot fsync the store's high-water mark");
-            }
+    /// Applies `batch` as a group of its own and syncs it before returning: for writes
+    /// made before the writer thread starts (a migration as the store opens).
+    pub(crate) fn write_now(&mut self, batch: Writes) -> Result<(), StoreError> {
+        let keys = batch.keys();
+        let (number, applied) = apply_writes(&mut self.applier, batch, &keys);
+        applied?;
+        self.syncer.sync().map_err(|e| {
+            self.applier.failed.store(true, Ordering::SeqCst);
+            StoreError::backend(e)
+        })?;
+        self.applier.visibility.durable(number, &keys);
+        if let Err(e) = self.syncer.mark.record(number) {
+            tracing::error!(error = %e, "cannot write the store's high-water mark");
         }
-    }
-
-    /// How long the writer may wait for a request before the mark's fsync is due.
-    fn idle_limit(&self) -> Option<Duration> {
-        match self.durability {
-            Durability::PowerLoss => self
-                .mark
-                .sync_due()
-                .map(|due| due.saturating_duration_since(Instant::now())),
-            Durability::ProcessCrash => None,
-        }
+        Ok(())
     }
 }
 
@@ -256,12 +293,27 @@ impl Writer {
         let thread = std::thread::Builder::new()
             .name("durable-sled-writer".into())
             .spawn(move || {
-                let mut disk = disk;
-                run(&mut disk, &queue);
-                // Every group was synced already (with power-loss durability); this
-                // makes the mark durable, and `close` report a disk that stopped
-                // accepting writes.
-                disk.sync_all().map_err(StoreError::backend)
+                let Disk {
+                    mut applier,
+                    mut syncer,
+                } = disk;
+                let (applied, groups) = mpsc::channel();
+                std::thread::scope(|scope| {
+                    let sync = std::thread::Builder::new()
+                        .name("durable-sled-sync".into())
+                        .spawn_scoped(scope, move || sync::run(&mut syncer, &groups))
+                        .map_err(StoreError::backend)?;
+                    run(&mut applier, &queue, &applied);
+                    // The sync thread answers what is left, syncs a last time and ends.
+                    drop(applied);
+                    match sync.join() {
+                        Ok(last) => last.map_err(StoreError::backend),
+                        Err(_) => {
+                            tracing::error!("the sled store's sync thread panicked");
+                            Err(writer_gone())
+                        }
+                    }
+                })
             })
             .map_err(StoreError::backend)?;
         Ok(Writer {
@@ -304,31 +356,23 @@ impl Drop for Writer {
     }
 }
 
-fn run(disk: &mut Disk, queue: &mpsc::Receiver<Request>) {
+fn run(applier: &mut Applier, queue: &mpsc::Receiver<Request>, synced: &mpsc::Sender<Applied>) {
     // Kept from group to group: growing a new one to a large group's size each time
     // copies its requests again and again.
     let mut group = Vec::with_capacity(16);
-    loop {
-        // `recv` keeps returning queued requests after the sender is dropped, so stopping
-        // never loses one.
-        let first = match disk.idle_limit() {
-            None => match queue.recv() {
-                Ok(first) => first,
-                Err(mpsc::RecvError) => return,
-            },
-            Some(limit) => match queue.recv_timeout(limit) {
-                Ok(first) => first,
-                Err(mpsc::RecvTimeoutError::Timeout) => {
-                    disk.sync_mark_if_due();
-                    continue;
-                }
-                Err(mpsc::RecvTimeoutError::Disconnected) => return,
-            },
-        };
+    // `recv` keeps returning queued requests after the sender is dropped, so stopping
+    // never loses one.
+    while let Ok(first) = queue.recv() {
         group.push(first);
         group.extend(std::iter::from_fn(|| queue.try_recv().ok()).take(MAX_GROUP - 1));
-        write_group(disk, group.drain(..));
-        disk.sync_mark_if_due();
+        let applied = apply_group(applier, group.drain(..));
+        if let Err(mpsc::SendError(applied)) = synced.send(applied) {
+            // Only a panic of the sync thread hangs up early.
+            applied
+                .waiting
+                .into_iter()
+                .for_each(|w| w.fail(writer_gone()));
+        }
     }
 }
 
@@ -364,67 +408,22 @@ impl std::ops::Deref for Value {
 /// An operation's identity: its execution and its key.
 type OpId = (String, String);
 
-/// An answer that waits for the group's sync.
-enum Waiting {
-    Create(Reply<Created>, Result<Created, StoreError>),
-    Commit(Reply<Committed>, Result<Committed, StoreError>),
-    Deliver(Reply<Delivered>, Delivered),
-    Delete(Reply<bool>, bool),
-    SaveLayout(Reply<()>),
-}
-
-impl Waiting {
-    fn send(self) {
-        // A caller that stopped waiting (its future was dropped) needs no answer.
-        match self {
-            Waiting::Create(reply, created) => drop(reply.send(created)),
-            Waiting::Commit(reply, result) => drop(reply.send(result)),
-            Waiting::Deliver(reply, delivered) => drop(reply.send(Ok(delivered))),
-            Waiting::Delete(reply, existed) => drop(reply.send(Ok(existed))),
-            Waiting::SaveLayout(reply) => drop(reply.send(Ok(()))),
-        }
-    }
-
-    fn fail(self, error: StoreError) {
-        match self {
-            Waiting::Create(reply, _) => drop(reply.send(Err(error))),
-            Waiting::Commit(reply, _) => drop(reply.send(Err(error))),
-            Waiting::Deliver(reply, _) => drop(reply.send(Err(error))),
-            Waiting::Delete(reply, _) => drop(reply.send(Err(error))),
-            Waiting::SaveLayout(reply) => drop(reply.send(Err(error))),
-        }
-    }
-}
-
-/// A copy of `error` for each request of a failed group: the same variant where it can be
-/// copied ([`StoreError::Corrupt`]), its message otherwise.
-fn copy_error(error: &StoreError) -> StoreError {
-    match error {
-        StoreError::Corrupt { key, source } => StoreError::Corrupt {
-            key: key.clone(),
-            source: source.clone(),
-        },
-        StoreError::Backend(e) => StoreError::backend(match e.downcast_ref::<io::Error>() {
-            Some(io) => io::Error::new(io.kind(), io.to_string()),
-            None => io::Error::other(e.to_string()),
-        }),
-        other => StoreError::backend(io::Error::other(other.to_string())),
-    }
-}
-
-/// Checks, writes with one batch and syncs once, then answers: see the module docs.
-fn write_group<I>(disk: &mut Disk, requests: I)
+/// Checks the requests and writes the accepted ones with one batch: see the module docs.
+/// The sync thread makes the group durable and answers it (see `sync`).
+fn apply_group<I>(applier: &mut Applier, requests: I) -> Applied
 where
     I: IntoIterator<Item = Request>,
     I::IntoIter: ExactSizeIterator,
 {
     let requests = requests.into_iter();
     let size = requests.len();
+    applier.unsynced.prune(applier.visibility.synced());
     // Sized for a group of commits of different executions, the common large group, so
     // that the maps do not grow (and rehash) step by step.
     let mut group = Group {
-        db: &disk.db,
-        recent: &disk.recent,
+        db: &applier.db,
+        recent: &applier.recent,
+        unsynced: &applier.unsynced,
         batch: Writes::with_capacity(size),
         staged: HashMap::with_capacity(size),
         deleted: HashSet::new(),
@@ -483,12 +482,18 @@ where
         ..
     } = group;
     if !writes {
-        // Only refusals and reads: nothing to make durable.
-        waiting.into_iter().for_each(Waiting::send);
-        return;
+        // Only refusals and reads: nothing to make durable, but the answers still wait
+        // for the groups before (see `sync`).
+        return Applied {
+            number: None,
+            keys: Vec::new(),
+            applied: Ok(()),
+            publish: Publish::default(),
+            waiting,
+        };
     }
-    // What the group leaves, for `recent` (the values it kept are there already).
-    let recent = disk.recent.clone();
+    // What the group leaves, for `recent` once durable (the values it kept are there
+    // already).
     let written = staged
         .into_iter()
         .filter_map(|(id, staged)| match staged.value {
@@ -500,65 +505,61 @@ where
                 };
                 Some((id, kept))
             }
-        });
-    let operations = operations.into_iter().map(|(id, op)| {
-        let key = keys::operation(&id.0, &id.1);
-        let hash = op_hashes.remove(&id).unwrap_or_default();
-        (key, op.map(|op| KeptOp { op, hash }))
-    });
-    let publish = || recent.publish(written, deleted, operations);
-    match apply_writes(disk, batch, publish) {
-        Ok(()) => {
-            tracing::trace!(requests = size, answers = waiting.len(), "group committed");
-            waiting.into_iter().for_each(Waiting::send);
-        }
-        Err(e) => {
-            // The group's writes may or may not be in the tree.
-            recent.clear();
-            tracing::error!(error = %e, requests = size, "group commit failed");
-            waiting.into_iter().for_each(|w| w.fail(copy_error(&e)));
-        }
+        })
+        .collect();
+    let operations = operations
+        .into_iter()
+        .map(|(id, op)| {
+            let key = keys::operation(&id.0, &id.1);
+            let hash = op_hashes.remove(&id).unwrap_or_default();
+            (key, op.map(|op| KeptOp { op, hash }))
+        })
+        .collect();
+    let publish = Publish {
+        written,
+        deleted,
+        operations,
+    };
+    let keys = batch.keys();
+    let (number, applied) = apply_writes(applier, batch, &keys);
+    applier.unsynced.add(number, &publish);
+    tracing::trace!(requests = size, answers = waiting.len(), "group applied");
+    Applied {
+        number: Some(number),
+        keys,
+        applied,
+        publish,
+        waiting,
     }
 }
 
-/// Writes one group: numbers it, updates the digest and stores both with the writes in
-/// one atomic batch, makes it durable, calls `durable` (before any read sees the group),
-/// then records its number as the high-water mark. When this returns `Ok`, the group is
-/// durable.
-pub(crate) fn apply_writes(
-    disk: &mut Disk,
+/// Applies one group: numbers it, updates the digest and stores both with the writes in
+/// one atomic batch. Returns its number, and whether the batch was applied.
+fn apply_writes(
+    applier: &mut Applier,
     mut batch: Writes,
-    durable: impl FnOnce(),
-) -> Result<(), StoreError> {
-    let number = disk.group + 1;
-    let digest = batch.apply_to(&disk.db, disk.digest)?;
+    keys: &[sled::IVec],
+) -> (u64, Result<(), StoreError>) {
+    let number = applier.group + 1;
+    let digest = match batch.apply_to(&applier.db, applier.digest) {
+        Ok(digest) => digest,
+        Err(e) => return (number, Err(e)),
+    };
     batch.insert(keys::GROUP, keys::encode_group(number, digest.as_u64()));
-    let visible = disk.visible.clone();
-    let hidden = visible.write().unwrap_or_else(|e| e.into_inner());
-    let written = disk
-        .db
-        .apply_batch(batch.into_batch())
-        .map_err(io::Error::from);
-    if written.is_ok() {
-        // In the tree now, durable or not: the next group must not reuse the number.
-        disk.group = number;
-        disk.digest = digest;
+    // Before the batch: a read that may see it waits for its sync.
+    applier.visibility.applying(number, keys);
+    match applier.db.apply_batch(batch.into_batch()) {
+        Ok(()) => {
+            // In the tree now, durable or not: the next group must not reuse the number.
+            applier.group = number;
+            applier.digest = digest;
+            (number, Ok(()))
+        }
+        Err(e) => {
+            applier.failed.store(true, Ordering::SeqCst);
+            (number, Err(StoreError::backend(io::Error::from(e))))
+        }
     }
-    let synced = written.and_then(|()| disk.sync());
-    if synced.is_ok() {
-        durable();
-    }
-    drop(hidden);
-    if let Err(e) = synced {
-        disk.failed.store(true, Ordering::SeqCst);
-        return Err(StoreError::backend(e));
-    }
-    if let Err(e) = disk.mark.record(number) {
-        // The group is durable all the same; only the check of a later open is weaker
-        // until a mark is written again.
-        tracing::error!(error = %e, "cannot write the store's high-water mark");
-    }
-    Ok(())
 }
 
 /// A commit request's contents, once taken out of its [`Request`].
@@ -580,8 +581,10 @@ struct StagedCommit {
 /// accepted earlier in the group, which is true only if that write lands).
 struct Group<'a> {
     db: &'a sled::Db,
-    /// Recently written executions as the tree holds them before this group.
+    /// Recently written executions as the tree durably holds them.
     recent: &'a Recent,
+    /// What `recent` does not show yet: those are read from the tree.
+    unsynced: &'a Unsynced,
     batch: Writes,
     /// Executions written by this group, as they will be in the tree.
     staged: HashMap<String, Staged>,
@@ -599,6 +602,22 @@ struct Group<'a> {
 }
 
 impl Group<'_> {
+    /// The value of `id` in `recent`, if it is the one the tree holds.
+    fn kept(&self, id: &str) -> Option<Arc<Kept>> {
+        if self.unsynced.executions.contains_key(id) {
+            return None;
+        }
+        self.recent.get(id)
+    }
+
+    /// The operation under `key` in `recent`, if it is the one the tree holds.
+    fn kept_operation(&self, key: &[u8]) -> Option<Arc<KeptOp>> {
+        if self.unsynced.operations.contains_key(key) {
+            return None;
+        }
+        self.recent.operation(key)
+    }
+
     /// The execution value of `id` as this group will leave it, without taking it.
     fn value(&mut self, id: &str) -> Result<Option<keys::Execution>, StoreError> {
         if self.deleted.contains(id) {
@@ -608,7 +627,7 @@ impl Group<'_> {
             return Ok(Some(keys::Execution::clone(&staged.value)));
         }
         let key = keys::execution(id);
-        if let Some(kept) = self.recent.get(id) {
+        if let Some(kept) = self.kept(id) {
             self.batch.know_hash(&key, Some(kept.hash));
             return Ok(Some(kept.value.clone()));
         }
@@ -631,7 +650,7 @@ impl Group<'_> {
             return Ok(Some(staged));
         }
         let key = keys::execution(id);
-        if let Some(kept) = self.recent.get(id) {
+        if let Some(kept) = self.kept(id) {
             // The digest needs the hash of the value the group replaces.
             self.batch.know_hash(&key, Some(kept.hash));
             // Shared: readers see the entry until the group is durable, and the group
@@ -674,7 +693,7 @@ impl Group<'_> {
             return Ok(None);
         }
         let key = keys::operation(&id.0, &id.1);
-        if let Some(kept) = self.recent.operation(&key) {
+        if let Some(kept) = self.kept_operation(&key) {
             self.batch.know_hash(&key, Some(kept.hash));
             return Ok(Some(kept.op.clone()));
         }
@@ -1077,7 +1096,8 @@ impl Group<'_> {
     fn save_layout(&mut self, layout: u64, description: Vec<u8>, reply: Reply<()>) {
         let key = keys::layout(layout);
         match self.db.contains_key(&key).map_err(sled_error) {
-            Ok(true) => drop(reply.send(Ok(()))),
+            // Answered after the groups before: the description may be one of theirs.
+            Ok(true) => self.waiting.push(Waiting::SaveLayout(reply)),
             Ok(false) => {
                 // A second description of the same layout in this group is the same
                 // bytes (a layout's description never changes): writing it again is
@@ -1265,6 +1285,12 @@ mod tests {
             .collect()
     }
 
+    /// Applies one group and syncs it, as the two threads do.
+    fn write_group(disk: &mut Disk, requests: Vec<Request>) {
+        let applied = apply_group(&mut disk.applier, requests);
+        disk.syncer.finish(vec![applied]);
+    }
+
     /// A database in a fresh directory, which sled removes when it is dropped.
     fn temporary() -> Disk {
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
@@ -1282,24 +1308,21 @@ mod tests {
             .open(dir.join("db"))
             .unwrap();
         let mark = Mark::open(&dir, &dir.join("db"), 0, false).unwrap();
-        Disk {
+        Disk::new(
             db,
             log,
-            blobs: Blobs::new(dir),
+            Blobs::new(dir),
             mark,
-            group: 0,
-            digest: Digest::default(),
-            durability: Durability::default(),
-            failed: Arc::default(),
-            visible: Arc::default(),
-            recent: Arc::default(),
-        }
+            (0, Digest::default()),
+            Durability::default(),
+            Arc::default(),
+        )
     }
 
     #[test]
     fn requests_of_one_group_see_the_ones_accepted_before_them() {
         let mut disk = temporary();
-        let db = &disk.db.clone();
+        let db = &disk.applier.db.clone();
         let (first, mut created) =
             Request::create(record("a", 0, Some(50)), b"in".to_vec()).unwrap();
         let (twin, mut twin_created) =
@@ -1347,7 +1370,7 @@ mod tests {
     #[test]
     fn a_prune_removes_entries_of_the_tree_and_of_its_own_group() {
         let mut disk = temporary();
-        let db = &disk.db.clone();
+        let db = &disk.applier.db.clone();
         let (create, _) = Request::create(record("a", 0, None), Vec::new()).unwrap();
         let (c1, _) = commit(record("a", 1, None), 0, &[0, 1, 2], 0);
         write_group(&mut disk, vec![create, c1]);
@@ -1373,7 +1396,7 @@ mod tests {
     #[test]
     fn a_corrupt_record_refuses_its_request_only() {
         let mut disk = temporary();
-        let db = &disk.db.clone();
+        let db = &disk.applier.db.clone();
         db.insert(keys::execution("bad"), b"garbage".as_slice())
             .unwrap();
         let (bad, mut r_bad) = commit(record("bad", 1, None), 0, &[], 0);
@@ -1395,7 +1418,7 @@ mod tests {
     #[test]
     fn history_moves_into_chunks_that_a_prune_drops_whole() {
         let mut disk = temporary();
-        let db = &disk.db.clone();
+        let db = &disk.applier.db.clone();
         let (create, _) = Request::create(record("a", 0, None), Vec::new()).unwrap();
         write_group(&mut disk, vec![create]);
         let chunk = keys::HISTORY_CHUNK as u64;
@@ -1433,7 +1456,7 @@ mod tests {
     #[test]
     fn a_large_history_entry_moves_into_a_chunk_at_once() {
         let mut disk = temporary();
-        let db = &disk.db.clone();
+        let db = &disk.applier.db.clone();
         let (create, _) = Request::create(record("a", 0, None), Vec::new()).unwrap();
         let large = HistoryEntry {
             event: Event::Failed {
@@ -1459,7 +1482,7 @@ mod tests {
     #[test]
     fn a_large_input_has_its_own_key() {
         let mut disk = temporary();
-        let db = &disk.db.clone();
+        let db = &disk.applier.db.clone();
         let large = vec![7; keys::INLINE_INPUT_MAX + 1];
         let (create, _) = Request::create(record("a", 0, None), large.clone()).unwrap();
         write_group(&mut disk, vec![create]);
@@ -1478,7 +1501,7 @@ mod tests {
         let (create, mut created) = Request::create(record("a", 0, None), large.clone()).unwrap();
         write_group(&mut disk, vec![create]);
         assert_eq!(created.try_recv().unwrap().unwrap(), Created::New);
-        let files: HashMap<_, _> = std::fs::read_dir(disk.blobs.dir())
+        let files: HashMap<_, _> = std::fs::read_dir(disk.syncer.blobs.dir())
             .unwrap()
             .map(|e| {
                 let e = e.unwrap();
@@ -1486,14 +1509,14 @@ mod tests {
             })
             .collect();
         assert!(!files.is_empty(), "sled wrote no blob file");
-        assert_eq!(&files, disk.blobs.synced());
-        assert_eq!(input(&disk.db, "a").unwrap(), large);
+        assert_eq!(&files, disk.syncer.blobs.synced());
+        assert_eq!(input(&disk.applier.db, "a").unwrap(), large);
     }
 
     #[test]
     fn values_of_layout_1_are_read_and_rewritten() {
         let mut disk = temporary();
-        let db = &disk.db.clone();
+        let db = &disk.applier.db.clone();
         // Layout 1: a bare record envelope, the input under `i/`, one entry per `h/` key.
         db.insert(
             keys::execution("a"),
@@ -1530,13 +1553,13 @@ mod tests {
     #[test]
     fn recent_executions_are_kept_as_the_tree_holds_them() {
         let mut disk = temporary();
-        let db = &disk.db.clone();
+        let db = &disk.applier.db.clone();
         let check = |disk: &Disk, kept: &[&str]| {
-            assert_eq!(disk.recent.len(), kept.len());
+            assert_eq!(disk.applier.recent.len(), kept.len());
             for id in kept {
                 let key = keys::execution(id);
                 let bytes = db.get(&key).unwrap().unwrap();
-                let entry = disk.recent.get(id).unwrap();
+                let entry = disk.applier.recent.get(id).unwrap();
                 let stored = keys::decode_execution(&key, &bytes).unwrap();
                 assert_eq!(entry.value.record, stored.record);
                 assert_eq!(entry.value.input, stored.input);
@@ -1544,7 +1567,7 @@ mod tests {
                 assert_eq!(entry.value.tail, stored.tail);
                 assert_eq!(entry.hash, crate::digest::entry_hash(&key, &bytes));
             }
-            assert_eq!(crate::digest::scan(db).unwrap().0, disk.digest);
+            assert_eq!(crate::digest::scan(db).unwrap().0, disk.applier.digest);
         };
         let (a, _) = Request::create(record("a", 0, None), b"in".to_vec()).unwrap();
         let (b, _) = Request::create(record("b", 0, None), Vec::new()).unwrap();
@@ -1587,12 +1610,12 @@ mod tests {
     fn recent_operations_and_tokens_follow_the_tree() {
         use durable_core::{Expect, OperationAction, OperationKind, OperationState, Settlement};
         let mut disk = temporary();
-        let db = &disk.db.clone();
+        let db = &disk.applier.db.clone();
         let check = |disk: &Disk| {
-            assert_eq!(crate::digest::scan(db).unwrap().0, disk.digest);
+            assert_eq!(crate::digest::scan(db).unwrap().0, disk.applier.digest);
             let key = keys::operation("a", "cb");
             let stored = db.get(&key).unwrap();
-            match (stored, disk.recent.operation(&key)) {
+            match (stored, disk.applier.recent.operation(&key)) {
                 (Some(bytes), Some(kept)) => {
                     assert_eq!(kept.op, keys::decode_operation(&key, &bytes).unwrap());
                     assert_eq!(kept.hash, crate::digest::entry_hash(&key, &bytes));
@@ -1649,7 +1672,11 @@ mod tests {
         check(&disk);
         assert_eq!(db.get(keys::token("cb_token")).unwrap().unwrap(), token);
         // The token is the operation's own: a commit that keeps it needs no lookup.
-        let settled = disk.recent.operation(&keys::operation("a", "cb")).unwrap();
+        let settled = disk
+            .applier
+            .recent
+            .operation(&keys::operation("a", "cb"))
+            .unwrap();
         let (keep, mut r_keep) = Request::commit(Commit {
             record: record("a", 2, None),
             expected_seq: 1,
@@ -1695,5 +1722,105 @@ mod tests {
         write_group(&mut disk, vec![delete]);
         check(&disk);
         assert_eq!(db.get(keys::token("cb_token")).unwrap(), None);
+    }
+
+    #[test]
+    fn a_group_builds_on_the_one_being_synced_not_on_recent() {
+        let mut disk = temporary();
+        let (create, _) = Request::create(record("a", 0, None), Vec::new()).unwrap();
+        write_group(&mut disk, vec![create]);
+        assert_eq!(disk.applier.recent.get("a").unwrap().value.record.seq, 0);
+
+        // Applied, not synced: `recent` still holds seq 0.
+        let (c1, mut r1) = commit(record("a", 1, None), 0, &[0], 0);
+        let first = apply_group(&mut disk.applier, vec![c1]);
+        assert_eq!(disk.applier.recent.get("a").unwrap().value.record.seq, 0);
+        assert!(r1.try_recv().is_err(), "answered before its sync");
+
+        // The next group sees seq 1, as the tree holds it.
+        let (c2, mut r2) = commit(record("a", 2, None), 1, &[1], 0);
+        let (stale, mut r_stale) = commit(record("a", 1, None), 0, &[], 0);
+        let second = apply_group(&mut disk.applier, vec![c2, stale]);
+        assert!(
+            r_stale.try_recv().is_err(),
+            "a refusal waits for the syncs too"
+        );
+
+        disk.syncer.finish(vec![first, second]);
+        r1.try_recv().unwrap().unwrap();
+        r2.try_recv().unwrap().unwrap();
+        assert!(matches!(
+            r_stale.try_recv().unwrap(),
+            Err(StoreError::Conflict {
+                expected: 0,
+                found: Some(2),
+                ..
+            })
+        ));
+        assert_eq!(disk.applier.recent.get("a").unwrap().value.record.seq, 2);
+        assert_eq!(history(&disk.applier.db, "a"), [0, 1]);
+    }
+
+    #[test]
+    fn reads_wait_for_the_groups_that_wrote_what_they_read() {
+        let mut disk = temporary();
+        let visibility = disk.applier.visibility.clone();
+        let (create, _) = Request::create(record("a", 0, None), Vec::new()).unwrap();
+        let applied = apply_group(&mut disk.applier, vec![create]);
+        let number = applied.number.unwrap();
+        let execution = keys::execution("a");
+        let other = keys::execution("b");
+        let prefix = keys::EXECUTION.to_vec();
+        assert_eq!(
+            visibility.pending_group(std::slice::from_ref(&execution), &[]),
+            Some(number)
+        );
+        assert_eq!(
+            visibility.pending_group(&[], std::slice::from_ref(&prefix)),
+            Some(number)
+        );
+        assert_eq!(
+            visibility.pending_group(std::slice::from_ref(&other), &[]),
+            None
+        );
+        assert_eq!(
+            visibility.pending_group(&[], &[keys::operation_prefix("a")]),
+            None
+        );
+
+        disk.syncer.finish(vec![applied]);
+        assert_eq!(visibility.synced(), number);
+        assert_eq!(visibility.pending_group(&[execution], &[prefix]), None);
+        // Nothing is pending: neither returns before it may.
+        visibility.wait_durable();
+        visibility.wait_reads(&[other], &[]);
+    }
+
+    #[test]
+    fn after_a_failed_sync_later_groups_fail_and_reads_stop_waiting() {
+        let mut disk = temporary();
+        let visibility = disk.applier.visibility.clone();
+        let (create, mut created) = Request::create(record("a", 0, None), Vec::new()).unwrap();
+        let first = apply_group(&mut disk.applier, vec![create]);
+        disk.syncer.broken = Some(StoreError::backend(io::Error::other("disk gone")));
+        let (twin, mut twin_created) = Request::create(record("a", 0, None), Vec::new()).unwrap();
+        let second = apply_group(&mut disk.applier, vec![twin]);
+        assert_eq!(second.number, None, "a refusal writes nothing");
+        disk.syncer.finish(vec![first, second]);
+
+        assert!(matches!(
+            created.try_recv().unwrap(),
+            Err(StoreError::Backend(_))
+        ));
+        assert!(matches!(
+            twin_created.try_recv().unwrap(),
+            Err(StoreError::Backend(_))
+        ));
+        assert!(disk.applier.failed.load(Ordering::SeqCst));
+        assert_eq!(disk.applier.recent.len(), 0);
+        // The group is not synced, yet a read of what it wrote returns.
+        assert_eq!(visibility.synced(), 0);
+        visibility.wait_reads(&[keys::execution("a")], &[]);
+        visibility.wait_durable();
     }
 }
