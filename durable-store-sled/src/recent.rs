@@ -1,5 +1,5 @@
 //! Recently written executions and operations, as the tree holds them once synced: kept
-//! up to date by the sync thread, read by the writer and by the store's reads.
+//! up to date by the writer thread, read by the writer and by the store's reads.
 //!
 //! Why: an execution that runs commits again and again, and reads its record back (an
 //! activation loads it and its input, a handle loads it to see how it ended). Reading and
@@ -8,13 +8,13 @@
 //! those hops cost more than the commits.
 //!
 //! Invariants:
-//! - An entry is what the tree durably holds under the execution's `e/` key (or the
-//!   operation's `o/` key): the writer thread is the only writer of the tree, and the sync
-//!   thread replaces (or drops) the entry of each execution and operation a group wrote
-//!   or deleted once the group is synced, before answering it (see `sync`). Until then
-//!   the tree holds a newer value than the entry; the writer reads those keys from the
-//!   tree (see `writer::Unsynced`), readers wait for the sync (see `sync::Visibility`).
-//!   A group that fails (its writes may or may not be in the tree) empties it.
+//! - An entry is exactly what the tree holds under the execution's `e/` key (or the
+//!   operation's `o/` key), and that is durable: the writer thread is the only writer of
+//!   the tree, and after every group it replaces (or drops) the entry of each execution
+//!   and operation the group wrote or deleted, once the group is synced and before it
+//!   answers or takes the next group (see `sync`). Readers that find the group's writes
+//!   in the tree before that wait for the sync (see `sync::Visibility`). A group that
+//!   fails (its writes may or may not be in the tree) empties it.
 //! - Reads of it never wait for the writer's I/O: the lock is held only to look up,
 //!   replace or drop entries.
 //! - It holds at most [`MAX_RECENT`] executions and as many operations, the most recently

@@ -9,10 +9,10 @@
 //!   thread (see `writer`), and is answered only after the fsync that made it durable.
 //!   Concurrent writes share that fsync.
 //! - Reads see only synced writes. Reads of executions and operations written recently
-//!   are answered from the writer's memory of them (see `recent`), which the sync thread
-//!   updates after each group's sync; other reads run on tokio's blocking threads, go to
-//!   the tree, and return once every group applied before the read ended is synced (see
-//!   `sync::Visibility`).
+//!   are answered from the writer's memory of them (see `recent`), which it updates
+//!   after each group's sync; other reads run on tokio's blocking threads, go to the
+//!   tree, and return once what they read is synced: a read of one key waits only if the
+//!   group being synced wrote that key (see `sync::Visibility`).
 //! - After [`close`](SledStore::close) every method returns [`StoreError::Closed`]; the
 //!   state is taken out under the write side of its lock, so `close` waits for the reads
 //!   in flight, and every later call finds it gone.

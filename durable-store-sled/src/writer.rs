@@ -6,16 +6,14 @@
 //!   another write: there is no other writer.
 //! - The thread takes every request already queued (up to [`MAX_GROUP`]), checks each one
 //!   against the tree *and* against the requests accepted before it in the same group,
-//!   writes all accepted ones with one atomic `apply_batch`, and hands the group to the
-//!   sync thread (see `sync`), which makes it durable and only then answers every request
-//!   of it. A request whose answer is `Ok` was therefore durable before the answer was
-//!   sent; while one group is synced, the next one is applied.
-//! - A refused request wrote nothing. Its refusal waits for the sync of its group and of
-//!   the groups before it like any answer, since it may rest on a write of one of them;
-//!   only a failure to read or encode is answered at once.
-//! - The tree holds the writes of groups not yet synced, `recent` does not (it shows only
-//!   durable values to readers): the thread reads what those groups wrote from the tree
-//!   (see [`Unsynced`]).
+//!   writes all accepted ones with one atomic `apply_batch`, then makes them durable once
+//!   and answers them (see `sync`). A request whose answer is `Ok` was therefore durable
+//!   before the answer was sent, and waited for exactly one sync after it was applied.
+//! - A refused request wrote nothing. Its refusal is answered with the group, after the
+//!   sync, since it may rest on a request accepted earlier in the group; only a failure
+//!   to read or encode is answered at once.
+//! - Each group is synced, and `recent` updated, before the next one is checked: a group
+//!   finds in `recent` what the tree holds.
 //! - If the batch or the sync fails, every request of the group that was waiting for it
 //!   gets [`StoreError::Backend`]: its write may or may not have reached the disk.
 //! - Groups that write are numbered from 1 without gaps; each batch stores its number
@@ -42,7 +40,7 @@ use crate::keys;
 use crate::mark::Mark;
 use crate::options::Durability;
 use crate::recent::{Kept, KeptOp, Recent};
-use crate::sync::{self, Applied, Publish, Reply, Syncer, Visibility, Waiting};
+use crate::sync::{Applied, Publish, Reply, Syncer, Visibility, Waiting};
 
 /// Most requests written with one batch and one sync, so a flood of requests cannot
 /// grow a batch (and the wait of its first request) without bound.
@@ -163,8 +161,8 @@ pub(crate) fn writer_gone() -> StoreError {
     ))
 }
 
-/// What the writer thread and the sync thread work on: the tree and the state of its
-/// groups, and what the sync thread makes durable.
+/// What the writer thread works on: the tree and the state of its groups, and what makes
+/// them durable.
 pub(crate) struct Disk {
     pub(crate) applier: Applier,
     pub(crate) syncer: Syncer,
@@ -183,47 +181,12 @@ pub(crate) struct Applier {
     /// Which groups readers may see (see `sync::Visibility`).
     pub(crate) visibility: Arc<Visibility>,
     /// Recently written executions as the tree durably holds them (see `recent`), shared
-    /// with the store's reads and updated by the sync thread.
+    /// with the store's reads.
     pub(crate) recent: Arc<Recent>,
-    /// What the groups being synced wrote, which `recent` does not show yet.
-    pub(crate) unsynced: Unsynced,
-}
-
-/// The executions and operations written (or deleted) by groups applied but not known to
-/// be synced, each with the number of the last such group: `recent` still holds what
-/// they were before, so the writer reads them from the tree.
-#[derive(Debug, Default)]
-pub(crate) struct Unsynced {
-    executions: HashMap<String, u64>,
-    operations: HashMap<Vec<u8>, u64>,
-}
-
-impl Unsynced {
-    /// Forgets what the groups up to `synced` wrote: `recent` has it now.
-    fn prune(&mut self, synced: u64) {
-        if !self.executions.is_empty() {
-            self.executions.retain(|_, group| *group > synced);
-        }
-        if !self.operations.is_empty() {
-            self.operations.retain(|_, group| *group > synced);
-        }
-    }
-
-    fn add(&mut self, group: u64, publish: &Publish) {
-        for (id, _) in &publish.written {
-            self.executions.insert(id.clone(), group);
-        }
-        for id in &publish.deleted {
-            self.executions.insert(id.clone(), group);
-        }
-        for (key, _) in &publish.operations {
-            self.operations.insert(key.clone(), group);
-        }
-    }
 }
 
 impl Disk {
-    /// The writer's and the sync thread's state for sled `db` with its log file `log`,
+    /// The writer's state for sled `db` with its log file `log`,
     /// whose last group (as the open found it) is `group` with `digest`.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
@@ -245,7 +208,6 @@ impl Disk {
                 failed: failed.clone(),
                 visibility: visibility.clone(),
                 recent: recent.clone(),
-                unsynced: Unsynced::default(),
             },
             syncer: Syncer {
                 db,
@@ -297,23 +259,11 @@ impl Writer {
                     mut applier,
                     mut syncer,
                 } = disk;
-                let (applied, groups) = mpsc::channel();
-                std::thread::scope(|scope| {
-                    let sync = std::thread::Builder::new()
-                        .name("durable-sled-sync".into())
-                        .spawn_scoped(scope, move || sync::run(&mut syncer, &groups))
-                        .map_err(StoreError::backend)?;
-                    run(&mut applier, &queue, &applied);
-                    // The sync thread answers what is left, syncs a last time and ends.
-                    drop(applied);
-                    match sync.join() {
-                        Ok(last) => last.map_err(StoreError::backend),
-                        Err(_) => {
-                            tracing::error!("the sled store's sync thread panicked");
-                            Err(writer_gone())
-                        }
-                    }
-                })
+                run(&mut applier, &mut syncer, &queue);
+                // Every group was synced already (with power-loss durability); this
+                // makes the mark durable, and `close` report a disk that stopped
+                // accepting writes.
+                syncer.sync_all().map_err(StoreError::backend)
             })
             .map_err(StoreError::backend)?;
         Ok(Writer {
@@ -356,23 +306,32 @@ impl Drop for Writer {
     }
 }
 
-fn run(applier: &mut Applier, queue: &mpsc::Receiver<Request>, synced: &mpsc::Sender<Applied>) {
+fn run(applier: &mut Applier, syncer: &mut Syncer, queue: &mpsc::Receiver<Request>) {
     // Kept from group to group: growing a new one to a large group's size each time
     // copies its requests again and again.
     let mut group = Vec::with_capacity(16);
-    // `recv` keeps returning queued requests after the sender is dropped, so stopping
-    // never loses one.
-    while let Ok(first) = queue.recv() {
+    loop {
+        // `recv` keeps returning queued requests after the sender is dropped, so stopping
+        // never loses one.
+        let first = match syncer.idle_limit() {
+            None => match queue.recv() {
+                Ok(first) => first,
+                Err(mpsc::RecvError) => return,
+            },
+            Some(limit) => match queue.recv_timeout(limit) {
+                Ok(first) => first,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    syncer.sync_mark_if_due();
+                    continue;
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => return,
+            },
+        };
         group.push(first);
         group.extend(std::iter::from_fn(|| queue.try_recv().ok()).take(MAX_GROUP - 1));
         let applied = apply_group(applier, group.drain(..));
-        if let Err(mpsc::SendError(applied)) = synced.send(applied) {
-            // Only a panic of the sync thread hangs up early.
-            applied
-                .waiting
-                .into_iter()
-                .for_each(|w| w.fail(writer_gone()));
-        }
+        syncer.finish(applied);
+        syncer.sync_mark_if_due();
     }
 }
 
@@ -409,7 +368,7 @@ impl std::ops::Deref for Value {
 type OpId = (String, String);
 
 /// Checks the requests and writes the accepted ones with one batch: see the module docs.
-/// The sync thread makes the group durable and answers it (see `sync`).
+/// `Syncer::finish` then makes the group durable and answers it (see `sync`).
 fn apply_group<I>(applier: &mut Applier, requests: I) -> Applied
 where
     I: IntoIterator<Item = Request>,
@@ -417,13 +376,11 @@ where
 {
     let requests = requests.into_iter();
     let size = requests.len();
-    applier.unsynced.prune(applier.visibility.synced());
     // Sized for a group of commits of different executions, the common large group, so
     // that the maps do not grow (and rehash) step by step.
     let mut group = Group {
         db: &applier.db,
         recent: &applier.recent,
-        unsynced: &applier.unsynced,
         batch: Writes::with_capacity(size),
         staged: HashMap::with_capacity(size),
         deleted: HashSet::new(),
@@ -482,8 +439,7 @@ where
         ..
     } = group;
     if !writes {
-        // Only refusals and reads: nothing to make durable, but the answers still wait
-        // for the groups before (see `sync`).
+        // Only refusals and reads: nothing to make durable.
         return Applied {
             number: None,
             keys: Vec::new(),
@@ -522,7 +478,6 @@ where
     };
     let keys = batch.keys();
     let (number, applied) = apply_writes(applier, batch, &keys);
-    applier.unsynced.add(number, &publish);
     tracing::trace!(requests = size, answers = waiting.len(), "group applied");
     Applied {
         number: Some(number),
@@ -581,10 +536,8 @@ struct StagedCommit {
 /// accepted earlier in the group, which is true only if that write lands).
 struct Group<'a> {
     db: &'a sled::Db,
-    /// Recently written executions as the tree durably holds them.
+    /// Recently written executions as the tree holds them before this group.
     recent: &'a Recent,
-    /// What `recent` does not show yet: those are read from the tree.
-    unsynced: &'a Unsynced,
     batch: Writes,
     /// Executions written by this group, as they will be in the tree.
     staged: HashMap<String, Staged>,
@@ -602,22 +555,6 @@ struct Group<'a> {
 }
 
 impl Group<'_> {
-    /// The value of `id` in `recent`, if it is the one the tree holds.
-    fn kept(&self, id: &str) -> Option<Arc<Kept>> {
-        if self.unsynced.executions.contains_key(id) {
-            return None;
-        }
-        self.recent.get(id)
-    }
-
-    /// The operation under `key` in `recent`, if it is the one the tree holds.
-    fn kept_operation(&self, key: &[u8]) -> Option<Arc<KeptOp>> {
-        if self.unsynced.operations.contains_key(key) {
-            return None;
-        }
-        self.recent.operation(key)
-    }
-
     /// The execution value of `id` as this group will leave it, without taking it.
     fn value(&mut self, id: &str) -> Result<Option<keys::Execution>, StoreError> {
         if self.deleted.contains(id) {
@@ -627,7 +564,7 @@ impl Group<'_> {
             return Ok(Some(keys::Execution::clone(&staged.value)));
         }
         let key = keys::execution(id);
-        if let Some(kept) = self.kept(id) {
+        if let Some(kept) = self.recent.get(id) {
             self.batch.know_hash(&key, Some(kept.hash));
             return Ok(Some(kept.value.clone()));
         }
@@ -650,7 +587,7 @@ impl Group<'_> {
             return Ok(Some(staged));
         }
         let key = keys::execution(id);
-        if let Some(kept) = self.kept(id) {
+        if let Some(kept) = self.recent.get(id) {
             // The digest needs the hash of the value the group replaces.
             self.batch.know_hash(&key, Some(kept.hash));
             // Shared: readers see the entry until the group is durable, and the group
@@ -693,7 +630,7 @@ impl Group<'_> {
             return Ok(None);
         }
         let key = keys::operation(&id.0, &id.1);
-        if let Some(kept) = self.kept_operation(&key) {
+        if let Some(kept) = self.recent.operation(&key) {
             self.batch.know_hash(&key, Some(kept.hash));
             return Ok(Some(kept.op.clone()));
         }
@@ -1096,8 +1033,7 @@ impl Group<'_> {
     fn save_layout(&mut self, layout: u64, description: Vec<u8>, reply: Reply<()>) {
         let key = keys::layout(layout);
         match self.db.contains_key(&key).map_err(sled_error) {
-            // Answered after the groups before: the description may be one of theirs.
-            Ok(true) => self.waiting.push(Waiting::SaveLayout(reply)),
+            Ok(true) => drop(reply.send(Ok(()))),
             Ok(false) => {
                 // A second description of the same layout in this group is the same
                 // bytes (a layout's description never changes): writing it again is
@@ -1288,7 +1224,7 @@ mod tests {
     /// Applies one group and syncs it, as the two threads do.
     fn write_group(disk: &mut Disk, requests: Vec<Request>) {
         let applied = apply_group(&mut disk.applier, requests);
-        disk.syncer.finish(vec![applied]);
+        disk.syncer.finish(applied);
     }
 
     /// A database in a fresh directory, which sled removes when it is dropped.
@@ -1725,40 +1661,34 @@ mod tests {
     }
 
     #[test]
-    fn a_group_builds_on_the_one_being_synced_not_on_recent() {
+    fn answers_and_recent_wait_for_the_sync() {
         let mut disk = temporary();
         let (create, _) = Request::create(record("a", 0, None), Vec::new()).unwrap();
         write_group(&mut disk, vec![create]);
         assert_eq!(disk.applier.recent.get("a").unwrap().value.record.seq, 0);
 
-        // Applied, not synced: `recent` still holds seq 0.
         let (c1, mut r1) = commit(record("a", 1, None), 0, &[0], 0);
-        let first = apply_group(&mut disk.applier, vec![c1]);
+        let (stale, mut r_stale) = commit(record("a", 1, None), 0, &[], 0);
+        let applied = apply_group(&mut disk.applier, vec![c1, stale]);
+        // Applied, not synced.
         assert_eq!(disk.applier.recent.get("a").unwrap().value.record.seq, 0);
         assert!(r1.try_recv().is_err(), "answered before its sync");
-
-        // The next group sees seq 1, as the tree holds it.
-        let (c2, mut r2) = commit(record("a", 2, None), 1, &[1], 0);
-        let (stale, mut r_stale) = commit(record("a", 1, None), 0, &[], 0);
-        let second = apply_group(&mut disk.applier, vec![c2, stale]);
         assert!(
             r_stale.try_recv().is_err(),
-            "a refusal waits for the syncs too"
+            "a refusal waits for the sync too"
         );
 
-        disk.syncer.finish(vec![first, second]);
+        disk.syncer.finish(applied);
         r1.try_recv().unwrap().unwrap();
-        r2.try_recv().unwrap().unwrap();
         assert!(matches!(
             r_stale.try_recv().unwrap(),
             Err(StoreError::Conflict {
                 expected: 0,
-                found: Some(2),
+                found: Some(1),
                 ..
             })
         ));
-        assert_eq!(disk.applier.recent.get("a").unwrap().value.record.seq, 2);
-        assert_eq!(history(&disk.applier.db, "a"), [0, 1]);
+        assert_eq!(disk.applier.recent.get("a").unwrap().value.record.seq, 1);
     }
 
     #[test]
@@ -1788,7 +1718,7 @@ mod tests {
             None
         );
 
-        disk.syncer.finish(vec![applied]);
+        disk.syncer.finish(applied);
         assert_eq!(visibility.synced(), number);
         assert_eq!(visibility.pending_group(&[execution], &[prefix]), None);
         // Nothing is pending: neither returns before it may.
@@ -1802,11 +1732,13 @@ mod tests {
         let visibility = disk.applier.visibility.clone();
         let (create, mut created) = Request::create(record("a", 0, None), Vec::new()).unwrap();
         let first = apply_group(&mut disk.applier, vec![create]);
+        // As if its sync had failed.
         disk.syncer.broken = Some(StoreError::backend(io::Error::other("disk gone")));
+        disk.syncer.finish(first);
         let (twin, mut twin_created) = Request::create(record("a", 0, None), Vec::new()).unwrap();
         let second = apply_group(&mut disk.applier, vec![twin]);
         assert_eq!(second.number, None, "a refusal writes nothing");
-        disk.syncer.finish(vec![first, second]);
+        disk.syncer.finish(second);
 
         assert!(matches!(
             created.try_recv().unwrap(),
