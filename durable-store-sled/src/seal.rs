@@ -51,7 +51,7 @@ pub(crate) fn of_files(sled: &Path) -> io::Result<u64> {
 ///
 /// A large file is read in parts by several threads at once and their CRCs combined
 /// (the same CRC as one pass): reading the log is most of an open's own work on a large
-/// store (a million executions: 330 MB of log, 50 ms of a 110 ms open on 2 cores), and
+/// store (a million executions: 330 MB of log, about 50 ms of a 130 ms open on 2 cores), and
 /// it is bound by copying from the page cache, which one core does at only a few GB/s.
 fn checksum(path: &Path) -> io::Result<(u64, u32)> {
     let file = File::open(path)?;
