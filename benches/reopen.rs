@@ -15,6 +15,13 @@
 //! Each measurement runs in its own process so that memory the writing phase allocated
 //! does not hide in the figures. `REOPEN_CLEAN=1` opens and closes the full store once
 //! before measuring, so that the measured open replays no log.
+//!
+//! `REOPEN_KEEP=<dir>` keeps the written store in `<dir>` (after `REOPEN_CLEAN`'s open
+//! and close, if set) and, when `<dir>` already exists, skips the writing phase (about
+//! 20 s for a million executions) and reuses it: each run measures a fresh copy of it,
+//! since the measured open changes the store (its running executions suspend). The counts
+//! must be those it was written with. To profile the open alone, copy `<dir>` and run the
+//! bench binary with `--measure <copy>` (and `REOPEN_UNFINISHED`).
 
 mod measure;
 
@@ -122,7 +129,10 @@ async fn measure(dir: &Path, unfinished: u64) {
     let settled_ms = started.elapsed().as_secs_f64() * 1e3;
     let peak_kb = status_kb("VmHWM");
     engine.shutdown().await;
-    eprintln!("sled open {store_ms:.1} ms, RSS after it {store_kb} kB");
+    eprintln!(
+        "sled open {store_ms:.1} ms, RSS after it {store_kb} kB, engine open {:.1} ms",
+        open_ms - store_ms
+    );
     println!("MEASURED {open_ms:.2} {settled_ms:.2} {rss_before_kb} {peak_kb}");
 }
 
@@ -153,6 +163,22 @@ fn child(dir: &Path, unfinished: u64) -> Measured {
     }
 }
 
+/// Copies the directory tree `from` to `to` (files and directories only, as a store has).
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+            // So that the measured open does not write the copy back to the disk.
+            std::fs::File::open(&target).unwrap().sync_all().unwrap();
+        }
+    }
+}
+
 fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("durable-reopen-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -168,21 +194,37 @@ async fn main() {
     }
     let finished = count("REOPEN_FINISHED", 1_000_000);
     let unfinished = count("REOPEN_UNFINISHED", 1_000);
+    let keep = std::env::var_os("REOPEN_KEEP").map(PathBuf::from);
     let full = temp_dir("full");
     let empty = temp_dir("empty");
-    write(&full, finished, unfinished).await;
-    SledStore::open(&empty).unwrap().close().await.unwrap();
-    // REOPEN_CLEAN: open and close the store once first, so that sled has snapshotted
-    // its page table and the measured open replays no log (a store closed in its steady
-    // state); by default the measured open follows the writing directly (after a crash).
-    if std::env::var("REOPEN_CLEAN").is_ok() {
-        let t = Instant::now();
-        SledStore::open(&full).unwrap().close().await.unwrap();
-        println!(
-            "first open after writing: {:.1} ms",
-            t.elapsed().as_secs_f64() * 1e3
-        );
+    match &keep {
+        Some(kept) if kept.exists() => {
+            println!("measuring a copy of the store kept in {}", kept.display());
+        }
+        _ => {
+            write(&full, finished, unfinished).await;
+            // REOPEN_CLEAN: open and close the store once first, so that sled has
+            // snapshotted its page table and the measured open replays no log (a store
+            // closed in its steady state); by default the measured open follows the
+            // writing directly (after a crash).
+            if std::env::var("REOPEN_CLEAN").is_ok() {
+                let t = Instant::now();
+                SledStore::open(&full).unwrap().close().await.unwrap();
+                println!(
+                    "first open after writing: {:.1} ms",
+                    t.elapsed().as_secs_f64() * 1e3
+                );
+            }
+            if let Some(kept) = &keep {
+                copy_dir(&full, kept);
+            }
+        }
     }
+    if let Some(kept) = &keep {
+        let _ = std::fs::remove_dir_all(&full);
+        copy_dir(kept, &full);
+    }
+    SledStore::open(&empty).unwrap().close().await.unwrap();
 
     let base = child(&empty, 0);
     let big = child(&full, unfinished);
