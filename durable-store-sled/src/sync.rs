@@ -237,7 +237,7 @@ pub(crate) struct Syncer {
     pub(crate) blobs: Blobs,
     pub(crate) mark: Mark,
     pub(crate) durability: Durability,
-    /// Set when a group could not be written or synced (see `Disk::failed`).
+    /// Set when a group could not be written or synced (see `writer::Applier::failed`).
     pub(crate) failed: Arc<AtomicBool>,
     pub(crate) visibility: Arc<Visibility>,
     pub(crate) recent: Arc<Recent>,
