@@ -10,8 +10,9 @@
 //!   and answers them (see `sync`). A request whose answer is `Ok` was therefore durable
 //!   before the answer was sent, and waited for exactly one sync after it was applied.
 //! - A refused request wrote nothing. Its refusal is answered with the group, after the
-//!   sync, since it may rest on a request accepted earlier in the group; only a failure
-//!   to read or encode is answered at once.
+//!   sync, since it may rest on a request accepted earlier in the group; only failures to
+//!   read or encode, and a layout the tree already has, are answered at once (the tree
+//!   holds only durable groups when a group starts).
 //! - Each group is synced, and `recent` updated, before the next one is checked: a group
 //!   finds in `recent` what the tree holds.
 //! - If the batch or the sync fails, every request of the group that was waiting for it
@@ -186,9 +187,8 @@ pub(crate) struct Applier {
 }
 
 impl Disk {
-    /// The writer's state for sled `db` with its log file `log`,
-    /// whose last group (as the open found it) is `group` with `digest`.
-    #[allow(clippy::too_many_arguments)]
+    /// The writer's state for sled `db` with its log file `log`, whose last group (as the
+    /// open found it) is `group` with `digest`.
     pub(crate) fn new(
         db: sled::Db,
         log: File,
