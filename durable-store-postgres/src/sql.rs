@@ -83,6 +83,10 @@ pub(crate) struct Sql {
 impl Sql {
     pub fn new(schema: &str) -> Sql {
         let s = quoted(schema);
+        let full_update = commit_update(&s, 11, 12, "1");
+        // `commit_plain` and `commit_step` take the workflow and parent in `$10`, `$11`.
+        let plain_update = commit_update(&s, 10, 11, "1");
+        let step_update = commit_update(&s, 10, 11, "id");
         Sql {
             channel: format!("durable:{schema}"),
             create: format!(
@@ -101,14 +105,7 @@ impl Sql {
             load_input: format!("SELECT input FROM {s}.inputs WHERE id = $1"),
             commit: format!(
                 "WITH upd AS (
-                    UPDATE {s}.executions
-                    SET seq = $3, status = $4::smallint, wake_at = $5, record = $6, workflow = $11,
-                        parent = $12,
-                        lease_owner = CASE WHEN $4::smallint = 0 THEN lease_owner END,
-                        lease_until = CASE WHEN $4::smallint = 0 THEN lease_until END
-                    WHERE id = $1 AND seq = $2
-                      AND ($7::bytea IS NULL OR lease_owner IS NULL OR lease_owner = $7)
-                    RETURNING 1
+                    {full_update}
                  ), hist AS (
                     INSERT INTO {s}.history (execution, number, entry)
                     SELECT $1, h.number, h.entry FROM unnest($8::bigint[], $9::bytea[]) AS h(number, entry)
@@ -124,14 +121,7 @@ impl Sql {
             ),
             commit_plain: format!(
                 "WITH upd AS (
-                    UPDATE {s}.executions
-                    SET seq = $3, status = $4::smallint, wake_at = $5, record = $6, workflow = $10,
-                        parent = $11,
-                        lease_owner = CASE WHEN $4::smallint = 0 THEN lease_owner END,
-                        lease_until = CASE WHEN $4::smallint = 0 THEN lease_until END
-                    WHERE id = $1 AND seq = $2
-                      AND ($7::bytea IS NULL OR lease_owner IS NULL OR lease_owner = $7)
-                    RETURNING 1
+                    {plain_update}
                  ), hist AS (
                     INSERT INTO {s}.history (execution, number, entry)
                     SELECT $1, h.number, h.entry FROM unnest($8::bigint[], $9::bytea[]) AS h(number, entry)
@@ -142,14 +132,7 @@ impl Sql {
             ),
             commit_step: format!(
                 "WITH upd AS (
-                    UPDATE {s}.executions
-                    SET seq = $3, status = $4::smallint, wake_at = $5, record = $6, workflow = $10,
-                        parent = $11,
-                        lease_owner = CASE WHEN $4::smallint = 0 THEN lease_owner END,
-                        lease_until = CASE WHEN $4::smallint = 0 THEN lease_until END
-                    WHERE id = $1 AND seq = $2
-                      AND ($7::bytea IS NULL OR lease_owner IS NULL OR lease_owner = $7)
-                    RETURNING id
+                    {step_update}
                  )
                  INSERT INTO {s}.history (execution, number, entry)
                  SELECT id, $8::bigint, $9::bytea FROM upd
@@ -303,4 +286,21 @@ impl Sql {
             list: format!("SELECT record FROM {s}.executions"),
         }
     }
+}
+
+/// The `UPDATE` of one transition's record that the commit statements share: `$1` id,
+/// `$2` expected seq, `$3` new seq, `$4` status, `$5` wake_at, `$6` record, `$7` lease
+/// owner (NULL: no lease check), the workflow in `$workflow` and the parent in `$parent`;
+/// it returns `returning` if it applied. A status other than running ends the lease.
+fn commit_update(s: &str, workflow: u8, parent: u8, returning: &str) -> String {
+    format!(
+        "UPDATE {s}.executions
+                    SET seq = $3, status = $4::smallint, wake_at = $5, record = $6, workflow = ${workflow},
+                        parent = ${parent},
+                        lease_owner = CASE WHEN $4::smallint = 0 THEN lease_owner END,
+                        lease_until = CASE WHEN $4::smallint = 0 THEN lease_until END
+                    WHERE id = $1 AND seq = $2
+                      AND ($7::bytea IS NULL OR lease_owner IS NULL OR lease_owner = $7)
+                    RETURNING {returning}"
+    )
 }
