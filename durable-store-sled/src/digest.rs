@@ -103,7 +103,7 @@ impl Writes {
     }
 
     /// The keys written or removed.
-    pub(crate) fn keys(&self) -> Vec<sled::IVec> {
+    pub(crate) fn keys(&self) -> std::collections::BTreeSet<sled::IVec> {
         self.writes.keys().cloned().collect()
     }
 

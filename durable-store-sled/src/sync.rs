@@ -14,7 +14,7 @@
 //!   readers stop waiting (see [`Visibility`]). `SledStore::recover` opens everything
 //!   anew.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeSet, HashSet};
 use std::fs::File;
 use std::io;
 use std::ops::Bound;
@@ -59,9 +59,9 @@ pub(crate) struct Visibility {
 struct Synced {
     /// The number of the last durable group.
     number: u64,
-    /// The keys written by groups that are not durable yet, each with the last such
-    /// group; entered before the group is applied.
-    pending: BTreeMap<sled::IVec, u64>,
+    /// The keys written by the group being synced (the last applied, when it is not the
+    /// last durable one): the writer syncs each group before it applies the next.
+    pending: BTreeSet<sled::IVec>,
     /// Set when a group failed: nothing applied after the last durable group will be
     /// synced, and readers stop waiting for it.
     failed: bool,
@@ -73,7 +73,7 @@ impl Visibility {
         Visibility {
             state: Mutex::new(Synced {
                 number: group,
-                pending: BTreeMap::new(),
+                pending: BTreeSet::new(),
                 failed: false,
             }),
             changed: Condvar::new(),
@@ -81,13 +81,10 @@ impl Visibility {
         }
     }
 
-    /// Group `number`'s writes, to `keys`, may be in the tree from now on.
-    pub(crate) fn applying(&self, number: u64, keys: &[sled::IVec]) {
-        let mut state = self.lock();
-        for key in keys {
-            state.pending.insert(key.clone(), number);
-        }
-        drop(state);
+    /// Group `number`'s writes, to `keys`, may be in the tree from now on; every group
+    /// before it is durable.
+    pub(crate) fn applying(&self, number: u64, keys: BTreeSet<sled::IVec>) {
+        self.lock().pending = keys;
         self.applied.store(number, Ordering::SeqCst);
     }
 
@@ -97,15 +94,11 @@ impl Visibility {
         self.lock().number
     }
 
-    /// Group `number`, which wrote `keys`, and every group before it are durable.
-    pub(crate) fn durable(&self, number: u64, keys: &[sled::IVec]) {
+    /// Group `number` (the one applied last) and every group before it are durable.
+    pub(crate) fn durable(&self, number: u64) {
         let mut state = self.lock();
         state.number = number;
-        for key in keys {
-            if state.pending.get(key).is_some_and(|&last| last <= number) {
-                state.pending.remove(key);
-            }
-        }
+        state.pending.clear();
         drop(state);
         self.changed.notify_all();
     }
@@ -132,21 +125,24 @@ impl Visibility {
         }
     }
 
-    /// The last group not yet durable that wrote one of `keys` or a key starting with one
-    /// of `prefixes`.
+    /// The group not yet durable that wrote one of `keys` or a key starting with one of
+    /// `prefixes`, if any.
     pub(crate) fn pending_group(&self, keys: &[Vec<u8>], prefixes: &[Vec<u8>]) -> Option<u64> {
         let state = self.lock();
-        let exact = keys
-            .iter()
-            .filter_map(|key| state.pending.get(key.as_slice()).copied());
-        let scanned = prefixes.iter().flat_map(|prefix| {
-            state
-                .pending
-                .range::<[u8], _>((Bound::Included(prefix.as_slice()), Bound::Unbounded))
-                .take_while(|(key, _)| key.starts_with(prefix))
-                .map(|(_, &group)| group)
-        });
-        exact.chain(scanned).max()
+        let exact = || {
+            keys.iter()
+                .any(|key| state.pending.contains(key.as_slice()))
+        };
+        let scanned = || {
+            prefixes.iter().any(|prefix| {
+                state
+                    .pending
+                    .range::<[u8], _>((Bound::Included(prefix.as_slice()), Bound::Unbounded))
+                    .next()
+                    .is_some_and(|key| key.starts_with(prefix))
+            })
+        };
+        (exact() || scanned()).then(|| self.applied.load(Ordering::SeqCst))
     }
 
     fn wait_for(&self, group: u64) {
@@ -221,8 +217,6 @@ pub(crate) struct Publish {
 pub(crate) struct Applied {
     /// The group's number if it wrote to the tree, `None` if it only refused and read.
     pub(crate) number: Option<u64>,
-    /// The keys it wrote or removed.
-    pub(crate) keys: Vec<sled::IVec>,
     /// `Err` if its batch could not be applied.
     pub(crate) applied: Result<(), StoreError>,
     pub(crate) publish: Publish,
@@ -323,7 +317,7 @@ impl Syncer {
         } = group.publish;
         if let Some(number) = group.number {
             self.recent.publish(written, deleted, operations);
-            self.visibility.durable(number, &group.keys);
+            self.visibility.durable(number);
             if let Err(e) = self.mark.record(number) {
                 // The group is durable all the same; only the check of a later open is
                 // weaker until a mark is written again.

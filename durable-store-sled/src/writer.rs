@@ -226,14 +226,13 @@ impl Disk {
     /// Applies `batch` as a group of its own and syncs it before returning: for writes
     /// made before the writer thread starts (a migration as the store opens).
     pub(crate) fn write_now(&mut self, batch: Writes) -> Result<(), StoreError> {
-        let keys = batch.keys();
-        let (number, applied) = apply_writes(&mut self.applier, batch, &keys);
+        let (number, applied) = apply_writes(&mut self.applier, batch);
         applied?;
         self.syncer.sync().map_err(|e| {
             self.applier.failed.store(true, Ordering::SeqCst);
             StoreError::backend(e)
         })?;
-        self.applier.visibility.durable(number, &keys);
+        self.applier.visibility.durable(number);
         if let Err(e) = self.syncer.mark.record(number) {
             tracing::error!(error = %e, "cannot write the store's high-water mark");
         }
@@ -442,7 +441,6 @@ where
         // Only refusals and reads: nothing to make durable.
         return Applied {
             number: None,
-            keys: Vec::new(),
             applied: Ok(()),
             publish: Publish::default(),
             waiting,
@@ -476,12 +474,10 @@ where
         deleted,
         operations,
     };
-    let keys = batch.keys();
-    let (number, applied) = apply_writes(applier, batch, &keys);
+    let (number, applied) = apply_writes(applier, batch);
     tracing::trace!(requests = size, answers = waiting.len(), "group applied");
     Applied {
         number: Some(number),
-        keys,
         applied,
         publish,
         waiting,
@@ -490,11 +486,7 @@ where
 
 /// Applies one group: numbers it, updates the digest and stores both with the writes in
 /// one atomic batch. Returns its number, and whether the batch was applied.
-fn apply_writes(
-    applier: &mut Applier,
-    mut batch: Writes,
-    keys: &[sled::IVec],
-) -> (u64, Result<(), StoreError>) {
+fn apply_writes(applier: &mut Applier, mut batch: Writes) -> (u64, Result<(), StoreError>) {
     let number = applier.group + 1;
     let digest = match batch.apply_to(&applier.db, applier.digest) {
         Ok(digest) => digest,
@@ -502,7 +494,7 @@ fn apply_writes(
     };
     batch.insert(keys::GROUP, keys::encode_group(number, digest.as_u64()));
     // Before the batch: a read that may see it waits for its sync.
-    applier.visibility.applying(number, keys);
+    applier.visibility.applying(number, batch.keys());
     match applier.db.apply_batch(batch.into_batch()) {
         Ok(()) => {
             // In the tree now, durable or not: the next group must not reuse the number.
