@@ -290,8 +290,18 @@ impl BatchState {
 
 /// The operation key of item `index` of the batch `key` (see [`BatchState::item_key`]).
 pub(crate) fn item_key(key: &str, index: u64) -> String {
-    let digits = format!("{index:x}");
-    format!("{key}.{:x}{digits}", digits.len() - 1)
+    ordered_key(format_args!("{key}."), index)
+}
+
+/// `prefix`, the number of hex digits of `n` less one as one hex digit, then `n` in hex.
+///
+/// Short, because an operation key is stored several times (the operation's key and
+/// record, the token index, the awaiting execution's record); and keys with one prefix
+/// sort in the order of their numbers (fewer digits first, then by value): `c02` <
+/// `c1ff` < `c2100`.
+pub(crate) fn ordered_key(prefix: impl std::fmt::Display, n: u64) -> String {
+    let digits = format!("{n:x}");
+    format!("{prefix}{:x}{digits}", digits.len() - 1)
 }
 
 /// An item of a batch that has started and not settled.

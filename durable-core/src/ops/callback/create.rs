@@ -110,15 +110,10 @@ impl Options {
 }
 
 /// The operation key of a callback created by the commit with sequence number `seq`:
-/// unique within the execution, since no two commits share a sequence number.
-///
-/// Short, because it is stored several times (the operation's key and record, the token
-/// index, the awaiting execution's record): `c`, the number of hex digits of `seq` less
-/// one as one hex digit, then `seq` in hex. Keys of one execution therefore sort in
-/// creation order (fewer digits first, then by value): `c02` < `c1ff` < `c2100`.
+/// unique within the execution, since no two commits share a sequence number, and in
+/// creation order (see `record::ordered_key`).
 fn key(seq: u64) -> String {
-    let digits = format!("{seq:x}");
-    format!("c{:x}{digits}", digits.len() - 1)
+    crate::record::ordered_key("c", seq)
 }
 
 /// The commit's change that creates `record`.

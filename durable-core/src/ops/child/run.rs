@@ -279,12 +279,10 @@ fn watch_interval(waited: Duration) -> Duration {
 
 /// The operation key of a call entered afresh after the commit with sequence number
 /// `seq`: unique within the execution, since no two entries of points follow the same
-/// commit, and the same when the entry runs again after a crash. `w`, the number of hex
-/// digits of `seq` less one as one hex digit, then `seq` in hex, so that keys sort in
-/// creation order (as callbacks' keys do, with their `c`).
+/// commit, the same when the entry runs again after a crash, and in creation order (see
+/// `record::ordered_key`).
 fn key(seq: u64) -> String {
-    let digits = format!("{seq:x}");
-    format!("w{:x}{digits}", digits.len() - 1)
+    crate::record::ordered_key("w", seq)
 }
 
 /// The id of the child that the call `key` of execution `parent` starts.

@@ -338,10 +338,9 @@ where
 
 /// The batch key of a batch entered afresh after the commit with sequence number `seq`
 /// (unique within the execution, stable across a crash before its first commit, as a
-/// call's key is): `m`, the number of hex digits of `seq` less one, then `seq` in hex.
+/// call's key is), in creation order (see `record::ordered_key`).
 fn batch_key(seq: u64) -> String {
-    let digits = format!("{seq:x}");
-    format!("m{:x}{digits}", digits.len() - 1)
+    crate::record::ordered_key("m", seq)
 }
 
 fn first_attempt(index: u64) -> InFlight {
