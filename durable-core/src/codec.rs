@@ -84,13 +84,14 @@ impl Codec {
         out: &mut Vec<u8>,
     ) -> Result<(), CodecError> {
         match self {
-            Codec::Bincode => {
-                bincode::serde::encode_into_std_write(value, out, bincode::config::standard())
-                    .map(drop)
-                    .map_err(|e| CodecError::Encode {
-                        message: e.to_string(),
-                    })
-            }
+            Codec::Bincode => bincode::serde::encode_into_writer(
+                value,
+                Appender(out),
+                bincode::config::standard(),
+            )
+            .map_err(|e| CodecError::Encode {
+                message: e.to_string(),
+            }),
             Codec::Json => serde_json::to_writer(out, value).map_err(|e| CodecError::Encode {
                 message: e.to_string(),
             }),
@@ -123,9 +124,31 @@ impl Codec {
 
     /// Encodes `value` in a value envelope.
     pub fn encode_value<T: Serialize + ?Sized>(self, value: &T) -> Result<Vec<u8>, CodecError> {
-        let mut out = vec![VALUE_TAG, FORMAT_VERSION, self.id()];
+        // Room for a typical record or outcome at once: growing from the three header
+        // bytes took several reallocations per value, on every commit.
+        let mut out = Vec::with_capacity(ENCODE_CAPACITY);
+        out.extend_from_slice(&[VALUE_TAG, FORMAT_VERSION, self.id()]);
         self.encode_raw(value, &mut out)?;
+        if out.len() < ENCODE_CAPACITY / 2 {
+            // Small values (inputs, item outcomes) may be kept by the thousand: in place,
+            // a shrink is cheap.
+            out.shrink_to_fit();
+        }
         Ok(out)
+    }
+}
+
+/// The capacity [`Codec::encode_value`] starts from.
+const ENCODE_CAPACITY: usize = 128;
+
+/// bincode's writer that appends to a `Vec` directly, without `std::io::Write`'s
+/// per-call error plumbing (bincode writes a value a few bytes at a time).
+struct Appender<'a>(&'a mut Vec<u8>);
+
+impl bincode::enc::write::Writer for Appender<'_> {
+    fn write(&mut self, bytes: &[u8]) -> Result<(), bincode::error::EncodeError> {
+        self.0.extend_from_slice(bytes);
+        Ok(())
     }
 }
 
