@@ -14,6 +14,9 @@
 //!
 //! `cargo bench --bench steps -- concurrent` (or `one`, `one-flush`, `resume`, `raw`) runs one
 //! section alone, `STEPS_ROUNDS` times (default 5), and prints each round's figure.
+//! `STEPS_CONCURRENT=N` sets how many executions that `concurrent` section runs at once
+//! (default 200): past the store's memory of recent executions (1,024), reads and
+//! contention change.
 
 use std::time::{Duration, Instant};
 
@@ -301,6 +304,15 @@ fn rounds() -> usize {
         .unwrap_or(ROUNDS)
 }
 
+/// How many executions the `concurrent` section runs at once: `STEPS_CONCURRENT`, 200
+/// by default.
+fn concurrent_executions() -> u32 {
+    std::env::var("STEPS_CONCURRENT")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(200)
+}
+
 /// Runs only `section`: `one`, `one-flush`, `concurrent`, `resume`, `raw` (raw sled,
 /// flush + fdatasync per record: the limit `one` is compared with) or `memory` (one
 /// execution on the memory store: the engine alone).
@@ -311,7 +323,7 @@ async fn only(section: &str) {
         figures.push(match section {
             "one" => one_execution(1_000, Durability::PowerLoss).await,
             "one-flush" => one_execution(1_000, Durability::ProcessCrash).await,
-            "concurrent" => concurrent(200, 10).await,
+            "concurrent" => concurrent(concurrent_executions(), 10).await,
             "resume" => resume_time(10_000, 1).await.as_secs_f64() * 1e3,
             "raw" => raw_sled(1_000, 1, true),
             "memory" => one_execution_in_memory(10_000).await,
