@@ -678,6 +678,33 @@ pub struct OperationRecord {
     pub updated_at: Timestamp,
 }
 
+impl OperationRecord {
+    /// When a pending callback times out if nothing arrives: the earlier of its timeout
+    /// and its heartbeat deadline (the last heartbeat, or its creation, plus the heartbeat
+    /// timeout), and whether that is the heartbeat deadline. `None` if it never times out,
+    /// and for every other kind of operation.
+    pub fn deadline(&self) -> Option<(Timestamp, bool)> {
+        let OperationKind::Callback {
+            timeout_at,
+            heartbeat_timeout_ms,
+        } = &self.kind
+        else {
+            return None;
+        };
+        let heartbeat = heartbeat_timeout_ms.map(|ms| {
+            self.heartbeat_at
+                .unwrap_or(self.created_at)
+                .saturating_add(std::time::Duration::from_millis(ms))
+        });
+        match (*timeout_at, heartbeat) {
+            (Some(t), Some(h)) if h < t => Some((h, true)),
+            (Some(t), _) => Some((t, false)),
+            (None, Some(h)) => Some((h, true)),
+            (None, None) => None,
+        }
+    }
+}
+
 /// What an [`OperationRecord`] stands for, with the settings its module needs after a
 /// restart.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -817,6 +844,10 @@ pub enum Delivered {
         /// Its status.
         status: Status,
     },
+    /// The operation's deadline ([`OperationRecord::deadline`]: a callback's timeout or
+    /// heartbeat timeout) had passed at the delivery's time; nothing was written. The
+    /// operation is its current record, still pending until its execution notices.
+    DeadlinePassed(Box<OperationRecord>),
 }
 
 /// What a commit requires of an operation's current state; otherwise the whole commit is

@@ -435,7 +435,7 @@ pub(crate) async fn deliver_in(
     if token.is_some() && op.as_ref().and_then(|op| op.token.as_ref()) != token {
         return Ok(Delivered::Unknown);
     }
-    if let Some(refused) = store_rules::refusal(op.as_ref(), record.as_ref()) {
+    if let Some(refused) = store_rules::refusal(op.as_ref(), record.as_ref(), delivery.at) {
         return Ok(refused);
     }
     let (Some(mut op), Some(old)) = (op, record) else {

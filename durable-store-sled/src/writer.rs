@@ -974,9 +974,11 @@ impl Group<'_> {
         };
         let op = self.operation(&op_id)?;
         let execution = self.value(&op_id.0)?;
-        if let Some(refused) =
-            store_rules::refusal(op.as_ref(), execution.as_ref().map(|e| &e.record))
-        {
+        if let Some(refused) = store_rules::refusal(
+            op.as_ref(),
+            execution.as_ref().map(|e| &e.record),
+            delivery.at,
+        ) {
             return Ok(refused);
         }
         let (Some(before), Some(execution)) = (op, execution) else {

@@ -7,22 +7,22 @@
 //! so it runs at once, with no polling. Of concurrent completions of one id, the store
 //! lets exactly one settle it.
 //!
-//! Before delivering, the engine reads the callback once: a settled one is refused with
-//! how it was settled (also when its execution has finished since), and a pending one
-//! whose deadline has passed is refused as timed out without writing (the workflow may
-//! not have noticed the timeout yet, but the answer must not depend on when it does).
-//! The store's own refusals cover what changes between that read and the delivery. Ids
-//! are secrets: they are never logged, and errors do not repeat them.
+//! The store refuses, without writing and in this order, a settled callback (with how it
+//! was settled, also when its execution has finished since), a pending one whose deadline
+//! has passed at the completion's time (as timed out: the workflow may not have noticed
+//! the timeout yet, but the answer must not depend on when it does), and one whose
+//! execution has finished (see `store::rules::refusal`). So a completion is one trip to
+//! the store's writer, with no read before it. Ids are secrets: they are never logged,
+//! and errors do not repeat them.
 
 use serde::de::IgnoredAny;
 use serde::Serialize;
 
 use super::Engine;
 use crate::error::StoreError;
-use crate::ops::callback::{deadline, id};
+use crate::ops::callback::id;
 use crate::record::{
-    Delivered, Delivery, OperationKind, OperationRecord, OperationRef, OperationState, Settlement,
-    Status,
+    Delivered, Delivery, OperationRecord, OperationRef, OperationState, Settlement, Status,
 };
 
 /// Why a completion, failure or heartbeat of a callback was refused. Nothing was
@@ -219,25 +219,7 @@ impl Engine {
             StoreError::Closed => CompletionError::ShutDown,
             e => CompletionError::Store(e),
         };
-        let op = shared
-            .store
-            .operation_by_token(id)
-            .await
-            .map_err(store_error)?
-            .filter(|op| matches!(op.kind, OperationKind::Callback { .. }))
-            .ok_or(CompletionError::NotFound)?;
-        // A settled callback says how it was settled, also once its execution has
-        // finished: that is what a late sender needs to know.
-        if !op.state.is_pending() {
-            return Err(already_settled(op));
-        }
         let now = shared.clock.now();
-        if let Some((_, heartbeat)) = deadline(&op).filter(|(at, _)| *at <= now) {
-            return Err(CompletionError::TimedOut {
-                name: op.name,
-                heartbeat,
-            });
-        }
         let delivery = Delivery {
             to: OperationRef::Token(id.to_owned()),
             settlement,
@@ -256,11 +238,20 @@ impl Engine {
             }
             Delivered::Unknown => Err(CompletionError::NotFound),
             Delivered::AlreadySettled(settled) => Err(already_settled(*settled)),
+            Delivered::DeadlinePassed(op) => Err(CompletionError::TimedOut {
+                heartbeat: op.deadline().is_some_and(|(_, heartbeat)| heartbeat),
+                name: op.name,
+            }),
             Delivered::ExecutionFinished { status, .. } => {
-                Err(CompletionError::ExecutionFinished {
-                    name: op.name,
-                    status,
-                })
+                // Rare, so the callback's name is read only now.
+                let name = shared
+                    .store
+                    .operation_by_token(id)
+                    .await
+                    .map_err(store_error)?
+                    .ok_or(CompletionError::NotFound)?
+                    .name;
+                Err(CompletionError::ExecutionFinished { name, status })
             }
         }
     }

@@ -128,7 +128,7 @@ impl State {
         };
         let op = self.operations.get(&key);
         let execution = self.executions.get(&key.0);
-        if let Some(refused) = rules::refusal(op, execution) {
+        if let Some(refused) = rules::refusal(op, execution, delivery.at) {
             return refused;
         }
         let (Some(mut op), Some(old)) = (op.cloned(), execution.cloned()) else {

@@ -147,9 +147,13 @@ pub trait Store: Send + Sync + 'static {
 
     /// Applies a change from outside to a pending operation, atomically:
     ///
-    /// - an unknown token or key is [`Delivered::Unknown`]; an operation whose execution
-    ///   has finished (`Completed` or `Failed`) is [`Delivered::ExecutionFinished`]; a
-    ///   settled one is [`Delivered::AlreadySettled`]; none of them writes anything;
+    /// - an unknown token or key is [`Delivered::Unknown`]; then, in this order (see
+    ///   [`store_rules::refusal`](crate::store_rules::refusal)), a settled operation is
+    ///   [`Delivered::AlreadySettled`], a pending one whose
+    ///   [`deadline`](crate::OperationRecord::deadline) is at or before the delivery's time
+    ///   is [`Delivered::DeadlinePassed`], and one whose execution has finished
+    ///   (`Completed`, `Failed` or `Cancelled`) is [`Delivered::ExecutionFinished`]; none
+    ///   of them writes anything;
     /// - [`Settlement::Settle`](crate::Settlement::Settle) writes the new state and
     ///   `updated_at`; if the execution is `Suspended` and its `awaiting` names the
     ///   operation, the execution is woken in the same write: `Running`, no `wake_at`

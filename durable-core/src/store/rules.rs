@@ -48,11 +48,17 @@ pub fn check_change(
     Ok(())
 }
 
-/// Why a delivery cannot apply to `op` of `execution`, as the [`Delivered`] answer; `None`
-/// when it can.
+/// Why a delivery at time `at` cannot apply to `op` of `execution`, as the [`Delivered`]
+/// answer; `None` when it can.
+///
+/// In this order, so that a late sender learns the most useful thing: how the operation
+/// was settled, also once its execution has finished; that its deadline passed, also if
+/// its execution has not noticed yet (the answer must not depend on when it does); only
+/// then that the execution has finished.
 pub fn refusal(
     op: Option<&OperationRecord>,
     execution: Option<&ExecutionRecord>,
+    at: Timestamp,
 ) -> Option<Delivered> {
     let Some(op) = op else {
         return Some(Delivered::Unknown);
@@ -62,14 +68,17 @@ pub fn refusal(
         // rather than settle something nobody can await.
         return Some(Delivered::Unknown);
     };
+    if !op.state.is_pending() {
+        return Some(Delivered::AlreadySettled(Box::new(op.clone())));
+    }
+    if op.deadline().is_some_and(|(deadline, _)| deadline <= at) {
+        return Some(Delivered::DeadlinePassed(Box::new(op.clone())));
+    }
     if execution.status.is_terminal() {
         return Some(Delivered::ExecutionFinished {
             execution: execution.id.clone(),
             status: execution.status,
         });
-    }
-    if !op.state.is_pending() {
-        return Some(Delivered::AlreadySettled(Box::new(op.clone())));
     }
     None
 }

@@ -60,6 +60,8 @@ macro_rules! store_conformance {
             deliveries_settle_a_pending_operation_once,
             a_delivery_wakes_an_execution_suspended_awaiting_it,
             a_delivery_to_a_finished_execution_is_refused,
+            a_delivery_at_or_past_the_deadline_is_refused,
+            a_settled_operation_of_a_finished_execution_says_how_it_was_settled,
             a_commit_that_awaits_a_settled_operation_conflicts,
             commit_deliveries_reach_other_executions_and_report_woken,
             concurrent_deliveries_to_one_operation_let_exactly_one_settle,
@@ -1372,6 +1374,67 @@ pub async fn a_delivery_to_a_finished_execution_is_refused(store: SharedStore) {
         store.operation("x", "a").await.unwrap(),
         Some(operation("x", "a", Some("t")))
     );
+}
+
+/// A callback's deadline (here its timeout, at 9,000) is checked against the delivery's
+/// time: at or after it, nothing is written, heartbeats included, whether or not the
+/// execution has noticed; just before it, the delivery applies.
+pub async fn a_delivery_at_or_past_the_deadline_is_refused(store: SharedStore) {
+    let pending = operation("x", "a", Some("t"));
+    let current = with_operations(&store, "x", std::slice::from_ref(&pending)).await;
+    for late in [
+        settle(token("t"), succeeded(b"late"), 9_000),
+        settle(token("t"), succeeded(b"later"), 12_000),
+        Delivery {
+            to: token("t"),
+            settlement: Settlement::Heartbeat,
+            at: at(9_000),
+        },
+    ] {
+        assert_eq!(
+            store.deliver(late).await.unwrap(),
+            Delivered::DeadlinePassed(Box::new(pending.clone()))
+        );
+    }
+    assert_eq!(
+        store.operation("x", "a").await.unwrap(),
+        Some(pending.clone())
+    );
+    assert_eq!(store.load("x").await.unwrap(), Some(current));
+    assert!(matches!(
+        store
+            .deliver(settle(token("t"), succeeded(b"in time"), 8_999))
+            .await
+            .unwrap(),
+        Delivered::Applied { .. }
+    ));
+}
+
+/// Of the refusals, a settled operation comes first: a late sender learns how it was
+/// settled, also once the execution has finished (and past the deadline).
+pub async fn a_settled_operation_of_a_finished_execution_says_how_it_was_settled(
+    store: SharedStore,
+) {
+    let current = with_operations(&store, "x", &[operation("x", "a", Some("t"))]).await;
+    store
+        .deliver(settle(token("t"), succeeded(b"first"), 10))
+        .await
+        .unwrap();
+    let settled = store.operation("x", "a").await.unwrap().unwrap();
+    let done = ExecutionRecord {
+        status: Status::Completed,
+        ..advanced(&current)
+    };
+    store.commit(commit(&done, Vec::new(), 0)).await.unwrap();
+    for late in [
+        settle(token("t"), succeeded(b"second"), 20),
+        settle(token("t"), succeeded(b"second"), 12_000),
+    ] {
+        assert_eq!(
+            store.deliver(late).await.unwrap(),
+            Delivered::AlreadySettled(Box::new(settled.clone()))
+        );
+    }
 }
 
 pub async fn a_commit_that_awaits_a_settled_operation_conflicts(store: SharedStore) {

@@ -41,8 +41,7 @@ use std::marker::PhantomData;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::record::{OperationKind, OperationRecord, OperationState};
-use crate::time::Timestamp;
+use crate::record::OperationState;
 
 pub use create::CreateCallback;
 pub use submit::WaitForCallback;
@@ -208,30 +207,6 @@ impl CallbackError {
             | CallbackError::NotFound { name }
             | CallbackError::Cancelled { name } => name,
         }
-    }
-}
-
-/// When a pending callback times out if nothing arrives: the earlier of its timeout and
-/// its heartbeat deadline (the last heartbeat, or its creation, plus the heartbeat
-/// timeout), and whether that is the heartbeat deadline. `None` if it never times out.
-pub(crate) fn deadline(op: &OperationRecord) -> Option<(Timestamp, bool)> {
-    let OperationKind::Callback {
-        timeout_at,
-        heartbeat_timeout_ms,
-    } = &op.kind
-    else {
-        return None;
-    };
-    let heartbeat = heartbeat_timeout_ms.map(|ms| {
-        op.heartbeat_at
-            .unwrap_or(op.created_at)
-            .saturating_add(std::time::Duration::from_millis(ms))
-    });
-    match (*timeout_at, heartbeat) {
-        (Some(t), Some(h)) if h < t => Some((h, true)),
-        (Some(t), _) => Some((t, false)),
-        (None, Some(h)) => Some((h, true)),
-        (None, None) => None,
     }
 }
 

@@ -27,7 +27,7 @@ use serde::Serialize;
 
 use super::create::{created_event, put_new, Options};
 use super::wait::{receive, Awaited};
-use super::{deadline, CallbackError};
+use super::CallbackError;
 use crate::execution::{AwaitedInDurableFn, Ctx, Interrupt, Operation, PointRun, Progress};
 use crate::panic::panic_message;
 use crate::record::{
@@ -205,7 +205,7 @@ where
                 .operation(ctx.execution_id(), &key)
                 .await?;
             let ready = op.as_ref().is_none_or(|op| {
-                !op.state.is_pending() || deadline(op).is_some_and(|(at, _)| at <= run.now())
+                !op.state.is_pending() || op.deadline().is_some_and(|(at, _)| at <= run.now())
             });
             let (Some(op), false) = (op, ready) else {
                 // Settled, timed out or gone: nothing left to submit.

@@ -7,7 +7,7 @@ use std::marker::PhantomData;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::{deadline, outcome, timed_out, Callback, CallbackError};
+use super::{outcome, timed_out, Callback, CallbackError};
 use crate::execution::{AwaitedInDurableFn, Ctx, Interrupt, Operation, PointRun, Progress};
 use crate::record::{
     Event, Expect, OperationAction, OperationChange, OperationKind, OperationRecord, PointState,
@@ -169,7 +169,7 @@ where
             .await;
     }
     let now = run.now();
-    let deadline = deadline(&op);
+    let deadline = op.deadline();
     if let Some((_, heartbeat)) = deadline.filter(|(at, _)| *at <= now) {
         let state = timed_out(heartbeat);
         let (outcome, word) = outcome::<T>(name, &state);
