@@ -23,6 +23,8 @@
 //! must be those it was written with. To profile the open alone, copy `<dir>` and run the
 //! bench binary with `--measure <copy>` (and `REOPEN_UNFINISHED`).
 
+#[path = "../tests/copy_dir/mod.rs"]
+mod copy_dir;
 mod measure;
 
 use std::path::{Path, PathBuf};
@@ -163,20 +165,12 @@ fn child(dir: &Path, unfinished: u64) -> Measured {
     }
 }
 
-/// Copies the directory tree `from` to `to` (files and directories only, as a store has).
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-            // So that the measured open does not write the copy back to the disk.
-            std::fs::File::open(&target).unwrap().sync_all().unwrap();
-        }
-    }
+/// Copies the store `from` to `to` and flushes the copy, so that the measured open does
+/// not write it back to the disk.
+fn copy_store(from: &Path, to: &Path) {
+    copy_dir::copy_dir(from, to);
+    let synced = Command::new("sync").status().expect("sync runs");
+    assert!(synced.success(), "sync: {synced}");
 }
 
 fn temp_dir(name: &str) -> PathBuf {
@@ -216,13 +210,13 @@ async fn main() {
                 );
             }
             if let Some(kept) = &keep {
-                copy_dir(&full, kept);
+                copy_store(&full, kept);
             }
         }
     }
     if let Some(kept) = &keep {
         let _ = std::fs::remove_dir_all(&full);
-        copy_dir(kept, &full);
+        copy_store(kept, &full);
     }
     SledStore::open(&empty).unwrap().close().await.unwrap();
 

@@ -297,33 +297,27 @@ fn section() -> Option<String> {
     std::env::args().skip(1).find(|a| !a.starts_with('-'))
 }
 
-fn rounds() -> usize {
-    std::env::var("STEPS_ROUNDS")
+/// The number in the environment variable `name`, or `default` if it is unset or not a
+/// number (`STEPS_ROUNDS`, and `STEPS_CONCURRENT` for the executions the `concurrent`
+/// section runs at once).
+fn env_number<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
         .ok()
         .and_then(|n| n.parse().ok())
-        .unwrap_or(ROUNDS)
-}
-
-/// How many executions the `concurrent` section runs at once: `STEPS_CONCURRENT`, 200
-/// by default.
-fn concurrent_executions() -> u32 {
-    std::env::var("STEPS_CONCURRENT")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(200)
+        .unwrap_or(default)
 }
 
 /// Runs only `section`: `one`, `one-flush`, `concurrent`, `resume`, `raw` (raw sled,
 /// flush + fdatasync per record: the limit `one` is compared with) or `memory` (one
 /// execution on the memory store: the engine alone).
 async fn only(section: &str) {
-    let rounds = rounds();
+    let rounds = env_number("STEPS_ROUNDS", ROUNDS);
     let mut figures = Vec::new();
     for _ in 0..rounds {
         figures.push(match section {
             "one" => one_execution(1_000, Durability::PowerLoss).await,
             "one-flush" => one_execution(1_000, Durability::ProcessCrash).await,
-            "concurrent" => concurrent(concurrent_executions(), 10).await,
+            "concurrent" => concurrent(env_number("STEPS_CONCURRENT", 200), 10).await,
             "resume" => resume_time(10_000, 1).await.as_secs_f64() * 1e3,
             "raw" => raw_sled(1_000, 1, true),
             "memory" => one_execution_in_memory(10_000).await,

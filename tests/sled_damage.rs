@@ -21,6 +21,9 @@ use durable_core::{
 };
 use durable_store_sled::{Options, SledStore};
 
+mod copy_dir;
+use copy_dir::copy_dir;
+
 /// A fresh directory, removed when dropped (also when the test fails).
 struct TempDir(PathBuf);
 
@@ -52,19 +55,6 @@ fn count_from_env(name: &str, default: usize) -> usize {
             .parse()
             .unwrap_or_else(|_| panic!("{name} must be a count, got {value:?}")),
         Err(_) => default,
-    }
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
     }
 }
 

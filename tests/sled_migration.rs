@@ -13,6 +13,9 @@ use durable_core::{
 use durable_store_sled::SledStore;
 use serde::{Deserialize, Serialize};
 
+mod copy_dir;
+use copy_dir::copy_dir;
+
 // The workflow as the fixture's generator wrote it, but for `step` being called
 // `typed_step` since the step API's `Failure` errors.
 
@@ -98,19 +101,6 @@ fn fixture_copy() -> (tempdir::Dir, PathBuf) {
     copy_dir(&from, dir.path());
     let path = dir.path().to_path_buf();
     (dir, path)
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
 }
 
 mod tempdir {
