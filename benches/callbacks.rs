@@ -19,12 +19,23 @@
 //!    127.0.0.1. The time from the first completion call until the store has acknowledged
 //!    every execution's `Completed` commit gives completions per second end to end.
 //!
+//! Phase 1 also copies the directory while the executions wait, and the end of the run
+//! (after the RSS figures, which the copy's reading would inflate) prints two figures
+//! that say how much of the size on disk is the store's own doing: the live data (the
+//! bytes of every key and value in the tree) and sled's floor for that data (the same
+//! keys and values written once, in key order and batches of 1,000, into a fresh sled and
+//! flushed; sled keeps a page's older versions in its log until a segment is under half
+//! live, so even that copy takes a multiple of the live bytes).
+//!
 //! Commits are counted by a thin wrapper around the store (a counter, not a poll). The
 //! machine's other load shows in the times: on a shared machine, run it twice.
 
 mod support;
 
 mod measure;
+
+#[path = "../tests/copy_dir/mod.rs"]
+mod copy_dir;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -53,6 +64,44 @@ async fn approval(ctx: Ctx, n: u64) -> Result<u64, CallbackError> {
         .timeout(Duration::from_secs(30 * 86_400))
         .await?;
     Ok(if approved { n } else { 0 })
+}
+
+/// What a store's tree holds, and what the same data takes when written once into a
+/// fresh sled.
+struct Floor {
+    live_bytes: u64,
+    fresh_disk: u64,
+}
+
+/// Measures [`Floor`] on `copy`, a copy of a store's sled directory, writing the fresh
+/// sled beside it; removes both.
+fn sled_floor(copy: &Path) -> Floor {
+    let fresh = copy.with_extension("fresh");
+    let _ = std::fs::remove_dir_all(&fresh);
+    let source = sled::open(copy).expect("the copy opens");
+    let target = sled::open(&fresh).expect("a fresh sled opens");
+    let mut live_bytes = 0;
+    let mut batch = sled::Batch::default();
+    for (n, entry) in source.iter().enumerate() {
+        let (key, value) = entry.expect("the copy reads");
+        live_bytes += (key.len() + value.len()) as u64;
+        batch.insert(key, value);
+        if n % 1_000 == 999 {
+            target
+                .apply_batch(std::mem::take(&mut batch))
+                .expect("writes");
+        }
+    }
+    target.apply_batch(batch).expect("writes");
+    target.flush().expect("flushes");
+    drop((source, target));
+    let floor = Floor {
+        live_bytes,
+        fresh_disk: disk_usage(&fresh),
+    };
+    let _ = std::fs::remove_dir_all(copy);
+    let _ = std::fs::remove_dir_all(&fresh);
+    floor
 }
 
 /// Bytes a directory takes on disk (allocated blocks, as `du` counts them).
@@ -92,7 +141,8 @@ enum Via {
 }
 
 /// One phase: start `n` waiting executions on a fresh store, then complete them all.
-async fn phase(n: u64, via: Via) {
+/// Returns the copy of the store's sled directory made while they waited, if it made one.
+async fn phase(n: u64, via: Via) -> Option<PathBuf> {
     let label = match via {
         Via::Api => "engine API",
         Via::Http => "HTTP on loopback",
@@ -140,6 +190,14 @@ async fn phase(n: u64, via: Via) {
     let waiting = start.elapsed();
     let disk = disk_usage(&dir);
     let rss_waiting = status_kb("VmRSS");
+    // Once: the second phase writes the same data. Every group is durable and nothing is
+    // being written, so the copy is the store as it stands.
+    let copy = (via == Via::Api).then(|| {
+        let copy = dir.with_extension("copy");
+        let _ = std::fs::remove_dir_all(&copy);
+        copy_dir::copy_dir(&dir.join("sled"), &copy);
+        copy
+    });
     println!(
         "{n} waiting on a callback:     {:>8.2} s ({:.0} executions/s)",
         waiting.as_secs_f64(),
@@ -227,6 +285,7 @@ async fn phase(n: u64, via: Via) {
     }
     engine.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
+    copy
 }
 
 #[tokio::main]
@@ -235,10 +294,24 @@ async fn main() {
     println!(
         "{n} executions of `approval` (ctx.wait_for_callback) per phase, SledStore::open (default durability and cache), {COMPLETERS} concurrent starters and completers"
     );
-    phase(n, Via::Api).await;
+    let copy = phase(n, Via::Api).await;
     phase(n, Via::Http).await;
     println!(
         "peak RSS of the run (VmHWM):   {:>8.1} MB",
         mb(status_kb("VmHWM"))
     );
+    if let Some(copy) = copy {
+        let floor = sled_floor(&copy);
+        println!("-- the first phase's store while its executions waited --");
+        println!(
+            "live data in the tree:         {:>8.1} MB, {:.0} bytes per waiting execution",
+            floor.live_bytes as f64 / 1e6,
+            floor.live_bytes as f64 / n as f64
+        );
+        println!(
+            "written once to a new sled:    {:>8.1} MB, {:.0} bytes per waiting execution",
+            floor.fresh_disk as f64 / 1e6,
+            floor.fresh_disk as f64 / n as f64
+        );
+    }
 }
