@@ -146,6 +146,8 @@ const ENCODE_CAPACITY: usize = 128;
 struct Appender<'a>(&'a mut Vec<u8>);
 
 impl bincode::enc::write::Writer for Appender<'_> {
+    // Inlined into bincode's encoders, a write of a few bytes is a store, not a call.
+    #[inline]
     fn write(&mut self, bytes: &[u8]) -> Result<(), bincode::error::EncodeError> {
         self.0.extend_from_slice(bytes);
         Ok(())

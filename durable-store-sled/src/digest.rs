@@ -22,7 +22,9 @@
 //! value per group, on the writer thread, unless the group read it already to check its
 //! requests (an execution's value, for every commit): see [`Writes::know`].
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use foldhash::{HashMap, HashMapExt};
 use std::num::Wrapping;
 
 use durable_core::StoreError;
@@ -87,7 +89,9 @@ pub(crate) fn scan(tree: &sled::Tree) -> Result<(Digest, Option<sled::IVec>), St
 /// handing them to sled copies nothing.
 #[derive(Debug, Default)]
 pub(crate) struct Writes {
-    writes: BTreeMap<sled::IVec, Option<sled::IVec>>,
+    /// The last write to each key: its new value, with the value's [`hash`] if the caller
+    /// knew it already, or `None` for a removal.
+    writes: BTreeMap<sled::IVec, Option<(sled::IVec, Option<u64>)>>,
     /// The [`hash`] of what keys hold in the tree now (`None`: absent), as the writer
     /// already knows it.
     known: HashMap<sled::IVec, Option<u64>>,
@@ -108,7 +112,19 @@ impl Writes {
     }
 
     pub(crate) fn insert(&mut self, key: impl Into<sled::IVec>, value: impl Into<sled::IVec>) {
-        self.writes.insert(key.into(), Some(value.into()));
+        self.writes.insert(key.into(), Some((value.into(), None)));
+    }
+
+    /// Like [`insert`](Self::insert), with the value's hash as [`entry_hash`] gave it for
+    /// this key, which the caller computed already (to keep it with the value in memory).
+    pub(crate) fn insert_hashed(
+        &mut self,
+        key: impl Into<sled::IVec>,
+        value: impl Into<sled::IVec>,
+        hashed: u64,
+    ) {
+        self.writes
+            .insert(key.into(), Some((value.into(), Some(hashed))));
     }
 
     pub(crate) fn remove(&mut self, key: impl Into<sled::IVec>) {
@@ -150,8 +166,10 @@ impl Writes {
             if let Some(old) = old {
                 digest.0 -= old;
             }
-            if let Some(new) = value {
-                digest.add(key, new);
+            match value {
+                Some((_, Some(hashed))) => digest.0 += *hashed,
+                Some((new, None)) => digest.add(key, new),
+                None => {}
             }
         }
         Ok(digest)
@@ -161,7 +179,7 @@ impl Writes {
         let mut batch = sled::Batch::default();
         for (key, value) in self.writes {
             match value {
-                Some(value) => batch.insert(key, value),
+                Some((value, _)) => batch.insert(key, value),
                 None => batch.remove(key),
             }
         }
@@ -205,7 +223,14 @@ mod tests {
                 if rng.bool() {
                     writes.remove(key);
                 } else {
-                    writes.insert(key, vec![round; rng.usize(0..30)]);
+                    let value = vec![round; rng.usize(0..30)];
+                    if rng.bool() {
+                        writes.insert(key, value);
+                    } else {
+                        // As the writer does for a value whose hash it keeps.
+                        let hashed = entry_hash(key, &value);
+                        writes.insert_hashed(key, value, hashed);
+                    }
                 }
             }
             // As the writer does: the group key is not part of the digest.

@@ -69,6 +69,7 @@ use durable_core::{
 };
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 /// Prefix of execution records.
 pub(crate) const EXECUTION: &[u8] = b"e/";
@@ -283,8 +284,9 @@ pub(crate) fn decode_group(bytes: &[u8]) -> Result<(u64, u64), StoreError> {
     Ok((number, digest))
 }
 
-/// An encoded history entry and its number.
-pub(crate) type Entry = (u64, Vec<u8>);
+/// An encoded history entry and its number. Shared, because every commit of an execution
+/// rewrites its tail from the one before, which `recent` may hold for readers.
+pub(crate) type Entry = (u64, Arc<[u8]>);
 
 /// An execution value, decoded.
 #[derive(Debug, Clone)]
@@ -550,7 +552,7 @@ impl<'a> Reader<'a> {
         let mut count = [0; 2];
         count.copy_from_slice(self.take(2)?);
         (0..u16::from_le_bytes(count))
-            .map(|_| Ok((self.u64()?, self.bytes()?.to_vec())))
+            .map(|_| Ok((self.u64()?, Arc::from(self.bytes()?))))
             .collect()
     }
 
@@ -654,7 +656,7 @@ mod tests {
             point: Some(0),
             event: durable_core::Event::Completed,
         };
-        let tail = vec![(1, encode(&entry).unwrap())];
+        let tail: Vec<Entry> = vec![(1, encode(&entry).unwrap().into())];
         let value = encode_execution(&encode(&record).unwrap(), Some(b"in"), 1, &tail).unwrap();
         let decoded = decode_execution(b"e/x", &value).unwrap();
         assert_eq!(decoded.record, record);

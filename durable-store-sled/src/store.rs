@@ -437,13 +437,18 @@ impl SledStore {
     /// error while a reopen after a write error has not succeeded.
     async fn open_state(&self) -> Result<OwnedRwLockReadGuard<Option<Open>, Open>, StoreError> {
         OwnedRwLockReadGuard::try_map(self.state.clone().read_owned().await, Option::as_ref)
-            .map_err(|_| match &*self.stranded() {
-                Some(stranded) => StoreError::backend(std::io::Error::other(format!(
-                    "the store is reopening after a write error; the last try failed: {}",
-                    stranded.cause
-                ))),
-                None => StoreError::Closed,
-            })
+            .map_err(|_| self.not_open())
+    }
+
+    /// Why there is no open state.
+    fn not_open(&self) -> StoreError {
+        match &*self.stranded() {
+            Some(stranded) => StoreError::backend(std::io::Error::other(format!(
+                "the store is reopening after a write error; the last try failed: {}",
+                stranded.cause
+            ))),
+            None => StoreError::Closed,
+        }
     }
 
     fn stranded(&self) -> std::sync::MutexGuard<'_, Option<Stranded>> {
@@ -575,9 +580,20 @@ impl SledStore {
     }
 
     /// Hands `request` to the writer; holding the state while sending means `close`
-    /// cannot stop the writer between the check and the send.
-    async fn send(&self, request: Request) -> Result<(), StoreError> {
-        self.open_state().await?.writer.send(request)
+    /// cannot stop the writer between the check and the send. Boxed: a request is some
+    /// 500 bytes, which every future awaiting this one would otherwise hold, and the
+    /// writer's queue would copy.
+    async fn send(&self, request: Box<Request>) -> Result<(), StoreError> {
+        // Without waiting when nothing holds or waits for the state's write lock (a close or
+        // a reopen), which is nearly always; the wait is boxed, so that the future of every
+        // commit does not carry the lock's waiter.
+        if let Ok(state) = self.state.try_read() {
+            return match &*state {
+                Some(open) => open.writer.send(request),
+                None => Err(self.not_open()),
+            };
+        }
+        Box::pin(async move { self.open_state().await?.writer.send(request) }).await
     }
 
     async fn check_open(&self) -> Result<(), StoreError> {
@@ -647,7 +663,7 @@ impl Store for SledStore {
     /// written and fsynced, and survive a crash or a power cut.
     async fn create(&self, record: ExecutionRecord, input: Vec<u8>) -> Result<Created, StoreError> {
         let (request, answer) = Request::create(record, input)?;
-        self.send(request).await?;
+        self.send(Box::new(request)).await?;
         answer.await.unwrap_or_else(|_| Err(writer::writer_gone()))
     }
 
@@ -694,7 +710,7 @@ impl Store for SledStore {
     /// same time share the fsync.
     async fn commit(&self, commit: Commit) -> Result<Committed, StoreError> {
         let (request, answer) = Request::commit(commit)?;
-        self.send(request).await?;
+        self.send(Box::new(request)).await?;
         answer.await.unwrap_or_else(|_| Err(writer::writer_gone()))
     }
 
@@ -703,7 +719,7 @@ impl Store for SledStore {
     /// fsync.
     async fn deliver(&self, delivery: Delivery) -> Result<Delivered, StoreError> {
         let (request, answer) = Request::deliver(delivery)?;
-        self.send(request).await?;
+        self.send(Box::new(request)).await?;
         answer.await.unwrap_or_else(|_| Err(writer::writer_gone()))
     }
 
@@ -773,7 +789,7 @@ impl Store for SledStore {
     /// fsynced.
     async fn delete(&self, id: &str) -> Result<bool, StoreError> {
         let (request, answer) = Request::delete(id);
-        self.send(request).await?;
+        self.send(Box::new(request)).await?;
         answer.await.unwrap_or_else(|_| Err(writer::writer_gone()))
     }
 
@@ -799,7 +815,11 @@ impl Store for SledStore {
     /// The lease is checked in memory, like every lease of this store.
     async fn commit_leased(&self, commit: Commit, owner: u128) -> Result<Committed, StoreError> {
         self.leases.check(&commit.record.id, owner)?;
-        self.commit(commit).await
+        // `commit`'s body again rather than a call of it: through `async_trait`, each call
+        // of a trait method is a boxed future, and this is every commit of an engine.
+        let (request, answer) = Request::commit(commit)?;
+        self.send(Box::new(request)).await?;
+        answer.await.unwrap_or_else(|_| Err(writer::writer_gone()))
     }
 
     async fn due(
@@ -925,7 +945,7 @@ impl Store for SledStore {
 
     async fn save_layout(&self, layout: u64, description: Vec<u8>) -> Result<(), StoreError> {
         let (request, answer) = Request::save_layout(layout, description);
-        self.send(request).await?;
+        self.send(Box::new(request)).await?;
         answer.await.unwrap_or_else(|_| Err(writer::writer_gone()))
     }
 

@@ -14,7 +14,9 @@
 //!   readers stop waiting (see [`Visibility`]). `SledStore::recover` opens everything
 //!   anew.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::BTreeSet;
+
+use foldhash::HashSet;
 use std::fs::File;
 use std::io;
 use std::ops::Bound;

@@ -21,7 +21,7 @@
 //!   (key `m`), and once the group is durable, before any answer, the number becomes the
 //!   high-water mark (see `mark`), fsynced at most `mark::SYNC_DELAY` later.
 
-use std::collections::{HashMap, HashSet};
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use std::fs::File;
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -243,7 +243,7 @@ impl Disk {
 /// The handle on the writer thread. Dropping it lets the thread finish every queued
 /// request, sync, and exit, and waits for that.
 pub(crate) struct Writer {
-    requests: Option<mpsc::Sender<Request>>,
+    requests: Option<mpsc::Sender<Box<Request>>>,
     /// Returns the result of the thread's last sync.
     thread: Option<JoinHandle<Result<(), StoreError>>>,
 }
@@ -271,7 +271,7 @@ impl Writer {
         })
     }
 
-    pub(crate) fn send(&self, request: Request) -> Result<(), StoreError> {
+    pub(crate) fn send(&self, request: Box<Request>) -> Result<(), StoreError> {
         self.requests
             .as_ref()
             .ok_or(StoreError::Closed)?
@@ -305,7 +305,7 @@ impl Drop for Writer {
     }
 }
 
-fn run(applier: &mut Applier, syncer: &mut Syncer, queue: &mpsc::Receiver<Request>) {
+fn run(applier: &mut Applier, syncer: &mut Syncer, queue: &mpsc::Receiver<Box<Request>>) {
     // Kept from group to group: growing a new one to a large group's size each time
     // copies its requests again and again.
     let mut group = Vec::with_capacity(16);
@@ -328,7 +328,7 @@ fn run(applier: &mut Applier, syncer: &mut Syncer, queue: &mpsc::Receiver<Reques
         };
         group.push(first);
         group.extend(std::iter::from_fn(|| queue.try_recv().ok()).take(MAX_GROUP - 1));
-        let applied = apply_group(applier, group.drain(..));
+        let applied = apply_group(applier, group.drain(..).map(|request| *request));
         syncer.finish(applied);
         syncer.sync_mark_if_due();
     }
@@ -677,7 +677,7 @@ impl Group<'_> {
                 batch.insert(key, sled::IVec::default());
             }
         }
-        batch.insert(key, encoded);
+        batch.insert_hashed(key, encoded, staged.hash);
         self.writes = true;
         self.deleted.remove(&id);
         self.staged.insert(id, staged);
@@ -702,9 +702,9 @@ impl Group<'_> {
             Some(op) => {
                 // Encoded and checked by the caller before any change.
                 let encoded = keys::encode_operation(op).unwrap_or_default();
-                self.op_hashes
-                    .insert(id.clone(), digest::entry_hash(&key, &encoded));
-                self.batch.insert(key, encoded);
+                let hashed = digest::entry_hash(&key, &encoded);
+                self.op_hashes.insert(id.clone(), hashed);
+                self.batch.insert_hashed(key, encoded, hashed);
                 if let Some(token) = new_token {
                     // An entry that names this operation already stays as it is.
                     if old_token.as_ref() != Some(&token) {
@@ -864,7 +864,7 @@ impl Group<'_> {
                 .history
                 .iter()
                 .filter(|(n, _)| *n >= history_from)
-                .cloned(),
+                .map(|(n, entry)| (*n, Arc::from(entry.as_slice()))),
         );
         let tail_bytes: usize = tail.iter().map(|(_, entry)| entry.len()).sum();
         let chunk =
@@ -1431,7 +1431,7 @@ mod tests {
         let (create, mut created) = Request::create(record("a", 0, None), large.clone()).unwrap();
         write_group(&mut disk, vec![create]);
         assert_eq!(created.try_recv().unwrap().unwrap(), Created::New);
-        let files: HashMap<_, _> = std::fs::read_dir(disk.syncer.blobs.dir())
+        let files: std::collections::HashMap<_, _> = std::fs::read_dir(disk.syncer.blobs.dir())
             .unwrap()
             .map(|e| {
                 let e = e.unwrap();
