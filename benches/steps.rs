@@ -15,7 +15,7 @@
 //! `cargo bench --bench steps -- concurrent` (or `one`, `one-flush`, `resume`, `raw`) runs one
 //! section alone, `STEPS_ROUNDS` times (default 5), and prints each round's figure.
 //! `STEPS_CONCURRENT=N` sets how many executions that `concurrent` section runs at once
-//! (default 200): past the store's memory of recent executions (1,024), reads and
+//! (default 200): past the store's memory of recent executions (4,096), reads and
 //! contention change.
 
 use std::time::{Duration, Instant};

@@ -68,8 +68,9 @@
 //! own default is 1 GiB); [`Options::cache_capacity`] changes it. Beyond the cache,
 //! memory grows slowly with the number of executions stored (sled's page table), and a
 //! suspended execution costs nothing else: it is a few keys on disk. The store also keeps
-//! the last 1,024 executions and operations it wrote, decoded, so that the commits and
-//! reads of running executions need not read them back from sled.
+//! the last 4,096 executions and operations it wrote, decoded (at most 16 MiB of stored
+//! values of each), so that the commits and reads of running executions need not read
+//! them back from sled.
 //!
 //! # Features
 //!

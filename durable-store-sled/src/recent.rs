@@ -18,8 +18,11 @@
 //! - Reads of it never wait for the writer's I/O: the lock is held only to look up,
 //!   replace or drop entries.
 //! - It holds at most [`MAX_RECENT`] executions and as many operations, the most recently
-//!   written; beyond them, readers and the writer read the tree. So a suspended or
-//!   finished execution costs no memory once others have been written after it.
+//!   written, and at most [`MAX_RECENT_BYTES`] of their stored values each; beyond them,
+//!   readers and the writer read the tree. So a suspended or finished execution costs no
+//!   memory once others have been written after it. The count is sized for a few thousand
+//!   executions running at once: past it, every commit read its execution back from sled
+//!   (the steps bench with 2,000 executions: a third more of the writer thread's work).
 
 use std::borrow::Borrow;
 use std::collections::hash_map::Entry;
@@ -34,7 +37,10 @@ use durable_core::OperationRecord;
 use crate::keys;
 
 /// Most executions kept, and most operations.
-pub(crate) const MAX_RECENT: usize = 1024;
+pub(crate) const MAX_RECENT: usize = 4096;
+/// Most bytes of stored values kept for the executions, and again for the operations:
+/// large frames or results make fewer entries fit.
+pub(crate) const MAX_RECENT_BYTES: usize = 16 * 1024 * 1024;
 
 /// An execution value as the tree holds it.
 #[derive(Debug, Clone)]
@@ -42,6 +48,8 @@ pub(crate) struct Kept {
     pub(crate) value: keys::Execution,
     /// The digest hash of its `e/` entry (see `digest::entry_hash`).
     pub(crate) hash: u64,
+    /// The length of the entry's value.
+    pub(crate) size: usize,
 }
 
 /// An operation as the tree holds it.
@@ -50,6 +58,25 @@ pub(crate) struct KeptOp {
     pub(crate) op: OperationRecord,
     /// The digest hash of its `o/` entry.
     pub(crate) hash: u64,
+    /// The length of the entry's value.
+    pub(crate) size: usize,
+}
+
+/// What an entry counts against [`MAX_RECENT_BYTES`]: its stored value's length.
+trait Weigh {
+    fn weight(&self) -> usize;
+}
+
+impl Weigh for Kept {
+    fn weight(&self) -> usize {
+        self.size
+    }
+}
+
+impl Weigh for KeptOp {
+    fn weight(&self) -> usize {
+        self.size
+    }
 }
 
 /// The recently written executions and operations; see the module docs.
@@ -66,13 +93,16 @@ struct Inner {
     operations: Bounded<Vec<u8>, KeptOp>,
 }
 
-/// A map of at most [`MAX_RECENT`] entries, which drops the oldest first.
+/// A map of at most [`MAX_RECENT`] entries weighing at most [`MAX_RECENT_BYTES`], which
+/// drops the oldest first.
 #[derive(Debug)]
 struct Bounded<K, V> {
     kept: HashMap<K, Arc<V>>,
     /// Keys in the order they were first kept, the oldest first: the order they go in.
     /// May hold keys no longer kept (removed since).
     order: VecDeque<K>,
+    /// The kept entries' weights, summed.
+    bytes: usize,
 }
 
 impl<K, V> Default for Bounded<K, V> {
@@ -80,11 +110,12 @@ impl<K, V> Default for Bounded<K, V> {
         Bounded {
             kept: HashMap::new(),
             order: VecDeque::new(),
+            bytes: 0,
         }
     }
 }
 
-impl<K: Hash + Eq + Clone, V> Bounded<K, V> {
+impl<K: Hash + Eq + Clone, V: Weigh> Bounded<K, V> {
     fn get<Q: Hash + Eq + ?Sized>(&self, key: &Q) -> Option<Arc<V>>
     where
         K: Borrow<Q>,
@@ -93,10 +124,12 @@ impl<K: Hash + Eq + Clone, V> Bounded<K, V> {
     }
 
     fn put(&mut self, key: K, value: V) {
+        self.bytes += value.weight();
         // A key kept already is replaced in place, without a copy of the key.
         match self.kept.entry(key) {
             Entry::Occupied(mut kept) => {
-                kept.insert(Arc::new(value));
+                let old = kept.insert(Arc::new(value));
+                self.bytes -= old.weight();
             }
             Entry::Vacant(vacant) => {
                 self.order.push_back(vacant.key().clone());
@@ -109,20 +142,22 @@ impl<K: Hash + Eq + Clone, V> Bounded<K, V> {
     where
         K: Borrow<Q>,
     {
-        self.kept.remove(key);
+        if let Some(old) = self.kept.remove(key) {
+            self.bytes -= old.weight();
+        }
     }
 
-    /// Drops the oldest entries beyond [`MAX_RECENT`].
+    /// Drops the oldest entries beyond [`MAX_RECENT`] or [`MAX_RECENT_BYTES`].
     fn trim(&mut self) {
-        while self.kept.len() > MAX_RECENT {
+        while self.kept.len() > MAX_RECENT || self.bytes > MAX_RECENT_BYTES {
             let Some(oldest) = self.order.pop_front() else {
                 break;
             };
-            self.kept.remove(&oldest);
+            self.remove(&oldest);
         }
         if self.order.len() > 2 * MAX_RECENT {
             // Keys removed since they were kept: drop them from the order.
-            let Bounded { kept, order } = self;
+            let Bounded { kept, order, .. } = self;
             order.retain(|key| kept.contains_key(key));
         }
     }
@@ -130,6 +165,7 @@ impl<K: Hash + Eq + Clone, V> Bounded<K, V> {
     fn clear(&mut self) {
         self.kept.clear();
         self.order.clear();
+        self.bytes = 0;
     }
 }
 
@@ -202,6 +238,7 @@ mod tests {
                 tail: Vec::new(),
             },
             hash: 0,
+            size: 100,
         }
     }
 
@@ -226,5 +263,30 @@ mod tests {
         assert!(recent.inner().executions.order.len() <= 2 * MAX_RECENT + 1);
         recent.clear();
         assert_eq!(recent.len(), 0);
+    }
+
+    #[test]
+    fn large_values_make_fewer_entries_fit() {
+        let recent = Recent::default();
+        let weighing = |id: &str, size| Kept { size, ..kept(id) };
+        let tenth = MAX_RECENT_BYTES / 10;
+        let ids: Vec<String> = (0..25).map(|n| format!("x{n}")).collect();
+        recent.publish(
+            ids.iter().map(|id| (id.clone(), weighing(id, tenth))),
+            [],
+            [],
+        );
+        assert_eq!(recent.len(), 10, "ten tenths of the budget");
+        assert!(recent.get("x14").is_none() && recent.get("x15").is_some());
+        // Replaced in place by a lighter value: its old weight no longer counts.
+        recent.publish([("x15".to_owned(), weighing("x15", 1))], [], []);
+        assert_eq!(recent.inner().executions.bytes, 9 * tenth + 1);
+        recent.publish([("y".to_owned(), weighing("y", tenth))], [], []);
+        assert_eq!(recent.len(), 11, "the lighter one made room");
+        // Removed: its weight goes with it.
+        recent.publish([], ["x16".to_owned()], []);
+        assert_eq!(recent.inner().executions.bytes, 9 * tenth + 1);
+        recent.clear();
+        assert_eq!(recent.inner().executions.bytes, 0);
     }
 }

@@ -343,6 +343,8 @@ struct Staged {
     chunks: Vec<u64>,
     /// The digest hash of the `e/` entry as the group leaves it (see `digest::entry_hash`).
     hash: u64,
+    /// The length of that entry's value, for `recent`'s budget.
+    size: usize,
 }
 
 /// A staged execution value: the one `recent` holds, as long as the group has not changed
@@ -456,6 +458,7 @@ where
                 let kept = Kept {
                     value: *value,
                     hash: staged.hash,
+                    size: staged.size,
                 };
                 Some((id, kept))
             }
@@ -465,8 +468,8 @@ where
         .into_iter()
         .map(|(id, op)| {
             let key = keys::operation(&id.0, &id.1);
-            let hash = op_hashes.remove(&id).unwrap_or_default();
-            (key, op.map(|op| KeptOp { op, hash }))
+            let (hash, size) = op_hashes.remove(&id).unwrap_or_default();
+            (key, op.map(|op| KeptOp { op, hash, size }))
         })
         .collect();
     let publish = Publish {
@@ -537,8 +540,9 @@ struct Group<'a> {
     deleted: HashSet<String>,
     /// Operations written (`Some`) or deleted (`None`) by this group.
     operations: HashMap<OpId, Option<OperationRecord>>,
-    /// The digest hashes of the `o/` entries of the operations written by this group.
-    op_hashes: HashMap<OpId, u64>,
+    /// The digest hashes of the `o/` entries of the operations written by this group, and
+    /// the lengths of their values.
+    op_hashes: HashMap<OpId, (u64, usize)>,
     /// Token index entries written (`Some`) or deleted (`None`) by this group.
     tokens: HashMap<String, Option<OpId>>,
     waiting: Vec<Waiting>,
@@ -584,11 +588,12 @@ impl Group<'_> {
             self.batch.know_hash(&key, Some(kept.hash));
             // Shared: readers see the entry until the group is durable, and the group
             // writes a new value if it changes it.
-            let hash = kept.hash;
+            let (hash, size) = (kept.hash, kept.size);
             return Ok(Some(Staged {
                 value: Value::Kept(kept),
                 chunks: Vec::new(),
                 hash,
+                size,
             }));
         }
         let stored = self.db.get(&key).map_err(sled_error)?;
@@ -604,6 +609,7 @@ impl Group<'_> {
             value: Value::New(Box::new(value)),
             chunks: Vec::new(),
             hash,
+            size: bytes.len(),
         }))
     }
 
@@ -655,6 +661,7 @@ impl Group<'_> {
     fn put_value(&mut self, old: Option<&ExecutionRecord>, encoded: Vec<u8>, mut staged: Staged) {
         let key = keys::execution(&staged.value.record.id);
         staged.hash = digest::entry_hash(&key, &encoded);
+        staged.size = encoded.len();
         let record = &staged.value.record;
         let id = record.id.clone();
         let batch = &mut self.batch;
@@ -703,7 +710,7 @@ impl Group<'_> {
                 // Encoded and checked by the caller before any change.
                 let encoded = keys::encode_operation(op).unwrap_or_default();
                 let hashed = digest::entry_hash(&key, &encoded);
-                self.op_hashes.insert(id.clone(), hashed);
+                self.op_hashes.insert(id.clone(), (hashed, encoded.len()));
                 self.batch.insert_hashed(key, encoded, hashed);
                 if let Some(token) = new_token {
                     // An entry that names this operation already stays as it is.
@@ -753,6 +760,7 @@ impl Group<'_> {
             chunks: Vec::new(),
             // Set by `put_value`.
             hash: 0,
+            size: 0,
         };
         self.put_value(None, value, staged);
         self.waiting.push(Waiting::Create(reply, Ok(Created::New)));
@@ -940,6 +948,7 @@ impl Group<'_> {
             })),
             chunks,
             hash: 0,
+            size: 0,
         };
         self.put_value(Some(&old_value.record), value, staged);
         for (key, after) in operations {
@@ -1009,6 +1018,7 @@ impl Group<'_> {
                 })),
                 chunks,
                 hash: 0,
+                size: 0,
             };
             self.put_value(Some(&old), value, staged);
         }
