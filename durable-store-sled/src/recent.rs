@@ -79,6 +79,14 @@ impl Weigh for KeptOp {
     }
 }
 
+/// Values [`Recent::publish`] no longer keeps, to be dropped by its caller.
+#[derive(Debug, Default)]
+#[must_use = "dropped at once, it frees the replaced values while the caller waits"]
+pub(crate) struct Replaced {
+    executions: Vec<Arc<Kept>>,
+    operations: Vec<Arc<KeptOp>>,
+}
+
 /// The recently written executions and operations; see the module docs.
 #[derive(Debug, Default)]
 pub(crate) struct Recent {
@@ -123,13 +131,15 @@ impl<K: Hash + Eq + Clone, V: Weigh> Bounded<K, V> {
         self.kept.get(key).cloned()
     }
 
-    fn put(&mut self, key: K, value: V) {
+    /// Keeps `value` under `key`; the value it replaces goes to `replaced`.
+    fn put(&mut self, key: K, value: V, replaced: &mut Vec<Arc<V>>) {
         self.bytes += value.weight();
         // A key kept already is replaced in place, without a copy of the key.
         match self.kept.entry(key) {
             Entry::Occupied(mut kept) => {
                 let old = kept.insert(Arc::new(value));
                 self.bytes -= old.weight();
+                replaced.push(old);
             }
             Entry::Vacant(vacant) => {
                 self.order.push_back(vacant.key().clone());
@@ -138,22 +148,25 @@ impl<K: Hash + Eq + Clone, V: Weigh> Bounded<K, V> {
         }
     }
 
-    fn remove<Q: Hash + Eq + ?Sized>(&mut self, key: &Q)
+    /// Forgets `key`; its value goes to `replaced`.
+    fn remove<Q: Hash + Eq + ?Sized>(&mut self, key: &Q, replaced: &mut Vec<Arc<V>>)
     where
         K: Borrow<Q>,
     {
         if let Some(old) = self.kept.remove(key) {
             self.bytes -= old.weight();
+            replaced.push(old);
         }
     }
 
-    /// Drops the oldest entries beyond [`MAX_RECENT`] or [`MAX_RECENT_BYTES`].
-    fn trim(&mut self) {
+    /// Forgets the oldest entries beyond [`MAX_RECENT`] or [`MAX_RECENT_BYTES`]; their
+    /// values go to `replaced`.
+    fn trim(&mut self, replaced: &mut Vec<Arc<V>>) {
         while self.kept.len() > MAX_RECENT || self.bytes > MAX_RECENT_BYTES {
             let Some(oldest) = self.order.pop_front() else {
                 break;
             };
-            self.remove(&oldest);
+            self.remove(&oldest, replaced);
         }
         if self.order.len() > 2 * MAX_RECENT {
             // Keys removed since they were kept: drop them from the order.
@@ -187,27 +200,34 @@ impl Recent {
 
     /// Records what a synced group left: the values of the executions it `written`, the
     /// executions it `deleted`, and its operations by `o/` key (`None`: deleted).
+    ///
+    /// Returns the values it no longer keeps, for the caller to drop once it has answered
+    /// the group: freeing a group's worth of decoded records is work its answers need not
+    /// wait for.
     pub(crate) fn publish(
         &self,
         written: impl IntoIterator<Item = (String, Kept)>,
         deleted: impl IntoIterator<Item = String>,
         operations: impl IntoIterator<Item = (Vec<u8>, Option<KeptOp>)>,
-    ) {
+    ) -> Replaced {
+        let mut replaced = Replaced::default();
+        let (executions, ops) = (&mut replaced.executions, &mut replaced.operations);
         let mut inner = self.inner();
         for id in deleted {
-            inner.executions.remove(&id);
+            inner.executions.remove(&id, executions);
         }
         for (id, kept) in written {
-            inner.executions.put(id, kept);
+            inner.executions.put(id, kept, executions);
         }
         for (key, op) in operations {
             match op {
-                Some(op) => inner.operations.put(key, op),
-                None => inner.operations.remove(&key),
+                Some(op) => inner.operations.put(key, op, ops),
+                None => inner.operations.remove(&key, ops),
             }
         }
-        inner.executions.trim();
-        inner.operations.trim();
+        inner.executions.trim(executions);
+        inner.operations.trim(ops);
+        replaced
     }
 
     /// Forgets everything, after a group that may or may not have reached the tree.
@@ -246,18 +266,18 @@ mod tests {
     fn the_oldest_go_first_and_deleted_ones_at_once() {
         let recent = Recent::default();
         let ids: Vec<String> = (0..MAX_RECENT + 10).map(|n| format!("x{n}")).collect();
-        recent.publish(ids.iter().map(|id| (id.clone(), kept(id))), [], []);
+        let _ = recent.publish(ids.iter().map(|id| (id.clone(), kept(id))), [], []);
         assert_eq!(recent.len(), MAX_RECENT);
         assert!(recent.get("x9").is_none(), "among the oldest");
         assert!(recent.get("x10").is_some());
         // Written again: kept, and still where it was first kept in the order.
-        recent.publish([("x10".to_owned(), kept("x10"))], ["x11".to_owned()], []);
+        let _ = recent.publish([("x10".to_owned(), kept("x10"))], ["x11".to_owned()], []);
         assert!(recent.get("x11").is_none(), "deleted");
         assert_eq!(recent.len(), MAX_RECENT - 1);
         for n in 0..3 * MAX_RECENT {
             let id = format!("y{n}");
-            recent.publish([(id.clone(), kept(&id))], [], []);
-            recent.publish([], [id], []);
+            let _ = recent.publish([(id.clone(), kept(&id))], [], []);
+            let _ = recent.publish([], [id], []);
         }
         assert_eq!(recent.len(), MAX_RECENT - 1);
         assert!(recent.inner().executions.order.len() <= 2 * MAX_RECENT + 1);
@@ -271,7 +291,7 @@ mod tests {
         let weighing = |id: &str, size| Kept { size, ..kept(id) };
         let tenth = MAX_RECENT_BYTES / 10;
         let ids: Vec<String> = (0..25).map(|n| format!("x{n}")).collect();
-        recent.publish(
+        let _ = recent.publish(
             ids.iter().map(|id| (id.clone(), weighing(id, tenth))),
             [],
             [],
@@ -279,12 +299,12 @@ mod tests {
         assert_eq!(recent.len(), 10, "ten tenths of the budget");
         assert!(recent.get("x14").is_none() && recent.get("x15").is_some());
         // Replaced in place by a lighter value: its old weight no longer counts.
-        recent.publish([("x15".to_owned(), weighing("x15", 1))], [], []);
+        let _ = recent.publish([("x15".to_owned(), weighing("x15", 1))], [], []);
         assert_eq!(recent.inner().executions.bytes, 9 * tenth + 1);
-        recent.publish([("y".to_owned(), weighing("y", tenth))], [], []);
+        let _ = recent.publish([("y".to_owned(), weighing("y", tenth))], [], []);
         assert_eq!(recent.len(), 11, "the lighter one made room");
         // Removed: its weight goes with it.
-        recent.publish([], ["x16".to_owned()], []);
+        let _ = recent.publish([], ["x16".to_owned()], []);
         assert_eq!(recent.inner().executions.bytes, 9 * tenth + 1);
         recent.clear();
         assert_eq!(recent.inner().executions.bytes, 0);

@@ -317,17 +317,19 @@ impl Syncer {
             deleted,
             operations,
         } = group.publish;
-        if let Some(number) = group.number {
-            self.recent.publish(written, deleted, operations);
+        let replaced = group.number.map(|number| {
+            let replaced = self.recent.publish(written, deleted, operations);
             self.visibility.durable(number);
             if let Err(e) = self.mark.record(number) {
                 // The group is durable all the same; only the check of a later open is
                 // weaker until a mark is written again.
                 tracing::error!(error = %e, "cannot write the store's high-water mark");
             }
-        }
+            replaced
+        });
         tracing::trace!(answers = group.waiting.len(), "group answered");
         group.waiting.into_iter().for_each(Waiting::send);
+        drop(replaced);
     }
 
     fn fail(&self, error: &StoreError, requests: usize) {

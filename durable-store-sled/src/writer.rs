@@ -851,9 +851,9 @@ impl Group<'_> {
             overlay.insert(change.key.clone(), after);
         }
         // The history, the new execution value and a chunk, if the tail fills one.
-        let prefix = keys::history_prefix(id);
         let history_from = old.value.history_from.max(commit.prune);
         let pruned = if history_from > old.value.history_from {
+            let prefix = keys::history_prefix(id);
             let below = keys::history_key(prefix.clone(), history_from);
             let range = self.db.range(prefix.as_slice()..below.as_slice());
             range
@@ -909,7 +909,8 @@ impl Group<'_> {
         prepared: PreparedCommit,
     ) -> Vec<String> {
         let id = commit.record.id.clone();
-        let prefix = keys::history_prefix(&id);
+        // Most commits neither prune nor fill a chunk: no history key to build.
+        let prefix = std::cell::LazyCell::new(|| keys::history_prefix(&id));
         let PreparedCommit {
             operations,
             befores,
@@ -931,12 +932,12 @@ impl Group<'_> {
         chunks.retain(|&last| {
             let keep = last >= history_from;
             if !keep {
-                batch.remove(keys::history_key(prefix.clone(), last));
+                batch.remove(keys::history_key((*prefix).clone(), last));
             }
             keep
         });
         if let Some((last, bytes)) = chunk {
-            batch.insert(keys::history_key(prefix, last), bytes);
+            batch.insert(keys::history_key((*prefix).clone(), last), bytes);
             chunks.push(last);
         }
         let staged = Staged {
