@@ -23,11 +23,10 @@
 //! requests (an execution's value, for every commit): see [`Writes::know`].
 
 use std::collections::BTreeMap;
-
-use foldhash::{HashMap, HashMapExt};
 use std::num::Wrapping;
 
 use durable_core::StoreError;
+use foldhash::{HashMap, HashMapExt};
 
 use crate::error::sled_error;
 use crate::keys;

@@ -63,13 +63,14 @@
 //! Envelopes carry their format version (see `durable_core::codec`); a value that does not
 //! decode is reported as [`StoreError::Corrupt`] naming its key.
 
+use std::sync::Arc;
+
 use durable_core::{
     decode_value, Codec, ExecutionRecord, HistoryEntry, OperationRecord, Position, Status,
     StoreError, Timestamp,
 };
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use std::sync::Arc;
 
 /// Prefix of execution records.
 pub(crate) const EXECUTION: &[u8] = b"e/";

@@ -27,12 +27,11 @@
 use std::borrow::Borrow;
 use std::collections::hash_map::Entry;
 use std::collections::VecDeque;
-
-use foldhash::{HashMap, HashMapExt};
 use std::hash::Hash;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use durable_core::OperationRecord;
+use foldhash::{HashMap, HashMapExt};
 
 use crate::keys;
 

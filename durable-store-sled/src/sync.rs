@@ -15,8 +15,6 @@
 //!   anew.
 
 use std::collections::BTreeSet;
-
-use foldhash::HashSet;
 use std::fs::File;
 use std::io;
 use std::ops::Bound;
@@ -25,6 +23,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::Instant;
 
 use durable_core::{Committed, Created, Delivered, StoreError};
+use foldhash::HashSet;
 use tokio::sync::oneshot;
 
 use crate::blobs::Blobs;

@@ -21,7 +21,6 @@
 //!   (key `m`), and once the group is durable, before any answer, the number becomes the
 //!   high-water mark (see `mark`), fsynced at most `mark::SYNC_DELAY` later.
 
-use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use std::fs::File;
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -32,6 +31,7 @@ use durable_core::{
     store_rules, Commit, Committed, Created, Delivered, Delivery, ExecutionRecord, OperationAction,
     OperationChange, OperationRecord, OperationRef, StoreError,
 };
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use tokio::sync::oneshot;
 
 use crate::blobs::Blobs;
