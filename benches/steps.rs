@@ -12,11 +12,13 @@
 //! - time to resume an execution after 10 and after 10,000 completed steps;
 //! - how late timers fire on the system clock.
 //!
-//! `cargo bench --bench steps -- concurrent` (or `one`, `one-flush`, `resume`, `raw`) runs one
-//! section alone, `STEPS_ROUNDS` times (default 5), and prints each round's figure.
-//! `STEPS_CONCURRENT=N` sets how many executions that `concurrent` section runs at once
-//! (default 200): past the store's memory of recent executions (4,096), reads and
-//! contention change.
+//! `cargo bench --bench steps -- concurrent` (or `one`, `one-flush`, `resume`, `raw`,
+//! `memory`, `memory-concurrent`) runs one section alone, `STEPS_ROUNDS` times (default 5),
+//! and prints each round's figure. `memory-concurrent` is `concurrent` on the memory store:
+//! the engine's own cost with many executions at once, without the sled store's writer
+//! thread (which is what bounds `concurrent`). `STEPS_CONCURRENT=N` sets how many
+//! executions the two run at once (default 200): past the store's memory of recent
+//! executions (4,096), reads and contention change.
 
 use std::time::{Duration, Instant};
 
@@ -215,7 +217,20 @@ async fn one_execution(steps: u32, durability: Durability) -> f64 {
 
 async fn concurrent(executions: u32, steps: u32) -> f64 {
     let dir = scratch("many");
-    let engine = Engine::builder(SledStore::open(&dir).expect("store opens"))
+    let rate = concurrent_on(
+        SledStore::open(&dir).expect("store opens"),
+        executions,
+        steps,
+    )
+    .await;
+    let _ = std::fs::remove_dir_all(&dir);
+    rate
+}
+
+/// Steps per second of `executions` executions of `steps` no-op steps each, all started at
+/// once, on `store`.
+async fn concurrent_on(store: impl durable_core::Store, executions: u32, steps: u32) -> f64 {
+    let engine = Engine::builder(store)
         .register(noop_steps)
         .max_concurrent(executions as usize)
         .open()
@@ -240,7 +255,6 @@ async fn concurrent(executions: u32, steps: u32) -> f64 {
     }
     let elapsed = start.elapsed();
     engine.shutdown().await;
-    let _ = std::fs::remove_dir_all(&dir);
     f64::from(executions * steps) / elapsed.as_secs_f64()
 }
 
@@ -299,7 +313,7 @@ fn section() -> Option<String> {
 
 /// The number in the environment variable `name`, or `default` if it is unset or not a
 /// number (`STEPS_ROUNDS`, and `STEPS_CONCURRENT` for the executions the `concurrent`
-/// section runs at once).
+/// sections run at once).
 fn env_number<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)
         .ok()
@@ -308,8 +322,9 @@ fn env_number<T: std::str::FromStr>(name: &str, default: T) -> T {
 }
 
 /// Runs only `section`: `one`, `one-flush`, `concurrent`, `resume`, `raw` (raw sled,
-/// flush + fdatasync per record: the limit `one` is compared with) or `memory` (one
-/// execution on the memory store: the engine alone).
+/// flush + fdatasync per record: the limit `one` is compared with), `memory` (one
+/// execution on the memory store: the engine alone) or `memory-concurrent` (`concurrent`
+/// on the memory store).
 async fn only(section: &str) {
     let rounds = env_number("STEPS_ROUNDS", ROUNDS);
     let mut figures = Vec::new();
@@ -321,9 +336,14 @@ async fn only(section: &str) {
             "resume" => resume_time(10_000, 1).await.as_secs_f64() * 1e3,
             "raw" => raw_sled(1_000, 1, true),
             "memory" => one_execution_in_memory(10_000).await,
+            "memory-concurrent" => {
+                let executions = env_number("STEPS_CONCURRENT", 200);
+                concurrent_on(durable_core::MemoryStore::new(), executions, 10).await
+            }
             other => {
                 panic!(
-                    "unknown section `{other}`: one, one-flush, concurrent, resume, raw or memory"
+                    "unknown section `{other}`: one, one-flush, concurrent, resume, raw, memory \
+                     or memory-concurrent"
                 )
             }
         });

@@ -14,10 +14,8 @@
 //!   readers stop waiting (see [`Visibility`]). `SledStore::recover` opens everything
 //!   anew.
 
-use std::collections::BTreeSet;
 use std::fs::File;
 use std::io;
-use std::ops::Bound;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Instant;
@@ -27,6 +25,7 @@ use foldhash::HashSet;
 use tokio::sync::oneshot;
 
 use crate::blobs::Blobs;
+use crate::digest::WrittenKeys;
 use crate::mark::Mark;
 use crate::options::Durability;
 use crate::recent::{Kept, KeptOp, Recent};
@@ -62,7 +61,7 @@ struct Synced {
     number: u64,
     /// The keys written by the group being synced (the last applied, when it is not the
     /// last durable one): the writer syncs each group before it applies the next.
-    pending: BTreeSet<sled::IVec>,
+    pending: WrittenKeys,
     /// Set when a group failed: nothing applied after the last durable group will be
     /// synced, and readers stop waiting for it.
     failed: bool,
@@ -74,7 +73,7 @@ impl Visibility {
         Visibility {
             state: Mutex::new(Synced {
                 number: group,
-                pending: BTreeSet::new(),
+                pending: WrittenKeys::default(),
                 failed: false,
             }),
             changed: Condvar::new(),
@@ -84,7 +83,7 @@ impl Visibility {
 
     /// Group `number`'s writes, to `keys`, may be in the tree from now on; every group
     /// before it is durable.
-    pub(crate) fn applying(&self, number: u64, keys: BTreeSet<sled::IVec>) {
+    pub(crate) fn applying(&self, number: u64, keys: WrittenKeys) {
         self.lock().pending = keys;
         self.applied.store(number, Ordering::SeqCst);
     }
@@ -99,7 +98,7 @@ impl Visibility {
     pub(crate) fn durable(&self, number: u64) {
         let mut state = self.lock();
         state.number = number;
-        state.pending.clear();
+        state.pending = WrittenKeys::default();
         drop(state);
         self.changed.notify_all();
     }
@@ -135,13 +134,9 @@ impl Visibility {
                 .any(|key| state.pending.contains(key.as_slice()))
         };
         let scanned = || {
-            prefixes.iter().any(|prefix| {
-                state
-                    .pending
-                    .range::<[u8], _>((Bound::Included(prefix.as_slice()), Bound::Unbounded))
-                    .next()
-                    .is_some_and(|key| key.starts_with(prefix))
-            })
+            prefixes
+                .iter()
+                .any(|prefix| state.pending.any_with_prefix(prefix))
         };
         (exact() || scanned()).then(|| self.applied.load(Ordering::SeqCst))
     }
@@ -209,9 +204,9 @@ pub(crate) fn copy_error(error: &StoreError) -> StoreError {
 /// What a group left in the tree, for `recent` once it is durable.
 #[derive(Default)]
 pub(crate) struct Publish {
-    pub(crate) written: Vec<(String, Kept)>,
+    pub(crate) written: Vec<(String, Arc<Kept>)>,
     pub(crate) deleted: HashSet<String>,
-    pub(crate) operations: Vec<(Vec<u8>, Option<KeptOp>)>,
+    pub(crate) operations: Vec<(Vec<u8>, Option<Arc<KeptOp>>)>,
 }
 
 /// A group as the writer thread applied it.

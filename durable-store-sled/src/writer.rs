@@ -60,7 +60,7 @@ pub(crate) enum Request {
         record: ExecutionRecord,
         encoded: Vec<u8>,
         expected_seq: u64,
-        history: Vec<(u64, Vec<u8>)>,
+        history: Vec<keys::Entry>,
         prune_history_below: u64,
         operations: Vec<OperationChange>,
         deliveries: Vec<Delivery>,
@@ -105,7 +105,7 @@ impl Request {
         let history = commit
             .history
             .iter()
-            .map(|entry| Ok((entry.number, keys::encode(entry)?)))
+            .map(|entry| Ok((entry.number, Arc::from(keys::encode(entry)?))))
             .collect::<Result<_, StoreError>>()?;
         for delivery in &commit.deliveries {
             store_rules::check_delivery(delivery)?;
@@ -348,10 +348,22 @@ struct Staged {
 }
 
 /// A staged execution value: the one `recent` holds, as long as the group has not changed
-/// it (no copy for a commit that only reads it before writing a new one), or a new one.
+/// it (no copy for a commit that only reads it before writing a new one), or a new one,
+/// allocated as `recent` will keep it once the group is durable (its hash and size are
+/// the `Staged`'s until then).
 enum Value {
     Kept(Arc<Kept>),
-    New(Box<keys::Execution>),
+    New(Arc<Kept>),
+}
+
+impl Value {
+    fn new(value: keys::Execution) -> Value {
+        Value::New(Arc::new(Kept {
+            value,
+            hash: 0,
+            size: 0,
+        }))
+    }
 }
 
 impl std::ops::Deref for Value {
@@ -359,8 +371,7 @@ impl std::ops::Deref for Value {
 
     fn deref(&self) -> &keys::Execution {
         match self {
-            Value::Kept(kept) => &kept.value,
-            Value::New(value) => value,
+            Value::Kept(kept) | Value::New(kept) => &kept.value,
         }
     }
 }
@@ -454,12 +465,16 @@ where
         .into_iter()
         .filter_map(|(id, staged)| match staged.value {
             Value::Kept(_) => None,
-            Value::New(value) => {
-                let kept = Kept {
-                    value: *value,
-                    hash: staged.hash,
-                    size: staged.size,
-                };
+            Value::New(mut kept) => {
+                let (hash, size) = (staged.hash, staged.size);
+                match Arc::get_mut(&mut kept) {
+                    Some(only) => (only.hash, only.size) = (hash, size),
+                    // Never shared while staged; a copy all the same if it were.
+                    None => {
+                        let value = kept.value.clone();
+                        kept = Arc::new(Kept { value, hash, size });
+                    }
+                }
                 Some((id, kept))
             }
         })
@@ -469,7 +484,7 @@ where
         .map(|(id, op)| {
             let key = keys::operation(&id.0, &id.1);
             let (hash, size) = op_hashes.remove(&id).unwrap_or_default();
-            (key, op.map(|op| KeptOp { op, hash, size }))
+            (key, op.map(|op| Arc::new(KeptOp { op, hash, size })))
         })
         .collect();
     let publish = Publish {
@@ -497,8 +512,9 @@ fn apply_writes(applier: &mut Applier, mut batch: Writes) -> (u64, Result<(), St
     };
     batch.insert(keys::GROUP, keys::encode_group(number, digest.as_u64()));
     // Before the batch: a read that may see it waits for its sync.
-    applier.visibility.applying(number, batch.keys());
-    match applier.db.apply_batch(batch.into_batch()) {
+    let (batch, written) = batch.into_parts();
+    applier.visibility.applying(number, written);
+    match applier.db.apply_batch(batch) {
         Ok(()) => {
             // In the tree now, durable or not: the next group must not reuse the number.
             applier.group = number;
@@ -517,7 +533,8 @@ struct StagedCommit {
     record: ExecutionRecord,
     encoded: Vec<u8>,
     expected_seq: u64,
-    history: Vec<(u64, Vec<u8>)>,
+    /// Encoded on the caller's thread, shared (not copied) with the tail it joins.
+    history: Vec<keys::Entry>,
     prune: u64,
     operations: Vec<OperationChange>,
     deliveries: Vec<Delivery>,
@@ -606,7 +623,7 @@ impl Group<'_> {
         let hash = digest::entry_hash(&key, &bytes);
         self.batch.know_hash(&key, Some(hash));
         Ok(Some(Staged {
-            value: Value::New(Box::new(value)),
+            value: Value::new(value),
             chunks: Vec::new(),
             hash,
             size: bytes.len(),
@@ -751,12 +768,12 @@ impl Group<'_> {
             self.batch.insert(keys::input(&record.id), input.as_slice());
         }
         let staged = Staged {
-            value: Value::New(Box::new(keys::Execution {
+            value: Value::new(keys::Execution {
                 record,
                 input: inline.then_some(input),
                 history_from: 0,
                 tail: Vec::new(),
-            })),
+            }),
             chunks: Vec::new(),
             // Set by `put_value`.
             hash: 0,
@@ -872,7 +889,7 @@ impl Group<'_> {
                 .history
                 .iter()
                 .filter(|(n, _)| *n >= history_from)
-                .map(|(n, entry)| (*n, Arc::from(entry.as_slice()))),
+                .cloned(),
         );
         let tail_bytes: usize = tail.iter().map(|(_, entry)| entry.len()).sum();
         let chunk =
@@ -941,12 +958,12 @@ impl Group<'_> {
             chunks.push(last);
         }
         let staged = Staged {
-            value: Value::New(Box::new(keys::Execution {
+            value: Value::new(keys::Execution {
                 record: commit.record,
                 input: old_value.input.clone(),
                 history_from,
                 tail,
-            })),
+            }),
             chunks,
             hash: 0,
             size: 0,
@@ -1013,10 +1030,10 @@ impl Group<'_> {
                 .unwrap_or_default();
             let old = execution.record.clone();
             let staged = Staged {
-                value: Value::New(Box::new(keys::Execution {
+                value: Value::new(keys::Execution {
                     record,
                     ..execution
-                })),
+                }),
                 chunks,
                 hash: 0,
                 size: 0,
