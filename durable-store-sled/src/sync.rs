@@ -98,9 +98,11 @@ impl Visibility {
     pub(crate) fn durable(&self, number: u64) {
         let mut state = self.lock();
         state.number = number;
-        state.pending = WrittenKeys::default();
+        // Freed once readers may go on.
+        let written = std::mem::take(&mut state.pending);
         drop(state);
         self.changed.notify_all();
+        drop(written);
     }
 
     fn fail(&self) {
