@@ -327,17 +327,17 @@ fn env_number<T: std::str::FromStr>(name: &str, default: T) -> T {
 /// on the memory store).
 async fn only(section: &str) {
     let rounds = env_number("STEPS_ROUNDS", ROUNDS);
+    let executions = env_number("STEPS_CONCURRENT", 200);
     let mut figures = Vec::new();
     for _ in 0..rounds {
         figures.push(match section {
             "one" => one_execution(1_000, Durability::PowerLoss).await,
             "one-flush" => one_execution(1_000, Durability::ProcessCrash).await,
-            "concurrent" => concurrent(env_number("STEPS_CONCURRENT", 200), 10).await,
+            "concurrent" => concurrent(executions, 10).await,
             "resume" => resume_time(10_000, 1).await.as_secs_f64() * 1e3,
             "raw" => raw_sled(1_000, 1, true),
             "memory" => one_execution_in_memory(10_000).await,
             "memory-concurrent" => {
-                let executions = env_number("STEPS_CONCURRENT", 200);
                 concurrent_on(durable_core::MemoryStore::new(), executions, 10).await
             }
             other => {

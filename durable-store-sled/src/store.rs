@@ -41,7 +41,7 @@ use durable_core::{
     Commit, Committed, Created, Delivered, Delivery, ExecutionRecord, HistoryEntry, LeaseTable,
     ListFilter, OperationRecord, Store, StoreError, Timestamp,
 };
-use tokio::sync::{OwnedRwLockReadGuard, RwLock};
+use tokio::sync::{oneshot, OwnedRwLockReadGuard, RwLock};
 
 use crate::blobs::Blobs;
 use crate::error::{io_error, sled_error, sled_panicked};
@@ -596,6 +596,18 @@ impl SledStore {
         Box::pin(async move { self.open_state().await?.writer.send(request) }).await
     }
 
+    /// Hands a request to the writer (see [`send`](Self::send)) and waits for its answer.
+    /// Boxed by the caller, before this future holds it: moved in whole, the request would
+    /// be copied once more on every commit.
+    async fn submit<T>(
+        &self,
+        request: Box<Request>,
+        answer: oneshot::Receiver<Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        self.send(request).await?;
+        answer.await.unwrap_or_else(|_| Err(writer::writer_gone()))
+    }
+
     async fn check_open(&self) -> Result<(), StoreError> {
         self.open_state().await.map(drop)
     }
@@ -663,8 +675,7 @@ impl Store for SledStore {
     /// written and fsynced, and survive a crash or a power cut.
     async fn create(&self, record: ExecutionRecord, input: Vec<u8>) -> Result<Created, StoreError> {
         let (request, answer) = Request::create(record, input)?;
-        self.send(Box::new(request)).await?;
-        answer.await.unwrap_or_else(|_| Err(writer::writer_gone()))
+        self.submit(Box::new(request), answer).await
     }
 
     /// A recently written execution is read from memory (see `recent`), any other from
@@ -710,8 +721,7 @@ impl Store for SledStore {
     /// same time share the fsync.
     async fn commit(&self, commit: Commit) -> Result<Committed, StoreError> {
         let (request, answer) = Request::commit(commit)?;
-        self.send(Box::new(request)).await?;
-        answer.await.unwrap_or_else(|_| Err(writer::writer_gone()))
+        self.submit(Box::new(request), answer).await
     }
 
     /// Durable: when this returns `Ok(Delivered::Applied { .. })`, the operation (and the
@@ -719,8 +729,7 @@ impl Store for SledStore {
     /// fsync.
     async fn deliver(&self, delivery: Delivery) -> Result<Delivered, StoreError> {
         let (request, answer) = Request::deliver(delivery)?;
-        self.send(Box::new(request)).await?;
-        answer.await.unwrap_or_else(|_| Err(writer::writer_gone()))
+        self.submit(Box::new(request), answer).await
     }
 
     /// A recently written operation is read from memory (see `recent`), any other from
@@ -789,8 +798,7 @@ impl Store for SledStore {
     /// fsynced.
     async fn delete(&self, id: &str) -> Result<bool, StoreError> {
         let (request, answer) = Request::delete(id);
-        self.send(Box::new(request)).await?;
-        answer.await.unwrap_or_else(|_| Err(writer::writer_gone()))
+        self.submit(Box::new(request), answer).await
     }
 
     /// Leases are kept in memory: the directory lock makes this process the only one
@@ -815,11 +823,10 @@ impl Store for SledStore {
     /// The lease is checked in memory, like every lease of this store.
     async fn commit_leased(&self, commit: Commit, owner: u128) -> Result<Committed, StoreError> {
         self.leases.check(&commit.record.id, owner)?;
-        // `commit`'s body again rather than a call of it: through `async_trait`, each call
-        // of a trait method is a boxed future, and this is every commit of an engine.
+        // Not `self.commit(commit)`: through `async_trait`, each call of a trait method is a
+        // boxed future, and this is every commit of an engine.
         let (request, answer) = Request::commit(commit)?;
-        self.send(Box::new(request)).await?;
-        answer.await.unwrap_or_else(|_| Err(writer::writer_gone()))
+        self.submit(Box::new(request), answer).await
     }
 
     async fn due(
@@ -945,8 +952,7 @@ impl Store for SledStore {
 
     async fn save_layout(&self, layout: u64, description: Vec<u8>) -> Result<(), StoreError> {
         let (request, answer) = Request::save_layout(layout, description);
-        self.send(Box::new(request)).await?;
-        answer.await.unwrap_or_else(|_| Err(writer::writer_gone()))
+        self.submit(Box::new(request), answer).await
     }
 
     async fn layout(&self, layout: u64) -> Result<Option<Vec<u8>>, StoreError> {
