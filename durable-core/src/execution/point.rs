@@ -1,5 +1,7 @@
 //! Entering a durable point and committing its operation's progress and outcome.
 
+use std::future::Future;
+
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -170,45 +172,46 @@ impl PointRun {
     }
 
     /// Commits progress at this point without finishing it: `Suspended` if it waits for
-    /// a time or for operations, `Running` otherwise.
-    pub(crate) async fn commit_progress(&self, progress: Progress) -> Result<(), Interrupt> {
+    /// a time or for operations, `Running` otherwise. The commit's own future, without
+    /// one around it (see `Ctx::commit` for why).
+    pub(crate) fn commit_progress(
+        &self,
+        progress: Progress,
+    ) -> impl Future<Output = Result<(), Interrupt>> + Send + '_ {
         let suspends = progress.wake_at.is_some() || !progress.awaiting.is_empty();
-        self.ctx
-            .commit(Change {
-                position: Some(Position {
-                    point: self.point,
-                    frame: self.frame.clone(),
-                    state: progress.state,
-                }),
-                point: Some(self.point),
-                wake_at: progress.wake_at,
-                awaiting: progress.awaiting,
-                events: progress.events,
-                operations: progress.operations,
-                deliveries: progress.deliveries,
-                ..Change::to(if suspends {
-                    Status::Suspended
-                } else {
-                    Status::Running
-                })
+        self.ctx.commit(Change {
+            position: Some(Position {
+                point: self.point,
+                frame: self.frame.clone(),
+                state: progress.state,
+            }),
+            point: Some(self.point),
+            wake_at: progress.wake_at,
+            awaiting: progress.awaiting,
+            events: progress.events,
+            operations: progress.operations,
+            deliveries: progress.deliveries,
+            ..Change::to(if suspends {
+                Status::Suspended
+            } else {
+                Status::Running
             })
-            .await
+        })
     }
 
     /// Commits progress at this point: its new state, the wake-up time if it suspends
     /// until then, and history entries.
-    pub(crate) async fn progress(
+    pub(crate) fn progress(
         &self,
         state: PointState,
         wake_at: Option<Timestamp>,
         events: Vec<Event>,
-    ) -> Result<(), Interrupt> {
+    ) -> impl Future<Output = Result<(), Interrupt>> + Send + '_ {
         self.commit_progress(Progress {
             wake_at,
             events,
             ..Progress::to(state)
         })
-        .await
     }
 
     /// Commits the operation's outcome; after this, the point is done. Returns the
@@ -223,7 +226,7 @@ impl PointRun {
         self,
         outcome: &T,
         events: Vec<Event>,
-    ) -> impl std::future::Future<Output = Result<T, Interrupt>> + Send {
+    ) -> impl Future<Output = Result<T, Interrupt>> + Send {
         self.complete_with(outcome, events, Vec::new())
     }
 
@@ -234,7 +237,7 @@ impl PointRun {
         outcome: &T,
         events: Vec<Event>,
         operations: Vec<OperationChange>,
-    ) -> impl std::future::Future<Output = Result<T, Interrupt>> + Send {
+    ) -> impl Future<Output = Result<T, Interrupt>> + Send {
         self.finish(outcome, events, operations, false)
     }
 
@@ -244,7 +247,7 @@ impl PointRun {
         self,
         outcome: &T,
         events: Vec<Event>,
-    ) -> impl std::future::Future<Output = Result<T, Interrupt>> + Send {
+    ) -> impl Future<Output = Result<T, Interrupt>> + Send {
         self.finish(outcome, events, Vec::new(), true)
     }
 
@@ -254,7 +257,7 @@ impl PointRun {
         events: Vec<Event>,
         operations: Vec<OperationChange>,
         gave_up: bool,
-    ) -> impl std::future::Future<Output = Result<T, Interrupt>> + Send {
+    ) -> impl Future<Output = Result<T, Interrupt>> + Send {
         let recorded = record(self.codec(), outcome).map_err(|e| {
             Interrupt::Failed(format!(
                 "cannot save the outcome of durable point {}: {e}",

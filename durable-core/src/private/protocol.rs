@@ -45,17 +45,34 @@ where
 {
     let stop = Stop::default();
     let body = body(stop.clone());
-    Box::pin(async move {
-        let mut body = std::pin::pin!(body);
-        std::future::poll_fn(move |cx| match body.as_mut().poll(cx) {
+    Box::pin(Stoppable { body, stop })
+}
+
+pin_project_lite::pin_project! {
+    /// A machine's body with the [`Stop`] it leaves interrupts in: the future
+    /// [`machine`] boxes. A type of its own rather than an `async` block around the body,
+    /// which would hold the body twice (as captured, and pinned inside), doubling the
+    /// size of every activation.
+    struct Stoppable<F> {
+        #[pin]
+        body: F,
+        stop: Stop,
+    }
+}
+
+impl<F: Future> Future for Stoppable<F> {
+    type Output = Result<F::Output, Interrupt>;
+
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        match this.body.poll(cx) {
             Poll::Ready(output) => Poll::Ready(Ok(output)),
-            Poll::Pending => match stop.take() {
+            Poll::Pending => match this.stop.take() {
                 Some(interrupt) => Poll::Ready(Err(interrupt)),
                 None => Poll::Pending,
             },
-        })
-        .await
-    })
+        }
+    }
 }
 
 /// The value of `result`; for an interrupt, stops the machine there (never completes).
@@ -219,7 +236,11 @@ pub fn neutralised<O: Operation>(_: O) -> O::Output {
     unreachable!("`#[durable]` failed to expand")
 }
 
-/// Runs `op` at its point.
-pub async fn run<O: Operation>(op: O, run: PointRun) -> Result<O::Output, Interrupt> {
-    op.run(run).await
+/// Runs `op` at its point: the operation's own future, without one around it (each
+/// layer would hold, and copy, the whole of the one inside).
+pub fn run<O: Operation>(
+    op: O,
+    run: PointRun,
+) -> impl Future<Output = Result<O::Output, Interrupt>> + Send {
+    op.run(run)
 }
