@@ -1561,6 +1561,73 @@ mod tests {
         assert_eq!(db.get(keys::execution("b")).unwrap(), None);
     }
 
+    /// The digest the writer keeps equals a scan of the tree after each group, through the
+    /// timer and unfinished index changes: status and wake-up changes, two commits of one
+    /// execution in a group, a refused commit, and a delete and create again of one id in
+    /// a group (whose index entries the tree holds until the group applies).
+    #[test]
+    fn index_changes_keep_the_digest() {
+        let mut disk = temporary();
+        let db = &disk.applier.db.clone();
+        let check = |disk: &Disk, step: &str| {
+            assert_eq!(
+                crate::digest::scan(db).unwrap().0,
+                disk.applier.digest,
+                "{step}"
+            );
+        };
+        let status = |mut record: ExecutionRecord, status| {
+            record.status = status;
+            record
+        };
+        let (a, _) = Request::create(record("a", 0, None), Vec::new()).unwrap();
+        let (b, _) = Request::create(record("b", 0, None), Vec::new()).unwrap();
+        write_group(&mut disk, vec![a, b]);
+        check(&disk, "created");
+        // Suspended until a time: a timer entry, and the running entry becomes suspended.
+        let (c1, _) = commit(
+            status(record("a", 1, Some(5)), Status::Suspended),
+            0,
+            &[],
+            0,
+        );
+        write_group(&mut disk, vec![c1]);
+        check(&disk, "suspended");
+        // Woken, then suspended again at another time, in one group: the second commit
+        // finds the first one's value staged, not the tree's.
+        let (c2, _) = commit(record("a", 2, None), 1, &[], 0);
+        let (c3, _) = commit(
+            status(record("a", 3, Some(7)), Status::Suspended),
+            2,
+            &[],
+            0,
+        );
+        write_group(&mut disk, vec![c2, c3]);
+        check(&disk, "woken and suspended again");
+        assert_eq!(timers(db), [(Timestamp::from_millis(7), "a".to_owned())]);
+        // A refused commit puts its execution back; the next one of the group goes on.
+        let (stale, _) = commit(record("a", 9, None), 7, &[], 0);
+        let (c4, _) = commit(status(record("a", 4, None), Status::Completed), 3, &[], 0);
+        write_group(&mut disk, vec![stale, c4]);
+        check(&disk, "refused, then completed");
+        assert_eq!(timers(db), []);
+        // Deleted and created again in one group, with the same index entries: the tree
+        // holds them until the group applies, so the create cannot claim it does not.
+        let (delete, _) = Request::delete("b");
+        let (again, _) = Request::create(record("b", 0, None), Vec::new()).unwrap();
+        write_group(&mut disk, vec![delete, again]);
+        check(&disk, "deleted and created again");
+        // Parked with a wake-up time, then deleted and created again with another one.
+        let (c5, _) = commit(status(record("b", 1, Some(3)), Status::Parked), 0, &[], 0);
+        write_group(&mut disk, vec![c5]);
+        check(&disk, "parked");
+        let (delete, _) = Request::delete("b");
+        let (again, _) = Request::create(record("b", 0, Some(4)), Vec::new()).unwrap();
+        write_group(&mut disk, vec![delete, again]);
+        check(&disk, "deleted and created again, waiting");
+        assert_eq!(timers(db), [(Timestamp::from_millis(4), "b".to_owned())]);
+    }
+
     /// Operations kept in `recent` match the tree, their token index entries are written
     /// once, and the digest stays that of the tree through a delivery, a settled commit
     /// and a delete.
