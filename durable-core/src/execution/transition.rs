@@ -67,10 +67,10 @@ impl Ctx {
     ///
     /// The commit is built before the returned future starts, and the future holds only it
     /// and the store's (boxed) future: every operation's future holds this one, and each
-    /// `.await` on the way up copies it whole, so its size is paid several times per step
-    /// (an `async fn` holding the `Change`, the commit and the lease renewal was 3 KB,
-    /// and the futures above it grew to 4 KB: a sixth of a step's time in 200 concurrent
-    /// executions went to copying them).
+    /// `.await` on the way up copies it whole, so its size is paid several times per step.
+    /// (As an `async fn` holding the `Change`, the commit and the lease renewal it was
+    /// 3 KB and the workflow's future 4 KB; smaller, the engine ran a tenth fewer
+    /// instructions and a quarter fewer data writes per step with 200 executions.)
     pub(crate) fn commit(
         &self,
         change: Change,
