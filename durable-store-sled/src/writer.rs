@@ -1612,7 +1612,7 @@ mod tests {
         check(&disk, "refused, then completed");
         assert_eq!(timers(db), []);
         // Deleted and created again in one group, with the same index entries: the tree
-        // holds them until the group applies, so the create cannot claim it does not.
+        // holds them until the group applies, and the digest must count them once.
         let (delete, _) = Request::delete("b");
         let (again, _) = Request::create(record("b", 0, None), Vec::new()).unwrap();
         write_group(&mut disk, vec![delete, again]);

@@ -75,10 +75,10 @@ impl Ctx {
         &self,
         change: Change,
     ) -> impl Future<Output = Result<(), Interrupt>> + Send + '_ {
+        // Kept for a retry, and to become the state after the commit.
         let kept = self.next_commit(change);
         async move {
             let runtime = self.runtime();
-            // Kept for a retry, and to become the state after the commit.
             let committed = loop {
                 match self.try_commit(kept.clone()).await {
                     Ok(committed) => break committed,
