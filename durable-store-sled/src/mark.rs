@@ -6,25 +6,29 @@
 //! the store back without an error. Against that:
 //! - Every group of writes (see `writer`) is numbered, and its batch stores its number in
 //!   the tree (key `m`, see `keys`), atomically with its writes.
-//! - Once a group is durable, and before it is answered, its number is written over
-//!   `durable.mark` (a 24-byte file: `b"DMK1" | number: u64 | seal: u64 | CRC-32 of the
-//!   rest`, little-endian; the seal is 0 but after a clean close, see `seal`). The mark is
-//!   therefore never ahead of what sled made durable, and after an answer it is at least
-//!   the answered group: a process killed at any instant leaves it in the page cache,
-//!   where the next open finds it.
+//! - Once a group is durable and answered, and before the next group is applied, its
+//!   number is written over `durable.mark` (a 24-byte file: `b"DMK1" | number: u64 |
+//!   seal: u64 | CRC-32 of the rest`, little-endian; the seal is 0 but after a clean
+//!   close, see `seal`). The mark is therefore never ahead of what sled made durable, and
+//!   it is at least every answered group but the last one, for the few microseconds
+//!   between that group's answers and its mark: a process killed at any other instant
+//!   leaves it in the page cache, where the next open finds it. Writing it after the
+//!   answers keeps it off the callers' path (they prepare their next requests meanwhile).
 //! - An open compares the number found in the tree with the mark. Lower means that
 //!   acknowledged groups are missing from the log: the open is refused with
 //!   [`StoreError::Corrupt`](durable_core::StoreError::Corrupt), unless the caller accepts
 //!   the rollback, which then becomes the new mark. Equal or higher (a kill between a
 //!   group's sync and its mark) is a store as acknowledged.
 //!
-//! What the mark costs: one 24-byte write per group, not an fsync. The mark is fsynced
-//! when the store closes and, with [`Durability::PowerLoss`](crate::Durability), at
-//! most [`SYNC_DELAY`] after a group changed it (by the writer, between groups or when
-//! idle), so groups never wait for it. The price is a window: a power cut can leave the
+//! What the mark costs: one 24-byte write per group, after its answers, not an fsync.
+//! The mark is fsynced when the store closes and, with
+//! [`Durability::PowerLoss`](crate::Durability), at most [`SYNC_DELAY`] after a group
+//! changed it (by the writer, between groups or when idle), so groups never wait for it. The price is a window: a power cut can leave the
 //! mark up to `SYNC_DELAY` behind the log (never ahead of it, since it is written after
 //! the log's fsync), and damage to exactly the groups of that window, on top of the power
-//! cut, would go unnoticed. The log's own fsync still keeps those groups.
+//! cut, would go unnoticed. The log's own fsync still keeps those groups. A process
+//! killed between a group's answers and its mark leaves the same window, one group
+//! wide.
 //!
 //! A new store's mark is written to `durable.mark.new`, fsynced and renamed, so a kill
 //! never leaves a half-written one; a store written before marks existed has none and

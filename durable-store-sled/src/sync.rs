@@ -316,15 +316,20 @@ impl Syncer {
         let replaced = group.number.map(|number| {
             let replaced = self.recent.publish(written, deleted, operations);
             self.visibility.durable(number);
+            replaced
+        });
+        tracing::trace!(answers = group.waiting.len(), "group answered");
+        group.waiting.into_iter().for_each(Waiting::send);
+        // After the answers, so that a caller does not wait for it: the callers' next
+        // requests are prepared while the mark is written (see `mark` for the window
+        // this leaves).
+        if let Some(number) = group.number {
             if let Err(e) = self.mark.record(number) {
                 // The group is durable all the same; only the check of a later open is
                 // weaker until a mark is written again.
                 tracing::error!(error = %e, "cannot write the store's high-water mark");
             }
-            replaced
-        });
-        tracing::trace!(answers = group.waiting.len(), "group answered");
-        group.waiting.into_iter().for_each(Waiting::send);
+        }
         drop(replaced);
     }
 
