@@ -17,10 +17,10 @@
 //!   failure (in an activation or queued after one); their own next successful write,
 //!   or the end of their activation, takes them out.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
+use foldhash::{HashMap, HashMapExt};
 use serde::Serialize;
 use tokio::sync::{watch, Notify};
 

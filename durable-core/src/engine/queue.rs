@@ -1,9 +1,10 @@
 //! The ready queue and the dispatcher that turns queued ids into activations, at most
 //! `max_concurrent` at a time.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 
+use foldhash::HashMap;
 use tokio::task::AbortHandle;
 
 use super::activation;

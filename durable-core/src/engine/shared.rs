@@ -1,10 +1,10 @@
 //! The state the engine's handles, background tasks and executions share, and the
 //! [`Runtime`] it offers executions.
 
-use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
+use foldhash::{HashMap, HashSet};
 use tokio::sync::{watch, Notify, Semaphore};
 
 use super::builder::Config;

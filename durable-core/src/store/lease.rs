@@ -1,5 +1,6 @@
-use std::collections::HashMap;
 use std::sync::Mutex;
+
+use foldhash::HashMap;
 
 use crate::error::StoreError;
 use crate::time::Timestamp;

@@ -1,8 +1,9 @@
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
+use foldhash::{HashMap, HashMapExt};
 
 use super::{rules, LeaseTable, Store};
 use crate::error::StoreError;
@@ -155,29 +156,9 @@ impl MemoryStore {
         // drops, so a poisoned lock still guards consistent data.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
-}
 
-#[async_trait]
-impl Store for MemoryStore {
-    async fn create(&self, record: ExecutionRecord, input: Vec<u8>) -> Result<Created, StoreError> {
-        let mut state = self.state();
-        if let Some(existing) = state.executions.get(&record.id) {
-            return Ok(Created::Existing(Box::new(existing.clone())));
-        }
-        state.inputs.insert(record.id.clone(), input);
-        state.put_record(None, record);
-        Ok(Created::New)
-    }
-
-    async fn load(&self, id: &str) -> Result<Option<ExecutionRecord>, StoreError> {
-        Ok(self.state().executions.get(id).cloned())
-    }
-
-    async fn load_input(&self, id: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.state().inputs.get(id).cloned())
-    }
-
-    async fn commit(&self, commit: Commit) -> Result<Committed, StoreError> {
+    /// [`Store::commit`], at once: nothing in it waits.
+    fn commit_now(&self, commit: Commit) -> Result<Committed, StoreError> {
         let mut state = self.state();
         let id = commit.record.id.clone();
         let old = match state.executions.get(&id) {
@@ -253,10 +234,36 @@ impl Store for MemoryStore {
         }
         Ok(committed)
     }
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    async fn create(&self, record: ExecutionRecord, input: Vec<u8>) -> Result<Created, StoreError> {
+        let mut state = self.state();
+        if let Some(existing) = state.executions.get(&record.id) {
+            return Ok(Created::Existing(Box::new(existing.clone())));
+        }
+        state.inputs.insert(record.id.clone(), input);
+        state.put_record(None, record);
+        Ok(Created::New)
+    }
+
+    async fn load(&self, id: &str) -> Result<Option<ExecutionRecord>, StoreError> {
+        Ok(self.state().executions.get(id).cloned())
+    }
+
+    async fn load_input(&self, id: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.state().inputs.get(id).cloned())
+    }
+
+    async fn commit(&self, commit: Commit) -> Result<Committed, StoreError> {
+        self.commit_now(commit)
+    }
 
     async fn commit_leased(&self, commit: Commit, owner: u128) -> Result<Committed, StoreError> {
         self.leases.check(&commit.record.id, owner)?;
-        self.commit(commit).await
+        // Not through `commit`: its boxed future would be a second copy of the commit.
+        self.commit_now(commit)
     }
 
     async fn deliver(&self, delivery: Delivery) -> Result<Delivered, StoreError> {
