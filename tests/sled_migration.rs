@@ -2,6 +2,9 @@
 //! fixture `tests/fixtures/sled-format2`) opens with today's code: every record, input and
 //! history entry reads back as written, the unfinished executions are found through the
 //! unfinished index built when it opens, and an engine resumes them to their results.
+//! A store of format 3 (commit d1ffaaa, `tests/fixtures/sled-format3`), whose running
+//! executions had an index entry each, lists the same executions by status once its
+//! running ones are moved to running lists, and goes on listing them as they change.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -94,9 +97,11 @@ const FIXTURE_FLOW_FINGERPRINT: u64 = 0x6ad5_bb23_f6ad_5f43;
 /// The fixture's clock when it was written.
 const WRITTEN_AT: u64 = 1_700_000_000_000;
 
-/// A copy of the fixture in a fresh directory (the fixture itself is never written).
-fn fixture_copy() -> (tempdir::Dir, PathBuf) {
-    let from = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sled-format2");
+/// A copy of fixture `name` in a fresh directory (the fixture itself is never written).
+fn fixture_copy(name: &str) -> (tempdir::Dir, PathBuf) {
+    let from = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
     let dir = tempdir::Dir::new("durable-migration");
     copy_dir(&from, dir.path());
     let path = dir.path().to_path_buf();
@@ -136,7 +141,7 @@ fn ids(records: Vec<durable_core::ExecutionRecord>) -> Vec<String> {
 
 #[tokio::test]
 async fn every_record_of_a_format_2_store_reads_back_as_written() {
-    let (_dir, path) = fixture_copy();
+    let (_dir, path) = fixture_copy("sled-format2");
     let store = SledStore::open(&path).expect("a format-2 store opens");
     let at = |ms: u64| Some(Timestamp::from_millis(WRITTEN_AT + ms));
     // (id, status, seq, point, wake_at, history_next), as the generator printed them.
@@ -249,7 +254,7 @@ async fn an_engine_over_a_format_2_store_keeps_every_execution_it_cannot_resume(
         FIXTURE_FLOW_FINGERPRINT,
         "the same fingerprint would let the fixture's executions resume: test that instead"
     );
-    let (_dir, path) = fixture_copy();
+    let (_dir, path) = fixture_copy("sled-format2");
     let clock = TestClock::new(Timestamp::from_millis(WRITTEN_AT));
     let engine = Engine::builder(SledStore::open(&path).unwrap())
         .register(fixture_flow)
@@ -290,4 +295,129 @@ async fn an_engine_over_a_format_2_store_keeps_every_execution_it_cannot_resume(
         assert!(parked.point.is_some(), "{id}: its frame is kept");
     }
     engine.shutdown().await;
+}
+
+/// The executions of the format-3 fixture, as its generator wrote them: id, status, seq.
+const FORMAT_3: &[(&str, Status, u64)] = &[
+    ("running-created", Status::Running, 0),
+    ("running-stepped", Status::Running, 3),
+    ("running-ü\u{0}nul", Status::Running, 1),
+    ("suspended", Status::Suspended, 2),
+    ("parked", Status::Parked, 1),
+    ("completed", Status::Completed, 2),
+    ("failed", Status::Failed, 1),
+    ("running-again", Status::Running, 2),
+];
+
+/// The ids `store` lists with `status`, a page of `page` at a time.
+async fn listed(store: &SledStore, status: Status, page: usize) -> Vec<String> {
+    let mut ids = Vec::new();
+    loop {
+        let mut filter = ListFilter::default().status(status).limit(page);
+        filter.after = ids.last().cloned();
+        let records = store.list(&filter).await.expect("lists");
+        assert!(records.iter().all(|r| r.status == status));
+        let done = records.len() < page;
+        ids.extend(records.into_iter().map(|r| r.id));
+        if done {
+            return ids;
+        }
+    }
+}
+
+/// The ids of the fixture's executions with `status`, in id order, after `changed`.
+fn expected(status: Status, changed: &[(&str, Status)]) -> Vec<String> {
+    let mut ids: Vec<String> = FORMAT_3
+        .iter()
+        .map(|&(id, status, _)| {
+            let now = changed
+                .iter()
+                .find(|(c, _)| *c == id)
+                .map_or(status, |c| c.1);
+            (id, now)
+        })
+        .filter(|(_, now)| *now == status)
+        .map(|(id, _)| id.to_owned())
+        .collect();
+    ids.sort();
+    ids
+}
+
+#[tokio::test]
+async fn a_format_3_store_lists_its_executions_by_status_through_running_lists() {
+    let (_dir, path) = fixture_copy("sled-format3");
+    let store = SledStore::open(&path).expect("a format-3 store opens");
+    for &(id, status, seq) in FORMAT_3 {
+        let record = store
+            .load(id)
+            .await
+            .unwrap()
+            .expect("every record is there");
+        assert_eq!((record.status, record.seq), (status, seq), "{id:?}");
+    }
+    let n = FORMAT_3.iter().position(|e| e.0 == "suspended").unwrap();
+    assert_eq!(
+        store.load_input("suspended").await.unwrap(),
+        Some(format!("input {n}").into_bytes())
+    );
+    let unfinished = [Status::Running, Status::Suspended, Status::Parked];
+    for status in unfinished {
+        for page in [1, 2, 100] {
+            assert_eq!(
+                listed(&store, status, page).await,
+                expected(status, &[]),
+                "{status:?}, pages of {page}"
+            );
+        }
+    }
+    assert_eq!(
+        store.list(&ListFilter::all()).await.unwrap().len(),
+        FORMAT_3.len()
+    );
+
+    // Changes after the migration: one running execution completes, the suspended one
+    // wakes, a new one starts; listed so at once and after a reopen.
+    let changed = [
+        ("running-created", Status::Completed),
+        ("suspended", Status::Running),
+        ("new", Status::Running),
+    ];
+    for (id, status) in &changed[..2] {
+        let old = store.load(id).await.unwrap().unwrap();
+        let mut next = old.clone();
+        next.seq += 1;
+        next.status = *status;
+        next.wake_at = None;
+        store
+            .commit(durable_core::Commit::new(next, old.seq))
+            .await
+            .expect("commits");
+    }
+    let new = durable_core::ExecutionRecord::new("new", "fixture_flow", 0xF1C5, Timestamp::EPOCH);
+    store.create(new, Vec::new()).await.expect("creates");
+    let with_new = |status| {
+        let mut ids = expected(status, &changed);
+        if status == Status::Running {
+            ids.push("new".to_owned());
+            ids.sort();
+        }
+        ids
+    };
+    for status in unfinished {
+        assert_eq!(
+            listed(&store, status, 2).await,
+            with_new(status),
+            "{status:?}"
+        );
+    }
+    store.close().await.expect("closes");
+    let store = SledStore::open(&path).expect("reopens");
+    for status in unfinished {
+        assert_eq!(
+            listed(&store, status, 2).await,
+            with_new(status),
+            "{status:?} after a reopen"
+        );
+    }
+    store.close().await.expect("closes");
 }

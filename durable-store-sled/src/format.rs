@@ -1,16 +1,20 @@
 //! The store's format version (key `v`), checked and migrated when a store opens.
 //!
 //! Format 2 (no `v` key) has no unfinished index and no operations; format 3 adds
-//! both. Opening a format-2 store enters its unfinished executions into the index once
-//! (one scan of the executions) and records format 3; the old execution values stay
-//! readable (see `keys`) and are rewritten by their next commit. A store of a newer format
-//! is refused with [`StoreError::UnsupportedFormat`], unchanged.
+//! both, with an entry of its own for every unfinished execution; format 4 indexes the
+//! running ones by lists instead (see `keys` and `running`). Opening a format-2 store
+//! indexes its unfinished executions once (one scan of the executions); opening a format-3
+//! store replaces its entries of running executions by lists (a scan of those entries
+//! only). Either records format 4, in the same group as the index it writes; the old
+//! execution values stay readable (see `keys`) and are rewritten by their next commit. A
+//! store of a newer format is refused with [`StoreError::UnsupportedFormat`], unchanged.
 
-use durable_core::StoreError;
+use durable_core::{Status, StoreError};
 
 use crate::digest::Writes;
 use crate::error::sled_error;
 use crate::keys;
+use crate::running;
 
 /// Checks the format of the store in `db`: `Err` for a newer one, the writes that
 /// migrate an older (or new, empty) one to the current format, `None` for a current one;
@@ -29,32 +33,51 @@ pub(crate) fn prepare(db: &sled::Db, what: &str) -> Result<Option<Writes>, Store
                     supported: u64::from(keys::FORMAT_VERSION),
                 });
             }
+            if found == 3 {
+                return migrate_from_3(db).map(Some);
+            }
             if found < keys::FORMAT_VERSION {
-                return migrate(db).map(Some);
+                return migrate_from_2(db).map(Some);
             }
             Ok(None)
         }
-        None => migrate(db).map(Some),
+        None => migrate_from_2(db).map(Some),
     }
 }
 
 /// The writes that build the unfinished index from the executions and record the current
-/// format.
-fn migrate(db: &sled::Db) -> Result<Writes, StoreError> {
+/// format: for a store of format 2, and for a new, empty one.
+fn migrate_from_2(db: &sled::Db) -> Result<Writes, StoreError> {
     let mut batch = Writes::default();
-    let mut migrated = 0usize;
+    let mut waiting = 0usize;
+    let mut running = Vec::new();
     for entry in db.scan_prefix(keys::EXECUTION) {
         let (key, bytes) = entry.map_err(sled_error)?;
         let record = keys::decode_record(&key, &bytes)?;
-        if let Some(index) = keys::unfinished(record.status, &record.id) {
+        if record.status == Status::Running {
+            running.push(record.id);
+        } else if let Some(index) = keys::unfinished(record.status, &record.id) {
             batch.insert(index, sled::IVec::default());
-            migrated += 1;
+            waiting += 1;
         }
     }
+    running::write_migrated(&running, &mut batch)?;
+    finish(batch, running.len() + waiting)
+}
+
+/// The writes that replace a format-3 store's entries of running executions by running
+/// lists and record the current format.
+fn migrate_from_3(db: &sled::Db) -> Result<Writes, StoreError> {
+    let mut batch = Writes::default();
+    let migrated = running::migrate_v3(db, &mut batch)?;
+    finish(batch, migrated)
+}
+
+fn finish(mut batch: Writes, migrated: usize) -> Result<Writes, StoreError> {
     batch.insert(keys::FORMAT, keys::FORMAT_VERSION.to_le_bytes().as_slice());
     if migrated > 0 {
         tracing::info!(
-            unfinished = migrated,
+            executions = migrated,
             "migrating a sled store to format {}",
             keys::FORMAT_VERSION
         );

@@ -89,6 +89,7 @@ mod mark;
 mod options;
 mod recent;
 mod repair;
+mod running;
 mod seal;
 mod store;
 mod sync;

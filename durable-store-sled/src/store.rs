@@ -29,6 +29,7 @@
 //! `sled/blobs/` holds items too large for the log, which the writer fsyncs too; see
 //! `blobs`). The key layout and record formats inside sled are described in `keys`.
 
+use std::collections::BTreeSet;
 use std::fs::File;
 use std::ops::Bound;
 use std::panic::AssertUnwindSafe;
@@ -39,7 +40,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use durable_core::{
     Commit, Committed, Created, Delivered, Delivery, ExecutionRecord, HistoryEntry, LeaseTable,
-    ListFilter, OperationRecord, Store, StoreError, Timestamp,
+    ListFilter, OperationRecord, Status, Store, StoreError, Timestamp,
 };
 use tokio::sync::{oneshot, OwnedRwLockReadGuard, RwLock};
 
@@ -395,6 +396,8 @@ impl SledStore {
             // A group like any other: numbered, in the digest, durable before use.
             disk.write_now(writes)?;
         }
+        // After the migration, which may write the lists.
+        disk.applier.running = crate::running::RunningIndex::load(&db)?;
         let visible = disk.applier.visibility.clone();
         let recent = disk.applier.recent.clone();
         let writer = Writer::spawn(disk)?;
@@ -611,6 +614,55 @@ impl SledStore {
     async fn check_open(&self) -> Result<(), StoreError> {
         self.open_state().await.map(drop)
     }
+}
+
+/// The running executions that `filter` selects, at most `limit`, in id order: from the
+/// running lists (see `keys`), which may also name executions no longer running.
+///
+/// Each round keeps the `limit` smallest ids after the last one taken (every list is
+/// read, but only those ids are kept and loaded), until enough of them pass the filter
+/// or the lists hold no more: an engine's open pages through the running executions,
+/// and a page must cost in proportion to the lists, not to the lists times the page.
+fn list_running(
+    db: &sled::Db,
+    filter: &ListFilter,
+    limit: usize,
+) -> Result<Vec<ExecutionRecord>, StoreError> {
+    let lists = db
+        .scan_prefix(keys::RUNNING)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(sled_error)?;
+    let mut ids = Vec::new();
+    for (key, value) in &lists {
+        ids.extend(keys::running_list_ids(key, value)?);
+    }
+    let mut records = Vec::new();
+    let mut after = filter.after.as_deref();
+    while records.len() < limit {
+        let wanted = limit - records.len();
+        let mut round = BTreeSet::new();
+        for &id in &ids {
+            if after.is_some_and(|after| id <= after) {
+                continue;
+            }
+            round.insert(id);
+            if round.len() > wanted {
+                round.pop_last();
+            }
+        }
+        for id in &round {
+            if let Some(record) = writer::load(db, &keys::execution(id))? {
+                if filter.matches(&record) {
+                    records.push(record);
+                }
+            }
+        }
+        if round.len() < wanted {
+            break;
+        }
+        after = round.last().copied();
+    }
+    Ok(records)
 }
 
 /// A read of the tree that notes what it read, so that it waits only for the syncs of
@@ -898,6 +950,9 @@ impl Store for SledStore {
         self.read("listing records", move |reader| {
             let db = reader.tree();
             let mut records = Vec::new();
+            if filter.status == Some(Status::Running) {
+                return list_running(db, &filter, limit);
+            }
             if let Some(prefix) = filter.status.and_then(keys::unfinished_prefix) {
                 // An unfinished status: its index, never the finished executions.
                 let mut start = prefix.clone();
@@ -1071,6 +1126,92 @@ mod tests {
             parent: None,
             awaiting: Vec::new(),
         }
+    }
+
+    /// Pages of running executions skip the ids their lists still name after those
+    /// executions stopped running (completed, suspended, deleted), and lose none: with lists of every shape (all created in one group; created one by
+    /// one), whatever the page size, before and after a reopen.
+    #[tokio::test]
+    async fn running_pages_skip_stale_ids_and_lose_none() {
+        let dir = std::env::temp_dir().join(format!("durable-running-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = Arc::new(SledStore::open(&dir).unwrap());
+        let id = |n: u32| format!("x{n:03}");
+        // 40 created at once (a few groups, so a few lists), 20 one by one.
+        let mut creates = tokio::task::JoinSet::new();
+        for n in 0..40 {
+            let (store, mut r) = (store.clone(), record(0));
+            r.id = id(n);
+            creates.spawn(async move { store.create(r, Vec::new()).await.map(drop) });
+        }
+        while let Some(created) = creates.join_next().await {
+            created.unwrap().unwrap();
+        }
+        for n in 40..60 {
+            let mut r = record(0);
+            r.id = id(n);
+            store.create(r, Vec::new()).await.unwrap();
+        }
+        // One in three stops running, in one of three ways: fewer than run, so the lists
+        // keep naming them (the writer rewrites a list only when more are gone than run).
+        let mut running = Vec::new();
+        for n in 0..60 {
+            let mut next = record(1);
+            next.id = id(n);
+            next.status = match (n % 3, n / 3 % 3) {
+                (0 | 1, _) => {
+                    running.push(id(n));
+                    continue;
+                }
+                (_, 0) => Status::Completed,
+                (_, 1) => Status::Suspended,
+                _ => {
+                    assert!(store.delete(&id(n)).await.unwrap());
+                    continue;
+                }
+            };
+            store.commit(Commit::new(next, 0)).await.unwrap();
+        }
+        let named = |db: &sled::Db| -> usize {
+            db.scan_prefix(keys::RUNNING)
+                .map(|entry| {
+                    let (key, value) = entry.unwrap();
+                    keys::running_list_ids(&key, &value).unwrap().len()
+                })
+                .sum()
+        };
+        let state = store.state.read().await;
+        let named = named(&state.as_ref().unwrap().db);
+        drop(state);
+        assert!(named > running.len(), "{named} ids named: none stale");
+        async fn pages(store: &SledStore, page: usize) -> Vec<String> {
+            let mut ids: Vec<String> = Vec::new();
+            loop {
+                let mut filter = ListFilter::default().status(Status::Running).limit(page);
+                filter.after = ids.last().cloned();
+                let records = store.list(&filter).await.unwrap();
+                assert!(records.len() <= page);
+                let done = records.len() < page;
+                ids.extend(records.into_iter().map(|r| r.id));
+                if done {
+                    return ids;
+                }
+            }
+        }
+        for page in [1, 2, 7, 15, 100] {
+            assert_eq!(pages(&store, page).await, running, "pages of {page}");
+        }
+        store.close().await.unwrap();
+        let store = SledStore::open(&dir).unwrap();
+        for page in [1, 7, 100] {
+            assert_eq!(
+                pages(&store, page).await,
+                running,
+                "reopened, pages of {page}"
+            );
+        }
+        store.close().await.unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     /// A reopen after a write error keeps the directory (a temporary one too), its lock

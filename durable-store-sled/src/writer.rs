@@ -29,7 +29,7 @@ use std::thread::JoinHandle;
 
 use durable_core::{
     store_rules, Commit, Committed, Created, Delivered, Delivery, ExecutionRecord, OperationAction,
-    OperationChange, OperationRecord, OperationRef, StoreError,
+    OperationChange, OperationRecord, OperationRef, Status, StoreError,
 };
 use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use tokio::sync::oneshot;
@@ -41,6 +41,7 @@ use crate::keys;
 use crate::mark::Mark;
 use crate::options::Durability;
 use crate::recent::{Kept, KeptOp, Recent};
+use crate::running::RunningIndex;
 use crate::sync::{Applied, Publish, Reply, Syncer, Visibility, Waiting};
 
 /// Most requests written with one batch and one sync, so a flood of requests cannot
@@ -184,6 +185,8 @@ pub(crate) struct Applier {
     /// Recently written executions as the tree durably holds them (see `recent`), shared
     /// with the store's reads.
     pub(crate) recent: Arc<Recent>,
+    /// The running lists (see `running`); empty until the open loads them.
+    pub(crate) running: RunningIndex,
 }
 
 impl Disk {
@@ -208,6 +211,7 @@ impl Disk {
                 failed: failed.clone(),
                 visibility: visibility.clone(),
                 recent: recent.clone(),
+                running: RunningIndex::default(),
             },
             syncer: Syncer {
                 db,
@@ -390,9 +394,12 @@ where
     let size = requests.len();
     // Sized for a group of commits of different executions, the common large group, so
     // that the maps do not grow (and rehash) step by step.
+    let list = (applier.group + 1, 0);
     let mut group = Group {
         db: &applier.db,
         recent: &applier.recent,
+        running: &mut applier.running,
+        list,
         batch: Writes::with_capacity(size),
         staged: HashMap::with_capacity(size),
         deleted: HashSet::new(),
@@ -439,6 +446,9 @@ where
                 reply,
             } => group.save_layout(layout, description, reply),
         }
+    }
+    if group.running.finish_group(list, &mut group.batch) {
+        group.writes = true;
     }
     let Group {
         batch,
@@ -550,6 +560,9 @@ struct Group<'a> {
     db: &'a sled::Db,
     /// Recently written executions as the tree holds them before this group.
     recent: &'a Recent,
+    running: &'a mut RunningIndex,
+    /// The running list this group writes for the executions it makes running.
+    list: keys::ListKey,
     batch: Writes,
     /// Executions written by this group, as they will be in the tree.
     staged: HashMap<String, Staged>,
@@ -699,6 +712,12 @@ impl Group<'_> {
             }
             if let Some(key) = keys::unfinished(record.status, &id) {
                 batch.insert(key, sled::IVec::default());
+            }
+            if old_status == Some(Status::Running) {
+                self.running.leave(&id, self.list);
+            }
+            if record.status == Status::Running {
+                self.running.join(&id, self.list);
             }
         }
         batch.insert_hashed(key, encoded, staged.hash);
@@ -1116,6 +1135,9 @@ impl Group<'_> {
         }
         if let Some(key) = keys::unfinished(record.status, id) {
             batch.remove(key);
+        }
+        if record.status == Status::Running {
+            self.running.leave(id, self.list);
         }
         for key in chunk_keys {
             batch.remove(key);
@@ -1626,6 +1648,101 @@ mod tests {
         write_group(&mut disk, vec![delete, again]);
         check(&disk, "deleted and created again, waiting");
         assert_eq!(timers(db), [(Timestamp::from_millis(4), "b".to_owned())]);
+    }
+
+    /// The running lists follow the statuses through random groups of creations, status
+    /// changes (several of one execution in a group among them) and deletions: after each
+    /// group the lists name every running execution, hold at most twice as many ids as
+    /// run, and the digest is the tree's; an index loaded from the tree (as an open does)
+    /// finds the same running executions.
+    #[test]
+    fn running_lists_follow_the_statuses() {
+        use std::collections::BTreeMap;
+        type Check = Box<dyn FnOnce()>;
+        fn accepted<T: 'static>(mut answer: oneshot::Receiver<Result<T, StoreError>>) -> Check {
+            Box::new(move || {
+                answer.try_recv().expect("answered").expect("accepted");
+            })
+        }
+        let mut disk = temporary();
+        let db = &disk.applier.db.clone();
+        let mut rng = fastrand::Rng::with_seed(8);
+        // The model: each execution's seq and status.
+        let mut model: BTreeMap<String, (u64, Status)> = BTreeMap::new();
+        let statuses = [
+            Status::Running,
+            Status::Suspended,
+            Status::Parked,
+            Status::Completed,
+            Status::Running,
+        ];
+        for round in 0..300 {
+            let mut requests = Vec::new();
+            let mut answers = Vec::new();
+            for _ in 0..rng.usize(1..12) {
+                let id = format!("x{}", rng.u8(0..40));
+                match model.get(&id).copied() {
+                    None => {
+                        let (create, answer) =
+                            Request::create(record(&id, 0, None), Vec::new()).unwrap();
+                        requests.push(create);
+                        answers.push(accepted(answer));
+                        model.insert(id, (0, Status::Running));
+                    }
+                    Some(_) if rng.u8(0..8) == 0 => {
+                        let (delete, answer) = Request::delete(&id);
+                        requests.push(delete);
+                        answers.push(accepted(answer));
+                        model.remove(&id);
+                    }
+                    Some((seq, _)) => {
+                        let status = statuses[rng.usize(0..statuses.len())];
+                        let mut next = record(&id, seq + 1, None);
+                        next.status = status;
+                        let (c, answer) = commit(next, seq, &[], 0);
+                        requests.push(c);
+                        answers.push(accepted(answer));
+                        model.insert(id, (seq + 1, status));
+                    }
+                }
+            }
+            write_group(&mut disk, requests);
+            answers.into_iter().for_each(|check| check());
+            assert_eq!(
+                crate::digest::scan(db).unwrap().0,
+                disk.applier.digest,
+                "round {round}"
+            );
+            let running: Vec<String> = model
+                .iter()
+                .filter(|(_, (_, status))| *status == Status::Running)
+                .map(|(id, _)| id.clone())
+                .collect();
+            let mut listed = Vec::new();
+            for entry in db.scan_prefix(keys::RUNNING) {
+                let (key, value) = entry.unwrap();
+                listed.extend(keys::decode_running_list(&key, &value).unwrap());
+            }
+            assert!(
+                listed.len() <= 2 * running.len(),
+                "round {round}: {} ids listed for {} running",
+                listed.len(),
+                running.len()
+            );
+            listed.sort();
+            listed.dedup();
+            for id in &running {
+                assert!(listed.binary_search(id).is_ok(), "round {round}: {id}");
+            }
+            assert_eq!(disk.applier.running.running(), running, "round {round}");
+            if let Err(wrong) = disk.applier.running.check(db) {
+                panic!("round {round}: {wrong}");
+            }
+            if round % 50 == 49 {
+                let loaded = RunningIndex::load(db).unwrap();
+                assert_eq!(loaded.running(), running, "loaded, round {round}");
+            }
+        }
     }
 
     /// Operations kept in `recent` match the tree, their token index entries are written
