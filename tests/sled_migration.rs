@@ -403,21 +403,16 @@ async fn a_format_3_store_lists_its_executions_by_status_through_running_lists()
         }
         ids
     };
-    for status in unfinished {
-        assert_eq!(
-            listed(&store, status, 2).await,
-            with_new(status),
-            "{status:?}"
-        );
-    }
-    store.close().await.expect("closes");
-    let store = SledStore::open(&path).expect("reopens");
-    for status in unfinished {
-        assert_eq!(
-            listed(&store, status, 2).await,
-            with_new(status),
-            "{status:?} after a reopen"
-        );
+    let mut store = store;
+    for reopened in [false, true] {
+        if reopened {
+            store.close().await.expect("closes");
+            store = SledStore::open(&path).expect("reopens");
+        }
+        for status in unfinished {
+            let listed = listed(&store, status, 2).await;
+            assert_eq!(listed, with_new(status), "{status:?}, reopened: {reopened}");
+        }
     }
     store.close().await.expect("closes");
 }
