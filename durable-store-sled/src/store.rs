@@ -1129,8 +1129,9 @@ mod tests {
     }
 
     /// Pages of running executions skip the ids their lists still name after those
-    /// executions stopped running (completed, suspended, deleted), and lose none: with lists of every shape (all created in one group; created one by
-    /// one), whatever the page size, before and after a reopen.
+    /// executions stopped running (completed, suspended, deleted), and lose none: with
+    /// lists of several shapes (created together; created one by one), whatever the page
+    /// size, before and after a reopen.
     #[tokio::test]
     async fn running_pages_skip_stale_ids_and_lose_none() {
         let dir = std::env::temp_dir().join(format!("durable-running-{}", std::process::id()));
