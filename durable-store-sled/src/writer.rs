@@ -612,7 +612,7 @@ impl Group<'_> {
         if let Some(staged) = self.staged.remove(id) {
             return Ok(Some(staged));
         }
-        let key = keys::execution(id);
+        let key = keys::execution_ivec(id);
         if let Some(kept) = self.recent.get(id) {
             // The digest needs the hash of the value the group replaces.
             self.batch.know_hash(&key, Some(kept.hash));
@@ -689,7 +689,7 @@ impl Group<'_> {
     /// Stages an execution value: the `e/` key, and the timer and unfinished index
     /// changes from `old` (the record before, if any) to the new record.
     fn put_value(&mut self, old: Option<&ExecutionRecord>, encoded: Vec<u8>, mut staged: Staged) {
-        let key = keys::execution(&staged.value.record.id);
+        let key = keys::execution_ivec(&staged.value.record.id);
         staged.hash = digest::entry_hash(&key, &encoded);
         staged.size = encoded.len();
         let record = &staged.value.record;
@@ -803,19 +803,20 @@ impl Group<'_> {
     }
 
     fn commit(&mut self, commit: StagedCommit, reply: Reply<Committed>) {
-        let id = commit.record.id.clone();
-        let old = match self.take(&id) {
+        // Borrowed, not copied: a commit that goes through never needs its own copy.
+        let id = commit.record.id.as_str();
+        let old = match self.take(id) {
             Ok(old) => old,
             Err(e) => return self.waiting.push(Waiting::Commit(reply, Err(e))),
         };
         let found = old.as_ref().map(|o| o.value.record.seq);
         if found != Some(commit.expected_seq) {
             let conflict = StoreError::Conflict {
-                id: id.clone(),
+                id: id.to_owned(),
                 expected: commit.expected_seq,
                 found,
             };
-            self.put_back(id, old);
+            self.put_back(id.to_owned(), old);
             return self.waiting.push(Waiting::Commit(reply, Err(conflict)));
         }
         let Some(old) = old else {
@@ -828,7 +829,7 @@ impl Group<'_> {
                     .push(Waiting::Commit(reply, Ok(Committed { woken })));
             }
             Err(e) => {
-                self.put_back(id, Some(old));
+                self.put_back(commit.record.id, Some(old));
                 self.waiting.push(Waiting::Commit(reply, Err(e)));
             }
         }
@@ -944,9 +945,9 @@ impl Group<'_> {
         old: Staged,
         prepared: PreparedCommit,
     ) -> Vec<String> {
-        let id = commit.record.id.clone();
-        // Most commits neither prune nor fill a chunk: no history key to build.
-        let prefix = std::cell::LazyCell::new(|| keys::history_prefix(&id));
+        // Most commits neither prune nor fill a chunk nor change operations: no history
+        // key to build and no copy of the id.
+        let prefix = std::cell::LazyCell::new(|| keys::history_prefix(&commit.record.id));
         let PreparedCommit {
             operations,
             befores,
@@ -976,6 +977,8 @@ impl Group<'_> {
             batch.insert(keys::history_key((*prefix).clone(), last), bytes);
             chunks.push(last);
         }
+        drop(prefix);
+        let owner = (!operations.is_empty()).then(|| commit.record.id.clone());
         let staged = Staged {
             value: Value::new(keys::Execution {
                 record: commit.record,
@@ -988,10 +991,12 @@ impl Group<'_> {
             size: 0,
         };
         self.put_value(Some(&old_value.record), value, staged);
-        for (key, after) in operations {
-            let before = befores.get(&key).cloned().flatten();
-            if before != after {
-                self.put_operation((id.clone(), key), before.as_ref(), after);
+        if let Some(owner) = owner {
+            for (key, after) in operations {
+                let before = befores.get(&key).cloned().flatten();
+                if before != after {
+                    self.put_operation((owner.clone(), key), before.as_ref(), after);
+                }
             }
         }
         let mut woken = Vec::new();
