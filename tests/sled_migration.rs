@@ -3,8 +3,9 @@
 //! history entry reads back as written, the unfinished executions are found through the
 //! unfinished index built when it opens, and an engine resumes them to their results.
 //! A store of format 3 (commit d1ffaaa, `tests/fixtures/sled-format3`), whose running
-//! executions had an index entry each, lists the same executions by status once its
-//! running ones are moved to running lists, and goes on listing them as they change.
+//! executions had an index entry each, lists the same executions by status in format 4,
+//! whose running lists index the executions that run from then on beside those entries,
+//! and goes on listing them as they change.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -344,7 +345,7 @@ fn expected(status: Status, changed: &[(&str, Status)]) -> Vec<String> {
 }
 
 #[tokio::test]
-async fn a_format_3_store_lists_its_executions_by_status_through_running_lists() {
+async fn a_format_3_store_lists_its_executions_by_status_in_format_4() {
     let (_dir, path) = fixture_copy("sled-format3");
     let store = SledStore::open(&path).expect("a format-3 store opens");
     for &(id, status, seq) in FORMAT_3 {

@@ -1,11 +1,12 @@
 //! The store's format version (key `v`), checked and migrated when a store opens.
 //!
 //! Format 2 (no `v` key) has no unfinished index and no operations; format 3 adds
-//! both, with an entry of its own for every unfinished execution; format 4 indexes the
-//! running ones by lists instead (see `keys` and `running`). Opening a format-2 store
-//! indexes its unfinished executions once (one scan of the executions); opening a format-3
-//! store replaces its entries of running executions by lists (a scan of those entries
-//! only). Either records format 4, in the same group as the index it writes; the old
+//! both, with an entry of its own for every unfinished execution; format 4 indexes most
+//! running ones by lists instead (see `keys` and `running`), so a store of format 3 must
+//! not be opened by code that does not know the lists. Opening a format-2 store indexes
+//! its unfinished executions once (one scan of the executions), each with an entry of its
+//! own, and records format 4 in the same group; a format-3 store only records format 4,
+//! its entries being format 4's entries of executions outside the lists. The old
 //! execution values stay readable (see `keys`) and are rewritten by their next commit. A
 //! store of a newer format is refused with [`StoreError::UnsupportedFormat`], unchanged.
 
@@ -14,7 +15,6 @@ use durable_core::{Status, StoreError};
 use crate::digest::Writes;
 use crate::error::sled_error;
 use crate::keys;
-use crate::running;
 
 /// Checks the format of the store in `db`: `Err` for a newer one, the writes that
 /// migrate an older (or new, empty) one to the current format, `None` for a current one;
@@ -34,7 +34,7 @@ pub(crate) fn prepare(db: &sled::Db, what: &str) -> Result<Option<Writes>, Store
                 });
             }
             if found == 3 {
-                return migrate_from_3(db).map(Some);
+                return finish(Writes::default(), 0).map(Some);
             }
             if found < keys::FORMAT_VERSION {
                 return migrate_from_2(db).map(Some);
@@ -49,27 +49,19 @@ pub(crate) fn prepare(db: &sled::Db, what: &str) -> Result<Option<Writes>, Store
 /// format: for a store of format 2, and for a new, empty one.
 fn migrate_from_2(db: &sled::Db) -> Result<Writes, StoreError> {
     let mut batch = Writes::default();
-    let mut waiting = 0usize;
-    let mut running = Vec::new();
+    let mut migrated = 0usize;
     for entry in db.scan_prefix(keys::EXECUTION) {
         let (key, bytes) = entry.map_err(sled_error)?;
         let record = keys::decode_record(&key, &bytes)?;
-        if record.status == Status::Running {
-            running.push(record.id);
-        } else if let Some(index) = keys::unfinished(record.status, &record.id) {
+        let index = match record.status {
+            Status::Running => Some(keys::running_entry(&record.id)),
+            status => keys::unfinished(status, &record.id),
+        };
+        if let Some(index) = index {
             batch.insert(index, sled::IVec::default());
-            waiting += 1;
+            migrated += 1;
         }
     }
-    running::write_migrated(&running, &mut batch)?;
-    finish(batch, running.len() + waiting)
-}
-
-/// The writes that replace a format-3 store's entries of running executions by running
-/// lists and record the current format.
-fn migrate_from_3(db: &sled::Db) -> Result<Writes, StoreError> {
-    let mut batch = Writes::default();
-    let migrated = running::migrate_v3(db, &mut batch)?;
     finish(batch, migrated)
 }
 

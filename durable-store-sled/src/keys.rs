@@ -6,7 +6,7 @@
 //! | `i/` id | the execution's input, exactly the bytes the engine handed to `create`, when it is too large to live in the execution value |
 //! | `h/` escaped id `00 01` number | a chunk of history entries, `number` being the last one's (below) |
 //! | `t/` wake_at id | empty: the timer index |
-//! | `u/` status id | empty: the index of waiting executions (status `1` suspended, `2` parked) |
+//! | `u/` status id | empty: the index of unfinished executions outside the running lists (status `0` running, `1` suspended, `2` parked) |
 //! | `r/` group part | a running list (below): executions that became running in that group |
 //! | `o/` escaped id `00 01` key | an operation (below) |
 //! | `k/` token | the `o/` key of the operation the token belongs to |
@@ -32,8 +32,10 @@
 //!   joins the list of the group that made it so (`r/` group `u32` part 0), one write per
 //!   group. Leaving `Running` writes nothing at once: the writer counts each list's ids
 //!   still running there, removes a list whose count reaches 0 and rewrites one with more
-//!   ids gone than left, so a list never holds more stale ids than running ones (see
-//!   `running`). Listing running executions reads every list and checks each id's record.
+//!   ids gone than left, so a list never holds more stale ids than running ones. Listing
+//!   running executions reads every list and checks each id's record, so the lists hold
+//!   at most 16,384 ids together: beyond that the oldest lists' running executions get
+//!   a `u/0` entry each (see `running`), as every running execution had in format 3.
 //! - number and wake_at (milliseconds since the Unix epoch) are `u64` big-endian, so byte
 //!   order is numeric order: history scans run oldest first and the timer index runs
 //!   earliest first, ties in id order.
@@ -184,7 +186,7 @@ pub(crate) fn token(token: &str) -> Vec<u8> {
 }
 
 /// The unfinished index key of `id` with `status`, `None` for a finished status and for
-/// `Running` (indexed by lists, see [`running_list`]).
+/// `Running` (indexed by lists or by [`running_entry`], see `running`).
 pub(crate) fn unfinished(status: Status, id: &str) -> Option<Vec<u8>> {
     let mut key = unfinished_prefix(status)?;
     key.extend_from_slice(id.as_bytes());
@@ -213,9 +215,13 @@ pub(crate) fn parse_unfinished(prefix: &[u8], key: &[u8]) -> Result<String, Stor
         .map_err(|_| corrupt_key(key, "unfinished index key with an id that is not UTF-8"))
 }
 
-/// The prefix of format 3's entries for running executions, which format 4 replaced by
-/// lists (see `format`).
-pub(crate) const UNFINISHED_RUNNING_V3: &[u8] = b"u/0";
+/// The prefix of the entries of running executions that have one (see `running`).
+pub(crate) const RUNNING_ENTRY: &[u8] = b"u/0";
+
+/// The entry of running execution `id`, for one that has one (see `running`).
+pub(crate) fn running_entry(id: &str) -> Vec<u8> {
+    prefixed(RUNNING_ENTRY, id)
+}
 
 /// Which running list a key is: the number of the group that wrote it first, and a part
 /// (more than one only for lists a migration wrote, under group 0).

@@ -1,16 +1,25 @@
 //! The index of running executions as the writer keeps it: the running lists in the tree
-//! (`r/` keys, see `keys`) and, in memory, which list holds each running execution and
-//! how many of each list's ids still run there.
+//! (`r/` keys, see `keys`), the entries of executions that outgrew them (`u/0` id) and, in
+//! memory, which list holds each listed execution and how many of each list's ids still
+//! run there.
 //!
 //! An execution that becomes running joins the list of the group that makes it so; one
 //! that stops running (or is deleted) only lowers its list's count. At the end of each
 //! group the writer writes that group's new list, removes the lists no id runs in any
 //! more, and rewrites the lists that hold more stale ids than running ones, so that the
-//! lists never hold more than twice the running executions (plus, after an open, one
-//! stale id for each id an older list still names). Memory: one entry per running
-//! execution and per list, in proportion to unfinished work like the rest of an open.
+//! lists never hold more than twice the executions they index (plus, after an open, one
+//! stale id for each id an older list still names).
+//!
+//! Listing running executions reads every list, so the lists together hold at most
+//! [`MAX_LISTED`] ids: beyond that, the oldest lists' running executions move to entries
+//! of their own, which a listing pages through in id order like the other statuses'. Short
+//! executions (the common case) start and end within their list; only a backlog or long
+//! runs pay an entry each, as every execution did before lists.
+//!
+//! Memory: one entry per listed execution and per list, bounded like the lists.
 
 use std::collections::hash_map::Entry;
+use std::collections::BTreeMap;
 
 use durable_core::{Status, StoreError};
 use foldhash::{HashMap, HashSet};
@@ -19,8 +28,9 @@ use crate::digest::{self, Writes};
 use crate::error::sled_error;
 use crate::keys::{self, ListKey};
 
-/// How many ids a migration puts in one list.
-pub(crate) const MIGRATION_LIST: usize = 4096;
+/// The most ids the running lists hold together before the oldest lists' executions move
+/// to entries of their own (see the module docs).
+pub(crate) const MAX_LISTED: usize = 16_384;
 
 /// One list in the tree.
 #[derive(Debug)]
@@ -33,22 +43,53 @@ struct List {
     hash: u64,
 }
 
-/// The writer's view of the running lists; see the module docs.
-#[derive(Debug, Default)]
+/// The writer's view of the running index; see the module docs.
+#[derive(Debug)]
 pub(crate) struct RunningIndex {
-    lists: HashMap<ListKey, List>,
-    /// The list of each running execution.
+    /// By key, so that the oldest list is the first.
+    lists: BTreeMap<ListKey, List>,
+    /// The list of each listed running execution; a running execution not here has an
+    /// entry of its own.
     home: HashMap<String, ListKey>,
+    /// How many ids the lists hold together.
+    listed: usize,
+    /// [`MAX_LISTED`], but in tests.
+    max_listed: usize,
     /// The executions that became running in the group being staged, in order.
     joined: Vec<String>,
     /// The lists whose counts the group being staged lowered.
     lowered: HashSet<ListKey>,
 }
 
+#[cfg(test)]
+thread_local! {
+    /// The maximum of the indexes this thread makes, for tests of stores whose lists
+    /// overflow without writing [`MAX_LISTED`] executions first.
+    pub(crate) static TEST_MAX_LISTED: std::cell::Cell<usize> =
+        const { std::cell::Cell::new(MAX_LISTED) };
+}
+
+impl Default for RunningIndex {
+    fn default() -> Self {
+        #[cfg(not(test))]
+        let max_listed = MAX_LISTED;
+        #[cfg(test)]
+        let max_listed = TEST_MAX_LISTED.with(std::cell::Cell::get);
+        RunningIndex {
+            lists: BTreeMap::new(),
+            home: HashMap::default(),
+            listed: 0,
+            max_listed,
+            joined: Vec::new(),
+            lowered: HashSet::default(),
+        }
+    }
+}
+
 impl RunningIndex {
     /// The index of the lists in `db`, with the status of each id they name read from its
-    /// execution value. Lists that a write should remove or compact are written with
-    /// the next group.
+    /// execution value. Lists that a write should remove, compact or move to entries are
+    /// written with the next group.
     pub(crate) fn load(db: &sled::Db) -> Result<RunningIndex, StoreError> {
         let mut index = RunningIndex::default();
         for entry in db.scan_prefix(keys::RUNNING) {
@@ -56,17 +97,20 @@ impl RunningIndex {
             let list = keys::parse_running_list(&key)?;
             let ids = keys::decode_running_list(&key, &value)?;
             for id in &ids {
-                let running = match db.get(keys::execution(id)).map_err(sled_error)? {
-                    Some(bytes) => {
-                        keys::decode_record(&keys::execution(id), &bytes)?.status == Status::Running
-                    }
+                let key = keys::execution(id);
+                let running = match db.get(&key).map_err(sled_error)? {
+                    Some(bytes) => keys::decode_record(&key, &bytes)?.status == Status::Running,
                     None => false,
                 };
+                // No list names an execution with an entry of its own while it runs:
+                // lists move to entries oldest first, and an execution rejoins a list
+                // (a newer one) only after it stopped running, which removes its entry.
                 if running {
                     // Scanned in key order: a later list is the one it joined last.
                     index.home.insert(id.clone(), list);
                 }
             }
+            index.listed += ids.len();
             let hash = digest::entry_hash(&key, &value);
             index.lists.insert(list, List { ids, live: 0, hash });
         }
@@ -88,8 +132,8 @@ impl RunningIndex {
     }
 
     /// Records that `id` stopped running (or was deleted) in the group that will write
-    /// `list`.
-    pub(crate) fn leave(&mut self, id: &str, list: ListKey) {
+    /// `list`, and stages the removal of its own entry if it has one.
+    pub(crate) fn leave(&mut self, id: &str, list: ListKey, batch: &mut Writes) {
         match self.home.remove(id) {
             Some(home) if home == list => self.joined.retain(|joined| joined != id),
             Some(home) => {
@@ -98,12 +142,14 @@ impl RunningIndex {
                 }
                 self.lowered.insert(home);
             }
-            None => {}
+            None => batch.remove(keys::running_entry(id)),
         }
     }
 
-    /// Stages the group's list changes in `batch`: its new list `list`, and the removal
-    /// or rewrite of the lists whose counts it lowered. Returns whether it wrote.
+    /// Stages the group's index changes in `batch`: its new list `list`, the removal or
+    /// rewrite of the lists whose counts it lowered, and the move of the oldest lists'
+    /// executions to entries of their own while the lists hold too many ids. Returns
+    /// whether it wrote.
     ///
     /// The writer calls this once all the group's requests are staged. Its changes to
     /// the index stand whether or not the group's batch then applies: a group that fails
@@ -111,18 +157,19 @@ impl RunningIndex {
     pub(crate) fn finish_group(&mut self, list: ListKey, batch: &mut Writes) -> bool {
         let mut wrote = false;
         for lowered in std::mem::take(&mut self.lowered) {
-            let Entry::Occupied(mut entry) = self.lists.entry(lowered) else {
+            let Some(old) = self.lists.get_mut(&lowered) else {
                 continue;
             };
             let key = keys::running_list(lowered);
-            let old = entry.get_mut();
             if old.live == 0 {
                 batch.know_hash(&key, Some(old.hash));
                 batch.remove(key);
-                entry.remove();
+                self.listed -= old.ids.len();
+                self.lists.remove(&lowered);
                 wrote = true;
             } else if old.ids.len() > 2 * old.live {
                 let home = &self.home;
+                let before = old.ids.len();
                 old.ids.retain(|id| home.get(id) == Some(&lowered));
                 // Ids of a list written already, so they encode; were they not, the list
                 // would only stay longer than it needs.
@@ -130,6 +177,7 @@ impl RunningIndex {
                 else {
                     continue;
                 };
+                self.listed -= before - old.ids.len();
                 batch.know_hash(&key, Some(old.hash));
                 old.hash = digest::entry_hash(&key, &value);
                 batch.insert_hashed(key, value, old.hash);
@@ -147,32 +195,62 @@ impl RunningIndex {
                 let hash = digest::entry_hash(&key, &value);
                 batch.insert_hashed(key, value, hash);
                 let live = ids.len();
+                self.listed += live;
                 self.lists.insert(list, List { ids, live, hash });
                 wrote = true;
             } else {
-                tracing::error!(
-                    executions = ids.len(),
-                    "cannot encode a running list: an open will not find these executions"
-                );
+                // Indexed one by one instead.
+                for id in ids {
+                    self.home.remove(&id);
+                    batch.insert(keys::running_entry(&id), sled::IVec::default());
+                }
+                wrote = true;
             }
+        }
+        while self.listed > self.max_listed {
+            let Some((oldest, old)) = self.lists.pop_first() else {
+                break;
+            };
+            for id in &old.ids {
+                if self.home.get(id) == Some(&oldest) {
+                    self.home.remove(id);
+                    batch.insert(keys::running_entry(id), sled::IVec::default());
+                }
+            }
+            let key = keys::running_list(oldest);
+            batch.know_hash(&key, Some(old.hash));
+            batch.remove(key);
+            self.listed -= old.ids.len();
+            wrote = true;
         }
         wrote
     }
 
-    /// The running executions, in id order, for tests.
+    /// An index that moves executions to entries of their own beyond `max_listed` ids in
+    /// lists, for tests.
     #[cfg(test)]
-    pub(crate) fn running(&self) -> Vec<String> {
+    pub(crate) fn with_max_listed(max_listed: usize) -> RunningIndex {
+        RunningIndex {
+            max_listed,
+            ..RunningIndex::default()
+        }
+    }
+
+    /// The listed running executions, in id order, for tests.
+    #[cfg(test)]
+    pub(crate) fn listed(&self) -> Vec<String> {
         let mut running: Vec<String> = self.home.keys().cloned().collect();
         running.sort();
         running
     }
 
     /// Checks, for tests, that the lists in `db` are the ones in memory, that each has a
-    /// running execution and at most twice as many ids as those, and that its count is
-    /// right.
+    /// running execution and at most twice as many ids as those, that its count is right,
+    /// and that the lists hold at most the maximum.
     #[cfg(test)]
     pub(crate) fn check(&self, db: &sled::Db) -> Result<(), String> {
         let mut stored = 0;
+        let mut listed = 0;
         for entry in db.scan_prefix(keys::RUNNING) {
             let (key, value) = entry.map_err(|e| e.to_string())?;
             let list = keys::parse_running_list(&key).map_err(|e| e.to_string())?;
@@ -186,35 +264,15 @@ impl RunningIndex {
                 return Err(format!("{list:?}: {} ids, {live} live", ids.len()));
             }
             stored += 1;
+            listed += ids.len();
         }
-        if stored != self.lists.len() {
-            return Err(format!("{stored} lists stored, {} kept", self.lists.len()));
+        if stored != self.lists.len() || listed != self.listed || listed > self.max_listed {
+            return Err(format!(
+                "{stored} lists of {listed} ids stored, {} of {} kept",
+                self.lists.len(),
+                self.listed
+            ));
         }
         Ok(())
     }
-}
-
-/// The writes that replace format 3's entries of running executions (`u/0` id) by running
-/// lists under group 0, which no group of writes has (they count from 1).
-pub(crate) fn migrate_v3(db: &sled::Db, batch: &mut Writes) -> Result<usize, StoreError> {
-    let mut ids = Vec::new();
-    for key in db.scan_prefix(keys::UNFINISHED_RUNNING_V3).keys() {
-        let key = key.map_err(sled_error)?;
-        ids.push(keys::parse_unfinished(keys::UNFINISHED_RUNNING_V3, &key)?);
-        batch.remove(key);
-    }
-    write_migrated(&ids, batch)?;
-    Ok(ids.len())
-}
-
-/// Writes `ids` as running lists of group 0, [`MIGRATION_LIST`] ids each.
-pub(crate) fn write_migrated(ids: &[String], batch: &mut Writes) -> Result<(), StoreError> {
-    for (part, chunk) in ids.chunks(MIGRATION_LIST).enumerate() {
-        let part = u32::try_from(part).map_err(|_| StoreError::Invalid {
-            message: format!("{} running executions are too many to migrate", ids.len()),
-        })?;
-        let value = keys::encode_running_list(chunk.iter().map(String::as_str))?;
-        batch.insert(keys::running_list((0, part)), value);
-    }
-    Ok(())
 }

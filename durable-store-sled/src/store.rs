@@ -616,14 +616,14 @@ impl SledStore {
 }
 
 /// The running executions that `filter` selects, at most `limit`, in id order: from the
-/// running lists (see `keys`), which may also name executions no longer running.
+/// running lists, which may also name executions no longer running, and the entries of
+/// the running executions outside them (see `running`).
 ///
 /// Each round takes the smallest ids after the last one taken, as many as the page still
-/// needs (selected in linear time, only those sorted and loaded), until enough of them
-/// pass the filter or the lists hold no more: an engine's open pages through the
-/// running executions, and a page must cost in proportion to the lists, not to the lists
-/// times the page. (Paging through 100,000 running executions by 1,024 takes about
-/// 0.45 s on the 2-core machine.)
+/// needs, from both (the lists' selected in linear time, the entries by a range scan),
+/// until enough of them pass the filter or neither holds more. The lists hold at most
+/// `running::MAX_LISTED` ids, so a page costs at most that much more than a page of
+/// another status.
 fn list_running(
     db: &sled::Db,
     filter: &ListFilter,
@@ -638,22 +638,31 @@ fn list_running(
         ids.extend(keys::running_list_ids(key, value)?);
     }
     let mut records = Vec::new();
-    let mut after = filter.after.as_deref();
+    let mut after = filter.after.clone();
     while records.len() < limit {
         let wanted = limit - records.len();
-        let mut round: Vec<&str> = match after {
-            Some(after) => ids.iter().copied().filter(|&id| id > after).collect(),
+        let mut listed: Vec<&str> = match &after {
+            Some(after) => ids
+                .iter()
+                .copied()
+                .filter(|&id| id > after.as_str())
+                .collect(),
             None => ids.clone(),
         };
-        let complete = round.len() <= wanted;
-        // The smallest `wanted` in linear time, then only those sorted.
-        if !complete {
-            round.select_nth_unstable(wanted);
-            round.truncate(wanted);
+        let lists_done = listed.len() <= wanted;
+        if !lists_done {
+            listed.select_nth_unstable(wanted);
+            listed.truncate(wanted);
         }
+        let own = own_entries(db, after.as_deref(), wanted)?;
+        let entries_done = own.len() < wanted;
+        let mut round = listed;
+        round.extend(own.iter().map(String::as_str));
         round.sort_unstable();
-        // An id two lists name is one execution.
+        // An id two lists name, or a list and an entry, is one execution.
         round.dedup();
+        let cut = round.len() > wanted;
+        round.truncate(wanted);
         for id in &round {
             if let Some(record) = writer::load(db, &keys::execution(id))? {
                 if filter.matches(&record) {
@@ -661,12 +670,38 @@ fn list_running(
                 }
             }
         }
-        if complete {
+        if lists_done && entries_done && !cut {
             break;
         }
-        after = round.last().copied();
+        after = round.last().map(|id| (*id).to_owned());
     }
     Ok(records)
+}
+
+/// The ids of the first `count` running executions with an entry of their own after
+/// `after`, in id order.
+fn own_entries(
+    db: &sled::Db,
+    after: Option<&str>,
+    count: usize,
+) -> Result<Vec<String>, StoreError> {
+    let mut start = keys::RUNNING_ENTRY.to_vec();
+    let start = match after {
+        Some(after) => {
+            start.extend_from_slice(after.as_bytes());
+            Bound::Excluded(start)
+        }
+        None => Bound::Included(start),
+    };
+    let mut ids = Vec::new();
+    for key in db.range((start, Bound::Unbounded)).keys() {
+        let key = key.map_err(sled_error)?;
+        if ids.len() >= count || !key.starts_with(keys::RUNNING_ENTRY) {
+            break;
+        }
+        ids.push(keys::parse_unfinished(keys::RUNNING_ENTRY, &key)?);
+    }
+    Ok(ids)
 }
 
 /// A read of the tree that notes what it read, so that it waits only for the syncs of
@@ -1139,34 +1174,59 @@ mod tests {
     /// after a reopen.
     #[tokio::test]
     async fn running_pages_skip_stale_ids_and_lose_none() {
-        let dir = std::env::temp_dir().join(format!("durable-running-{}", std::process::id()));
+        running_pages(crate::running::MAX_LISTED, false).await;
+    }
+
+    /// The same with lists that overflow: the oldest ones' executions have entries of
+    /// their own, which the pages merge with the lists, the entries' ids sorting before
+    /// the lists' and after them.
+    #[tokio::test]
+    async fn running_pages_merge_lists_and_own_entries() {
+        running_pages(12, false).await;
+        running_pages(12, true).await;
+    }
+
+    async fn running_pages(max_listed: usize, reversed: bool) {
+        // The index is made as the store opens, on this thread.
+        crate::running::TEST_MAX_LISTED.with(|max| max.set(max_listed));
+        let dir = std::env::temp_dir().join(format!(
+            "durable-running-{}-{max_listed}-{reversed}",
+            std::process::id()
+        ));
         let _ = std::fs::remove_dir_all(&dir);
         let store = Arc::new(SledStore::open(&dir).unwrap());
-        let id = |n: u32| format!("x{n:03}");
+        // Reversed, the executions created last (which stay listed) sort first.
+        let id = |n: u32| format!("x{:03}", if reversed { 59 - n } else { n });
+        // One in five of another workflow, for pages that filter some out.
+        let rec = |n: u32, seq: u64, status: Status| {
+            let mut r = record(seq);
+            r.id = id(n);
+            r.status = status;
+            if n.is_multiple_of(5) {
+                r.workflow = "other".into();
+            }
+            r
+        };
         // 40 created at once (a few groups, so a few lists), 20 one by one.
         let mut creates = tokio::task::JoinSet::new();
         for n in 0..40 {
-            let (store, mut r) = (store.clone(), record(0));
-            r.id = id(n);
+            let (store, r) = (store.clone(), rec(n, 0, Status::Running));
             creates.spawn(async move { store.create(r, Vec::new()).await.map(drop) });
         }
         while let Some(created) = creates.join_next().await {
             created.unwrap().unwrap();
         }
         for n in 40..60 {
-            let mut r = record(0);
-            r.id = id(n);
+            let r = rec(n, 0, Status::Running);
             store.create(r, Vec::new()).await.unwrap();
         }
         // One in three stops running, in one of three ways: fewer than run, so the lists
         // keep naming them (the writer rewrites a list only when more are gone than run).
         let mut running = Vec::new();
         for n in 0..60 {
-            let mut next = record(1);
-            next.id = id(n);
-            next.status = match (n % 3, n / 3 % 3) {
+            let status = match (n % 3, n / 3 % 3) {
                 (0 | 1, _) => {
-                    running.push(id(n));
+                    running.push(n);
                     continue;
                 }
                 (_, 0) => Status::Completed,
@@ -1176,15 +1236,17 @@ mod tests {
                     continue;
                 }
             };
-            store.commit(Commit::new(next, 0)).await.unwrap();
+            store
+                .commit(Commit::new(rec(n, 1, status), 0))
+                .await
+                .unwrap();
         }
         // A few running ones wait and run again: named by the list they joined first
-        // (stale there) and by the one they joined again.
-        for n in (1..60).step_by(9) {
+        // (stale there) and by the one they joined again. Not when reversed, so that
+        // there the entries' ids all sort after the lists'.
+        for n in (1..60).step_by(9).filter(|_| !reversed) {
             for (seq, status) in [(1, Status::Suspended), (2, Status::Running)] {
-                let mut next = record(seq);
-                next.id = id(n);
-                next.status = status;
+                let next = rec(n, seq, status);
                 store.commit(Commit::new(next, seq - 1)).await.unwrap();
             }
         }
@@ -1204,12 +1266,38 @@ mod tests {
         drop(state);
         let all = named.len();
         named.dedup();
-        assert!(all > named.len(), "no id named twice");
-        assert!(named.len() > running.len(), "no stale id named");
-        async fn pages(store: &SledStore, page: usize) -> Vec<String> {
+        if max_listed < crate::running::MAX_LISTED {
+            let state = store.state.read().await;
+            let own = state
+                .as_ref()
+                .unwrap()
+                .db
+                .scan_prefix(keys::RUNNING_ENTRY)
+                .count();
+            drop(state);
+            assert!(
+                own > 0 && !named.is_empty(),
+                "{own} own entries, {named:?} listed"
+            );
+        } else {
+            assert!(all > named.len(), "no id named twice");
+            assert!(named.len() > running.len(), "no stale id named");
+        }
+        let expected = |workflow: Option<&str>| -> Vec<String> {
+            let of = |n: &u32| if n.is_multiple_of(5) { "other" } else { "w" };
+            let mut ids: Vec<String> = running
+                .iter()
+                .filter(|n| workflow.is_none_or(|w| w == of(n)))
+                .map(|&n| id(n))
+                .collect();
+            ids.sort();
+            ids
+        };
+        async fn pages(store: &SledStore, page: usize, workflow: Option<&str>) -> Vec<String> {
             let mut ids: Vec<String> = Vec::new();
             loop {
                 let mut filter = ListFilter::default().status(Status::Running).limit(page);
+                filter.workflow = workflow.map(str::to_owned);
                 filter.after = ids.last().cloned();
                 let records = store.list(&filter).await.unwrap();
                 assert!(records.len() <= page);
@@ -1221,16 +1309,18 @@ mod tests {
             }
         }
         for page in [1, 2, 7, 15, 100] {
-            assert_eq!(pages(&store, page).await, running, "pages of {page}");
+            for workflow in [None, Some("w"), Some("other")] {
+                let listed = pages(&store, page, workflow).await;
+                assert_eq!(listed, expected(workflow), "pages of {page}, {workflow:?}");
+            }
         }
         store.close().await.unwrap();
         let store = SledStore::open(&dir).unwrap();
         for page in [1, 7, 100] {
-            assert_eq!(
-                pages(&store, page).await,
-                running,
-                "reopened, pages of {page}"
-            );
+            for workflow in [None, Some("other")] {
+                let listed = pages(&store, page, workflow).await;
+                assert_eq!(listed, expected(workflow), "reopened, {page}, {workflow:?}");
+            }
         }
         store.close().await.unwrap();
         let _ = std::fs::remove_dir_all(&dir);

@@ -714,7 +714,7 @@ impl Group<'_> {
                 batch.insert(key, sled::IVec::default());
             }
             if old_status == Some(Status::Running) {
-                self.running.leave(&id, self.list);
+                self.running.leave(&id, self.list, batch);
             }
             if record.status == Status::Running {
                 self.running.join(&id, self.list);
@@ -1142,7 +1142,7 @@ impl Group<'_> {
             batch.remove(key);
         }
         if record.status == Status::Running {
-            self.running.leave(id, self.list);
+            self.running.leave(id, self.list, batch);
         }
         for key in chunk_keys {
             batch.remove(key);
@@ -1655,13 +1655,21 @@ mod tests {
         assert_eq!(timers(db), [(Timestamp::from_millis(4), "b".to_owned())]);
     }
 
-    /// The running lists follow the statuses through random groups of creations, status
-    /// changes (several of one execution in a group among them) and deletions: after each
-    /// group the lists name every running execution, hold at most twice as many ids as
-    /// run, and the digest is the tree's; an index loaded from the tree (as an open does)
-    /// finds the same running executions.
+    /// The running index follows the statuses through random groups of creations, status
+    /// changes (several of one execution in a group among them) and deletions, with the
+    /// lists' maximum never reached and reached all the time: after each group every
+    /// running execution is listed or has its own entry (never both, and nothing else
+    /// is), the lists hold at most twice as many ids as they index and at most the
+    /// maximum, and the digest is the tree's; an index loaded from the tree (as an open
+    /// does) lists the same executions.
     #[test]
-    fn running_lists_follow_the_statuses() {
+    fn running_index_follows_the_statuses() {
+        for max_listed in [crate::running::MAX_LISTED, 6] {
+            running_index_follows_the_statuses_with(max_listed);
+        }
+    }
+
+    fn running_index_follows_the_statuses_with(max_listed: usize) {
         use std::collections::BTreeMap;
         type Check = Box<dyn FnOnce()>;
         fn accepted<T: 'static>(mut answer: oneshot::Receiver<Result<T, StoreError>>) -> Check {
@@ -1670,8 +1678,10 @@ mod tests {
             })
         }
         let mut disk = temporary();
+        disk.applier.running = RunningIndex::with_max_listed(max_listed);
         let db = &disk.applier.db.clone();
         let mut rng = fastrand::Rng::with_seed(8);
+        let mut moved = 0;
         // The model: each execution's seq and status.
         let mut model: BTreeMap<String, (u64, Status)> = BTreeMap::new();
         let statuses = [
@@ -1723,31 +1733,32 @@ mod tests {
                 .filter(|(_, (_, status))| *status == Status::Running)
                 .map(|(id, _)| id.clone())
                 .collect();
-            let mut listed = Vec::new();
-            for entry in db.scan_prefix(keys::RUNNING) {
-                let (key, value) = entry.unwrap();
-                listed.extend(keys::decode_running_list(&key, &value).unwrap());
-            }
-            assert!(
-                listed.len() <= 2 * running.len(),
-                "round {round}: {} ids listed for {} running",
-                listed.len(),
-                running.len()
+            let own: Vec<String> = db
+                .scan_prefix(keys::RUNNING_ENTRY)
+                .keys()
+                .map(|k| keys::parse_unfinished(keys::RUNNING_ENTRY, &k.unwrap()).unwrap())
+                .collect();
+            let listed = disk.applier.running.listed();
+            moved = moved.max(own.len());
+            let mut both: Vec<String> = own.iter().chain(&listed).cloned().collect();
+            both.sort();
+            assert_eq!(
+                both, running,
+                "round {round}: listed {listed:?}, own {own:?}"
             );
-            listed.sort();
-            listed.dedup();
-            for id in &running {
-                assert!(listed.binary_search(id).is_ok(), "round {round}: {id}");
-            }
-            assert_eq!(disk.applier.running.running(), running, "round {round}");
             if let Err(wrong) = disk.applier.running.check(db) {
                 panic!("round {round}: {wrong}");
             }
             if round % 50 == 49 {
                 let loaded = RunningIndex::load(db).unwrap();
-                assert_eq!(loaded.running(), running, "loaded, round {round}");
+                assert_eq!(loaded.listed(), listed, "loaded, round {round}");
             }
         }
+        assert_eq!(
+            moved > 0,
+            max_listed < crate::running::MAX_LISTED,
+            "executions moved to their own entries: {moved}"
+        );
     }
 
     /// Operations kept in `recent` match the tree, their token index entries are written
