@@ -7,7 +7,7 @@
 //! | `h/` escaped id `00 01` number | a chunk of history entries, `number` being the last one's (below) |
 //! | `t/` wake_at id | empty: the timer index |
 //! | `u/` status id | empty: the index of unfinished executions outside the running lists (status `0` running, `1` suspended, `2` parked) |
-//! | `r/` group part | a running list (below): executions that became running in that group |
+//! | `r/` group | a running list (below): executions that became running in that group; group is its `u64` number, big-endian |
 //! | `o/` escaped id `00 01` key | an operation (below) |
 //! | `k/` token | the `o/` key of the operation the token belongs to |
 //! | `l/` layout | a layout's description, the bytes the engine handed to `save_layout`; layout is the `u64` fingerprint, big-endian |
@@ -26,16 +26,16 @@
 //! - In `u/` keys a status byte precedes the id, so that the executions with one status
 //!   are one prefix scan, in id order.
 //! - Running executions are indexed by lists rather than an entry each, because most of
-//!   them run for moments: an entry inserted as each one starts and removed as it ends was
-//!   two tree writes per short execution, 13 % of the writer's tree writes with 200
+//!   them run for moments: an entry inserted as each one starts and removed as it ends
+//!   was two tree writes per short execution, 13 % of the writer's tree writes with 200
 //!   executions of 10 steps. An execution that becomes running (created, woken, resumed)
-//!   joins the list of the group that made it so (`r/` group `u32` part 0), one write per
-//!   group. Leaving `Running` writes nothing at once: the writer counts each list's ids
-//!   still running there, removes a list whose count reaches 0 and rewrites one with more
-//!   ids gone than left, so a list never holds more stale ids than running ones. Listing
+//!   joins the list of the group that made it so (`r/` group), one write per group.
+//!   Leaving `Running` writes nothing at once: the writer counts each list's ids still
+//!   running there, removes a list whose count reaches 0 and rewrites one with more ids
+//!   gone than left, so a list never holds more stale ids than running ones. Listing
 //!   running executions reads every list and checks each id's record, so the lists hold
-//!   at most 16,384 ids together: beyond that the oldest lists' running executions get
-//!   a `u/0` entry each (see `running`), as every running execution had in format 3.
+//!   at most 16,384 ids together: beyond that the oldest lists' running executions get a
+//!   `u/0` entry each (see `running`), as every running execution had in format 3.
 //! - number and wake_at (milliseconds since the Unix epoch) are `u64` big-endian, so byte
 //!   order is numeric order: history scans run oldest first and the timer index runs
 //!   earliest first, ties in id order.
@@ -223,32 +223,23 @@ pub(crate) fn running_entry(id: &str) -> Vec<u8> {
     prefixed(RUNNING_ENTRY, id)
 }
 
-/// Which running list a key is: the number of the group that wrote it first, and a part
-/// (more than one only for lists a migration wrote, under group 0).
-pub(crate) type ListKey = (u64, u32);
+/// Which running list a key is: the number of the group that wrote it.
+pub(crate) type ListKey = u64;
 
 /// The key of running list `list`.
-pub(crate) fn running_list((group, part): ListKey) -> Vec<u8> {
-    let mut key = Vec::with_capacity(RUNNING.len() + 12);
+pub(crate) fn running_list(list: ListKey) -> Vec<u8> {
+    let mut key = Vec::with_capacity(RUNNING.len() + 8);
     key.extend_from_slice(RUNNING);
-    key.extend_from_slice(&group.to_be_bytes());
-    key.extend_from_slice(&part.to_be_bytes());
+    key.extend_from_slice(&list.to_be_bytes());
     key
 }
 
 /// The list a running list key names.
 pub(crate) fn parse_running_list(key: &[u8]) -> Result<ListKey, StoreError> {
-    let bad = || corrupt_key(key, "not a running list key");
-    let rest = key.strip_prefix(RUNNING).ok_or_else(bad)?;
-    let group: [u8; 8] = rest
-        .get(..8)
-        .and_then(|b| b.try_into().ok())
-        .ok_or_else(bad)?;
-    let part: [u8; 4] = rest
-        .get(8..)
-        .and_then(|b| b.try_into().ok())
-        .ok_or_else(bad)?;
-    Ok((u64::from_be_bytes(group), u32::from_be_bytes(part)))
+    key.strip_prefix(RUNNING)
+        .and_then(|rest| <[u8; 8]>::try_from(rest).ok())
+        .map(u64::from_be_bytes)
+        .ok_or_else(|| corrupt_key(key, "not a running list key"))
 }
 
 /// Encodes a running list: `b'R' 1 | count: u32 | count × (length: u32 | id)`.

@@ -27,6 +27,7 @@ use foldhash::{HashMap, HashSet};
 use crate::digest::{self, Writes};
 use crate::error::sled_error;
 use crate::keys::{self, ListKey};
+use crate::writer;
 
 /// The most ids the running lists hold together before the oldest lists' executions move
 /// to entries of their own (see the module docs).
@@ -63,8 +64,9 @@ pub(crate) struct RunningIndex {
 
 #[cfg(test)]
 thread_local! {
-    /// The maximum of the indexes this thread makes, for tests of stores whose lists
-    /// overflow without writing [`MAX_LISTED`] executions first.
+    /// The maximum of the indexes this thread makes, for tests whose lists overflow
+    /// without writing [`MAX_LISTED`] executions first (libtest runs each test on a
+    /// thread of its own, so a test's setting ends with it).
     pub(crate) static TEST_MAX_LISTED: std::cell::Cell<usize> =
         const { std::cell::Cell::new(MAX_LISTED) };
 }
@@ -97,11 +99,8 @@ impl RunningIndex {
             let list = keys::parse_running_list(&key)?;
             let ids = keys::decode_running_list(&key, &value)?;
             for id in &ids {
-                let key = keys::execution(id);
-                let running = match db.get(&key).map_err(sled_error)? {
-                    Some(bytes) => keys::decode_record(&key, &bytes)?.status == Status::Running,
-                    None => false,
-                };
+                let record = writer::load(db, &keys::execution(id))?;
+                let running = record.is_some_and(|r| r.status == Status::Running);
                 // No list names an execution with an entry of its own while it runs:
                 // lists move to entries oldest first, and an execution rejoins a list
                 // (a newer one) only after it stopped running, which removes its entry.
@@ -169,14 +168,20 @@ impl RunningIndex {
                 wrote = true;
             } else if old.ids.len() > 2 * old.live {
                 let home = &self.home;
-                let before = old.ids.len();
-                old.ids.retain(|id| home.get(id) == Some(&lowered));
+                let live = |id: &String| home.get(id) == Some(&lowered);
+                let kept: Vec<&str> = old
+                    .ids
+                    .iter()
+                    .filter(|id| live(id))
+                    .map(|id| id.as_str())
+                    .collect();
                 // Ids of a list written already, so they encode; were they not, the list
                 // would only stay longer than it needs.
-                let Ok(value) = keys::encode_running_list(old.ids.iter().map(String::as_str))
-                else {
+                let Ok(value) = keys::encode_running_list(kept.into_iter()) else {
                     continue;
                 };
+                let before = old.ids.len();
+                old.ids.retain(live);
                 self.listed -= before - old.ids.len();
                 batch.know_hash(&key, Some(old.hash));
                 old.hash = digest::entry_hash(&key, &value);
@@ -224,16 +229,6 @@ impl RunningIndex {
             wrote = true;
         }
         wrote
-    }
-
-    /// An index that moves executions to entries of their own beyond `max_listed` ids in
-    /// lists, for tests.
-    #[cfg(test)]
-    pub(crate) fn with_max_listed(max_listed: usize) -> RunningIndex {
-        RunningIndex {
-            max_listed,
-            ..RunningIndex::default()
-        }
     }
 
     /// The listed running executions, in id order, for tests.

@@ -654,7 +654,9 @@ fn list_running(
             listed.select_nth_unstable(wanted);
             listed.truncate(wanted);
         }
-        let own = own_entries(db, after.as_deref(), wanted)?;
+        let own = index_ids(db, keys::RUNNING_ENTRY, after.as_deref())
+            .take(wanted)
+            .collect::<Result<Vec<_>, _>>()?;
         let entries_done = own.len() < wanted;
         let mut round = listed;
         round.extend(own.iter().map(String::as_str));
@@ -678,14 +680,14 @@ fn list_running(
     Ok(records)
 }
 
-/// The ids of the first `count` running executions with an entry of their own after
+/// The ids of the `u/` index entries under `prefix` (`u/` and a status byte) after
 /// `after`, in id order.
-fn own_entries(
-    db: &sled::Db,
+fn index_ids<'a>(
+    db: &'a sled::Db,
+    prefix: &'a [u8],
     after: Option<&str>,
-    count: usize,
-) -> Result<Vec<String>, StoreError> {
-    let mut start = keys::RUNNING_ENTRY.to_vec();
+) -> impl Iterator<Item = Result<String, StoreError>> + 'a {
+    let mut start = prefix.to_vec();
     let start = match after {
         Some(after) => {
             start.extend_from_slice(after.as_bytes());
@@ -693,15 +695,11 @@ fn own_entries(
         }
         None => Bound::Included(start),
     };
-    let mut ids = Vec::new();
-    for key in db.range((start, Bound::Unbounded)).keys() {
-        let key = key.map_err(sled_error)?;
-        if ids.len() >= count || !key.starts_with(keys::RUNNING_ENTRY) {
-            break;
-        }
-        ids.push(keys::parse_unfinished(keys::RUNNING_ENTRY, &key)?);
-    }
-    Ok(ids)
+    db.range((start, Bound::Unbounded))
+        .keys()
+        .map(|key| key.map_err(sled_error))
+        .take_while(move |key| key.as_ref().map_or(true, |key| key.starts_with(prefix)))
+        .map(move |key| keys::parse_unfinished(prefix, &key?))
 }
 
 /// A read of the tree that notes what it read, so that it waits only for the syncs of
@@ -994,22 +992,11 @@ impl Store for SledStore {
             }
             if let Some(prefix) = filter.status.and_then(keys::unfinished_prefix) {
                 // An unfinished status: its index, never the finished executions.
-                let mut start = prefix.clone();
-                let start = match &filter.after {
-                    Some(after) => {
-                        start.extend_from_slice(after.as_bytes());
-                        Bound::Excluded(start)
-                    }
-                    None => Bound::Included(start),
-                };
-                for key in db.range((start, Bound::Unbounded)).keys() {
-                    let key = key.map_err(sled_error)?;
-                    if records.len() >= limit || !key.starts_with(&prefix) {
+                for id in index_ids(db, &prefix, filter.after.as_deref()) {
+                    if records.len() >= limit {
                         break;
                     }
-                    let id = keys::parse_unfinished(&prefix, &key)?;
-                    let record_key = keys::execution(&id);
-                    if let Some(record) = writer::load(db, &record_key)? {
+                    if let Some(record) = writer::load(db, &keys::execution(&id?))? {
                         if filter.matches(&record) {
                             records.push(record);
                         }

@@ -394,7 +394,7 @@ where
     let size = requests.len();
     // Sized for a group of commits of different executions, the common large group, so
     // that the maps do not grow (and rehash) step by step.
-    let list = (applier.group + 1, 0);
+    let list = applier.group + 1;
     let mut group = Group {
         db: &applier.db,
         recent: &applier.recent,
@@ -1677,8 +1677,9 @@ mod tests {
                 answer.try_recv().expect("answered").expect("accepted");
             })
         }
+        // The disk's index is made on this thread.
+        crate::running::TEST_MAX_LISTED.with(|max| max.set(max_listed));
         let mut disk = temporary();
-        disk.applier.running = RunningIndex::with_max_listed(max_listed);
         let db = &disk.applier.db.clone();
         let mut rng = fastrand::Rng::with_seed(8);
         let mut moved = 0;
