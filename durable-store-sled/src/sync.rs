@@ -65,6 +65,10 @@ struct Synced {
     /// Set when a group failed: nothing applied after the last durable group will be
     /// synced, and readers stop waiting for it.
     failed: bool,
+    /// How many readers wait for a sync. std's `Condvar::notify_all` is a system call
+    /// even with no one waiting, and a group's answers wait for it: most groups have no
+    /// reader waiting.
+    waiters: usize,
 }
 
 impl Visibility {
@@ -75,6 +79,7 @@ impl Visibility {
                 number: group,
                 pending: WrittenKeys::default(),
                 failed: false,
+                waiters: 0,
             }),
             changed: Condvar::new(),
             applied: AtomicU64::new(group),
@@ -94,14 +99,25 @@ impl Visibility {
         self.lock().number
     }
 
+    /// How many readers wait for a sync.
+    #[cfg(test)]
+    pub(crate) fn waiters(&self) -> usize {
+        self.lock().waiters
+    }
+
     /// Group `number` (the one applied last) and every group before it are durable.
     pub(crate) fn durable(&self, number: u64) {
         let mut state = self.lock();
         state.number = number;
         // Freed once readers may go on.
         let written = std::mem::take(&mut state.pending);
+        // Read under the lock: a reader that starts waiting after it is released finds
+        // the new number first.
+        let waiting = state.waiters > 0;
         drop(state);
-        self.changed.notify_all();
+        if waiting {
+            self.changed.notify_all();
+        }
         drop(written);
     }
 
@@ -146,7 +162,9 @@ impl Visibility {
     fn wait_for(&self, group: u64) {
         let mut state = self.lock();
         while state.number < group && !state.failed {
+            state.waiters += 1;
             state = self.changed.wait(state).unwrap_or_else(|e| e.into_inner());
+            state.waiters -= 1;
         }
     }
 

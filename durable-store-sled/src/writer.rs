@@ -1950,6 +1950,33 @@ mod tests {
     }
 
     #[test]
+    fn a_read_waiting_for_a_sync_goes_on_once_its_group_is_durable() {
+        let mut disk = temporary();
+        let visibility = disk.applier.visibility.clone();
+        let (create, _) = Request::create(record("a", 0, None), Vec::new()).unwrap();
+        let applied = apply_group(&mut disk.applier, vec![create]);
+        let (done, returned) = mpsc::channel();
+        let reader = {
+            let visibility = visibility.clone();
+            std::thread::spawn(move || {
+                visibility.wait_reads(&[keys::execution("a")], &[]);
+                done.send(()).unwrap();
+            })
+        };
+        // Until the reader waits: a reader that comes after the sync needs no wake-up.
+        while visibility.waiters() == 0 {
+            std::thread::yield_now();
+        }
+        assert!(returned.try_recv().is_err(), "went on before the sync");
+        disk.syncer.finish(applied);
+        returned
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .expect("the sync wakes the waiting reader");
+        reader.join().unwrap();
+        assert_eq!(visibility.waiters(), 0);
+    }
+
+    #[test]
     fn after_a_failed_sync_later_groups_fail_and_reads_stop_waiting() {
         let mut disk = temporary();
         let visibility = disk.applier.visibility.clone();
