@@ -1965,9 +1965,9 @@ mod tests {
         };
         // Until the reader waits: a reader that comes after the sync needs no wake-up.
         while visibility.waiters() == 0 {
+            assert!(returned.try_recv().is_err(), "went on before the sync");
             std::thread::yield_now();
         }
-        assert!(returned.try_recv().is_err(), "went on before the sync");
         disk.syncer.finish(applied);
         returned
             .recv_timeout(std::time::Duration::from_secs(30))
