@@ -409,6 +409,46 @@ async fn shadowing_and_field_moves_at_the_edges_resume_everywhere() {
     );
 }
 
+#[derive(Clone, Serialize, Deserialize)]
+pub enum Shape {
+    Dot,
+    Rect { w: u32, h: u32 },
+}
+
+#[durable]
+async fn shorthand_field_patterns(ctx: Ctx, shape: Shape) -> (u32, u32, u32) {
+    // `w` is still needed after the match, and the arm's shorthand `w` hides it: the arm's
+    // binding is emitted under a fresh name, so the field's name must be written.
+    let w = 1000u32;
+    let area = match shape.clone() {
+        Shape::Rect { w, mut h } => {
+            h += ctx.step_infallible("grow", move || async move { h }).await;
+            w * h
+        }
+        Shape::Dot => 0,
+    };
+    // Nothing hidden here: the pattern stays shorthand.
+    let width = if let Shape::Rect { w: _, h } = shape {
+        ctx.step_infallible("h", move || async move { h + 1 }).await
+    } else {
+        0
+    };
+    (area, width, w)
+}
+
+#[tokio::test]
+async fn shorthand_field_patterns_bind_their_fields_and_keep_hidden_locals() {
+    // h = 3 + 3 = 6, area = 2 * 6; width = 3 + 1; the outer `w` is untouched.
+    assert_eq!(
+        run(shorthand_field_patterns, Shape::Rect { w: 2, h: 3 }).await,
+        (12, 4, 1000)
+    );
+    assert_eq!(
+        run(shorthand_field_patterns, Shape::Dot).await,
+        (0, 0, 1000)
+    );
+}
+
 #[durable]
 async fn parked_and_taken_back_in_one_block(ctx: Ctx, n: u32) -> (u32, String) {
     let x = n;

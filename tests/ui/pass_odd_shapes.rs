@@ -69,4 +69,45 @@ pub async fn patterns(ctx: Ctx, _: u32, (a, b): (u32, u32), _: (u8, u8), r#in: u
     sum + a + b + u32::from(r#in)
 }
 
+#[derive(serde::Serialize, serde::Deserialize)]
+pub enum Shape {
+    Dot,
+    Rect { w: u32, h: u32 },
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct Pair {
+    pub left: u32,
+    pub right: Vec<u8>,
+}
+
+/// Shorthand field patterns (`Rect { w, mut h }`, `Pair { left, right }`) whose
+/// bindings cross a point, in a `match`, an `if let`, a `let` and a `while let`: the
+/// expansion must not make them `w: w` (`non_shorthand_field_patterns`).
+#[durable]
+pub async fn shorthand_fields(ctx: Ctx, shape: Shape, pairs: Vec<Pair>) -> u32 {
+    let area = match shape {
+        Shape::Rect { w, mut h } => {
+            h += ctx.step_infallible("grow", || async { 1u32 }).await;
+            w * h
+        }
+        Shape::Dot => 0,
+    };
+    let mut total = area;
+    let mut pairs = pairs;
+    let Pair { left: first, right } = Pair { left: 1, right: vec![2] };
+    let Pair { left, mut right } = Pair { left: first, right };
+    right.push(ctx.step_infallible("push", || async { 3u8 }).await);
+    total += left + right.len() as u32;
+    if let Some(Pair { left, right }) = pairs.pop() {
+        let extra = ctx.step_infallible("last", || async { 2u32 }).await;
+        total += left + extra + right.len() as u32;
+    }
+    while let Some(Pair { left, right }) = pairs.pop() {
+        ctx.step_infallible("pair", || async {}).await;
+        total += left + right.len() as u32;
+    }
+    total
+}
+
 fn main() {}

@@ -457,6 +457,12 @@ impl Expander<'_> {
                         out.extend(quote!(#m #id));
                     }
                 }
+                Piece::FieldName(b) => {
+                    if self.cfg.places.renamed.contains(b) {
+                        let id = &self.cfg.bindings[*b].ident;
+                        out.extend(quote!(#id :));
+                    }
+                }
                 Piece::Unreachable => out.extend(quote!(::core::unreachable!())),
             }
         }

@@ -410,8 +410,18 @@ impl VisitMut for BindHoles<'_, '_, '_> {
             }
             Pat::Struct(s) => {
                 for field in &mut s.fields {
-                    // `Point { x }` must become `Point { x: <hole> }`.
                     if field.colon_token.is_none() {
+                        // `Point { x }` becomes `Point { <field name hole> <hole> }`: the
+                        // field's name is written only if the binding is renamed.
+                        if let Pat::Ident(p) = &*field.pat {
+                            if let Some(&b) = self.names.get(&p.ident.to_string()) {
+                                let name = self.l.holes.hole_tokens(Hole::FieldName(b));
+                                self.visit_pat_mut(&mut field.pat);
+                                let pat = &field.pat;
+                                *field.pat = Pat::Verbatim(quote!(#name #pat));
+                                continue;
+                            }
+                        }
                         field.colon_token = Some(Default::default());
                     }
                     self.visit_pat_mut(&mut field.pat);

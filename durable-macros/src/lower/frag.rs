@@ -22,6 +22,8 @@ pub(super) enum Hole {
     Unreachable,
     /// A pattern's binding.
     Bind(BindingId),
+    /// The field name before a shorthand field pattern's binding.
+    FieldName(BindingId),
 }
 
 /// The holes of one workflow.
@@ -105,6 +107,7 @@ impl Holes {
             Hole::Outcome(p) => Piece::Outcome(*p),
             Hole::Unreachable => Piece::Unreachable,
             Hole::Bind(b) => Piece::Bind(*b),
+            Hole::FieldName(b) => Piece::FieldName(*b),
         }
     }
 }

@@ -298,6 +298,10 @@ pub enum Piece {
     /// A pattern's binding (with its `mut`, when by value): the user's identifier, or a
     /// fresh one when the binding hides a local that must be parked first.
     Bind(BindingId),
+    /// Before the binding of a shorthand field pattern (`Point { x }`): `x:` when the
+    /// binding is emitted under a fresh name, nothing otherwise, so that the pattern stays
+    /// shorthand (`x: x` would draw `non_shorthand_field_patterns` on the user's code).
+    FieldName(BindingId),
 }
 
 impl Frag {
