@@ -190,3 +190,61 @@ async fn a_running_execution_can_be_described() {
     assert_eq!(h.result().await.unwrap(), "t:7");
     engine.shutdown().await;
 }
+
+/// Returns a value that JSON cannot hold.
+#[durable]
+async fn wide(ctx: Ctx, n: u128) -> (u128, u32) {
+    let small = ctx.step_infallible("small", || async { 5u32 }).await;
+    (u128::MAX - n, small)
+}
+
+#[durable]
+async fn narrow(ctx: Ctx, n: u32) -> u32 {
+    ctx.step_infallible("add", move || async move { n + 1 })
+        .await
+}
+
+/// An output without a JSON form is shown as unreadable, with why, and the rest of the
+/// description still comes: it is not damage, and the result reads back intact. Without
+/// a registered version, an output in a codec that is not self-describing says so too.
+#[tokio::test]
+async fn an_output_without_a_json_form_is_unreadable_not_corrupt() {
+    let store = Arc::new(MemoryStore::new());
+    let engine = EngineBuilder::with_store(store.clone())
+        .register(wide)
+        .register(narrow)
+        .open()
+        .await
+        .unwrap();
+    let h = engine.start(wide, "wide", 1).await.unwrap();
+    assert_eq!(h.result().await.unwrap(), (u128::MAX - 1, 5));
+    let d = engine.describe("wide").await.unwrap();
+    assert_eq!(d.status, Status::Completed);
+    assert_eq!(d.output, None);
+    let why = d
+        .output_unreadable
+        .expect("says why the output is not shown");
+    assert!(why.contains("out of range"), "{why}");
+    assert!(!d.history.is_empty(), "the rest is described");
+
+    let h = engine.start(narrow, "narrow", 1).await.unwrap();
+    assert_eq!(h.result().await.unwrap(), 2);
+    let d = engine.describe("narrow").await.unwrap();
+    assert_eq!(d.output, Some(serde_json::json!(2)));
+    assert_eq!(d.output_unreadable, None);
+    engine.shutdown().await;
+
+    // No version of `narrow` registered: its bincode output cannot be shown.
+    let engine = EngineBuilder::with_store(store.clone())
+        .register(wide)
+        .open()
+        .await
+        .unwrap();
+    let d = engine.describe("narrow").await.unwrap();
+    assert_eq!(d.output, None);
+    let why = d
+        .output_unreadable
+        .expect("says why the output is not shown");
+    assert!(why.contains("no registered version"), "{why}");
+    engine.shutdown().await;
+}

@@ -62,6 +62,10 @@ pub struct Description {
     /// The output decoded to JSON, once the workflow returned (completed, or failed by
     /// returning `Err`).
     pub output: Option<serde_json::Value>,
+    /// Why `output` is `None` although the workflow returned: the registered code cannot
+    /// decode it, or it has no JSON form (a `u128` above `u64::MAX`, a map with keys that
+    /// are not strings or numbers). The rest is still shown, as for an unreadable local.
+    pub output_unreadable: Option<String>,
     /// The retained operation history, oldest first.
     pub history: Vec<HistoryEntry>,
     /// Why `history` and `callbacks` are empty although there may be some: the store
@@ -299,13 +303,21 @@ pub(super) async fn describe(shared: &Arc<Shared>, id: &str) -> Result<Descripti
             }
         }
     };
-    let output = match (&record.output, &version) {
-        (Some(bytes), Some(v)) => Some((v.output_json)(bytes).map_err(|e| Error::Corrupt {
-            id: id.to_owned(),
-            message: format!("the stored output cannot be read: {e}"),
-        })?),
-        (Some(bytes), None) => crate::codec::value_to_json(bytes).ok(),
-        (None, _) => None,
+    let (output, output_unreadable) = match (&record.output, &version) {
+        (Some(bytes), Some(v)) => match (v.output_json)(bytes) {
+            Ok(json) => (Some(json), None),
+            Err(e) => (None, Some(format!("the output cannot be shown as JSON: {e}"))),
+        },
+        (Some(bytes), None) => match crate::codec::value_to_json(bytes) {
+            Ok(json) => (Some(json), None),
+            Err(e) => (
+                None,
+                Some(format!(
+                    "no registered version reads this output, and it cannot be shown without one: {e}"
+                )),
+            ),
+        },
+        (None, _) => (None, None),
     };
     Ok(Description {
         id: record.id,
@@ -324,6 +336,7 @@ pub(super) async fn describe(shared: &Arc<Shared>, id: &str) -> Result<Descripti
         children,
         children_omitted,
         output,
+        output_unreadable,
         history,
         store_unavailable,
         created_at: record.created_at,
